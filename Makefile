@@ -1,0 +1,100 @@
+# mfa-operator
+
+IMG ?= mfa-operator:dev
+# The control plane's version follows client-go in go.mod (v0.X.Y -> v1.X.Y).
+K8S_VERSION ?= $(shell awk '$$1 == "k8s.io/client-go" { sub(/^v0\./, "v1.", $$2); print $$2 }' go.mod)
+KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/$(K8S_VERSION)
+CONTROLLER_GEN ?= go tool controller-gen
+GO_TEST_FLAGS ?= -count=1 -timeout 30m
+
+export KUBEBUILDER_ASSETS
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Generate the CRDs and RBAC from the API types and markers.
+	$(CONTROLLER_GEN) rbac:roleName=mfa-operator crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: ## Generate deepcopy functions.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: ## Fail when generated files are stale or code is not gofmt-clean.
+	hack/verify.sh
+
+.PHONY: control-plane
+control-plane: ## Build kube-apiserver, etcd and kubectl into bin/k8s/ (once).
+	hack/build-k8s.sh
+
+.PHONY: deps
+deps: ## Install the system packages tests and the demo use (nginx, oathtool, zbarimg, chromium, wrk).
+	hack/install-deps.sh
+
+.PHONY: test
+test: verify vet control-plane deps ## Run every test against a real API server, nginx and Chromium.
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 1m).
+	hack/fuzz.sh $(or $(FUZZTIME),1m)
+
+.PHONY: bench
+bench: control-plane deps ## Print the performance figures.
+	hack/bench.sh
+
+##@ Run
+
+.PHONY: build
+build: ## Build bin/mfa-operator.
+	go build -o bin/mfa-operator .
+
+.PHONY: run
+run: ## Run the controller against the current kubeconfig.
+	go run . controller
+
+.PHONY: demo
+demo: build control-plane deps ## Run the whole product locally (control plane, operator, challenge server, nginx, sample app).
+	hack/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## Stop everything make demo started.
+	hack/demo.sh down
+
+##@ Deployment
+
+.PHONY: docker-build
+docker-build: ## Build the image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+.PHONY: install
+install: ## Install the CRDs into the current cluster.
+	kubectl apply -k config/crd
+
+.PHONY: uninstall
+uninstall: ## Remove the CRDs from the current cluster.
+	kubectl delete -k config/crd
+
+.PHONY: deploy
+deploy: ## Deploy the operator with image IMG.
+	cd config/manager && kubectl kustomize . >/dev/null && cd ../.. && \
+	kubectl kustomize config/default | sed 's|image: mfa-operator:latest|image: $(IMG)|' | kubectl apply -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the operator.
+	kubectl delete -k config/default
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -1,0 +1,36 @@
+package v1alpha1
+
+// Condition types.
+const (
+	// ReadyCondition is True when the object is valid and in force.
+	ReadyCondition = "Ready"
+	// StalledCondition is True when the object cannot become Ready without a
+	// change from its author (a configuration error); the controller does not
+	// retry it until the object or something it references changes.
+	StalledCondition = "Stalled"
+)
+
+// Condition reasons.
+const (
+	// ReasonSucceeded: the object is valid and compiled into the bundle.
+	ReasonSucceeded = "Succeeded"
+	// ReasonInvalidExpression: a rule's `when` does not compile, is not a
+	// bool, or is too expensive.
+	ReasonInvalidExpression = "InvalidExpression"
+	// ReasonInvalidSpec: a value the schema cannot check is wrong.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonProviderNotFound: a rule names an MFAProvider that does not exist.
+	ReasonProviderNotFound = "ProviderNotFound"
+	// ReasonProviderNotReady: a rule names an MFAProvider that is not Ready.
+	ReasonProviderNotReady = "ProviderNotReady"
+	// ReasonSecretNotFound: a referenced Secret does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretKeyNotFound: a referenced Secret lacks the key.
+	ReasonSecretKeyNotFound = "SecretKeyNotFound"
+	// ReasonDuoCheckFailed: Duo refused the credentials.
+	ReasonDuoCheckFailed = "DuoCheckFailed"
+	// ReasonDuoUnreachable: Duo could not be reached; retried with backoff.
+	ReasonDuoUnreachable = "DuoUnreachable"
+	// ReasonProgressing: the controller is working on the object.
+	ReasonProgressing = "Progressing"
+)

@@ -1,0 +1,275 @@
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Action is what a rule decides.
+// +kubebuilder:validation:Enum=Allow;RequireMFA;Deny
+type Action string
+
+const (
+	// ActionAllow lets the request through without a second factor.
+	ActionAllow Action = "Allow"
+	// ActionRequireMFA lets the request through once the user has answered
+	// one of the rule's providers.
+	ActionRequireMFA Action = "RequireMFA"
+	// ActionDeny refuses the request (403).
+	ActionDeny Action = "Deny"
+)
+
+// DefaultAction is what happens when no rule matches.
+// +kubebuilder:validation:Enum=Allow;Deny
+type DefaultAction string
+
+const (
+	DefaultAllow DefaultAction = "Allow"
+	DefaultDeny  DefaultAction = "Deny"
+)
+
+// DefaultRememberFor is how long a browser is remembered after a second
+// factor: once a month.
+const DefaultRememberFor = 720 * time.Hour
+
+// HeaderIdentity reads the user from headers set by the first-factor proxy
+// in front of the challenge server (oauth2-proxy, an ingress auth layer).
+type HeaderIdentity struct {
+	// User is the header holding the user's identifier (also used as email
+	// when it looks like one).
+	// +optional
+	// +kubebuilder:default=X-Auth-Request-Email
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +kubebuilder:validation:MaxLength=128
+	User string `json:"user,omitempty"`
+	// Groups is the header holding the user's groups, comma separated.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +kubebuilder:validation:MaxLength=128
+	Groups string `json:"groups,omitempty"`
+	// Name is the header holding the user's display name.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +kubebuilder:validation:MaxLength=128
+	Name string `json:"name,omitempty"`
+}
+
+// JWTIdentity reads the user from a signed JWT (an ID or access token).
+// +kubebuilder:validation:XValidation:rule="!(has(self.header) && has(self.cookie))",message="set at most one of header and cookie"
+type JWTIdentity struct {
+	// Issuer must equal the token's iss claim.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Issuer string `json:"issuer"`
+	// Audiences: the token's aud must contain at least one of them.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	Audiences []string `json:"audiences"`
+	// JWKSURL is where the issuer's signing keys are published.
+	// +required
+	// +kubebuilder:validation:Pattern=`^https?://`
+	JWKSURL string `json:"jwksURL"`
+	// Header holding the token; "Authorization" reads a Bearer token.
+	// Defaults to Authorization when no cookie is set.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	Header string `json:"header,omitempty"`
+	// Cookie holding the token.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.-]+$`
+	Cookie string `json:"cookie,omitempty"`
+	// UserClaim is the claim naming the user (default sub).
+	// +optional
+	UserClaim string `json:"userClaim,omitempty"`
+	// GroupsClaim is the claim listing the user's groups (default groups).
+	// +optional
+	GroupsClaim string `json:"groupsClaim,omitempty"`
+}
+
+// IdentitySpec says who the user is; the first factor happened upstream.
+// +kubebuilder:validation:XValidation:rule="has(self.header) != has(self.jwt)",message="set exactly one of identity.header and identity.jwt"
+type IdentitySpec struct {
+	// Header reads the user from request headers.
+	// +optional
+	Header *HeaderIdentity `json:"header,omitempty"`
+	// JWT reads the user from a signed token.
+	// +optional
+	JWT *JWTIdentity `json:"jwt,omitempty"`
+}
+
+// MultifactorSpec says which second factors a rule accepts and how long a
+// browser is remembered.
+type MultifactorSpec struct {
+	// Providers are MFAProvider names in the policy's namespace; the user may
+	// answer any of them.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=set
+	Providers []string `json:"providers"`
+	// RememberFor is how long a browser that answered is not asked again
+	// (the remembered-browser cookie). Default 720h, once a month.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	RememberFor *metav1.Duration `json:"rememberFor,omitempty"`
+	// IgnoreCookie: when true the remembered-browser cookie is not honoured,
+	// so every new browser session (or a newer login, for JWT identities)
+	// answers the second factor again.
+	// +optional
+	IgnoreCookie bool `json:"ignoreCookie,omitempty"`
+}
+
+// Rule decides when its `when` expression is true.
+// +kubebuilder:validation:XValidation:rule="self.action != 'RequireMFA' || has(self.multifactor)",message="a RequireMFA rule needs multifactor.providers"
+// +kubebuilder:validation:XValidation:rule="self.action == 'RequireMFA' || !has(self.multifactor)",message="multifactor is only allowed on a RequireMFA rule"
+type Rule struct {
+	// Name of the rule, unique in the policy; shown in logs and metrics.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// When is a CEL expression of type bool over `user` and `request`.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	When string `json:"when"`
+	// Action taken when `when` is true.
+	// +required
+	Action Action `json:"action"`
+	// Multifactor settings, required for RequireMFA.
+	// +optional
+	Multifactor *MultifactorSpec `json:"multifactor,omitempty"`
+}
+
+// MFAPolicySpec is one protected surface and its ordered rules.
+type MFAPolicySpec struct {
+	// Hosts served by this policy on the global /auth endpoint; also the
+	// hosts a browser may be sent back to after the challenge.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$`
+	Hosts []string `json:"hosts,omitempty"`
+	// Identity says how the user is known.
+	// +required
+	Identity IdentitySpec `json:"identity"`
+	// Rules are evaluated in order; the first whose `when` is true decides.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=map
+	// +listMapKey=name
+	Rules []Rule `json:"rules"`
+	// Default is the action when no rule matches.
+	// +optional
+	// +kubebuilder:default=Allow
+	Default DefaultAction `json:"default,omitempty"`
+}
+
+// MFAPolicyStatus is the observed state of an MFAPolicy.
+type MFAPolicyStatus struct {
+	// ObservedGeneration is the generation the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// AuthURL is the value for ingress-nginx's auth-url annotation.
+	// +optional
+	AuthURL string `json:"authURL,omitempty"`
+	// SigninURL is the value for ingress-nginx's auth-signin annotation.
+	// +optional
+	SigninURL string `json:"signinURL,omitempty"`
+	// RuleCount is the number of rules in force.
+	// +optional
+	RuleCount int32 `json:"ruleCount,omitempty"`
+}
+
+// MFAPolicy decides, rule by rule, when a request to a protected app needs a
+// second factor.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mfapol,categories=mfa
+// +kubebuilder:printcolumn:name="Rules",type=integer,JSONPath=`.status.ruleCount`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Auth URL",type=string,priority=1,JSONPath=`.status.authURL`
+type MFAPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the protected surface and its rules.
+	// +required
+	Spec MFAPolicySpec `json:"spec"`
+	// Status is the controller's verdict.
+	// +optional
+	Status MFAPolicyStatus `json:"status,omitempty"`
+}
+
+// MFAPolicyList is a list of MFAPolicy.
+// +kubebuilder:object:root=true
+type MFAPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MFAPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MFAPolicy{}, &MFAPolicyList{})
+}
+
+// GetRememberFor returns how long a browser is remembered (720h by default).
+func (m *MultifactorSpec) GetRememberFor() time.Duration {
+	if m == nil || m.RememberFor == nil || m.RememberFor.Duration <= 0 {
+		return DefaultRememberFor
+	}
+	return m.RememberFor.Duration
+}
+
+// GetDefault returns the action when no rule matches (Allow by default).
+func (s *MFAPolicySpec) GetDefault() Action {
+	if s.Default == DefaultDeny {
+		return ActionDeny
+	}
+	return ActionAllow
+}
+
+// GetUserHeader returns the header naming the user.
+func (h *HeaderIdentity) GetUserHeader() string {
+	if h == nil || h.User == "" {
+		return "X-Auth-Request-Email"
+	}
+	return h.User
+}
+
+// GetHeader returns the header holding the token, when no cookie is set.
+func (j *JWTIdentity) GetHeader() string {
+	if j.Header == "" && j.Cookie == "" {
+		return "Authorization"
+	}
+	return j.Header
+}
+
+// GetUserClaim returns the claim naming the user.
+func (j *JWTIdentity) GetUserClaim() string {
+	if j.UserClaim == "" {
+		return "sub"
+	}
+	return j.UserClaim
+}
+
+// GetGroupsClaim returns the claim listing the user's groups.
+func (j *JWTIdentity) GetGroupsClaim() string {
+	if j.GroupsClaim == "" {
+		return "groups"
+	}
+	return j.GroupsClaim
+}

@@ -1,0 +1,266 @@
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ProviderType is the kind of second factor.
+// +kubebuilder:validation:Enum=totp;duo
+type ProviderType string
+
+const (
+	// ProviderTOTP is a time-based one-time password (RFC 6238), as in Google Authenticator.
+	ProviderTOTP ProviderType = "totp"
+	// ProviderDuo is Duo Security (push or passcode) through Duo's Auth API.
+	ProviderDuo ProviderType = "duo"
+)
+
+// Multifactor names reported to apps (X-MFA-Multifactor, the assertion's
+// `multifactor` claim), as in the "multifactor" field of a user profile.
+const (
+	MultifactorGoogleAuthenticator = "google-authenticator"
+	MultifactorDuo                 = "duo"
+)
+
+// TOTPAlgorithm is the HMAC hash of a TOTP code.
+// +kubebuilder:validation:Enum=SHA1;SHA256;SHA512
+type TOTPAlgorithm string
+
+const (
+	TOTPAlgorithmSHA1   TOTPAlgorithm = "SHA1"
+	TOTPAlgorithmSHA256 TOTPAlgorithm = "SHA256"
+	TOTPAlgorithmSHA512 TOTPAlgorithm = "SHA512"
+)
+
+// DuoFactor is a way to answer a Duo challenge.
+// +kubebuilder:validation:Enum=push;passcode
+type DuoFactor string
+
+const (
+	DuoFactorPush     DuoFactor = "push"
+	DuoFactorPasscode DuoFactor = "passcode"
+)
+
+// FailMode says what happens when Duo cannot be reached.
+// +kubebuilder:validation:Enum=closed;open
+type FailMode string
+
+const (
+	// FailClosed refuses access when Duo cannot be reached.
+	FailClosed FailMode = "closed"
+	// FailOpen lets the user through without a second factor when Duo cannot
+	// be reached; the session is marked so that it never claims Duo.
+	FailOpen FailMode = "open"
+)
+
+// SecretKeySelector names a key of a Secret in the same namespace.
+type SecretKeySelector struct {
+	// Name of the Secret, in the namespace of the object that refers to it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key in the Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// TOTPSpec configures time-based one-time passwords. The defaults match
+// Google Authenticator, which ignores anything else.
+type TOTPSpec struct {
+	// Issuer is the account label shown in the authenticator app.
+	// Defaults to "mfa-operator".
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[^:]*$`
+	Issuer string `json:"issuer,omitempty"`
+	// Digits is the length of a code.
+	// +optional
+	// +kubebuilder:default=6
+	// +kubebuilder:validation:Enum=6;8
+	Digits *int32 `json:"digits,omitempty"`
+	// Period is how long a code is valid, e.g. 30s.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	Period *metav1.Duration `json:"period,omitempty"`
+	// Algorithm is the HMAC hash of a code.
+	// +optional
+	// +kubebuilder:default=SHA1
+	Algorithm TOTPAlgorithm `json:"algorithm,omitempty"`
+	// Skew is how many time steps either side of the current one are accepted.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=5
+	Skew *int32 `json:"skew,omitempty"`
+}
+
+// DuoSpec configures Duo Security through its Auth API v2.
+type DuoSpec struct {
+	// APIHost is the Duo API hostname of the account, e.g.
+	// api-xxxxxxxx.duosecurity.com.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$`
+	APIHost string `json:"apiHost"`
+	// IntegrationKeyRef names the Secret key holding the integration key (ikey).
+	// +required
+	IntegrationKeyRef SecretKeySelector `json:"integrationKeyRef"`
+	// SecretKeyRef names the Secret key holding the secret key (skey).
+	// +required
+	SecretKeyRef SecretKeySelector `json:"secretKeyRef"`
+	// Factors are the ways a user may answer: push, passcode.
+	// +optional
+	// +kubebuilder:default={push,passcode}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=2
+	// +listType=set
+	Factors []DuoFactor `json:"factors,omitempty"`
+	// FailMode says what happens when Duo cannot be reached: closed (refuse)
+	// or open (let the user through without a second factor, logged).
+	// +optional
+	// +kubebuilder:default=closed
+	FailMode FailMode `json:"failMode,omitempty"`
+	// CABundleRef names a Secret key holding PEM certificates to trust for
+	// the API host instead of the system roots (private proxies, tests).
+	// TLS verification is never turned off.
+	// +optional
+	CABundleRef *SecretKeySelector `json:"caBundleRef,omitempty"`
+}
+
+// MFAProviderSpec defines one second factor.
+// +kubebuilder:validation:XValidation:rule="self.type != 'duo' || has(self.duo)",message="spec.duo is required when type is duo"
+// +kubebuilder:validation:XValidation:rule="self.type == 'duo' || !has(self.duo)",message="spec.duo is only allowed when type is duo"
+// +kubebuilder:validation:XValidation:rule="self.type == 'totp' || !has(self.totp)",message="spec.totp is only allowed when type is totp"
+type MFAProviderSpec struct {
+	// Type of the second factor: totp (Google Authenticator and compatible
+	// apps) or duo (Duo Security).
+	// +required
+	Type ProviderType `json:"type"`
+	// TOTP settings, for type totp. Defaults match Google Authenticator.
+	// +optional
+	TOTP *TOTPSpec `json:"totp,omitempty"`
+	// Duo settings, required for type duo.
+	// +optional
+	Duo *DuoSpec `json:"duo,omitempty"`
+}
+
+// MFAProviderStatus is the observed state of an MFAProvider.
+type MFAProviderStatus struct {
+	// ObservedGeneration is the generation the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Multifactor is the name reported to apps when this provider was used:
+	// google-authenticator for totp, duo for duo.
+	// +optional
+	Multifactor string `json:"multifactor,omitempty"`
+}
+
+// MFAProvider is a second factor (TOTP or Duo) that MFAPolicy rules can require.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mfaprov,categories=mfa
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type MFAProvider struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec defines the second factor.
+	// +required
+	Spec MFAProviderSpec `json:"spec"`
+	// Status is the controller's verdict.
+	// +optional
+	Status MFAProviderStatus `json:"status,omitempty"`
+}
+
+// MFAProviderList is a list of MFAProvider.
+// +kubebuilder:object:root=true
+type MFAProviderList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MFAProvider `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MFAProvider{}, &MFAProviderList{})
+}
+
+// MultifactorName is the name reported to apps for this provider.
+func (s *MFAProviderSpec) MultifactorName() string {
+	if s.Type == ProviderDuo {
+		return MultifactorDuo
+	}
+	return MultifactorGoogleAuthenticator
+}
+
+// GetIssuer returns the issuer shown in authenticator apps.
+func (t *TOTPSpec) GetIssuer() string {
+	if t == nil || t.Issuer == "" {
+		return "mfa-operator"
+	}
+	return t.Issuer
+}
+
+// GetDigits returns the code length (6 by default).
+func (t *TOTPSpec) GetDigits() int {
+	if t == nil || t.Digits == nil {
+		return 6
+	}
+	return int(*t.Digits)
+}
+
+// GetPeriod returns the time step (30s by default).
+func (t *TOTPSpec) GetPeriod() time.Duration {
+	if t == nil || t.Period == nil || t.Period.Duration <= 0 {
+		return 30 * time.Second
+	}
+	return t.Period.Duration
+}
+
+// GetAlgorithm returns the HMAC hash (SHA1 by default).
+func (t *TOTPSpec) GetAlgorithm() TOTPAlgorithm {
+	if t == nil || t.Algorithm == "" {
+		return TOTPAlgorithmSHA1
+	}
+	return t.Algorithm
+}
+
+// GetSkew returns the accepted steps either side (1 by default).
+func (t *TOTPSpec) GetSkew() int {
+	if t == nil || t.Skew == nil {
+		return 1
+	}
+	return int(*t.Skew)
+}
+
+// GetFactors returns the allowed Duo factors (push and passcode by default).
+func (d *DuoSpec) GetFactors() []DuoFactor {
+	if d == nil || len(d.Factors) == 0 {
+		return []DuoFactor{DuoFactorPush, DuoFactorPasscode}
+	}
+	return d.Factors
+}
+
+// GetFailMode returns the fail mode (closed by default).
+func (d *DuoSpec) GetFailMode() FailMode {
+	if d == nil || d.FailMode == "" {
+		return FailClosed
+	}
+	return d.FailMode
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"strings"
+)
+
+// envOr returns the environment variable MFA_<NAME> (flag name upper-cased,
+// dashes as underscores) or def, so every flag can come from the
+// environment too.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv("MFA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+		return v
+	}
+	return def
+}
+
+// stringFlag declares a string flag whose default may come from the environment.
+func stringFlag(fs *flag.FlagSet, name, def, usage string) *string {
+	return fs.String(name, envOr(name, def), usage+" (env MFA_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+")")
+}
+
+// boolFlag declares a bool flag whose default may come from the environment.
+func boolFlag(fs *flag.FlagSet, name string, def bool, usage string) *bool {
+	v := envOr(name, "")
+	if v != "" {
+		def = v == "true" || v == "1"
+	}
+	return fs.Bool(name, def, usage+" (env MFA_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+")")
+}
+
+// commonFlags are shared by both modes: the controller passes them on to the
+// challenge Deployment it owns.
+type commonFlags struct {
+	namespace      *string
+	publicURL      *string
+	cookieDomain   *string
+	trustedProxies *string
+	insecureCookie *bool
+}
+
+func addCommonFlags(fs *flag.FlagSet) *commonFlags {
+	return &commonFlags{
+		namespace:      stringFlag(fs, "namespace", "mfa-system", "namespace of the challenge server, its bundle, keyring and enrolment Secrets"),
+		publicURL:      stringFlag(fs, "public-url", "", "external URL of the challenge server, e.g. https://auth.example.com"),
+		cookieDomain:   stringFlag(fs, "cookie-domain", "", "domain of the MFA cookies, e.g. example.com (empty: host-only)"),
+		trustedProxies: stringFlag(fs, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-*/X-Real-IP/X-Original-* headers are believed"),
+		insecureCookie: boolFlag(fs, "insecure-cookies", false, "drop the Secure attribute of cookies (local http demos only)"),
+	}
+}

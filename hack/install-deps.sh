@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that tests, the demo and the benchmarks use,
+# only when a command is missing.
+set -euo pipefail
+
+declare -A pkg_of=(
+  [nginx]=nginx
+  [oathtool]=oathtool
+  [zbarimg]=zbar-tools
+  [chromium]=chromium
+  [wrk]=wrk
+)
+missing=()
+for cmd in "${!pkg_of[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The packaged nginx service is not used; the tests and the demo run their own.
+if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+$sudo pkill -x nginx 2>/dev/null || true

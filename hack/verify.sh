@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Fails when generated files (CRDs, RBAC, deepcopy) are stale or Go code is
+# not gofmt-clean. It generates into a scratch folder and compares, so it
+# never rewrites the tree.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+go tool controller-gen rbac:roleName=mfa-operator crd paths="./..." \
+  output:crd:artifacts:config="$tmp/crd" output:rbac:artifacts:config="$tmp/rbac"
+mkdir -p "$tmp/api"
+cp -r api/. "$tmp/api/"
+go tool controller-gen object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+stale=0
+for f in $(cd "$tmp/api" && find . -name 'zz_generated*.go'); do
+  if ! cmp -s "api/$f" "$tmp/api/$f"; then
+    echo "stale: api/$f (run: make generate)" >&2
+    cp "$tmp/api/$f" "api/$f" # leave the tree as it was
+    stale=1
+  fi
+done
+diff -r "$tmp/crd" config/crd/bases >&2 || { echo "stale: config/crd/bases (run: make manifests)" >&2; stale=1; }
+diff "$tmp/rbac/role.yaml" config/rbac/role.yaml >&2 || { echo "stale: config/rbac/role.yaml (run: make manifests)" >&2; stale=1; }
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-clean (run: make fmt):" >&2
+  echo "$unformatted" >&2
+  stale=1
+fi
+exit $stale

@@ -1,0 +1,90 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+)
+
+// Names of the Secrets the controller writes in its namespace and the
+// challenge server reads.
+const (
+	BundleSecretName  = "mfa-bundle"
+	BundleKey         = "bundle.json"
+	BundleHashKey     = "hash"
+	KeyringSecretName = "mfa-keyring"
+	KeyringKey        = "keyring.json"
+	// BundleHashAnnotation on the challenge pod template rolls the pods when
+	// the bundle changes.
+	BundleHashAnnotation = "mfa.operator.dev/bundle-hash"
+)
+
+// Bundle is every Ready policy and provider, compiled by the controller for
+// the challenge server.
+type Bundle struct {
+	Policies  []BundlePolicy   `json:"policies"`
+	Providers []BundleProvider `json:"providers"`
+}
+
+// BundlePolicy is one MFAPolicy in force.
+type BundlePolicy struct {
+	Namespace  string                 `json:"namespace"`
+	Name       string                 `json:"name"`
+	Generation int64                  `json:"generation,omitempty"`
+	Spec       v1alpha1.MFAPolicySpec `json:"spec"`
+}
+
+// BundleProvider is one MFAProvider in force, with its credentials resolved.
+type BundleProvider struct {
+	Namespace string                   `json:"namespace"`
+	Name      string                   `json:"name"`
+	Spec      v1alpha1.MFAProviderSpec `json:"spec"`
+	Duo       *DuoCredentials          `json:"duo,omitempty"`
+}
+
+// DuoCredentials are a Duo provider's keys, read from its Secrets.
+type DuoCredentials struct {
+	IntegrationKey string `json:"integrationKey"`
+	SecretKey      string `json:"secretKey"`
+	CABundle       string `json:"caBundle,omitempty"`
+}
+
+// Key returns namespace/name.
+func (p *BundlePolicy) Key() string { return p.Namespace + "/" + p.Name }
+
+// Key returns namespace/name.
+func (p *BundleProvider) Key() string { return p.Namespace + "/" + p.Name }
+
+// Marshal returns the bundle's canonical JSON (sorted by namespace/name)
+// and its content hash.
+func (b *Bundle) Marshal() (data []byte, hash string, err error) {
+	sort.Slice(b.Policies, func(i, j int) bool { return b.Policies[i].Key() < b.Policies[j].Key() })
+	sort.Slice(b.Providers, func(i, j int) bool { return b.Providers[i].Key() < b.Providers[j].Key() })
+	if b.Policies == nil {
+		b.Policies = []BundlePolicy{}
+	}
+	if b.Providers == nil {
+		b.Providers = []BundleProvider{}
+	}
+	data, err = json.Marshal(b)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(data)
+	return data, hex.EncodeToString(sum[:]), nil
+}
+
+// ParseBundle decodes a bundle and checks that it is whole: every policy
+// compiles and every provider it names is present. A bundle that fails is
+// refused as a whole so that the last good one stays in force.
+func ParseBundle(data []byte) (*Bundle, error) {
+	var b Bundle
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("decoding bundle: %w", err)
+	}
+	return &b, nil
+}

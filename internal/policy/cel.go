@@ -1,0 +1,161 @@
+// Package policy holds what the controller and the challenge server share:
+// the CEL environment of a rule's `when`, the compiled form of policies, and
+// the bundle the controller writes for the server.
+package policy
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/ext"
+	"k8s.io/apiserver/pkg/cel/library"
+)
+
+// User is the `user` variable of a rule.
+type User struct {
+	ID     string   `cel:"id"`
+	Email  string   `cel:"email"`
+	Name   string   `cel:"name"`
+	Groups []string `cel:"groups"`
+	Claims Claims   `cel:"claims"`
+}
+
+// Request is the `request` variable of a rule: the original request, not
+// the auth sub-request.
+type Request struct {
+	Host    string              `cel:"host"`
+	Path    string              `cel:"path"`
+	Method  string              `cel:"method"`
+	Scheme  string              `cel:"scheme"`
+	URL     string              `cel:"url"`
+	Headers map[string]string   `cel:"headers"`
+	Query   map[string][]string `cel:"query"`
+	IP      string              `cel:"ip"`
+	Time    time.Time           `cel:"time"`
+}
+
+const (
+	// MaxEstimatedCost refuses, at reconcile time, an expression whose worst
+	// case is too expensive to run on every request.
+	MaxEstimatedCost = 100_000
+	// MaxRuntimeCost stops an evaluation that goes beyond it (fail closed).
+	MaxRuntimeCost = 100_000
+
+	// Size bounds used by the cost estimator: the front door limits header
+	// sizes, so no string in a request is larger than this.
+	maxStringSize = 8 << 10
+	maxListSize   = 256
+)
+
+var (
+	envOnce sync.Once
+	env     *cel.Env
+	envErr  error
+)
+
+// Env returns the CEL environment of a rule's `when`. It is built once and
+// shared by the controller (to validate) and the challenge server (to
+// evaluate), so both accept exactly the same dialect: CEL with Kubernetes'
+// libraries (ip, cidr, url, regex, lists, quantity, format, semver) and the
+// strings extension.
+func Env() (*cel.Env, error) {
+	envOnce.Do(func() {
+		env, envErr = cel.NewEnv(
+			cel.DefaultUTCTimeZone(true),
+			cel.CrossTypeNumericComparisons(true),
+			cel.OptionalTypes(),
+			ext.Strings(ext.StringsVersion(2)),
+			ext.Sets(),
+			library.URLs(),
+			library.Regex(),
+			library.Lists(),
+			library.IP(),
+			library.CIDR(),
+			library.Quantity(),
+			library.Format(),
+			library.SemverLib(),
+			// Native types last: their provider wraps the libraries' types.
+			ext.NativeTypes(ext.ParseStructTags(true), reflect.TypeFor[User](), reflect.TypeFor[Request]()),
+			cel.Variable("user", cel.ObjectType("policy.User")),
+			cel.Variable("request", cel.ObjectType("policy.Request")),
+		)
+	})
+	return env, envErr
+}
+
+// CompileError is a rule expression that cannot be used; its message names
+// the position of the problem in the expression.
+type CompileError struct {
+	Reason  string // InvalidExpression
+	Message string
+}
+
+func (e *CompileError) Error() string { return e.Message }
+
+// Compile type-checks a `when` expression, checks its estimated cost and
+// returns a program ready to evaluate.
+func Compile(expr string) (cel.Program, error) {
+	e, err := Env()
+	if err != nil {
+		return nil, fmt.Errorf("building CEL environment: %w", err)
+	}
+	ast, iss := e.Compile(expr)
+	if iss.Err() != nil {
+		return nil, &CompileError{Message: iss.Err().Error()}
+	}
+	if ast.OutputType() != cel.BoolType {
+		return nil, &CompileError{Message: fmt.Sprintf("expression must be of type bool, not %s", ast.OutputType())}
+	}
+	est, err := e.EstimateCost(ast, &costEstimator{})
+	if err != nil {
+		return nil, &CompileError{Message: fmt.Sprintf("estimating cost: %v", err)}
+	}
+	if est.Max > MaxEstimatedCost {
+		return nil, &CompileError{Message: fmt.Sprintf("expression is too expensive: estimated cost %d exceeds the limit %d; simplify it (fewer regexes or list comprehensions over request data)", est.Max, MaxEstimatedCost)}
+	}
+	prg, err := e.Program(ast,
+		cel.EvalOptions(cel.OptOptimize),
+		cel.CostTracking(&library.CostEstimator{}),
+		cel.CostLimit(MaxRuntimeCost),
+	)
+	if err != nil {
+		return nil, &CompileError{Message: err.Error()}
+	}
+	return prg, nil
+}
+
+// Eval runs a compiled `when`. Any error (including the runtime cost limit)
+// is returned so that the caller fails closed.
+func Eval(prg cel.Program, vars *Vars) (bool, error) {
+	out, _, err := prg.Eval(vars)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("expression returned %s, not bool", out.Type())
+	}
+	return bool(b), nil
+}
+
+// costEstimator bounds the sizes of request data for the cost estimate and
+// adds Kubernetes' library costs.
+type costEstimator struct{ library.CostEstimator }
+
+func (c *costEstimator) EstimateSize(element checker.AstNode) *checker.SizeEstimate {
+	if s := c.CostEstimator.EstimateSize(element); s != nil {
+		return s
+	}
+	switch element.Type().Kind() {
+	case types.StringKind, types.BytesKind, types.DynKind:
+		return &checker.SizeEstimate{Min: 0, Max: maxStringSize}
+	case types.ListKind, types.MapKind:
+		return &checker.SizeEstimate{Min: 0, Max: maxListSize}
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/cel-go/cel"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+)
+
+// CompiledRule is a rule with its `when` ready to evaluate.
+type CompiledRule struct {
+	Name         string
+	Action       v1alpha1.Action
+	Providers    []string
+	RememberFor  time.Duration
+	IgnoreCookie bool
+	program      cel.Program
+}
+
+// Matches evaluates the rule's `when`; an error means fail closed.
+func (r *CompiledRule) Matches(vars *Vars) (bool, error) {
+	return Eval(r.program, vars)
+}
+
+// CompiledPolicy is a policy whose rules all compiled.
+type CompiledPolicy struct {
+	Namespace string
+	Name      string
+	Spec      v1alpha1.MFAPolicySpec
+	Rules     []CompiledRule
+	Default   v1alpha1.Action
+}
+
+// FieldError is a problem with one field of a policy, for status messages.
+type FieldError struct {
+	Field   string // e.g. spec.rules[1].when
+	Rule    string // the rule's name, when the field is in a rule
+	Reason  string // a v1alpha1 reason constant
+	Message string
+}
+
+func (e *FieldError) Error() string {
+	if e.Rule != "" {
+		return fmt.Sprintf("rule %q (%s): %s", e.Rule, e.Field, e.Message)
+	}
+	return fmt.Sprintf("%s: %s", e.Field, e.Message)
+}
+
+// CompilePolicy compiles every rule of a policy. The first problem is
+// returned as a *FieldError naming the rule, the field and, for CEL, the
+// position in the expression.
+func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*CompiledPolicy, error) {
+	cp := &CompiledPolicy{
+		Namespace: namespace,
+		Name:      name,
+		Spec:      *spec,
+		Rules:     make([]CompiledRule, 0, len(spec.Rules)),
+		Default:   spec.GetDefault(),
+	}
+	seen := make(map[string]bool, len(spec.Rules))
+	for i := range spec.Rules {
+		r := &spec.Rules[i]
+		field := fmt.Sprintf("spec.rules[%d]", i)
+		if seen[r.Name] {
+			return nil, &FieldError{Field: field + ".name", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "duplicate rule name"}
+		}
+		seen[r.Name] = true
+		prg, err := Compile(r.When)
+		if err != nil {
+			var ce *CompileError
+			if errors.As(err, &ce) {
+				return nil, &FieldError{Field: field + ".when", Rule: r.Name, Reason: v1alpha1.ReasonInvalidExpression, Message: ce.Message}
+			}
+			return nil, err
+		}
+		cr := CompiledRule{Name: r.Name, Action: r.Action, program: prg}
+		if r.Action == v1alpha1.ActionRequireMFA {
+			if r.Multifactor == nil || len(r.Multifactor.Providers) == 0 {
+				return nil, &FieldError{Field: field + ".multifactor.providers", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "a RequireMFA rule needs at least one provider"}
+			}
+			cr.Providers = r.Multifactor.Providers
+			cr.RememberFor = r.Multifactor.GetRememberFor()
+			cr.IgnoreCookie = r.Multifactor.IgnoreCookie
+		}
+		cp.Rules = append(cp.Rules, cr)
+	}
+	return cp, nil
+}
+
+// Decide returns the first rule whose `when` is true, or nil when none
+// matches (the policy's default applies). An evaluation error is returned
+// with the rule it happened in, so the caller can fail closed.
+func (p *CompiledPolicy) Decide(vars *Vars) (*CompiledRule, error) {
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		ok, err := r.Matches(vars)
+		if err != nil {
+			return r, fmt.Errorf("rule %q: %w", r.Name, err)
+		}
+		if ok {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
