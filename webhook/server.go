@@ -1,0 +1,233 @@
+// Package webhook is the challenge server the front door asks about every
+// protected request: /auth decisions, the challenge pages, sessions and the
+// keys apps verify assertions with.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/webhook/totp"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Namespace holds the bundle, keyring and enrolment Secrets (cluster mode).
+	Namespace string
+	// PublicURL is the challenge server's external URL, e.g.
+	// https://auth.example.com; challenge URLs are built from it.
+	PublicURL string
+	// CookieDomain is the domain of the MFA cookies (empty: host-only).
+	CookieDomain string
+	// TrustedProxies are the peers whose X-Forwarded-*, X-Real-IP,
+	// X-Original-* and identity headers are believed.
+	TrustedProxies []netip.Prefix
+	// InsecureCookies drops the Secure attribute (local http demos only).
+	InsecureCookies bool
+	// ListenAddr is the address Run listens on (default :8080).
+	ListenAddr string
+	// ConfigDir, when set, selects standalone mode: MFAPolicy, MFAProvider
+	// and Secret objects are read from YAML/JSON files there and the
+	// directory is polled for changes.
+	ConfigDir string
+	// DataDir holds the standalone keyring (keyring.json, generated 0600
+	// when absent) and enrolment store.
+	DataDir string
+	// Client is the cluster client (cluster mode); nil in standalone mode.
+	Client client.Client
+	// Store keeps enrolments.
+	Store store.Store
+	// Now is the clock (time.Now by default).
+	Now func() time.Time
+	// Logger receives structured logs (slog.Default by default).
+	Logger *slog.Logger
+	// Lockout bounds failed second-factor attempts.
+	Lockout totp.Lockout
+}
+
+// Identity is who the first factor says the user is.
+type Identity struct {
+	User policy.User
+	// AuthTime is when the user logged in upstream (JWT auth_time, else
+	// iat); zero when the identity source does not say.
+	AuthTime time.Time
+	// Source is the identity source: "header" or "jwt".
+	Source string
+}
+
+// SessionMode says what a session proves.
+type SessionMode int
+
+const (
+	// SessionVerified: the user answered the provider.
+	SessionVerified SessionMode = iota
+	// SessionFailOpen: the provider could not be reached and its fail mode
+	// is open. The session lets the user through for this browser session
+	// but never claims the factor (no X-MFA-Multifactor, no amr) and is
+	// never remembered.
+	SessionFailOpen
+)
+
+// ErrDenied is returned by requiredRule when the request being returned to
+// is denied by a rule or by the policy's default.
+var ErrDenied = errors.New("denied by policy")
+
+// Server is the challenge server.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	now       func() time.Time
+	publicURL *url.URL
+
+	snap    atomic.Pointer[Snapshot]
+	loadErr atomic.Pointer[loadError]
+
+	metrics    *metrics
+	cookies    *cookieCache
+	assertions *assertionCache
+	verifiers  *verifierRegistry
+
+	// totp verifies and enrols TOTP codes against the store.
+	totp *totp.Authenticator
+
+	handler http.Handler
+}
+
+// NewServer checks the options and builds a server. Configuration is
+// loaded by Run (or Load, in tests).
+func NewServer(opts Options) (*Server, error) {
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = ":8080"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Store == nil {
+		return nil, errors.New("no enrolment store configured")
+	}
+	s := &Server{
+		opts: opts,
+		log:  opts.Logger,
+		now:  opts.Now,
+	}
+	if opts.PublicURL != "" {
+		u, err := url.Parse(opts.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("--public-url %q is not an absolute http(s) URL, e.g. https://auth.example.com", opts.PublicURL)
+		}
+		u.Path = strings.TrimSuffix(u.Path, "/")
+		s.publicURL = u
+	}
+	s.metrics = newMetrics()
+	s.cookies = newCookieCache(cookieCacheSize)
+	s.assertions = newAssertionCache()
+	s.verifiers = newVerifierRegistry(s)
+	s.snap.Store(emptySnapshot())
+	s.totp = &totp.Authenticator{
+		Store:   opts.Store,
+		Keyring: s.keyring,
+		Now:     opts.Now,
+		Lockout: opts.Lockout,
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/auth/{namespace}/{policy}", s.handleAuth)
+	mux.HandleFunc("/auth", s.handleAuth)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	s.registerChallengeRoutes(mux)
+	return mux
+}
+
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 32 << 10
+	// maxBodyBytes bounds every request body (challenge forms are small).
+	maxBodyBytes  = 64 << 10
+	shutdownGrace = 10 * time.Second
+)
+
+// Run loads the configuration, keeps it up to date and serves until ctx is
+// cancelled, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.opts.ListenAddr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a given listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	loaderDone := make(chan error, 1)
+	go func() { loaderDone <- s.watch(ctx) }()
+
+	srv := &http.Server{
+		Handler:           http.MaxBytesHandler(s.handler, maxBodyBytes),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	s.log.Info("challenge server listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-serveErr:
+		cancel()
+		<-loaderDone
+		return err
+	case err := <-loaderDone:
+		shutdown(srv, s.log)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+		shutdown(srv, s.log)
+		<-loaderDone
+		return nil
+	}
+}
+
+func shutdown(srv *http.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("graceful shutdown did not finish", "error", err)
+	}
+}
