@@ -14,6 +14,9 @@ missing=()
 for cmd in "${!pkg_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
 done
+# nginx's set-misc module gives set_escape_uri, which ingress-nginx's
+# rendering of auth-signin uses (the demo and the end-to-end tests).
+[ -f /usr/lib/nginx/modules/ngx_http_set_misc_module.so ] || missing+=(libnginx-mod-http-set-misc)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -1,0 +1,481 @@
+#!/usr/bin/env bash
+# The whole product on one machine, every part a local process on 127.0.0.1:
+# etcd + kube-apiserver (hack/cluster.sh), the CRDs and RBAC from config/,
+# the operator (`mfa-operator controller --manage-deployment=false`), the
+# challenge server (`mfa-operator webhook`, in cluster mode, as its
+# Deployment would run it), the sample app, and nginx in front of it
+# configured as ingress-nginx renders auth-url/auth-signin.
+#
+#   hack/demo.sh up [--detach] [--no-samples]
+#                        start everything; in the foreground (default) it runs
+#                        until Ctrl-C and then stops everything
+#   hack/demo.sh down [--purge]
+#                        stop everything (--purge also deletes the state)
+#   hack/demo.sh restart controller|webhook|nginx|sampleapp
+#   hack/demo.sh status  what runs
+#   hack/demo.sh env     the settings of the running demo (KEY=VALUE)
+#
+# Settings (environment; defaults in brackets):
+#   DEMO_STATE [tmp/demo]   state: certificates, etcd data, logs, pid files
+#   DEMO_HOST [app.localhost] DEMO_PORT [18080]   where nginx serves the app
+#   DEMO_WEBHOOK_PORT [18090] DEMO_APP_PORT [18070]
+#   DEMO_METRICS_PORT [18091] DEMO_PROBE_PORT [18092]   the controller's
+#   DEMO_APISERVER_PORT [16443] DEMO_ETCD_PORT [12379] DEMO_ETCD_PEER_PORT [12380]
+#   DEMO_NAMESPACE [mfa-system]  the operator's namespace
+#   DEMO_POLICY [the first MFAPolicy in DEMO_SAMPLES, else apps/admin]
+#                            namespace/name of the policy nginx asks about
+#   DEMO_SAMPLES [config/samples]  applied after start-up (unless --no-samples)
+#   DEMO_USER [ana@example.com] DEMO_PASSWORD [random]   first-factor login
+#   DEMO_USER2 [bob@example.com] DEMO_PASSWORD2 [random] a second login
+#   DEMO_BIN [bin/mfa-operator]  the operator binary (built when missing)
+#   DEMO_COMPONENTS [controller webhook sampleapp nginx]  what runs besides
+#                            the control plane (tests of one part start fewer)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/cluster.sh
+. "$root/hack/cluster.sh"
+
+demo_settings() {
+  cluster_settings
+  DEMO_HOST=${DEMO_HOST:-app.localhost}
+  DEMO_PORT=${DEMO_PORT:-18080}
+  DEMO_WEBHOOK_PORT=${DEMO_WEBHOOK_PORT:-18090}
+  DEMO_APP_PORT=${DEMO_APP_PORT:-18070}
+  DEMO_METRICS_PORT=${DEMO_METRICS_PORT:-18091}
+  DEMO_PROBE_PORT=${DEMO_PROBE_PORT:-18092}
+  DEMO_NAMESPACE=${DEMO_NAMESPACE:-mfa-system}
+  DEMO_SAMPLES=${DEMO_SAMPLES-$root/config/samples}
+  DEMO_BIN=${DEMO_BIN:-$root/bin/mfa-operator}
+  DEMO_USER=${DEMO_USER:-ana@example.com}
+  DEMO_USER2=${DEMO_USER2:-bob@example.com}
+  DEMO_URL=http://$DEMO_HOST:$DEMO_PORT
+  if [ -z "${DEMO_POLICY:-}" ]; then
+    DEMO_POLICY=$(sample_policy || true)
+    DEMO_POLICY=${DEMO_POLICY:-apps/admin}
+  fi
+  POLICY_NS=${DEMO_POLICY%%/*}
+  POLICY_NAME=${DEMO_POLICY#*/}
+  DEMO_COMPONENTS=${DEMO_COMPONENTS:-controller webhook sampleapp nginx}
+  ENV_FILE=$STATE/demo.env
+}
+
+# wants NAME is true when component NAME is in DEMO_COMPONENTS.
+wants() { [[ " $DEMO_COMPONENTS " == *" $1 "* ]]; }
+
+# sample_policy prints namespace/name of the first MFAPolicy in DEMO_SAMPLES.
+sample_policy() {
+  [ -n "$DEMO_SAMPLES" ] && [ -d "$DEMO_SAMPLES" ] || return 1
+  find "$DEMO_SAMPLES" -name '*.yaml' -print0 | sort -z | xargs -0 cat | awk '
+    /^---/ { if (kind == "MFAPolicy" && name != "") { print ns "/" name; exit } kind = ""; name = ""; ns = "default"; meta = 0; next }
+    BEGIN { ns = "default" }
+    /^kind:/ { kind = $2 }
+    /^metadata:/ { meta = 1; next }
+    /^[^ ]/ { meta = 0 }
+    meta && /^  name:/ { name = $2 }
+    meta && /^  namespace:/ { ns = $2 }
+    END { if (kind == "MFAPolicy" && name != "") print ns "/" name }' | head -n 1
+}
+
+kubectl_admin() { KUBECONFIG=$KUBECONFIG_ADMIN "$KUBECTL" "$@"; }
+
+check_demo_tools() {
+  command -v nginx >/dev/null || die "nginx is missing; run: make deps"
+  [ -f /usr/lib/nginx/modules/ngx_http_set_misc_module.so ] ||
+    die "nginx's set-misc module (libnginx-mod-http-set-misc) is missing; run: make deps"
+  command -v openssl >/dev/null || die "openssl is missing; run: make deps"
+  command -v go >/dev/null || die "go is missing"
+}
+
+build_binaries() {
+  mkdir -p "$STATE/bin"
+  if { wants controller || wants webhook; } && [ ! -x "$DEMO_BIN" ]; then
+    log "building $DEMO_BIN"
+    (cd "$root" && go build -o "$DEMO_BIN" .)
+  fi
+  if wants sampleapp; then (cd "$root" && go build -o "$STATE/bin/sampleapp" ./hack/sampleapp); fi
+}
+
+# ensure_passwords keeps the first-factor passwords in the state directory,
+# so a restarted demo keeps its logins.
+ensure_passwords() {
+  local f=$STATE/passwords
+  if [ ! -s "$f" ]; then
+    (
+      umask 077
+      printf '%s\n%s\n' "${DEMO_PASSWORD:-$(openssl rand -hex 8)}" "${DEMO_PASSWORD2:-$(openssl rand -hex 8)}" >"$f"
+    )
+  fi
+  DEMO_PASSWORD=${DEMO_PASSWORD:-$(sed -n 1p "$f")}
+  DEMO_PASSWORD2=${DEMO_PASSWORD2:-$(sed -n 2p "$f")}
+  mkdir -p "$STATE/nginx"
+  (
+    umask 077
+    printf '%s:%s\n%s:%s\n' \
+      "$DEMO_USER" "$(openssl passwd -apr1 "$DEMO_PASSWORD")" \
+      "$DEMO_USER2" "$(openssl passwd -apr1 "$DEMO_PASSWORD2")" >"$STATE/nginx/htpasswd"
+  )
+}
+
+# render_deploy_manifests prints config/default (else config/crd and
+# config/rbac) without Deployments: here the operator and the challenge
+# server run as local processes.
+render_deploy_manifests() {
+  local dir
+  if [ -f "$root/config/default/kustomization.yaml" ]; then
+    kubectl_admin kustomize "$root/config/default"
+  else
+    for dir in crd rbac; do
+      if [ -f "$root/config/$dir/kustomization.yaml" ]; then
+        kubectl_admin kustomize "$root/config/$dir"
+        echo "---"
+      fi
+    done
+  fi | awk '
+    function flush() { if (doc != "" && kind != "Deployment") printf "%s---\n", doc; doc = ""; kind = "" }
+    /^---/ { flush(); next }
+    /^kind:/ { kind = $2 }
+    { doc = doc $0 "\n" }
+    END { flush() }'
+}
+
+# service_account_of KIND prints the serviceAccountName of the Deployment
+# config/default would create for the controller.
+controller_service_account() {
+  [ -f "$root/config/default/kustomization.yaml" ] || return 1
+  kubectl_admin kustomize "$root/config/default" | awk '
+    /^---/ { kind = "" }
+    /^kind:/ { kind = $2 }
+    kind == "Deployment" && /serviceAccountName:/ { print $2; exit }'
+}
+
+install_manifests() {
+  log "applying CRDs and RBAC from config/"
+  if [ -f "$root/config/crd/kustomization.yaml" ]; then
+    kubectl_admin apply --server-side --force-conflicts -k "$root/config/crd" >/dev/null
+  else
+    kubectl_admin apply --server-side --force-conflicts -f "$root/config/crd/bases" >/dev/null
+  fi
+  kubectl_admin create namespace "$DEMO_NAMESPACE" --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
+  local rendered
+  rendered=$(render_deploy_manifests)
+  if [ -n "$rendered" ]; then
+    printf '%s\n' "$rendered" | kubectl_admin apply --server-side --force-conflicts -f - >/dev/null
+  fi
+  kubectl_admin wait --for=condition=Established --timeout=60s \
+    crd/mfapolicies.mfa.operator.dev crd/mfaproviders.mfa.operator.dev >/dev/null
+}
+
+# credentials writes the kubeconfigs of the controller and the challenge
+# server: a token of the ServiceAccount their Deployment would run as when
+# config/ declares one (so RBAC is exercised as in a cluster), else admin.
+credentials() {
+  local sa
+  sa=$(controller_service_account || true)
+  if [ -n "$sa" ] && kubectl_admin -n "$DEMO_NAMESPACE" get serviceaccount "$sa" >/dev/null 2>&1; then
+    write_token_kubeconfig "$STATE/kubeconfig-controller" \
+      "$(kubectl_admin -n "$DEMO_NAMESPACE" create token "$sa" --duration=168h)"
+    log "the controller runs as ServiceAccount $DEMO_NAMESPACE/$sa"
+  else
+    cp "$KUBECONFIG_ADMIN" "$STATE/kubeconfig-controller"
+    log "config/ declares no controller ServiceAccount; the controller runs as admin"
+  fi
+  sa=${DEMO_WEBHOOK_SERVICE_ACCOUNT:-mfa-challenge}
+  if kubectl_admin -n "$DEMO_NAMESPACE" get serviceaccount "$sa" >/dev/null 2>&1; then
+    write_token_kubeconfig "$STATE/kubeconfig-webhook" \
+      "$(kubectl_admin -n "$DEMO_NAMESPACE" create token "$sa" --duration=168h)"
+    log "the challenge server runs as ServiceAccount $DEMO_NAMESPACE/$sa"
+  else
+    cp "$KUBECONFIG_ADMIN" "$STATE/kubeconfig-webhook"
+    log "no ServiceAccount $DEMO_NAMESPACE/$sa; the challenge server runs as admin"
+  fi
+}
+
+common_flags() {
+  printf '%s\n' \
+    "--namespace=$DEMO_NAMESPACE" \
+    "--public-url=$DEMO_URL" \
+    "--cookie-domain=${DEMO_COOKIE_DOMAIN:-}" \
+    "--trusted-proxies=127.0.0.1/32" \
+    "--insecure-cookies=true"
+}
+
+start_controller() {
+  local flags
+  mapfile -t flags < <(common_flags)
+  KUBECONFIG=$STATE/kubeconfig-controller start_proc controller "$DEMO_BIN" controller "${flags[@]}" \
+    --manage-deployment=false \
+    --kubeconfig="$STATE/kubeconfig-controller" \
+    --metrics-bind-address="127.0.0.1:$DEMO_METRICS_PORT" \
+    --health-probe-bind-address="127.0.0.1:$DEMO_PROBE_PORT"
+  wait_for controller "the controller's /readyz" 90 http_ok "http://127.0.0.1:$DEMO_PROBE_PORT/readyz"
+}
+
+start_webhook() {
+  local flags
+  mapfile -t flags < <(common_flags)
+  KUBECONFIG=$STATE/kubeconfig-webhook start_proc webhook "$DEMO_BIN" webhook "${flags[@]}" \
+    --listen="127.0.0.1:$DEMO_WEBHOOK_PORT"
+  wait_for webhook "the challenge server's /readyz" 90 http_ok "http://127.0.0.1:$DEMO_WEBHOOK_PORT/readyz"
+}
+
+start_sampleapp() {
+  start_proc sampleapp "$STATE/bin/sampleapp" --listen="127.0.0.1:$DEMO_APP_PORT"
+  wait_for sampleapp "the sample app's /healthz" 30 http_ok "http://127.0.0.1:$DEMO_APP_PORT/healthz"
+}
+
+# response_header_lines renders auth-response-headers as ingress-nginx does.
+response_header_lines() {
+  local i=0 h var
+  IFS=',' read -ra hs <<<"${DEMO_AUTH_RESPONSE_HEADERS:-X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion}"
+  for h in "${hs[@]}"; do
+    var=$(printf '%s' "$h" | tr 'A-Z-' 'a-z_')
+    # shellcheck disable=SC2016 # nginx variables, not shell ones
+    printf '            auth_request_set $authHeader%d $upstream_http_%s;\n' "$i" "$var"
+    printf "            proxy_set_header '%s' \$authHeader%d;\n" "$h" "$i"
+    i=$((i + 1))
+  done
+}
+
+render_nginx() {
+  local conf=$STATE/nginx/nginx.conf tmpl=$root/hack/nginx/nginx.conf.tmpl
+  local auth_url="http://127.0.0.1:$DEMO_WEBHOOK_PORT/auth/$POLICY_NS/$POLICY_NAME"
+  local signin_url="$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME"
+  local signin_loc user_directive=""
+  signin_loc="@$(printf '%s%s' / "$signin_url" | sha1sum | cut -c1-40)"
+  # As root the workers would otherwise switch to "nobody", which cannot
+  # read the state directory; as any other user nginx keeps the user.
+  if [ "$(id -u)" -eq 0 ]; then user_directive="user root root;"; fi
+  mkdir -p "$STATE/nginx/tmp"
+  local headers
+  headers=$(response_header_lines)
+  awk -v headers="$headers" '$0 == "@AUTH_RESPONSE_HEADERS@" { print headers; next } { print }' "$tmpl" |
+    sed -e "s|@STATE@|$STATE|g" \
+      -e "s|@USER_DIRECTIVE@|$user_directive|g" \
+      -e "s|@PORT@|$DEMO_PORT|g" \
+      -e "s|@HOST@|$DEMO_HOST|g" \
+      -e "s|@APP_PORT@|$DEMO_APP_PORT|g" \
+      -e "s|@WEBHOOK_PORT@|$DEMO_WEBHOOK_PORT|g" \
+      -e "s|@AUTH_HOST@|127.0.0.1:$DEMO_WEBHOOK_PORT|g" \
+      -e "s|@AUTH_URL@|$auth_url|g" \
+      -e "s|@SIGNIN_URL@|$signin_url|g" \
+      -e "s|@SIGNIN_LOCATION@|$signin_loc|g" \
+      -e "s|@RESPONSE_HEADERS@|${DEMO_AUTH_RESPONSE_HEADERS:-X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion}|g" \
+      >"$conf"
+  nginx -q -t -p "$STATE/nginx" -c "$conf" -e stderr 2>&1 | grep -v 'syntax is ok\|test is successful' >&2 || true
+  nginx -q -t -p "$STATE/nginx" -c "$conf" -e stderr >/dev/null 2>&1 || die "nginx rejects $conf"
+}
+
+start_nginx() {
+  render_nginx
+  start_proc nginx "$(command -v nginx)" -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -e stderr
+  # Any answer (401: the first factor is asked for) means nginx serves.
+  wait_for nginx "nginx on $DEMO_URL" 30 curl -sS -o /dev/null --max-time 2 \
+    --resolve "$DEMO_HOST:$DEMO_PORT:127.0.0.1" "$DEMO_URL/"
+}
+
+apply_samples() {
+  if [ -z "$DEMO_SAMPLES" ] || [ ! -d "$DEMO_SAMPLES" ]; then
+    log "no samples in ${DEMO_SAMPLES:-(none)}; apply an MFAProvider and an MFAPolicy yourself"
+    return 0
+  fi
+  log "applying $DEMO_SAMPLES"
+  local ns
+  awk '/^  namespace:/ { print $2 }' "$DEMO_SAMPLES"/*.yaml | sort -u | while read -r ns; do
+    kubectl_admin create namespace "$ns" --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
+  done
+  if [ -f "$DEMO_SAMPLES/kustomization.yaml" ]; then
+    kubectl_admin apply -k "$DEMO_SAMPLES"
+  else
+    kubectl_admin apply -f "$DEMO_SAMPLES"
+  fi
+  kubectl_admin wait --for=condition=Ready mfapolicy --all -A --timeout=60s
+}
+
+write_env() {
+  (
+    umask 077
+    cat >"$ENV_FILE" <<EOF
+DEMO_STATE=$STATE
+DEMO_URL=$DEMO_URL
+DEMO_HOST=$DEMO_HOST
+DEMO_PORT=$DEMO_PORT
+DEMO_POLICY=$DEMO_POLICY
+DEMO_NAMESPACE=$DEMO_NAMESPACE
+DEMO_USER=$DEMO_USER
+DEMO_PASSWORD=$DEMO_PASSWORD
+DEMO_USER2=$DEMO_USER2
+DEMO_PASSWORD2=$DEMO_PASSWORD2
+DEMO_WEBHOOK_URL=http://127.0.0.1:$DEMO_WEBHOOK_PORT
+DEMO_APP_URL=http://127.0.0.1:$DEMO_APP_PORT
+DEMO_METRICS_URL=http://127.0.0.1:$DEMO_METRICS_PORT
+DEMO_PROBE_URL=http://127.0.0.1:$DEMO_PROBE_PORT
+DEMO_SIGNIN_URL=$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME
+DEMO_WEBHOOK_PORT=$DEMO_WEBHOOK_PORT
+DEMO_APP_PORT=$DEMO_APP_PORT
+DEMO_METRICS_PORT=$DEMO_METRICS_PORT
+DEMO_PROBE_PORT=$DEMO_PROBE_PORT
+DEMO_APISERVER_PORT=$DEMO_APISERVER_PORT
+DEMO_ETCD_PORT=$DEMO_ETCD_PORT
+DEMO_ETCD_PEER_PORT=$DEMO_ETCD_PEER_PORT
+DEMO_COMPONENTS=$DEMO_COMPONENTS
+DEMO_BIN=$DEMO_BIN
+KUBECONFIG=$KUBECONFIG_ADMIN
+KUBECTL=$KUBECTL
+APISERVER_URL=$APISERVER_URL
+EOF
+  )
+}
+
+print_next_steps() {
+  local kc="$KUBECTL --kubeconfig $KUBECONFIG_ADMIN"
+  cat <<EOF
+
+mfa-operator demo is ready.
+
+  Open            $DEMO_URL/
+  First factor    user $DEMO_USER  password $DEMO_PASSWORD
+                  (or $DEMO_USER2 / $DEMO_PASSWORD2)
+  Second factor   scan the QR code on the challenge page with an authenticator
+                  app (Google Authenticator, FreeOTP, ...), or read its key with
+                  zbarimg and: oathtool --totp -b KEY
+                  keep the recovery codes it shows; then enter a code
+
+  Policies        $kc get mfapolicies,mfaproviders -A -o wide
+  Edit and watch  $kc -n $POLICY_NS edit mfapolicy $POLICY_NAME
+  Logs            $STATE/logs/
+  Settings        $ENV_FILE
+EOF
+}
+
+demo_status() {
+  demo_settings
+  local n pid
+  for n in etcd kube-apiserver controller webhook sampleapp nginx; do
+    if pid=$(pid_of "$n"); then echo "$n: running (pid $pid)"; else echo "$n: stopped"; fi
+  done
+}
+
+demo_down() {
+  demo_settings
+  stop_proc nginx
+  stop_proc sampleapp
+  stop_proc webhook
+  stop_proc controller
+  cluster_down
+}
+
+on_up_failure() {
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    log "start-up failed; stopping what was started (logs stay in $STATE/logs)"
+    demo_down || true
+  fi
+  exit $rc
+}
+
+demo_up() {
+  local detach=false samples=true a
+  for a in "$@"; do
+    case "$a" in
+    --detach | -d) detach=true ;;
+    --no-samples) samples=false ;;
+    *) die "unknown option $a (usage: $0 up [--detach] [--no-samples])" ;;
+    esac
+  done
+  demo_settings
+  check_binaries
+  check_demo_tools
+  trap on_up_failure EXIT
+  local started=$SECONDS
+  build_binaries
+  ensure_passwords
+  cluster_up
+  install_manifests
+  credentials
+  if wants controller; then start_controller; fi
+  if wants webhook; then start_webhook; fi
+  if wants sampleapp; then start_sampleapp; fi
+  if wants nginx; then start_nginx; fi
+  write_env
+  if $samples && wants controller; then apply_samples; fi
+  trap - EXIT
+  log "ready in $((SECONDS - started))s"
+  print_next_steps
+  if $detach; then
+    echo "  Stop            $0 down   (or: make demo-down)"
+    return 0
+  fi
+  echo "  Stop            Ctrl-C"
+  supervise
+}
+
+# supervise waits until Ctrl-C or until a process dies, then stops everything.
+supervise() {
+  local stopping=false
+  trap 'stopping=true' INT TERM
+  local n
+  while ! $stopping; do
+    for n in etcd kube-apiserver $DEMO_COMPONENTS; do
+      if ! pid_of "$n" >/dev/null; then
+        log "$n exited; see $STATE/logs/$n.log"
+        stopping=true
+      fi
+    done
+    $stopping || { sleep 2 & wait $! || true; }
+  done
+  trap - INT TERM
+  log "stopping"
+  demo_down
+}
+
+# load_env takes the settings of the running demo (its demo.env) for those
+# not set in the environment, so restart and status need no repeated settings.
+load_env() {
+  local f=${DEMO_STATE:-$root/tmp/demo}/demo.env k v
+  [ -f "$f" ] || return 0
+  while IFS='=' read -r k v; do
+    case "$k" in
+    DEMO_*PORT | DEMO_COMPONENTS | DEMO_BIN | DEMO_HOST | DEMO_POLICY | DEMO_NAMESPACE | DEMO_USER | DEMO_USER2)
+      [ -n "${!k:-}" ] || export "$k=$v"
+      ;;
+    esac
+  done <"$f"
+}
+
+main() {
+  local cmd=${1:-up}
+  [ $# -eq 0 ] || shift
+  case "$cmd" in
+  up) demo_up "$@" ;;
+  down)
+    demo_down
+    if [ "${1:-}" = "--purge" ]; then rm -rf "$STATE"; fi
+    ;;
+  restart)
+    load_env
+    demo_settings
+    case "${1:-}" in
+    controller) stop_proc controller && start_controller ;;
+    webhook) stop_proc webhook && start_webhook ;;
+    nginx) stop_proc nginx && start_nginx ;;
+    sampleapp) stop_proc sampleapp && start_sampleapp ;;
+    *) die "usage: $0 restart controller|webhook|nginx|sampleapp" ;;
+    esac
+    ;;
+  status)
+    load_env
+    demo_status
+    ;;
+  env)
+    demo_settings
+    cat "$ENV_FILE"
+    ;;
+  *)
+    echo "usage: $0 up [--detach] [--no-samples] | down [--purge] | restart NAME | status | env" >&2
+    exit 2
+    ;;
+  esac
+}
+
+main "$@"
