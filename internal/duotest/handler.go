@@ -95,6 +95,14 @@ func (s *Server) answer(r *http.Request, rec *Request) (any, *duoError) {
 	failWith, hang := s.failWith, s.hang
 	s.mu.Unlock()
 	if hang != nil {
+		s.mu.Lock()
+		s.hanging++
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.hanging--
+			s.mu.Unlock()
+		}()
 		select {
 		case <-r.Context().Done():
 			return nil, &duoError{http.StatusServiceUnavailable, 50301, "Service unavailable", "client gave up"}

@@ -7,10 +7,12 @@ package duotest
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"log"
 	"net"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,6 +57,7 @@ type Server struct {
 	requests []Request
 	failWith int
 	hang     chan struct{} // non-nil while requests hang; closed to release them
+	hanging  int           // requests waiting on hang
 }
 
 type transaction struct {
@@ -127,6 +130,9 @@ func (s *Server) serve(ln net.Listener) {
 	srv.Listener = ln
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{s.pki.cert}, MinVersion: tls.VersionTLS12}
 	srv.Config.ReadHeaderTimeout = 10 * time.Second
+	// TLS handshake errors (a client refusing the certificate) go to the
+	// test's log, not to stderr.
+	srv.Config.ErrorLog = log.New(testWriter{s.t}, "duotest: ", 0)
 	srv.StartTLS()
 	s.srv = srv
 }
@@ -196,6 +202,13 @@ func (s *Server) Hang(on bool) {
 	}
 }
 
+// Hanging is how many requests are waiting because of Hang.
+func (s *Server) Hanging() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hanging
+}
+
 // Stop closes the listener and every connection: Duo is unreachable
 // (connection refused) until Start. Users, transactions and recorded
 // requests are kept.
@@ -229,6 +242,13 @@ func (s *Server) Start() {
 
 // Close stops the server for good; NewServer registers it with t.Cleanup.
 func (s *Server) Close() { s.Stop() }
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
 
 func randomString(n int, alphabet string) string {
 	b := make([]byte, n)
