@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,8 +93,13 @@ type Server struct {
 	now       func() time.Time
 	publicURL *url.URL
 
-	snap    atomic.Pointer[Snapshot]
-	loadErr atomic.Pointer[loadError]
+	snap atomic.Pointer[Snapshot]
+	// loadMu serialises loads; loader is what they share; status is the
+	// copy /readyz reads.
+	loadMu sync.Mutex
+	loader loaderState
+	status atomic.Pointer[loadStatus]
+	jwks   atomic.Pointer[jwksDoc]
 
 	metrics    *metrics
 	cookies    *cookieCache

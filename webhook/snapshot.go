@@ -1,12 +1,19 @@
 package webhook
 
 import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
+
+const defaultRememberFor = v1alpha1.DefaultRememberFor
 
 // Snapshot is the configuration in force: compiled policies, providers and
 // the keyring. It is immutable; a reload builds a new one and swaps it
@@ -20,14 +27,15 @@ type Snapshot struct {
 	Keyring *keyring.Keyring
 	// BundleHash identifies the bundle the snapshot was built from.
 	BundleHash string
-	// LoadedAt is when the snapshot was built.
+	// LoadedAt is when the bundle was loaded.
 	LoadedAt time.Time
 
-	byName     map[policyName]*policyEntry
-	byPolicy   map[*policy.CompiledPolicy]*policyEntry
-	exactHosts map[string]*policyEntry
-	// wildcardHosts maps a suffix (".example.com" for "*.example.com") to
-	// its policy.
+	byName   map[policyName]*policyEntry
+	byPolicy map[*policy.CompiledPolicy]*policyEntry
+	// exactHosts maps a host (with its port when the policy names one) to
+	// its policy; wildcardHosts maps a suffix (".example.com" for
+	// "*.example.com").
+	exactHosts    map[string]*policyEntry
 	wildcardHosts map[string]*policyEntry
 }
 
@@ -37,6 +45,35 @@ type policyName struct{ namespace, name string }
 // once per snapshot.
 type policyEntry struct {
 	compiled *policy.CompiledPolicy
+	key      string // namespace/name
+	// header or verifier is the identity source.
+	header   *headerSource
+	verifier *jwtVerifier
+	// needsHeaders / needsQuery: some rule reads request.headers /
+	// request.query, so they are decoded for it (and only then).
+	needsHeaders, needsQuery bool
+	rules                    []ruleInfo
+	// maxRemember is, per provider key, the longest rememberFor of the
+	// rules accepting it: how long its cookies live.
+	maxRemember   map[string]time.Duration
+	challengeBase string
+	counters      *decisionCounters
+}
+
+// ruleInfo is what the hot path needs of a rule beyond the compiled rule.
+type ruleInfo struct {
+	rule *policy.CompiledRule
+	// providerKeys are the namespace/name of the rule's providers in force.
+	providerKeys []string
+}
+
+func (e *policyEntry) ruleInfo(r *policy.CompiledRule) *ruleInfo {
+	for i := range e.rules {
+		if e.rules[i].rule == r {
+			return &e.rules[i]
+		}
+	}
+	return nil
 }
 
 func emptySnapshot() *Snapshot {
@@ -67,11 +104,26 @@ func (sn *Snapshot) PolicyForHost(host string) *policy.CompiledPolicy {
 	return nil
 }
 
+// Hosts returns every host named by a policy in force (wildcards as
+// "*.example.com"), for redirect checks.
+func (sn *Snapshot) Hosts() []string {
+	out := make([]string, 0, len(sn.exactHosts)+len(sn.wildcardHosts))
+	for h := range sn.exactHosts {
+		out = append(out, h)
+	}
+	for suffix := range sn.wildcardHosts {
+		out = append(out, "*"+suffix)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (sn *Snapshot) entryForHost(host string) *policyEntry {
-	host = strings.ToLower(host)
+	host = lowerASCII(host)
 	if e := sn.exactHosts[host]; e != nil {
 		return e
 	}
+	// Longest wildcard first: the suffix after each dot, left to right.
 	for i := 0; i < len(host); i++ {
 		if host[i] == '.' {
 			if e := sn.wildcardHosts[host[i:]]; e != nil {
@@ -80,6 +132,13 @@ func (sn *Snapshot) entryForHost(host string) *policyEntry {
 		}
 	}
 	return nil
+}
+
+func (sn *Snapshot) entryOf(p *policy.CompiledPolicy) *policyEntry {
+	if p == nil {
+		return nil
+	}
+	return sn.byPolicy[p]
 }
 
 // Provider returns the provider namespace/name, or nil.
@@ -93,3 +152,112 @@ func (s *Server) snapshot() *Snapshot { return s.snap.Load() }
 
 // keyring returns the keyring in force, nil before the first load.
 func (s *Server) keyring() *keyring.Keyring { return s.snap.Load().Keyring }
+
+// buildSnapshot compiles every policy of a bundle. One policy that does not
+// compile refuses the whole bundle, so that the last good one stays.
+func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyring) (*Snapshot, error) {
+	sn := emptySnapshot()
+	sn.Keyring, sn.BundleHash, sn.LoadedAt = kr, hash, s.now()
+	for i := range b.Providers {
+		p := &b.Providers[i]
+		sn.Providers[p.Key()] = p
+	}
+	hostOwners := map[string][]string{}
+	for i := range b.Policies {
+		bp := &b.Policies[i]
+		cp, err := policy.CompilePolicy(bp.Namespace, bp.Name, &bp.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("MFAPolicy %s: %w", bp.Key(), err)
+		}
+		e, err := s.newPolicyEntry(cp, sn.Providers)
+		if err != nil {
+			return nil, fmt.Errorf("MFAPolicy %s: %w", bp.Key(), err)
+		}
+		sn.Policies[e.key] = cp
+		sn.byName[policyName{cp.Namespace, cp.Name}] = e
+		sn.byPolicy[cp] = e
+		for _, h := range cp.Spec.Hosts {
+			h = lowerASCII(h)
+			hostOwners[h] = append(hostOwners[h], e.key)
+			if suffix, ok := strings.CutPrefix(h, "*"); ok {
+				sn.wildcardHosts[suffix] = e
+			} else {
+				sn.exactHosts[h] = e
+			}
+		}
+	}
+	// A host claimed by two policies is served by neither on /auth: which
+	// one was meant cannot be known, and the weaker must not win.
+	for h, owners := range hostOwners {
+		if len(owners) < 2 {
+			continue
+		}
+		s.log.Warn("host is listed by several MFAPolicies; /auth refuses it until one remains", "host", h, "policies", strings.Join(owners, ","))
+		if suffix, ok := strings.CutPrefix(h, "*"); ok {
+			delete(sn.wildcardHosts, suffix)
+		} else {
+			delete(sn.exactHosts, h)
+		}
+	}
+	return sn, nil
+}
+
+// withKeyring is the snapshot with another keyring.
+func (sn *Snapshot) withKeyring(kr *keyring.Keyring) *Snapshot {
+	c := *sn
+	c.Keyring = kr
+	return &c
+}
+
+// newPolicyEntry derives what the hot path needs of a compiled policy.
+// providers may be nil (a policy from an older snapshot): then the
+// providers in force now are used.
+func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]*policy.BundleProvider) (*policyEntry, error) {
+	if providers == nil {
+		providers = s.snapshot().Providers
+	}
+	e := &policyEntry{
+		compiled:    cp,
+		key:         cp.Namespace + "/" + cp.Name,
+		maxRemember: map[string]time.Duration{},
+		counters:    s.metrics.countersFor(cp.Namespace, cp.Name),
+	}
+	id := &cp.Spec.Identity
+	switch {
+	case id.Header != nil:
+		e.header = newHeaderSource(id.Header)
+	case id.JWT != nil:
+		if _, err := url.Parse(id.JWT.JWKSURL); err != nil {
+			return nil, fmt.Errorf("spec.identity.jwt.jwksURL: %w", err)
+		}
+		e.verifier = s.verifiers.get(id.JWT)
+		go e.verifier.keys.refreshIfOld(context.Background())
+	default:
+		return nil, fmt.Errorf("spec.identity: set one of header and jwt")
+	}
+	for _, r := range cp.Spec.Rules {
+		e.needsHeaders = e.needsHeaders || strings.Contains(r.When, "headers")
+		e.needsQuery = e.needsQuery || strings.Contains(r.When, "query")
+	}
+	e.rules = make([]ruleInfo, len(cp.Rules))
+	for i := range cp.Rules {
+		r := &cp.Rules[i]
+		ri := ruleInfo{rule: r}
+		for _, name := range r.Providers {
+			k := cp.Namespace + "/" + name
+			if providers[k] == nil {
+				s.log.Warn("rule names an MFAProvider that is not in force; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
+				continue
+			}
+			ri.providerKeys = append(ri.providerKeys, k)
+			e.maxRemember[k] = max(e.maxRemember[k], r.RememberFor)
+		}
+		e.rules[i] = ri
+	}
+	base := "/challenge/" + url.PathEscape(cp.Namespace) + "/" + url.PathEscape(cp.Name) + "?rd="
+	if s.publicURL != nil {
+		base = strings.TrimSuffix(s.publicURL.String(), "/") + base
+	}
+	e.challengeBase = base
+	return e, nil
+}

@@ -1,0 +1,163 @@
+package webhook
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/keyring"
+)
+
+const (
+	// assertionLifetime is how long an X-MFA-Assertion is valid.
+	assertionLifetime = 5 * time.Minute
+	// assertionRenewBefore: a cached assertion is signed again when it has
+	// less than this left, so apps always receive one valid for a while.
+	assertionRenewBefore = 2 * time.Minute
+	assertionCacheSize   = 10000
+)
+
+// assertionCache keeps the signed assertion of each (user, host, factors),
+// so that the hot path signs a few times per user and host every few
+// minutes, never per request.
+type assertionCache struct {
+	mu      sync.RWMutex
+	entries map[assertionKey]*signedAssertion
+}
+
+type assertionKey struct{ user, host, multifactor string }
+
+type signedAssertion struct {
+	token   string
+	kid     string
+	renewAt time.Time
+}
+
+func newAssertionCache() *assertionCache {
+	return &assertionCache{entries: map[assertionKey]*signedAssertion{}}
+}
+
+// assertion returns the signed X-MFA-Assertion of a decision: sub the
+// user, aud the host, multifactor and amr the claimed factors (empty when
+// none was needed), iat, exp; signed ES256 with the keyring's current
+// signing key, published at /.well-known/jwks.json.
+func (s *Server) assertion(kr *keyring.Keyring, user, host, multifactor string, now time.Time) string {
+	signers := kr.Signers()
+	if len(signers) == 0 {
+		return ""
+	}
+	signer := signers[0]
+	k := assertionKey{user, host, multifactor}
+	c := s.assertions
+	c.mu.RLock()
+	a := c.entries[k]
+	c.mu.RUnlock()
+	if a != nil && a.kid == signer.ID && now.Before(a.renewAt) {
+		return a.token
+	}
+
+	claims := jwt.MapClaims{
+		"sub":         user,
+		"aud":         host,
+		"iat":         now.Unix(),
+		"nbf":         now.Add(-time.Minute).Unix(),
+		"exp":         now.Add(assertionLifetime).Unix(),
+		"multifactor": splitNames(multifactor),
+		"amr":         amr(multifactor),
+	}
+	if s.publicURL != nil {
+		claims["iss"] = s.publicURL.String()
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	t.Header["kid"] = signer.ID
+	token, err := t.SignedString(signer.Key)
+	if err != nil {
+		s.log.Error("signing the MFA assertion", "error", err)
+		return ""
+	}
+	c.mu.Lock()
+	if len(c.entries) >= assertionCacheSize {
+		clear(c.entries)
+	}
+	c.entries[assertionKey{strings.Clone(user), strings.Clone(host), multifactor}] = &signedAssertion{
+		token: token, kid: signer.ID, renewAt: now.Add(assertionLifetime - assertionRenewBefore),
+	}
+	c.mu.Unlock()
+	return token
+}
+
+func splitNames(list string) []string {
+	if list == "" {
+		return []string{}
+	}
+	return strings.Split(list, ",")
+}
+
+// amr lists the authentication methods (RFC 8176) of the claimed factors:
+// "mfa" when there is any, "otp" for a one-time password app.
+func amr(multifactor string) []string {
+	if multifactor == "" {
+		return []string{}
+	}
+	out := []string{"mfa"}
+	if containsName(multifactor, v1alpha1.MultifactorGoogleAuthenticator) {
+		out = append(out, "otp")
+	}
+	return out
+}
+
+// jwksDoc caches the JWKS document of one keyring.
+type jwksDoc struct {
+	kr   *keyring.Keyring
+	body []byte
+}
+
+// handleJWKS publishes the public keys of every signing key in the
+// keyring, so that assertions signed with a key being rotated out still
+// verify.
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	kr := s.keyring()
+	if kr == nil {
+		http.Error(w, "no keyring loaded yet", http.StatusServiceUnavailable)
+		return
+	}
+	doc := s.jwks.Load()
+	if doc == nil || doc.kr != kr {
+		doc = &jwksDoc{kr: kr, body: jwksJSON(kr)}
+		s.jwks.Store(doc)
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(doc.body)
+}
+
+func jwksJSON(kr *keyring.Keyring) []byte {
+	type key struct {
+		Kty string `json:"kty"`
+		Crv string `json:"crv"`
+		X   string `json:"x"`
+		Y   string `json:"y"`
+		Kid string `json:"kid"`
+		Alg string `json:"alg"`
+		Use string `json:"use"`
+	}
+	set := struct {
+		Keys []key `json:"keys"`
+	}{Keys: []key{}}
+	for _, sg := range kr.Signers() {
+		pub, err := sg.Key.PublicKey.Bytes() // uncompressed point: 0x04 | X | Y
+		if err != nil || len(pub) != 65 {
+			continue
+		}
+		enc := base64.RawURLEncoding.EncodeToString
+		set.Keys = append(set.Keys, key{Kty: "EC", Crv: "P-256", X: enc(pub[1:33]), Y: enc(pub[33:]), Kid: sg.ID, Alg: "ES256", Use: "sig"})
+	}
+	b, _ := json.Marshal(set)
+	return b
+}

@@ -1,0 +1,269 @@
+package webhook
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// Response headers of an allowed request, for the front door to pass on to
+// the app (ingress-nginx auth-response-headers).
+const (
+	HeaderUser        = "X-Mfa-User"
+	HeaderMultifactor = "X-Mfa-Multifactor"
+	HeaderAssertion   = "X-Mfa-Assertion"
+)
+
+// handleAuth answers the front door about one protected request:
+// /auth/{namespace}/{policy}, or /auth choosing the policy by host.
+//
+//	200  allowed (X-MFA-User, X-MFA-Multifactor, X-MFA-Assertion)
+//	401  identity or second factor missing (Location: the challenge URL)
+//	403  denied by a rule, or the request cannot be judged
+//
+// Every failure is closed: never a 5xx for a decision.
+func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	d := s.decide(r)
+	s.respond(w, d)
+	if d.counters != nil {
+		d.counters[d.result].Inc()
+	} else {
+		s.metrics.decisions.WithLabelValues("", "", d.result.String()).Inc()
+	}
+	s.metrics.duration.Observe(time.Since(start).Seconds())
+	s.logDecision(r.Context(), d)
+}
+
+// decision is the answer to one auth request.
+type decision struct {
+	result   decisionResult
+	entry    *policyEntry
+	counters *decisionCounters
+	rule     *policy.CompiledRule
+	// user, multifactor and assertion are set when allowed.
+	user, multifactor, assertion string
+	// location is the challenge URL of a 401.
+	location string
+	// reason explains a refusal or an error (logged; the body of a 403).
+	reason string
+	err    error
+}
+
+func (s *Server) decide(r *http.Request) decision {
+	snap := s.snapshot()
+	if snap.Keyring == nil {
+		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
+	}
+	// Nothing an untrusted peer says about the original request is
+	// believed. Judging the auth request itself instead could allow what
+	// the original request would not, so the request is refused.
+	if !s.fromTrustedProxy(r) {
+		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
+	}
+	orig, err := parseOriginal(r)
+	if err != nil {
+		return decision{result: decisionRefused, reason: err.Error()}
+	}
+
+	var e *policyEntry
+	if ns := r.PathValue("namespace"); ns != "" {
+		name := r.PathValue("policy")
+		if e = snap.byName[policyName{ns, name}]; e == nil {
+			return decision{result: decisionRefused, reason: "no MFAPolicy " + ns + "/" + name + " is in force; check that it exists and is Ready (kubectl get mfapolicies -n " + ns + ")"}
+		}
+	} else if e = snap.entryForHost(orig.hostPort); e == nil && orig.hostPort != orig.host {
+		e = snap.entryForHost(orig.host)
+	}
+	if e == nil {
+		return decision{result: decisionRefused, reason: "no MFAPolicy lists the host " + orig.host + " in spec.hosts; use /auth/{namespace}/{policy} or add the host"}
+	}
+	d := decision{entry: e, counters: e.counters}
+
+	id, err := s.identifyWith(r, e)
+	if err != nil || id == nil {
+		d.result, d.err, d.location = decisionChallenge, err, s.challengeURL(e, orig.raw)
+		d.reason = "no identity"
+		return d
+	}
+
+	now := s.now()
+	req := buildRequest(r, e, orig, s.clientIP(r), now)
+	vars := policy.Vars{User: &id.User, Request: req}
+	rule, err := e.compiled.Decide(&vars)
+	d.rule = rule
+	if err != nil {
+		d.result, d.err, d.reason = decisionError, err, "rule evaluation failed"
+		return d
+	}
+	action := e.compiled.Default
+	var ri *ruleInfo
+	if rule != nil {
+		action = rule.Action
+		ri = e.ruleInfo(rule)
+	}
+	switch action {
+	case v1alpha1.ActionAllow:
+		d.result = decisionAllow
+	case v1alpha1.ActionRequireMFA:
+		if ri == nil || len(ri.providerKeys) == 0 {
+			d.result, d.reason = decisionError, "none of the rule's providers is in force"
+			return d
+		}
+		c, ok := s.checkSession(r, snap.Keyring, ri, id, now)
+		if !ok {
+			d.result, d.location, d.reason = decisionChallenge, s.challengeURL(e, orig.raw), "second factor required"
+			d.user = id.User.ID
+			return d
+		}
+		d.result, d.multifactor = decisionAllow, c.multifactor
+	default:
+		d.result, d.reason = decisionDeny, "denied"
+		d.user = id.User.ID
+		return d
+	}
+	d.user = id.User.ID
+	d.assertion = s.assertion(snap.Keyring, id.User.ID, orig.host, d.multifactor, now)
+	return d
+}
+
+// buildRequest is the `request` variable: the original request. Headers
+// and query are only decoded for policies whose rules read them.
+func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip interface{ String() string }, now time.Time) *policy.Request {
+	req := &policy.Request{
+		Host:   orig.host,
+		Path:   orig.path,
+		Method: orig.method,
+		Scheme: orig.url.Scheme,
+		URL:    orig.raw,
+		IP:     ip.String(),
+		Time:   now,
+	}
+	if e.needsHeaders {
+		req.Headers = make(map[string]string, len(r.Header))
+		for k, v := range r.Header {
+			req.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+		}
+	}
+	if e.needsQuery {
+		req.Query = orig.url.Query()
+	}
+	return req
+}
+
+func (s *Server) respond(w http.ResponseWriter, d decision) {
+	h := w.Header()
+	switch d.result {
+	case decisionAllow:
+		h[HeaderUser] = []string{d.user}
+		h[HeaderMultifactor] = []string{d.multifactor}
+		if d.assertion != "" {
+			h[HeaderAssertion] = []string{d.assertion}
+		}
+		w.WriteHeader(http.StatusOK)
+	case decisionChallenge:
+		if d.location != "" {
+			h["Location"] = []string{d.location}
+		}
+		h["Cache-Control"] = []string{"no-store"}
+		w.WriteHeader(http.StatusUnauthorized)
+	case decisionError:
+		// A rule that cannot be evaluated, a provider missing: refuse, and
+		// say no more than that to the client; the log has the details.
+		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte("forbidden: the policy could not be evaluated (see the challenge server's log)\n"))
+	default:
+		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		w.WriteHeader(http.StatusForbidden)
+		if d.result == decisionRefused {
+			_, _ = w.Write([]byte("forbidden: " + d.reason + "\n"))
+		} else {
+			_, _ = w.Write([]byte("forbidden\n"))
+		}
+	}
+}
+
+// challengeURL is <public-url>/challenge/{ns}/{policy}?rd=<original url>.
+func (s *Server) challengeURL(e *policyEntry, original string) string {
+	return e.challengeBase + url.QueryEscape(original)
+}
+
+func (s *Server) logDecision(ctx context.Context, d decision) {
+	switch {
+	case d.result == decisionError:
+		s.log.LogAttrs(ctx, slog.LevelError, "auth decision failed closed", d.attrs()...)
+	case d.result == decisionRefused:
+		s.log.LogAttrs(ctx, slog.LevelWarn, "auth request refused", d.attrs()...)
+	case d.err != nil:
+		s.log.LogAttrs(ctx, slog.LevelInfo, "auth identity refused", d.attrs()...)
+	case s.log.Enabled(ctx, slog.LevelDebug):
+		s.log.LogAttrs(ctx, slog.LevelDebug, "auth decision", d.attrs()...)
+	}
+}
+
+func (d *decision) attrs() []slog.Attr {
+	a := make([]slog.Attr, 0, 6)
+	a = append(a, slog.String("decision", d.result.String()))
+	if d.entry != nil {
+		a = append(a, slog.String("policy", d.entry.key))
+	}
+	if d.rule != nil {
+		a = append(a, slog.String("rule", d.rule.Name))
+	} else if d.entry != nil && d.result != decisionChallenge {
+		a = append(a, slog.String("rule", "(default)"))
+	}
+	if d.user != "" {
+		a = append(a, slog.String("user", d.user))
+	}
+	if d.reason != "" {
+		a = append(a, slog.String("reason", d.reason))
+	}
+	if d.err != nil {
+		a = append(a, slog.String("error", d.err.Error()))
+	}
+	return a
+}
+
+// requiredRule evaluates the policy for the request the browser will be
+// sent back to (original, from rd) and returns the RequireMFA rule that
+// asks for a second factor. nil, nil: no second factor is needed;
+// ErrDenied: a rule or the default denies; any other error: fail closed.
+func (s *Server) requiredRule(r *http.Request, p *policy.CompiledPolicy, id *Identity, original *url.URL) (*policy.CompiledRule, error) {
+	if id == nil {
+		return nil, ErrDenied
+	}
+	e := s.snapshot().entryOf(p)
+	if e == nil {
+		var err error
+		if e, err = s.newPolicyEntry(p, nil); err != nil {
+			return nil, err
+		}
+	}
+	orig, err := parseOriginalURL(original.String(), http.MethodGet)
+	if err != nil {
+		return nil, err
+	}
+	req := buildRequest(r, e, orig, s.clientIP(r), s.now())
+	rule, err := p.Decide(&policy.Vars{User: &id.User, Request: req})
+	if err != nil {
+		return nil, err
+	}
+	action := p.Default
+	if rule != nil {
+		action = rule.Action
+	}
+	switch action {
+	case v1alpha1.ActionRequireMFA:
+		return rule, nil
+	case v1alpha1.ActionAllow:
+		return nil, nil
+	}
+	return nil, ErrDenied
+}

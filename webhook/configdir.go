@@ -1,0 +1,306 @@
+package webhook
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/keyring"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+const (
+	// configPollInterval is how often the config directory is checked for
+	// changes (names, sizes and modification times).
+	configPollInterval = time.Second
+	keyringFileName    = "keyring.json"
+	maxConfigFileBytes = 4 << 20
+)
+
+// watchConfigDir loads the config directory and the keyring file, then
+// polls both for changes until ctx ends.
+func (s *Server) watchConfigDir(ctx context.Context) error {
+	var last uint64
+	t := time.NewTicker(configPollInterval)
+	defer t.Stop()
+	for {
+		fp := s.configFingerprint()
+		if fp != last {
+			last = fp
+			s.reloadConfigDir()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// reloadConfigDir loads the keyring file (generating it when absent) and
+// the objects of the config directory. Errors are recorded for /readyz
+// and logged; whatever is refused leaves the last good in force.
+func (s *Server) reloadConfigDir() {
+	if raw, err := s.readOrCreateKeyring(); err != nil {
+		s.refuseKeyring(err)
+	} else {
+		_ = s.applyKeyring(raw, filepath.Join(s.opts.DataDir, keyringFileName))
+	}
+
+	objs, err := readConfigDir(s.opts.ConfigDir)
+	if err != nil {
+		s.refuseBundle(fmt.Errorf("config directory %s refused: %w", s.opts.ConfigDir, err))
+		return
+	}
+	s.loadMu.Lock()
+	previous := s.loader.bundle
+	s.loadMu.Unlock()
+	b, verdicts := policy.BuildBundle(objs.policies, objs.providers, objs.secrets, previous)
+	s.logVerdicts(verdicts)
+	_, hash, err := b.Marshal()
+	if err != nil {
+		s.refuseBundle(fmt.Errorf("encoding the bundle: %w", err))
+		return
+	}
+	_ = s.applyBundle(b, hash, "config directory "+s.opts.ConfigDir)
+}
+
+func (s *Server) logVerdicts(v policy.Verdicts) {
+	for _, k := range sortedKeys(v.Providers) {
+		if err := v.Providers[k]; err != nil {
+			s.log.Error("MFAProvider is not valid and is not in force (a previous valid version stays)", "provider", k.String(), "error", err)
+		}
+	}
+	for _, k := range sortedKeys(v.Policies) {
+		if err := v.Policies[k]; err != nil {
+			s.log.Error("MFAPolicy is not valid and is not in force (a previous valid version stays)", "policy", k.String(), "error", err)
+		}
+	}
+}
+
+func sortedKeys(m map[types.NamespacedName]error) []types.NamespacedName {
+	keys := make([]types.NamespacedName, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	return keys
+}
+
+// configFingerprint hashes the names, sizes and modification times of the
+// config files and of the keyring file (following symlinks, as in a
+// mounted ConfigMap), to notice changes without reading them.
+func (s *Server) configFingerprint() uint64 {
+	h := fnv.New64a()
+	add := func(path string) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			fmt.Fprintf(h, "%s:missing;", path)
+			return
+		}
+		fmt.Fprintf(h, "%s:%d:%d:%d;", path, fi.Size(), fi.ModTime().UnixNano(), fi.Mode())
+	}
+	entries, err := os.ReadDir(s.opts.ConfigDir)
+	if err != nil {
+		fmt.Fprintf(h, "error:%v;", err)
+	}
+	for _, e := range entries {
+		add(filepath.Join(s.opts.ConfigDir, e.Name()))
+	}
+	add(filepath.Join(s.opts.DataDir, keyringFileName))
+	return h.Sum64()
+}
+
+// readOrCreateKeyring reads DataDir/keyring.json, generating it (0600)
+// when it does not exist.
+func (s *Server) readOrCreateKeyring() ([]byte, error) {
+	if s.opts.DataDir == "" {
+		return nil, errors.New("no --data-dir for the keyring")
+	}
+	path := filepath.Join(s.opts.DataDir, keyringFileName)
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		return raw, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading keyring %s: %w", path, err)
+	}
+	if err := os.MkdirAll(s.opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", s.opts.DataDir, err)
+	}
+	d, err := keyring.Generate(s.now())
+	if err != nil {
+		return nil, fmt.Errorf("generating keyring: %w", err)
+	}
+	raw, err = d.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	// O_EXCL: two servers sharing a data dir never overwrite each other's key.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing keyring %s: %w", path, err)
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing keyring %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("writing keyring %s: %w", path, err)
+	}
+	s.log.Info("generated a new keyring", "path", path)
+	return raw, nil
+}
+
+// configObjects are the objects read from the config directory.
+type configObjects struct {
+	policies  []v1alpha1.MFAPolicy
+	providers []v1alpha1.MFAProvider
+	secrets   map[types.NamespacedName]*corev1.Secret
+}
+
+// readConfigDir reads every *.yaml, *.yml and *.json file of dir (not
+// sub-directories, not hidden files): one or more documents each, of kind
+// MFAPolicy, MFAProvider, Secret (data or stringData) or List. A file that
+// does not parse refuses the whole directory; other kinds are skipped.
+func readConfigDir(dir string) (*configObjects, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	objs := &configObjects{secrets: map[types.NamespacedName]*corev1.Secret{}}
+	for _, e := range entries {
+		name := e.Name()
+		ext := strings.ToLower(filepath.Ext(name))
+		if strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml" && ext != ".json") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		if fi.IsDir() {
+			continue
+		}
+		if fi.Size() > maxConfigFileBytes {
+			return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFileBytes)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := objs.addFile(path, data); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
+}
+
+func (o *configObjects) addFile(path string, data []byte) error {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for doc := 1; ; doc++ {
+		raw, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: document %d: %w", path, doc, err)
+		}
+		if len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		js, err := yaml.YAMLToJSON(raw)
+		if err != nil {
+			return fmt.Errorf("%s: document %d: %w", path, doc, err)
+		}
+		if err := o.addObject(js); err != nil {
+			return fmt.Errorf("%s: document %d: %w", path, doc, err)
+		}
+	}
+}
+
+func (o *configObjects) addObject(js []byte) error {
+	if string(bytes.TrimSpace(js)) == "null" {
+		return nil // a document of comments only
+	}
+	var head struct {
+		APIVersion string            `json:"apiVersion"`
+		Kind       string            `json:"kind"`
+		Items      []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(js, &head); err != nil {
+		return err
+	}
+	strict := func(v any) error {
+		dec := json.NewDecoder(bytes.NewReader(js))
+		dec.DisallowUnknownFields()
+		return dec.Decode(v)
+	}
+	switch {
+	case head.Kind == "List":
+		for i, item := range head.Items {
+			if err := o.addObject(item); err != nil {
+				return fmt.Errorf("items[%d]: %w", i, err)
+			}
+		}
+	case head.Kind == "MFAPolicy" && head.APIVersion == v1alpha1.GroupVersion.String():
+		var p v1alpha1.MFAPolicy
+		if err := strict(&p); err != nil {
+			return fmt.Errorf("MFAPolicy: %w", err)
+		}
+		defaultNamespace(&p.Namespace)
+		o.policies = append(o.policies, p)
+	case head.Kind == "MFAProvider" && head.APIVersion == v1alpha1.GroupVersion.String():
+		var p v1alpha1.MFAProvider
+		if err := strict(&p); err != nil {
+			return fmt.Errorf("MFAProvider: %w", err)
+		}
+		defaultNamespace(&p.Namespace)
+		o.providers = append(o.providers, p)
+	case head.Kind == "Secret" && head.APIVersion == "v1":
+		var sec corev1.Secret
+		if err := strict(&sec); err != nil {
+			return fmt.Errorf("Secret: %w", err)
+		}
+		defaultNamespace(&sec.Namespace)
+		k := types.NamespacedName{Namespace: sec.Namespace, Name: sec.Name}
+		if o.secrets[k] != nil {
+			return fmt.Errorf("Secret %s is defined more than once; keep one definition", k)
+		}
+		o.secrets[k] = &sec
+	case head.Kind == "MFAPolicy" || head.Kind == "MFAProvider":
+		return fmt.Errorf("%s has apiVersion %q; use %s", head.Kind, head.APIVersion, v1alpha1.GroupVersion.String())
+	case head.Kind == "":
+		return errors.New("no kind; every object needs apiVersion and kind")
+	}
+	return nil
+}
+
+// defaultNamespace gives objects without a namespace the one kubectl
+// would: default.
+func defaultNamespace(ns *string) {
+	if *ns == "" {
+		*ns = "default"
+	}
+}

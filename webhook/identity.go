@@ -1,0 +1,108 @@
+package webhook
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// Identity sources.
+const (
+	SourceHeader = "header"
+	SourceJWT    = "jwt"
+)
+
+// headerSource reads the user from headers set by the first-factor proxy;
+// names are canonical so that the lookup does not allocate.
+type headerSource struct {
+	user, groups, name string
+}
+
+func newHeaderSource(h *v1alpha1.HeaderIdentity) *headerSource {
+	hs := &headerSource{user: textproto.CanonicalMIMEHeaderKey(h.GetUserHeader())}
+	if h.Groups != "" {
+		hs.groups = textproto.CanonicalMIMEHeaderKey(h.Groups)
+	}
+	if h.Name != "" {
+		hs.name = textproto.CanonicalMIMEHeaderKey(h.Name)
+	}
+	return hs
+}
+
+// identify finds the user of a request through the policy's identity
+// source; nil, nil means no identity (answer 401). Header identities are
+// believed only from a trusted proxy; a JWT is verified against the
+// issuer's keys wherever it comes from.
+func (s *Server) identify(r *http.Request, p *policy.CompiledPolicy) (*Identity, error) {
+	e := s.snapshot().entryOf(p)
+	if e == nil {
+		// A policy from an older snapshot: derive what is needed now.
+		var err error
+		if e, err = s.newPolicyEntry(p, nil); err != nil {
+			return nil, err
+		}
+	}
+	return s.identifyWith(r, e)
+}
+
+func (s *Server) identifyWith(r *http.Request, e *policyEntry) (*Identity, error) {
+	switch {
+	case e.header != nil:
+		if !s.fromTrustedProxy(r) {
+			return nil, nil
+		}
+		return e.header.identify(r), nil
+	case e.verifier != nil:
+		return e.verifier.identify(r)
+	}
+	return nil, nil
+}
+
+func (h *headerSource) identify(r *http.Request) *Identity {
+	user := firstHeader(r.Header, h.user)
+	if user == "" {
+		return nil
+	}
+	id := &Identity{Source: SourceHeader}
+	id.User.ID = user
+	if strings.IndexByte(user, '@') > 0 {
+		id.User.Email = user
+	}
+	if h.name != "" {
+		id.User.Name = firstHeader(r.Header, h.name)
+	}
+	if h.groups != "" {
+		id.User.Groups = splitGroups(r.Header[h.groups])
+	}
+	return id
+}
+
+func firstHeader(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return strings.TrimSpace(v[0])
+	}
+	return ""
+}
+
+// splitGroups splits comma-separated groups, dropping empty ones.
+func splitGroups(values []string) []string {
+	if len(values) == 0 {
+		return nil
+	}
+	n := 0
+	for _, v := range values {
+		n += strings.Count(v, ",") + 1
+	}
+	out := make([]string, 0, n)
+	for _, v := range values {
+		for g := range strings.SplitSeq(v, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}

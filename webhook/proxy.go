@@ -1,0 +1,169 @@
+package webhook
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// peerAddr is the address of the TCP peer.
+func peerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		// RemoteAddr without a port (some test harnesses, unix sockets).
+		a, err := netip.ParseAddr(r.RemoteAddr)
+		if err != nil {
+			return netip.Addr{}
+		}
+		return a.Unmap()
+	}
+	return ap.Addr().Unmap()
+}
+
+// trusted says whether addr is one of the configured proxies.
+func (s *Server) trusted(addr netip.Addr) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	for _, p := range s.opts.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// fromTrustedProxy says whether the request's forwarded headers may be
+// believed: only when the TCP peer is a configured proxy.
+func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerAddr(r)) }
+
+// clientIP is the client's address: X-Real-IP, else the right-most
+// X-Forwarded-For address that is not a trusted proxy, when the peer is a
+// trusted proxy; otherwise the peer's own address. Headers from any other
+// peer are ignored, whatever they say.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	peer := peerAddr(r)
+	if !s.trusted(peer) {
+		return peer
+	}
+	if v := r.Header["X-Real-Ip"]; len(v) > 0 {
+		if a, err := netip.ParseAddr(strings.TrimSpace(v[0])); err == nil {
+			return a.Unmap()
+		}
+	}
+	if a, ok := s.forwardedFor(r.Header["X-Forwarded-For"]); ok {
+		return a
+	}
+	return peer
+}
+
+// forwardedFor walks X-Forwarded-For from the right, skipping trusted
+// proxies: the first other address is the client. Addresses left of it were
+// written by the client and are not believed.
+func (s *Server) forwardedFor(values []string) (netip.Addr, bool) {
+	var leftmost netip.Addr
+	for i := len(values) - 1; i >= 0; i-- {
+		v := values[i]
+		for v != "" {
+			var part string
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				part, v = v[j+1:], v[:j]
+			} else {
+				part, v = v, ""
+			}
+			a, err := netip.ParseAddr(strings.TrimSpace(part))
+			if err != nil {
+				// A garbled hop: nothing left of it can be believed.
+				return leftmost, leftmost.IsValid()
+			}
+			a = a.Unmap()
+			if !s.trusted(a) {
+				return a, true
+			}
+			leftmost = a
+		}
+	}
+	return leftmost, leftmost.IsValid()
+}
+
+// errUntrustedPeer: the auth request did not come from a trusted proxy, so
+// nothing it says about the original request can be believed.
+var errUntrustedPeer = errors.New("the peer is not in --trusted-proxies, so its X-Original-URL cannot be believed; add the front door's address to --trusted-proxies")
+
+// originalRequest is the protected request an auth request asks about.
+type originalRequest struct {
+	url *url.URL
+	raw string
+	// host is the lower-case host name without port; hostPort keeps the
+	// port when the URL has one.
+	host, hostPort string
+	method         string
+	path           string
+}
+
+// parseOriginal reads X-Original-URL and X-Original-Method. The caller has
+// checked that the peer is trusted.
+func parseOriginal(r *http.Request) (*originalRequest, error) {
+	raw := r.Header.Get("X-Original-Url")
+	if raw == "" {
+		return nil, errors.New("X-Original-URL is missing; configure the front door to send the original URL (ingress-nginx does; with nginx: proxy_set_header X-Original-URL $scheme://$http_host$request_uri)")
+	}
+	method := r.Header.Get("X-Original-Method")
+	if method == "" {
+		return nil, errors.New("X-Original-Method is missing; configure the front door to send it (with nginx: proxy_set_header X-Original-Method $request_method)")
+	}
+	return parseOriginalURL(raw, method)
+}
+
+func parseOriginalURL(raw, method string) (*originalRequest, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, errors.New("X-Original-URL is not an absolute http(s) URL")
+	}
+	o := &originalRequest{url: u, raw: raw, method: method}
+	o.hostPort = lowerASCII(u.Host)
+	o.host = lowerASCII(u.Hostname())
+	o.path = cleanPath(u.Path)
+	return o, nil
+}
+
+// cleanPath resolves dot segments and repeated slashes, as the app will,
+// so that a rule on "/admin" also sees "/public/../admin".
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	if !needsClean(p) {
+		return p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+func needsClean(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerASCII lower-cases s without allocating when it already is.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
