@@ -1,0 +1,324 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/keyring"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// BundleTrigger asks the bundle reconciler to run when nothing it watches
+// changed: once at start (so the bundle, keyring and challenge server exist
+// even before the first policy) and when a Duo check's outcome changes.
+type BundleTrigger struct {
+	ch  chan event.GenericEvent
+	obj client.Object
+}
+
+// NewBundleTrigger returns a trigger that has already fired once.
+func NewBundleTrigger(namespace string) *BundleTrigger {
+	t := &BundleTrigger{
+		ch:  make(chan event.GenericEvent, 16),
+		obj: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: policy.BundleSecretName}},
+	}
+	t.Fire(context.Background())
+	return t
+}
+
+// Fire enqueues a bundle reconcile. It never blocks: a full buffer already
+// holds a pending request, and one reconcile reads the latest state.
+func (t *BundleTrigger) Fire(context.Context) {
+	if t == nil {
+		return
+	}
+	select {
+	case t.ch <- event.GenericEvent{Object: t.obj}:
+	default:
+	}
+}
+
+// BundleReconciler compiles every valid MFAPolicy and MFAProvider into the
+// bundle Secret and owns what serves it: the challenge Deployment and
+// Service, and the keyring Secret. It has one request key, the bundle
+// Secret's, whatever triggered it.
+type BundleReconciler struct {
+	client.Client
+	// APIReader reads the previous bundle and the keyring past the cache:
+	// the last good entries must be the last ones written, and a keyring
+	// must never be made twice.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Options   Options
+	// DuoResults, when set, keeps Duo credentials out of the bundle until
+	// Duo accepted them.
+	DuoResults *DuoResults
+	Trigger    *BundleTrigger
+	// Now is the clock of new keys (time.Now when nil).
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",namespace=mfa-system,resources=secrets,verbs=create;update;patch
+// +kubebuilder:rbac:groups="",namespace=mfa-system,resources=services,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,namespace=mfa-system,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies;mfaproviders,verbs=get;list;watch
+
+// SetupWithManager registers the reconciler: any policy, provider or
+// referenced Secret change, a change to what it owns, or the trigger.
+func (r *BundleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	toBundle := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{r.request()}
+	})
+	owned := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		if o.GetNamespace() == r.Options.Namespace && o.GetName() == ChallengeName {
+			return []reconcile.Request{r.request()}
+		}
+		return nil
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("bundle").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Watches(&v1alpha1.MFAPolicy{}, toBundle, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.MFAProvider{}, toBundle, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsForSecret)).
+		WatchesRawSource(source.Channel(r.Trigger.ch, toBundle))
+	if r.Options.ManageDeployment {
+		b = b.Watches(&appsv1.Deployment{}, owned).Watches(&corev1.Service{}, owned)
+	}
+	return b.Complete(r)
+}
+
+func (r *BundleReconciler) request() reconcile.Request {
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: r.Options.Namespace, Name: policy.BundleSecretName}}
+}
+
+// requestsForSecret wakes the reconciler for its own Secrets and for the
+// Secrets providers read, not for every Secret of the cluster.
+func (r *BundleReconciler) requestsForSecret(ctx context.Context, s client.Object) []reconcile.Request {
+	if s.GetNamespace() == r.Options.Namespace && (s.GetName() == policy.BundleSecretName || s.GetName() == policy.KeyringSecretName) {
+		return []reconcile.Request{r.request()}
+	}
+	providers, err := providersUsingSecret(ctx, r.Client, s)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "listing the MFAProviders that use a Secret", "secret", client.ObjectKeyFromObject(s))
+		return nil
+	}
+	if len(providers) == 0 {
+		return nil
+	}
+	return []reconcile.Request{r.request()}
+}
+
+// Reconcile writes the bundle and makes sure the challenge server runs it.
+func (r *BundleReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	current, previous, err := r.readBundle(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	bundle, err := r.build(ctx, previous)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	owner, hash, err := r.writeBundle(ctx, current, bundle)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureKeyring(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !r.Options.ManageDeployment {
+		return ctrl.Result{}, nil
+	}
+	if err := r.applyDeployment(ctx, owner, hash); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.applyService(ctx, owner)
+}
+
+// readBundle reads the bundle Secret and the bundle in force. A bundle that
+// does not parse is not trusted as "last good": the build starts afresh.
+func (r *BundleReconciler) readBundle(ctx context.Context) (*corev1.Secret, *policy.Bundle, error) {
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, r.request().NamespacedName, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("reading the bundle Secret: %w", err)
+	}
+	b, err := policy.ParseBundle(s.Data[policy.BundleKey])
+	if err != nil {
+		log.FromContext(ctx).Error(err, "ignoring the bundle in force: it does not parse", "secret", client.ObjectKeyFromObject(s))
+		return s, nil, nil
+	}
+	return s, b, nil
+}
+
+// build lists every policy, provider and the Secrets providers read, and
+// compiles them.
+func (r *BundleReconciler) build(ctx context.Context, previous *policy.Bundle) (*policy.Bundle, error) {
+	var policies v1alpha1.MFAPolicyList
+	if err := r.List(ctx, &policies); err != nil {
+		return nil, fmt.Errorf("listing MFAPolicies: %w", err)
+	}
+	var providers v1alpha1.MFAProviderList
+	if err := r.List(ctx, &providers); err != nil {
+		return nil, fmt.Errorf("listing MFAProviders: %w", err)
+	}
+	secrets := map[types.NamespacedName]*corev1.Secret{}
+	for i := range providers.Items {
+		p := &providers.Items[i]
+		for _, name := range policy.SecretNames(&p.Spec) {
+			key := types.NamespacedName{Namespace: p.Namespace, Name: name}
+			if _, done := secrets[key]; done {
+				continue
+			}
+			s := &corev1.Secret{}
+			if err := r.Get(ctx, key, s); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+			}
+			secrets[key] = s
+		}
+	}
+	var checks []policy.ProviderCheck
+	if r.DuoResults != nil {
+		checks = append(checks, r.DuoResults.Check)
+	}
+	bundle, verdicts := policy.BuildBundle(policies.Items, providers.Items, secrets, previous, checks...)
+	logVerdicts(ctx, verdicts)
+	return bundle, nil
+}
+
+func logVerdicts(ctx context.Context, v policy.Verdicts) {
+	l := log.FromContext(ctx).V(1)
+	for k, err := range v.Policies {
+		if err != nil {
+			l.Info("MFAPolicy not in force as is", "policy", k, "reason", statusMessage(err))
+		}
+	}
+	for k, err := range v.Providers {
+		if err != nil {
+			l.Info("MFAProvider not in force as is", "provider", k, "reason", statusMessage(err))
+		}
+	}
+}
+
+// writeBundle writes the bundle Secret when its content changed and returns
+// it (the owner of the challenge objects) and the bundle's hash.
+func (r *BundleReconciler) writeBundle(ctx context.Context, current *corev1.Secret, b *policy.Bundle) (*corev1.Secret, string, error) {
+	data, hash, err := b.Marshal()
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding the bundle: %w", err)
+	}
+	desired := BundleSecret(r.Options.Namespace, data, hash)
+	if current == nil {
+		if err := r.Create(ctx, desired); err != nil {
+			return nil, "", fmt.Errorf("creating the bundle Secret: %w", err)
+		}
+		log.FromContext(ctx).Info("bundle written", "hash", hash, "policies", len(b.Policies), "providers", len(b.Providers))
+		return desired, hash, nil
+	}
+	if string(current.Data[policy.BundleHashKey]) == hash && string(current.Data[policy.BundleKey]) == string(data) {
+		return current, hash, nil
+	}
+	current.Labels = mergeMaps(current.Labels, desired.Labels)
+	current.Data = desired.Data
+	// Update carries the resourceVersion read: a concurrent writer makes it
+	// fail and the reconcile starts over from what is really there.
+	if err := r.Update(ctx, current); err != nil {
+		return nil, "", fmt.Errorf("updating the bundle Secret: %w", err)
+	}
+	log.FromContext(ctx).Info("bundle written", "hash", hash, "policies", len(b.Policies), "providers", len(b.Providers))
+	return current, hash, nil
+}
+
+// ensureKeyring creates the keyring Secret when it does not exist. An
+// existing keyring is never written: its keys protect every stored secret
+// and cookie, and rotation adds keys in front rather than replacing them.
+func (r *BundleReconciler) ensureKeyring(ctx context.Context) error {
+	key := types.NamespacedName{Namespace: r.Options.Namespace, Name: policy.KeyringSecretName}
+	if err := r.APIReader.Get(ctx, key, &corev1.Secret{}); err == nil {
+		return nil
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading the keyring Secret: %w", err)
+	}
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	data, err := keyring.Generate(now())
+	if err != nil {
+		return fmt.Errorf("generating a keyring: %w", err)
+	}
+	raw, err := data.Marshal()
+	if err != nil {
+		return fmt.Errorf("encoding the keyring: %w", err)
+	}
+	if err := r.Create(ctx, KeyringSecret(r.Options.Namespace, raw)); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return fmt.Errorf("creating the keyring Secret: %w", err)
+	}
+	log.FromContext(ctx).Info("keyring created", "secret", key)
+	return nil
+}
+
+// applyDeployment creates or updates the challenge Deployment, owned by the
+// bundle Secret.
+func (r *BundleReconciler) applyDeployment(ctx context.Context, owner *corev1.Secret, hash string) error {
+	desired := ChallengeDeployment(r.Options, hash)
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
+	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, dep, func() error {
+		mergeDeployment(dep, desired)
+		return controllerutil.SetControllerReference(owner, dep, r.Scheme)
+	})
+	if err != nil {
+		return fmt.Errorf("applying Deployment %s/%s: %w", desired.Namespace, desired.Name, err)
+	}
+	if op != controllerutil.OperationResultNone {
+		log.FromContext(ctx).Info("challenge Deployment "+string(op), "deployment", client.ObjectKeyFromObject(dep), "bundleHash", hash)
+	}
+	return nil
+}
+
+// applyService creates or updates the challenge Service, owned by the
+// bundle Secret.
+func (r *BundleReconciler) applyService(ctx context.Context, owner *corev1.Secret) error {
+	desired := ChallengeService(r.Options)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
+	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
+		mergeService(svc, desired)
+		return controllerutil.SetControllerReference(owner, svc, r.Scheme)
+	})
+	if err != nil {
+		return fmt.Errorf("applying Service %s/%s: %w", desired.Namespace, desired.Name, err)
+	}
+	if op != controllerutil.OperationResultNone {
+		log.FromContext(ctx).Info("challenge Service "+string(op), "service", client.ObjectKeyFromObject(svc))
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package controllers
+
+import (
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// nonRootUID is the distroless "nonroot" user.
+const nonRootUID = 65532
+
+// Labels of what the controller creates.
+const (
+	labelName      = "app.kubernetes.io/name"
+	labelPartOf    = "app.kubernetes.io/part-of"
+	labelManagedBy = "app.kubernetes.io/managed-by"
+	labelComponent = "app.kubernetes.io/component"
+	partOf         = "mfa-operator"
+)
+
+func labels(name, component string) map[string]string {
+	return map[string]string{
+		labelName:      name,
+		labelPartOf:    partOf,
+		labelManagedBy: ControllerName,
+		labelComponent: component,
+	}
+}
+
+// challengeSelector selects the challenge server's pods. It never changes:
+// a Deployment's selector is immutable.
+func challengeSelector() map[string]string {
+	return map[string]string{labelName: ChallengeName, labelPartOf: partOf}
+}
+
+// ChallengeArgs are the challenge server's arguments: webhook mode and the
+// settings it shares with the controller. The public URL is the resolved
+// one, so the server and the policies' status.signinURL agree.
+func ChallengeArgs(o Options) []string {
+	return []string{
+		"webhook",
+		"--namespace=" + o.Namespace,
+		"--public-url=" + o.SigninBaseURL(),
+		"--cookie-domain=" + o.CookieDomain,
+		"--trusted-proxies=" + o.TrustedProxies,
+		"--insecure-cookies=" + strconv.FormatBool(o.InsecureCookies),
+	}
+}
+
+// ChallengeDeployment is the challenge server's Deployment. bundleHash on
+// the pod template rolls the pods when the bundle changes (the server also
+// reloads it live; the roll makes sure no pod is left behind).
+func ChallengeDeployment(o Options, bundleHash string) *appsv1.Deployment {
+	image := o.WebhookImage
+	if image == "" {
+		image = DefaultWebhookImage
+	}
+	replicas := o.WebhookReplicas
+	if replicas <= 0 {
+		replicas = DefaultWebhookReplicas
+	}
+	podLabels := labels(ChallengeName, "challenge-server")
+	probe := func(path string, period int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(ChallengePortName)}},
+			PeriodSeconds:    period,
+			TimeoutSeconds:   2,
+			SuccessThreshold: 1,
+			FailureThreshold: 3,
+		}
+	}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: ChallengeName, Namespace: o.Namespace, Labels: podLabels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: challengeSelector()},
+			// The front door asks this server about every request: never
+			// take a pod away before its replacement is ready.
+			Strategy: appsv1.DeploymentStrategy{
+				Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{
+					MaxUnavailable: ptr.To(intstr.FromInt32(0)),
+					MaxSurge:       ptr.To(intstr.FromInt32(1)),
+				},
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      podLabels,
+					Annotations: map[string]string{policy.BundleHashAnnotation: bundleHash},
+				},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: ChallengeName,
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To[int64](nonRootUID),
+						RunAsGroup:     ptr.To[int64](nonRootUID),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+						MaxSkew:           1,
+						TopologyKey:       "kubernetes.io/hostname",
+						WhenUnsatisfiable: corev1.ScheduleAnyway,
+						LabelSelector:     &metav1.LabelSelector{MatchLabels: challengeSelector()},
+					}},
+					Containers: []corev1.Container{{
+						Name:  "challenge",
+						Image: image,
+						Args:  ChallengeArgs(o),
+						Ports: []corev1.ContainerPort{{Name: ChallengePortName, ContainerPort: ChallengePort, Protocol: corev1.ProtocolTCP}},
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{
+								corev1.ResourceCPU:    resource.MustParse("100m"),
+								corev1.ResourceMemory: resource.MustParse("64Mi"),
+							},
+							// No CPU limit: throttling the auth hot path
+							// would add latency to every protected request.
+							Limits: corev1.ResourceList{
+								corev1.ResourceMemory: resource.MustParse("256Mi"),
+							},
+						},
+						ReadinessProbe: probe("/readyz", 5),
+						LivenessProbe:  probe("/healthz", 10),
+						SecurityContext: &corev1.SecurityContext{
+							RunAsNonRoot:             ptr.To(true),
+							RunAsUser:                ptr.To[int64](nonRootUID),
+							RunAsGroup:               ptr.To[int64](nonRootUID),
+							AllowPrivilegeEscalation: ptr.To(false),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+						},
+						VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+					}},
+					Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+				},
+			},
+		},
+	}
+}
+
+// ChallengeService is the challenge server's Service: port 80 to the
+// container's http port.
+func ChallengeService(o Options) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: ChallengeName, Namespace: o.Namespace, Labels: labels(ChallengeName, "challenge-server")},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: challengeSelector(),
+			Ports: []corev1.ServicePort{{
+				Name:       ChallengePortName,
+				Port:       80,
+				TargetPort: intstr.FromString(ChallengePortName),
+				Protocol:   corev1.ProtocolTCP,
+			}},
+		},
+	}
+}
+
+// BundleSecret is the Secret holding the bundle and its hash.
+func BundleSecret(namespace string, data []byte, hash string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: policy.BundleSecretName, Namespace: namespace, Labels: labels(ChallengeName, "bundle")},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{policy.BundleKey: data, policy.BundleHashKey: []byte(hash)},
+	}
+}
+
+// KeyringSecret is the Secret holding the challenge server's keys.
+//
+// It has no owner reference, unlike everything else the controller makes:
+// the keys encrypt the stored TOTP secrets and every cookie, so losing them
+// to garbage collection (deleting the bundle Secret, reinstalling the
+// operator) would log everyone out and force every user to enrol again.
+// The label finds it; deleting it is a deliberate act.
+func KeyringSecret(namespace string, keyringJSON []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: namespace, Labels: labels(ChallengeName, "keyring")},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{policy.KeyringKey: keyringJSON},
+	}
+}
+
+// mergeDeployment brings existing (as read from the API server) to desired
+// while keeping what the API server defaulted and what others added: the
+// pod template is replaced only when a field desired sets differs, so an
+// unchanged Deployment is not written at all.
+func mergeDeployment(existing, desired *appsv1.Deployment) {
+	existing.Labels = mergeMaps(existing.Labels, desired.Labels)
+	existing.Spec.Replicas = desired.Spec.Replicas
+	if existing.Spec.Selector == nil {
+		existing.Spec.Selector = desired.Spec.Selector
+	}
+	if !equality.Semantic.DeepDerivative(desired.Spec.Strategy, existing.Spec.Strategy) {
+		existing.Spec.Strategy = desired.Spec.Strategy
+	}
+	if templateDiffers(&desired.Spec.Template, &existing.Spec.Template) {
+		existing.Spec.Template = desired.Spec.Template
+	}
+}
+
+// templateDiffers says whether existing lacks something desired sets.
+// DeepDerivative ignores what desired leaves unset (API server defaults)
+// but compares lists only up to desired's length, so the lengths of the
+// lists the controller owns are compared too.
+func templateDiffers(desired, existing *corev1.PodTemplateSpec) bool {
+	if !equality.Semantic.DeepDerivative(*desired, *existing) {
+		return true
+	}
+	if len(desired.Spec.Containers) != len(existing.Spec.Containers) || len(desired.Spec.Volumes) != len(existing.Spec.Volumes) {
+		return true
+	}
+	for i := range desired.Spec.Containers {
+		d, e := &desired.Spec.Containers[i], &existing.Spec.Containers[i]
+		if len(d.Args) != len(e.Args) || len(d.Env) != len(e.Env) || len(d.Ports) != len(e.Ports) || len(d.VolumeMounts) != len(e.VolumeMounts) {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeService brings existing to desired, keeping what the API server
+// allocated (cluster IPs) and defaulted.
+func mergeService(existing, desired *corev1.Service) {
+	existing.Labels = mergeMaps(existing.Labels, desired.Labels)
+	existing.Spec.Type = desired.Spec.Type
+	existing.Spec.Selector = desired.Spec.Selector
+	if !equality.Semantic.DeepDerivative(desired.Spec.Ports, existing.Spec.Ports) || len(existing.Spec.Ports) != len(desired.Spec.Ports) {
+		existing.Spec.Ports = desired.Spec.Ports
+	}
+}
+
+func mergeMaps(base, over map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
+}

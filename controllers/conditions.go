@@ -1,0 +1,133 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// maxMessageLength bounds condition messages and event notes.
+const maxMessageLength = 1024
+
+// transientError is a failure that is not the author's: it is shown as
+// Ready=False and retried with backoff by returning it to controller-runtime.
+type transientError struct {
+	reason  string
+	message string
+	err     error
+}
+
+func (e *transientError) Error() string { return e.message }
+func (e *transientError) Unwrap() error { return e.err }
+
+// setVerdict writes Ready and Stalled from the outcome of validation and
+// returns what Reconcile should return:
+//   - nil outcome: Ready=True, no Stalled;
+//   - a *policy.FieldError: a configuration error. Ready=False and, unless
+//     it waits on another object that may become Ready by itself,
+//     Stalled=True. Nothing to retry: the watches bring the object back when
+//     it or what it references changes, so nil is returned;
+//   - a *transientError: Ready=False, retried with backoff;
+//   - anything else (the API server failing): conditions untouched, retried.
+//
+// observedGeneration is set to generation whenever the conditions describe it.
+func setVerdict(conds *[]metav1.Condition, observedGeneration *int64, generation int64, readyMessage string, outcome error) error {
+	var fe *policy.FieldError
+	var te *transientError
+	if outcome == nil || errors.As(outcome, &te) || errors.As(outcome, &fe) {
+		*observedGeneration = generation
+	}
+	switch {
+	case outcome == nil:
+		setCondition(conds, generation, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, readyMessage)
+		meta.RemoveStatusCondition(conds, v1alpha1.StalledCondition)
+		return nil
+	case errors.As(outcome, &te):
+		setCondition(conds, generation, v1alpha1.ReadyCondition, metav1.ConditionFalse, te.reason, statusMessage(outcome))
+		meta.RemoveStatusCondition(conds, v1alpha1.StalledCondition)
+		return outcome
+	case errors.As(outcome, &fe):
+		msg := statusMessage(outcome)
+		setCondition(conds, generation, v1alpha1.ReadyCondition, metav1.ConditionFalse, fe.Reason, msg)
+		if waitsOnOthers(fe.Reason) {
+			meta.RemoveStatusCondition(conds, v1alpha1.StalledCondition)
+		} else {
+			setCondition(conds, generation, v1alpha1.StalledCondition, metav1.ConditionTrue, fe.Reason, msg)
+		}
+		return nil
+	default:
+		return outcome
+	}
+}
+
+// waitsOnOthers says whether a reason means "waiting on another object",
+// which may become Ready without a change from this object's author.
+func waitsOnOthers(reason string) bool {
+	return reason == v1alpha1.ReasonProviderNotReady || reason == v1alpha1.ReasonProgressing
+}
+
+func setCondition(conds *[]metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type:               typ,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: generation,
+	})
+}
+
+// statusMessage makes an error fit a condition message: one line, bounded.
+// CEL errors span several lines (the expression and a caret under the
+// position); the position is already in the first line ("<input>:1:16",
+// as in Kubernetes' own CEL errors), so the drawing is dropped.
+func statusMessage(err error) string {
+	var parts []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if strings.HasPrefix(line, " |") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		parts = append(parts, strings.TrimSpace(line))
+	}
+	msg := strings.Join(parts, "; ")
+	if len(msg) > maxMessageLength {
+		msg = msg[:maxMessageLength-3] + "..."
+	}
+	return msg
+}
+
+// patchStatus sends the difference between before and obj's status as one
+// merge patch.
+func patchStatus(ctx context.Context, c client.Client, obj, before client.Object) error {
+	return client.IgnoreNotFound(c.Status().Patch(ctx, obj, client.MergeFrom(before)))
+}
+
+// emitReadyEvent records an event when the Ready condition changed: Normal
+// when it became True, Warning otherwise. Unchanged verdicts are not
+// repeated, so a retried failure does not flood the event stream.
+func emitReadyEvent(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
+	if rec == nil {
+		return
+	}
+	now := meta.FindStatusCondition(after, v1alpha1.ReadyCondition)
+	if now == nil {
+		return
+	}
+	was := meta.FindStatusCondition(before, v1alpha1.ReadyCondition)
+	if was != nil && was.Status == now.Status && was.Reason == now.Reason && was.Message == now.Message {
+		return
+	}
+	typ := "Warning"
+	if now.Status == metav1.ConditionTrue {
+		typ = "Normal"
+	}
+	rec.Eventf(obj, nil, typ, now.Reason, "Validate", "%s", now.Message)
+}

@@ -1,0 +1,77 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// Field indexes, so a change to a provider or a Secret finds the objects
+// that refer to it without listing them all.
+const (
+	// indexPolicyProviders: MFAPolicy -> names of the MFAProviders its rules name.
+	indexPolicyProviders = ".spec.rules.multifactor.providers"
+	// indexProviderSecrets: MFAProvider -> names of the Secrets it reads.
+	indexProviderSecrets = ".spec.duo.secretRefs"
+)
+
+// SetupIndexes registers the field indexes the reconcilers use. Call it
+// once per manager, before the reconcilers' SetupWithManager.
+func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &v1alpha1.MFAPolicy{}, indexPolicyProviders, func(o client.Object) []string {
+		return policy.ProviderNames(&o.(*v1alpha1.MFAPolicy).Spec)
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &v1alpha1.MFAProvider{}, indexProviderSecrets, func(o client.Object) []string {
+		return policy.SecretNames(&o.(*v1alpha1.MFAProvider).Spec)
+	})
+}
+
+// providersUsingSecret returns the MFAProviders that read a Secret.
+func providersUsingSecret(ctx context.Context, c client.Reader, s client.Object) ([]v1alpha1.MFAProvider, error) {
+	var list v1alpha1.MFAProviderList
+	err := c.List(ctx, &list, client.InNamespace(s.GetNamespace()), client.MatchingFields{indexProviderSecrets: s.GetName()})
+	return list.Items, err
+}
+
+// requestsForSecret maps a Secret to the MFAProviders that read it.
+func requestsForSecret(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, s client.Object) []reconcile.Request {
+		providers, err := providersUsingSecret(ctx, c, s)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "listing the MFAProviders that use a Secret", "secret", client.ObjectKeyFromObject(s))
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(providers))
+		for i := range providers {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&providers[i])})
+		}
+		return reqs
+	}
+}
+
+// requestsForProvider maps an MFAProvider to the MFAPolicies that name it.
+func requestsForProvider(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, p client.Object) []reconcile.Request {
+		var list v1alpha1.MFAPolicyList
+		if err := c.List(ctx, &list, client.InNamespace(p.GetNamespace()), client.MatchingFields{indexPolicyProviders: p.GetName()}); err != nil {
+			log.FromContext(ctx).Error(err, "listing the MFAPolicies that use an MFAProvider", "provider", client.ObjectKeyFromObject(p))
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
+		}
+		return reqs
+	}
+}

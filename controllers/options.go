@@ -1,0 +1,86 @@
+// Package controllers holds the reconcilers of mfa-operator: MFAProvider and
+// MFAPolicy (validate, write verdicts) and the bundle (compile every valid
+// object into one Secret and run the challenge server that reads it).
+package controllers
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Names of what the controller creates in its namespace.
+const (
+	// ChallengeName names the challenge server's Deployment, Service and
+	// ServiceAccount.
+	ChallengeName = "mfa-challenge"
+	// ChallengePortName is the named container port the Service targets.
+	ChallengePortName = "http"
+	// ChallengePort is the challenge server's container port.
+	ChallengePort = 8080
+	// DefaultWebhookImage is the challenge server's image when neither
+	// --webhook-image nor MFA_WEBHOOK_IMAGE says otherwise.
+	DefaultWebhookImage = "mfa-operator:latest"
+	// DefaultWebhookReplicas is the challenge server's replica count.
+	DefaultWebhookReplicas = 2
+	// ControllerName reports events and owns fields.
+	ControllerName = "mfa-operator"
+)
+
+// Options are the operator's settings, shared by the reconcilers and passed
+// on to the challenge server.
+type Options struct {
+	// Namespace of the challenge server, the bundle and the keyring.
+	Namespace string
+	// PublicURL is the challenge server's external URL; see SigninBaseURL
+	// for the default when it is empty.
+	PublicURL string
+	// CookieDomain, TrustedProxies and InsecureCookies are passed on to the
+	// challenge server.
+	CookieDomain    string
+	TrustedProxies  string
+	InsecureCookies bool
+	// WebhookImage and WebhookReplicas shape the challenge Deployment.
+	WebhookImage    string
+	WebhookReplicas int32
+	// ManageDeployment: when false the controller writes the bundle and the
+	// keyring but leaves running the challenge server to someone else (a
+	// local process in the demo).
+	ManageDeployment bool
+}
+
+// ServiceURL is the in-cluster address of the challenge Service.
+func (o Options) ServiceURL() string {
+	return fmt.Sprintf("http://%s.%s.svc.cluster.local", ChallengeName, o.Namespace)
+}
+
+// AuthURL is the value of ingress-nginx's auth-url annotation for a policy.
+func (o Options) AuthURL(namespace, name string) string {
+	return o.ServiceURL() + "/auth/" + url.PathEscape(namespace) + "/" + url.PathEscape(name)
+}
+
+// SigninURL is the value of ingress-nginx's auth-signin annotation for a
+// policy.
+func (o Options) SigninURL(namespace, name string) string {
+	return o.SigninBaseURL() + "/challenge/" + url.PathEscape(namespace) + "/" + url.PathEscape(name)
+}
+
+// SigninBaseURL is the challenge server's external URL: --public-url when
+// set. Otherwise it is derived, because the browser has to be sent
+// somewhere: https://auth.<cookie-domain> when a cookie domain is set (the
+// cookie must be set on a host under that domain anyway), else the
+// in-cluster Service address, which only clients inside the cluster reach.
+// With --insecure-cookies the derived scheme is http.
+func (o Options) SigninBaseURL() string {
+	if u := strings.TrimRight(o.PublicURL, "/"); u != "" {
+		return u
+	}
+	if d := strings.Trim(o.CookieDomain, "."); d != "" {
+		scheme := "https"
+		if o.InsecureCookies {
+			scheme = "http"
+		}
+		return scheme + "://auth." + d
+	}
+	return o.ServiceURL()
+}

@@ -1,0 +1,110 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// MFAPolicyReconciler checks MFAPolicies: every rule's `when` compiles in
+// the shared CEL environment and every provider it names exists and is
+// Ready. The verdict goes to status; the bundle reconciler puts valid
+// policies in force.
+type MFAPolicyReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Options  Options
+}
+
+// +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfaproviders,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the reconciler. A provider's change (its
+// Ready condition included) re-checks the policies that name it.
+func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.MFAPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.MFAProvider{}, handler.EnqueueRequestsFromMapFunc(requestsForProvider(mgr.GetClient()))).
+		Complete(r)
+}
+
+// Reconcile writes the policy's verdict.
+func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &v1alpha1.MFAPolicy{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := obj.DeepCopy()
+	defer func() {
+		if err := patchStatus(ctx, r.Client, obj, before); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
+		}
+		emitReadyEvent(r.Recorder, obj, before.Status.Conditions, obj.Status.Conditions)
+	}()
+	return ctrl.Result{}, r.reconcile(ctx, obj)
+}
+
+func (r *MFAPolicyReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAPolicy) error {
+	r.setURLs(obj)
+	compiled, err := r.check(ctx, obj)
+	if err == nil {
+		// RuleCount is what is in force, so it changes only when the policy
+		// is valid: an invalid policy keeps its last good rules in force.
+		obj.Status.RuleCount = int32(len(compiled.Rules))
+	}
+	return setVerdict(&obj.Status.Conditions, &obj.Status.ObservedGeneration, obj.Generation, readyMessage(compiled), err)
+}
+
+// setURLs writes the addresses the front door is configured with.
+func (r *MFAPolicyReconciler) setURLs(obj *v1alpha1.MFAPolicy) {
+	obj.Status.AuthURL = r.Options.AuthURL(obj.Namespace, obj.Name)
+	obj.Status.SigninURL = r.Options.SigninURL(obj.Namespace, obj.Name)
+}
+
+// check compiles the policy and checks the providers it names against
+// their Ready condition.
+func (r *MFAPolicyReconciler) check(ctx context.Context, obj *v1alpha1.MFAPolicy) (*policy.CompiledPolicy, error) {
+	var providers v1alpha1.MFAProviderList
+	if err := r.List(ctx, &providers, client.InNamespace(obj.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing MFAProviders in %s: %w", obj.Namespace, err)
+	}
+	states := make(map[string]policy.ProviderState, len(providers.Items))
+	for i := range providers.Items {
+		p := &providers.Items[i]
+		states[p.Name] = policy.ProviderNotReady
+		if ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ReadyCondition); ready != nil &&
+			ready.Status == "True" && ready.ObservedGeneration == p.Generation {
+			states[p.Name] = policy.ProviderReady
+		}
+	}
+	return policy.CheckPolicy(obj, func(name string) policy.ProviderState {
+		if s, ok := states[name]; ok {
+			return s
+		}
+		return policy.ProviderMissing
+	})
+}
+
+func readyMessage(cp *policy.CompiledPolicy) string {
+	if cp == nil {
+		return ""
+	}
+	if len(cp.Rules) == 1 {
+		return "1 rule compiled and in force"
+	}
+	return fmt.Sprintf("%d rules compiled and in force", len(cp.Rules))
+}

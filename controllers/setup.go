@@ -1,0 +1,59 @@
+package controllers
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Setup registers the field indexes and the three reconcilers with mgr.
+// duoCheck may be nil (no Duo credential check).
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, duoCheck DuoCheckFunc) error {
+	if err := SetupIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	trigger := NewBundleTrigger(opts.Namespace)
+	var results *DuoResults
+	if duoCheck != nil {
+		results = NewDuoResults()
+	}
+	rec := mgr.GetEventRecorder(ControllerName)
+	if err := (&MFAProviderReconciler{
+		Client:        mgr.GetClient(),
+		Recorder:      rec,
+		DuoCheck:      duoCheck,
+		DuoResults:    results,
+		BundleTrigger: trigger,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&MFAPolicyReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: rec,
+		Options:  opts,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&BundleReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Scheme:     mgr.GetScheme(),
+		Options:    opts,
+		DuoResults: results,
+		Trigger:    trigger,
+	}).SetupWithManager(mgr)
+}
+
+// CacheOptions keeps the cache of what the controller owns to its own
+// namespace, which is also all its Role lets it see of them.
+func CacheOptions(opts Options) cache.Options {
+	own := cache.ByObject{Namespaces: map[string]cache.Config{opts.Namespace: {}}}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&appsv1.Deployment{}: own,
+		&corev1.Service{}:    own,
+	}}
+}
