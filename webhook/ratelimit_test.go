@@ -1,0 +1,109 @@
+package webhook
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+)
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func TestRateLimiterAllowsTheBurstThenRefuses(t *testing.T) {
+	g := NewWithT(t)
+	clock := &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	l := newRateLimiter(RateLimit{PerMinute: 10, Burst: 10, MaxClients: 100}, clock.now)
+	ip := netip.MustParseAddr("203.0.113.7")
+	for i := range 10 {
+		ok, _ := l.allow(ip)
+		g.Expect(ok).To(BeTrue(), "attempt %d", i+1)
+	}
+	ok, retry := l.allow(ip)
+	g.Expect(ok).To(BeFalse())
+	g.Expect(retry).To(Equal(6 * time.Second))
+}
+
+func TestRateLimiterRefillsAtTheConfiguredRate(t *testing.T) {
+	g := NewWithT(t)
+	clock := &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	l := newRateLimiter(RateLimit{PerMinute: 10, Burst: 2, MaxClients: 100}, clock.now)
+	ip := netip.MustParseAddr("203.0.113.7")
+	l.allow(ip)
+	l.allow(ip)
+	ok, _ := l.allow(ip)
+	g.Expect(ok).To(BeFalse())
+
+	clock.advance(5 * time.Second)
+	ok, _ = l.allow(ip)
+	g.Expect(ok).To(BeFalse(), "less than one token after 5s at 10/min")
+
+	clock.advance(time.Second)
+	ok, _ = l.allow(ip)
+	g.Expect(ok).To(BeTrue(), "one token after 6s at 10/min")
+
+	clock.advance(time.Hour)
+	for range 2 {
+		ok, _ = l.allow(ip)
+		g.Expect(ok).To(BeTrue())
+	}
+	ok, _ = l.allow(ip)
+	g.Expect(ok).To(BeFalse(), "refill is capped at the burst")
+}
+
+func TestRateLimiterKeepsAddressesApart(t *testing.T) {
+	g := NewWithT(t)
+	clock := &fakeClock{t: time.Now()}
+	l := newRateLimiter(RateLimit{PerMinute: 1, Burst: 1, MaxClients: 100}, clock.now)
+	ok, _ := l.allow(netip.MustParseAddr("203.0.113.7"))
+	g.Expect(ok).To(BeTrue())
+	ok, _ = l.allow(netip.MustParseAddr("203.0.113.8"))
+	g.Expect(ok).To(BeTrue())
+	ok, _ = l.allow(netip.MustParseAddr("203.0.113.7"))
+	g.Expect(ok).To(BeFalse())
+}
+
+func TestRateLimiterGroupsIPv6By64AndUnmapsIPv4(t *testing.T) {
+	g := NewWithT(t)
+	clock := &fakeClock{t: time.Now()}
+	l := newRateLimiter(RateLimit{PerMinute: 1, Burst: 1, MaxClients: 100}, clock.now)
+	ok, _ := l.allow(netip.MustParseAddr("2001:db8:1:2::1"))
+	g.Expect(ok).To(BeTrue())
+	ok, _ = l.allow(netip.MustParseAddr("2001:db8:1:2:ffff::9"))
+	g.Expect(ok).To(BeFalse(), "same /64")
+	ok, _ = l.allow(netip.MustParseAddr("2001:db8:1:3::1"))
+	g.Expect(ok).To(BeTrue(), "another /64")
+
+	ok, _ = l.allow(netip.MustParseAddr("198.51.100.1"))
+	g.Expect(ok).To(BeTrue())
+	ok, _ = l.allow(netip.MustParseAddr("::ffff:198.51.100.1"))
+	g.Expect(ok).To(BeFalse(), "IPv4-mapped is the same client")
+}
+
+func TestRateLimiterEvictsTheLeastRecentlySeen(t *testing.T) {
+	g := NewWithT(t)
+	clock := &fakeClock{t: time.Now()}
+	l := newRateLimiter(RateLimit{PerMinute: 1, Burst: 1, MaxClients: 3}, clock.now)
+	a, b, c, d := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3"), netip.MustParseAddr("192.0.2.4")
+	for _, ip := range []netip.Addr{a, b, c} {
+		l.allow(ip)
+	}
+	l.allow(a) // a is now the most recently seen; b the least
+	l.allow(d)
+	g.Expect(l.size()).To(Equal(3))
+
+	ok, _ := l.allow(a)
+	g.Expect(ok).To(BeFalse(), "a is still tracked")
+	ok, _ = l.allow(b)
+	g.Expect(ok).To(BeTrue(), "b was evicted and starts with a full bucket")
+	g.Expect(l.size()).To(Equal(3))
+}
+
+func TestRateLimitDefaults(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(RateLimit{}.withDefaults()).To(Equal(DefaultRateLimit))
+	g.Expect(RateLimit{PerMinute: 30}.withDefaults()).To(Equal(RateLimit{PerMinute: 30, Burst: 10, MaxClients: 10000}))
+}

@@ -1,0 +1,329 @@
+package webhook
+
+import (
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// maxRedirectLength bounds the rd parameter; longer values are refused.
+const maxRedirectLength = 4096
+
+// maxRedirectDecodings is how many rounds of percent-decoding are looked
+// through. A value still changing after that many rounds is refused.
+const maxRedirectDecodings = 3
+
+// safeRedirect returns where the browser may be sent after the challenge:
+// rd when it points at a host the operator declared (the policy's hosts or
+// the cookie domain), otherwise the policy's default target.
+func (s *Server) safeRedirect(rd string, p *policy.CompiledPolicy) string {
+	var hosts []string
+	if p != nil {
+		hosts = p.Spec.Hosts
+	}
+	publicURL := ""
+	if s.publicURL != nil {
+		publicURL = s.publicURL.String()
+	}
+	t := redirectTargets{
+		hosts:        hosts,
+		cookieDomain: s.opts.CookieDomain,
+		fallback:     defaultRedirect(hosts, publicURL),
+	}
+	return t.sanitize(rd)
+}
+
+// defaultRedirect is where a refused or missing rd leads: the https root of
+// the first policy host that is not a wildcard, else the public URL, else
+// the root of the challenge server.
+func defaultRedirect(hosts []string, publicURL string) string {
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if host, _, ok := splitHostPort(h); ok && asciiHost(host) {
+			return "https://" + h + "/"
+		}
+	}
+	if u, err := url.Parse(publicURL); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil {
+		return u.String()
+	}
+	return "/"
+}
+
+// redirectTargets says which rd values are acceptable.
+type redirectTargets struct {
+	// hosts are the policy's spec.hosts: "app.example.com" (any port),
+	// "app.example.com:8443" (that port only) or "*.example.com" (exactly
+	// one more label).
+	hosts []string
+	// cookieDomain accepts itself and every subdomain.
+	cookieDomain string
+	// fallback is returned for anything refused.
+	fallback string
+}
+
+// sanitizeRedirect is redirectTargets.sanitize as a plain function.
+func sanitizeRedirect(rd string, hosts []string, cookieDomain, fallback string) string {
+	return redirectTargets{hosts: hosts, cookieDomain: cookieDomain, fallback: fallback}.sanitize(rd)
+}
+
+// sanitize returns rd, normalised, when it is an absolute http(s) URL of an
+// allowed host or a path-only URL (resolved against the fallback, so it
+// lands on the same site); otherwise the fallback.
+//
+// Browsers are lenient where url.Parse is strict and the other way round
+// (backslashes as slashes, tabs and newlines dropped, "https:/host",
+// percent-encoded delimiters decoded by some hop), so rather than guess how
+// a client will read an odd URL, anything odd is refused: whitespace,
+// control and format characters, backslashes, userinfo, percent signs in the
+// authority, non-ASCII hosts that are not declared as such, and any value
+// whose percent-decoded forms would point elsewhere.
+func (t redirectTargets) sanitize(rd string) string {
+	out, ok := t.check(rd)
+	if !ok {
+		return t.fallback
+	}
+	return out
+}
+
+func (t redirectTargets) check(rd string) (string, bool) {
+	if rd == "" || len(rd) > maxRedirectLength || !cleanRedirectChars(rd, false) {
+		return "", false
+	}
+	if strings.HasPrefix(rd, "/") {
+		return t.checkPath(rd)
+	}
+	return t.checkAbsolute(rd)
+}
+
+// checkPath accepts "/path?query#fragment" and resolves it against the
+// fallback.
+func (t redirectTargets) checkPath(rd string) (string, bool) {
+	if !pathOnly(rd) {
+		return "", false
+	}
+	decoded, ok := decodings(rd)
+	if !ok {
+		return "", false
+	}
+	for _, d := range decoded {
+		if !cleanRedirectChars(d, true) || !pathOnly(d) {
+			return "", false
+		}
+	}
+	u, err := url.Parse(rd)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
+		return "", false
+	}
+	base, err := url.Parse(t.fallback)
+	if err != nil {
+		return "", false
+	}
+	return base.ResolveReference(u).String(), true
+}
+
+// pathOnly reports whether s starts with exactly one slash: "//host" and
+// "/\host" are network-path references to another host.
+func pathOnly(s string) bool {
+	return len(s) > 0 && s[0] == '/' && (len(s) == 1 || (s[1] != '/' && s[1] != '\\'))
+}
+
+// checkAbsolute accepts "http(s)://host[:port]/..." for an allowed host.
+func (t redirectTargets) checkAbsolute(rd string) (string, bool) {
+	colon := strings.IndexByte(rd, ':')
+	if colon <= 0 {
+		return "", false
+	}
+	scheme := strings.ToLower(rd[:colon])
+	if scheme != "http" && scheme != "https" {
+		return "", false
+	}
+	rest := rd[colon+1:]
+	if !strings.HasPrefix(rest, "//") {
+		// "https:host" and "https:/host" are read as https://host by browsers.
+		return "", false
+	}
+	authority := authorityOf(rest)
+	if authority == "" || strings.ContainsAny(authority, "@%") {
+		return "", false
+	}
+	decoded, ok := decodings(rd)
+	if !ok {
+		return "", false
+	}
+	for _, d := range decoded[1:] {
+		// Once decoded, the value must still name the same authority.
+		if !cleanRedirectChars(d, true) || len(d) < colon+1 || authorityOf(d[colon+1:]) != authority {
+			return "", false
+		}
+	}
+	u, err := url.Parse(scheme + ":" + rest)
+	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" {
+		return "", false
+	}
+	if !strings.EqualFold(u.Host, authority) {
+		return "", false
+	}
+	host, port, ok := splitHostPort(strings.ToLower(authority))
+	if !ok || !t.allowedHost(host, port) {
+		return "", false
+	}
+	// Rebuilt by hand so that a declared non-ASCII host stays as declared
+	// (url.URL.String would percent-encode it).
+	u.Scheme, u.Host = "", ""
+	return scheme + "://" + strings.ToLower(authority) + u.String(), true
+}
+
+// authorityOf returns the authority of "//authority/path...".
+func authorityOf(rest string) string {
+	if !strings.HasPrefix(rest, "//") {
+		return ""
+	}
+	a := rest[2:]
+	if i := strings.IndexAny(a, "/?#\\"); i >= 0 {
+		a = a[:i]
+	}
+	return a
+}
+
+// splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port"; the port,
+// when present, must be 1 to 65535 without a leading zero.
+func splitHostPort(authority string) (host, port string, ok bool) {
+	if strings.HasPrefix(authority, "[") {
+		end := strings.IndexByte(authority, ']')
+		if end < 0 {
+			return "", "", false
+		}
+		host, rest := authority[:end+1], authority[end+1:]
+		if rest == "" {
+			return host, "", true
+		}
+		if rest[0] != ':' || !validPort(rest[1:]) {
+			return "", "", false
+		}
+		return host, rest[1:], true
+	}
+	if strings.Count(authority, ":") > 1 {
+		return "", "", false
+	}
+	host, port, hasPort := strings.Cut(authority, ":")
+	if host == "" || (hasPort && !validPort(port)) {
+		return "", "", false
+	}
+	return host, port, true
+}
+
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 || p[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+	}
+	n, _ := strconv.Atoi(p)
+	return n <= 65535
+}
+
+// allowedHost reports whether host (lower-case) and port are declared: a
+// policy host, or the cookie domain or one of its subdomains. A host that
+// is not plain ASCII is allowed only when declared exactly, so a look-alike
+// of a declared name never passes.
+func (t redirectTargets) allowedHost(host, port string) bool {
+	ascii := asciiHost(host)
+	for _, h := range t.hosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		hh, hp, ok := splitHostPort(h)
+		if !ok {
+			continue
+		}
+		if hp != "" && hp != port {
+			continue
+		}
+		if hh == host {
+			return true
+		}
+		if ascii && strings.HasPrefix(hh, "*.") {
+			suffix := hh[1:] // ".example.com"
+			if label, found := strings.CutSuffix(host, suffix); found && label != "" && !strings.Contains(label, ".") {
+				return true
+			}
+		}
+	}
+	if !ascii {
+		return false
+	}
+	d := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(t.cookieDomain)), ".")
+	if !asciiHost(d) {
+		return false
+	}
+	return host == d || strings.HasSuffix(host, "."+d)
+}
+
+// asciiHost reports whether host (no port) is a bracketed IPv6 literal or
+// dot-separated labels of ASCII letters, digits and hyphens.
+func asciiHost(host string) bool {
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		return net.ParseIP(host[1:len(host)-1]) != nil
+	}
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// decodings returns s followed by each distinct percent-decoding of it.
+// It fails on a malformed escape or on a value that is still changing after
+// maxRedirectDecodings rounds.
+func decodings(s string) ([]string, bool) {
+	out := []string{s}
+	cur := s
+	for range maxRedirectDecodings {
+		d, err := url.PathUnescape(cur)
+		if err != nil {
+			return nil, false
+		}
+		if d == cur {
+			return out, true
+		}
+		out = append(out, d)
+		cur = d
+	}
+	return nil, false
+}
+
+// cleanRedirectChars refuses invalid UTF-8, backslashes, control and format
+// characters (bidi overrides, zero-width characters) and whitespace.
+// decoded relaxes the rule for a plain space, which "%20" legitimately
+// decodes to.
+func cleanRedirectChars(s string, decoded bool) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == ' ' && decoded:
+		case r == '\\', r < 0x20, r == 0x7f, r == ' ':
+			return false
+		case r >= 0x80 && (unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError):
+			return false
+		}
+	}
+	return true
+}
