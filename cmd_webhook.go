@@ -3,8 +3,151 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	"github.com/mfa-operator/mfa-operator/webhook"
+	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/webhook/totp"
 )
 
+// runWebhook runs the challenge server until ctx is cancelled (SIGINT,
+// SIGTERM). With --config-dir it is standalone (objects from files, a file
+// store); otherwise it reads its bundle and keyring Secrets from the
+// cluster and keeps enrolments in Secrets.
 func runWebhook(ctx context.Context, args []string) error {
-	return errors.New("not implemented")
+	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+	common := addCommonFlags(fs)
+	listen := stringFlag(fs, "listen", ":8080", "address to serve on")
+	configDir := stringFlag(fs, "config-dir", "", "standalone mode: directory of MFAPolicy, MFAProvider and Secret YAML/JSON files, reloaded on change")
+	dataDir := stringFlag(fs, "data-dir", "mfa-data", "standalone mode: directory of the keyring (keyring.json, generated when absent) and the enrolment store (enrollments.db)")
+	maxFailures := stringFlag(fs, "lockout-max-failures", "5", "failed second-factor attempts within --lockout-window that lock a user out")
+	window := stringFlag(fs, "lockout-window", "5m", "window in which failed attempts are counted")
+	duration := stringFlag(fs, "lockout-duration", "5m", "how long a user stays locked out")
+	logLevel := stringFlag(fs, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	proxies, err := parsePrefixes(*common.trustedProxies)
+	if err != nil {
+		return err
+	}
+	lockout, err := parseLockout(*maxFailures, *window, *duration)
+	if err != nil {
+		return err
+	}
+	opts := webhook.Options{
+		Namespace:       *common.namespace,
+		PublicURL:       *common.publicURL,
+		CookieDomain:    *common.cookieDomain,
+		TrustedProxies:  proxies,
+		InsecureCookies: *common.insecureCookie,
+		ListenAddr:      *listen,
+		ConfigDir:       *configDir,
+		DataDir:         *dataDir,
+		Logger:          log,
+		Lockout:         lockout,
+	}
+
+	if opts.ConfigDir != "" {
+		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		fstore, err := store.NewFileStore(filepath.Join(opts.DataDir, "enrollments.db"))
+		if err != nil {
+			return fmt.Errorf("opening the enrolment store in --data-dir %s: %w", opts.DataDir, err)
+		}
+		defer fstore.Close()
+		opts.Store = fstore
+		log.Info("standalone mode", "configDir", opts.ConfigDir, "dataDir", opts.DataDir)
+	} else {
+		cfg, err := config.GetConfig()
+		if err != nil {
+			return fmt.Errorf("no cluster configuration (and no --config-dir for standalone mode): %w", err)
+		}
+		scheme := runtime.NewScheme()
+		if err := corev1.AddToScheme(scheme); err != nil {
+			return err
+		}
+		c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			return fmt.Errorf("building the cluster client: %w", err)
+		}
+		opts.Client = c
+		opts.Store = store.NewSecretStore(c, opts.Namespace)
+		log.Info("cluster mode", "namespace", opts.Namespace)
+	}
+
+	srv, err := webhook.NewServer(opts)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+// parsePrefixes reads comma-separated CIDRs (or single addresses).
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", part)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR, e.g. 10.0.0.0/8", part)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func parseLockout(maxFailures, window, duration string) (totp.Lockout, error) {
+	n, err := strconv.Atoi(maxFailures)
+	if err != nil || n < 1 {
+		return totp.Lockout{}, fmt.Errorf("--lockout-max-failures %q: want a positive number", maxFailures)
+	}
+	w, err := time.ParseDuration(window)
+	if err != nil || w <= 0 {
+		return totp.Lockout{}, fmt.Errorf("--lockout-window %q: want a positive duration, e.g. 5m", window)
+	}
+	d, err := time.ParseDuration(duration)
+	if err != nil || d <= 0 {
+		return totp.Lockout{}, fmt.Errorf("--lockout-duration %q: want a positive duration, e.g. 5m", duration)
+	}
+	return totp.Lockout{MaxFailures: n, Window: w, Duration: d}, nil
 }

@@ -161,6 +161,9 @@ func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyrin
 	for i := range b.Providers {
 		p := &b.Providers[i]
 		sn.Providers[p.Key()] = p
+		// Expose the provider's challenge counters before the first one.
+		s.metrics.challenges.WithLabelValues(p.Key(), "success")
+		s.metrics.challenges.WithLabelValues(p.Key(), "failure")
 	}
 	hostOwners := map[string][]string{}
 	for i := range b.Policies {
