@@ -1,0 +1,722 @@
+#!/usr/bin/env bash
+# The performance figures of mfa-operator, all taken in one run on this
+# machine, printed side by side and written to docs/performance.md:
+#
+#   go          Go benchmarks of the decision path (./webhook/, ./internal/policy/)
+#   http        /auth over loopback against an empty net/http handler: wrk,
+#               same connections, alternating runs; requests/s, latency, the
+#               server's own CPU time per request; a remembered browser (200)
+#               and an unauthenticated request (401)
+#   memory      RSS of the challenge server around many 401 requests, and
+#               with 1,000 policies loaded
+#   startup     exec of `mfa-operator webhook` (standalone) to /readyz 200
+#   controller  1,000 MFAPolicies applied to a local API server until all are
+#               Ready and the bundle holds them
+#
+# Settings (environment; defaults in brackets):
+#   BENCH_SECTIONS [go http memory startup controller]
+#   BENCH_DURATION [10s]        length of each measured wrk run
+#   BENCH_ROUNDS [2]            rounds of (empty handler, /auth 200, /auth 401)
+#   BENCH_CONNECTIONS [50]      wrk connections     BENCH_THREADS [2] wrk threads
+#   BENCH_MEM_REQUESTS [500000] 401 requests of the memory test
+#   BENCH_POLICIES [1000]       policies of the memory, startup and controller tests
+#   BENCH_STARTUP_RUNS [11]     measured start-ups (median)
+#   BENCH_DOC [docs/performance.md]  report written at the end; empty: none
+#   BENCH_KEEP [false]          keep the scratch directory (logs, configs)
+#   GOMAXPROCS                  passed to both servers when set
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+SECTIONS=${BENCH_SECTIONS:-go http memory startup controller}
+DURATION=${BENCH_DURATION:-10s}
+ROUNDS=${BENCH_ROUNDS:-2}
+CONNS=${BENCH_CONNECTIONS:-50}
+THREADS=${BENCH_THREADS:-2}
+MEM_REQUESTS=${BENCH_MEM_REQUESTS:-500000}
+POLICIES=${BENCH_POLICIES:-1000}
+STARTUP_RUNS=${BENCH_STARTUP_RUNS:-11}
+DOC=${BENCH_DOC-docs/performance.md}
+KEEP=${BENCH_KEEP:-false}
+if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
+  KUBEBUILDER_ASSETS=$root/bin/k8s/$(awk '$1 == "k8s.io/client-go" { sub(/^v0\./, "v1.", $2); print $2; exit }' go.mod)
+fi
+
+BIN=$root/bin/mfa-operator
+TOOLS=$root/bin/bench
+LUA=$root/hack/bench/status.lua
+HZ=$(getconf CLK_TCK)
+POLICY_PATH=/auth/apps/bench
+USER_EMAIL=bench@example.com
+ORIGINAL_URL=http://app.example.com/dashboard
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+  printf 'bench: %s\n' "$*" >&2
+  exit 1
+}
+wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+failures=()
+fail_section() {
+  log "FAILED: $*"
+  failures+=("$*")
+}
+
+# ---------------------------------------------------------------------------
+# Processes: every process the script starts is recorded and stopped, by pid.
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mfa-bench.XXXXXX")
+pids=()
+cluster_started=false
+
+start_bg() { # start_bg NAME CMD [ARGS...]; sets STARTED_PID
+  local name=$1
+  shift
+  "$@" >>"$work/logs/$name.log" 2>&1 &
+  STARTED_PID=$!
+  pids+=("$STARTED_PID")
+}
+
+stop_bg() { # stop_bg PID
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do stop_bg "$pid"; done
+  if $cluster_started; then
+    DEMO_STATE=$work/cluster "$root/hack/cluster.sh" down >/dev/null 2>&1 || true
+  fi
+  if [ "$KEEP" = true ]; then
+    log "scratch directory kept: $work"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+mkdir -p "$work/logs"
+
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# wait_http URL STATUS TIMEOUT_S [CURL_ARGS...]: polls until URL answers STATUS.
+wait_http() {
+  local url=$1 want=$2 timeout=$3 code
+  shift 3
+  local deadline=$((SECONDS + timeout))
+  while true; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" || true)
+    [ "$code" = "$want" ] && return 0
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.05
+  done
+}
+
+cpu_ticks() { # utime + stime of PID, in clock ticks (fields 14 and 15 of /proc/PID/stat)
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
+mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
+
+# start_webhook NAME CONFIG_DIR DATA_DIR PORT: a standalone challenge server;
+# sets STARTED_PID.
+start_webhook() {
+  local name=$1 config=$2 data=$3 port=$4
+  start_bg "$name" "$BIN" webhook --config-dir "$config" --data-dir "$data" \
+    --listen "127.0.0.1:$port" --trusted-proxies 127.0.0.1/32 --insecure-cookies
+  if ! wait_http "http://127.0.0.1:$port/readyz" 200 60; then
+    tail -n 20 "$work/logs/$name.log" >&2
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# wrk runs. A run's line: requests rps p50_us p99_us cpu_us_per_req unexpected socket_errors
+
+# wrk_run PID URL EXPECTED_STATUS DURATION [HEADER...]
+wrk_run() {
+  local pid=$1 url=$2 expected=$3 duration=$4
+  shift 4
+  local args=() h out t0 t1 line
+  for h in "$@"; do args+=(-H "$h"); done
+  t0=$(cpu_ticks "$pid")
+  if ! out=$(wrk -t"$THREADS" -c"$CONNS" -d"$duration" --timeout 5s -s "$LUA" "${args[@]}" "$url" -- "$expected" 2>&1); then
+    printf '%s\n' "$out" >&2
+    return 1
+  fi
+  t1=$(cpu_ticks "$pid")
+  line=$(grep '^RESULT ' <<<"$out") || {
+    printf '%s\n' "$out" >&2
+    return 1
+  }
+  awk -v t0="$t0" -v t1="$t1" -v hz="$HZ" '{
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    n = v["requests"]
+    bad = v["unexpected"] + (v["requests"] - v["responses"])
+    printf "%d %.0f %d %d %.2f %d %d\n", n, n / (v["duration_us"] / 1e6), v["p50_us"], v["p99_us"],
+      (n > 0 ? (t1 - t0) / hz * 1e6 / n : 0), bad, v["socket_errors"]
+  }' <<<"$line"
+}
+
+# auth_headers [COOKIE]: the headers the front door sends with /auth.
+auth_headers() {
+  printf '%s\n' "X-Original-URL: $ORIGINAL_URL" "X-Original-Method: GET" \
+    "X-Forwarded-For: 192.0.2.10" "X-Auth-Request-Email: $USER_EMAIL"
+  if [ -n "${1:-}" ]; then printf '%s\n' "Cookie: $1"; fi
+}
+
+fmt_ms() { awk -v us="$1" 'BEGIN { if (us == "") print "n/a"; else printf "%.2fms", us / 1000 }'; }
+
+# median FIELD FILE: the median of a column (fields as in a run's line).
+median() {
+  awk -v f="$1" '{ print $f }' "$2" | sort -g | awk '{ a[NR] = $1 } END {
+    if (NR == 0) exit
+    if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+sum() { awk -v f="$1" '{ s += $f } END { print s + 0 }' "$2"; }
+
+# ---------------------------------------------------------------------------
+# The report: key/value results and text blocks, turned into the table and
+# docs/performance.md at the end.
+
+declare -A R
+declare -A SECTION_OUT
+
+build() {
+  log "building bin/mfa-operator and the benchmark tools"
+  go build -o "$BIN" .
+  local t
+  for t in emptyserver startup enroll genpolicies ctrlbench; do
+    go build -o "$TOOLS/$t" "./hack/bench/$t"
+  done
+}
+
+check_tools() {
+  local c
+  for c in wrk curl oathtool; do
+    command -v "$c" >/dev/null || die "$c is missing; run: make deps"
+  done
+  command -v zbarimg >/dev/null || log "zbarimg is missing: the enrolment uses the key shown on the page, without checking the QR code"
+}
+
+write_config() { # write_config DIR N
+  "$TOOLS/genpolicies" -n "$2" -out "$1"
+}
+
+# ---------------------------------------------------------------------------
+# go: micro-benchmarks of the decision path.
+
+section_go() {
+  log "go benchmarks: go test -run '^\$' -bench . -benchmem ./webhook/ ./internal/policy/"
+  local out rc=0
+  out=$(go test -run '^$' -bench . -benchmem ./webhook/ ./internal/policy/ 2>&1) || rc=$?
+  printf '%s\n' "$out"
+  SECTION_OUT[go]=$(grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|FAIL|---)' <<<"$out" || true)
+  if [ $rc -ne 0 ]; then
+    fail_section "go benchmarks (go test exited $rc)"
+  elif ! grep -q '^Benchmark' <<<"$out"; then
+    fail_section "go benchmarks: no Benchmark functions ran"
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# http: /auth against the empty handler.
+
+section_http() {
+  local cfg=$work/http-config data=$work/http-data port eport wpid epid cookie=""
+  write_config "$cfg" 1
+  mkdir -p "$data"
+  port=$(free_port)
+  eport=$(free_port)
+  start_webhook webhook-http "$cfg" "$data" "$port" || {
+    fail_section "http: the challenge server did not become ready"
+    return
+  }
+  wpid=$STARTED_PID
+  start_bg emptyserver "$TOOLS/emptyserver" --listen "127.0.0.1:$eport"
+  epid=$STARTED_PID
+  wait_http "http://127.0.0.1:$eport/" 200 30 || {
+    fail_section "http: the empty server did not start"
+    return
+  }
+
+  log "enrolling $USER_EMAIL through the challenge pages (oathtool code) for a remembered-browser cookie"
+  if cookie=$("$TOOLS/enroll" -v -server "http://127.0.0.1:$port" -policy apps/bench -user "$USER_EMAIL" \
+    -rd "$ORIGINAL_URL" 2>"$work/logs/enroll.log"); then
+    local got
+    got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$POLICY_PATH" -H "X-Original-URL: $ORIGINAL_URL" \
+      -H "X-Original-Method: GET" -H "X-Auth-Request-Email: $USER_EMAIL" -H "Cookie: $cookie")
+    if [ "$got" != 200 ]; then
+      fail_section "http: /auth with the enrolled cookie answered $got, not 200"
+      cookie=""
+    fi
+  else
+    cat "$work/logs/enroll.log" >&2
+    fail_section "http: enrolment through the challenge pages failed (see above); /auth remembered not measured"
+    cookie=""
+  fi
+  local got401
+  got401=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$POLICY_PATH" -H "X-Original-URL: $ORIGINAL_URL" \
+    -H "X-Original-Method: GET" -H "X-Auth-Request-Email: $USER_EMAIL")
+  [ "$got401" = 401 ] || fail_section "http: /auth without a cookie answered $got401, not 401"
+
+  local -a h200 h401
+  mapfile -t h200 < <(auth_headers "${cookie:-mfa_remember=none}")
+  mapfile -t h401 < <(auth_headers "")
+  local aurl="http://127.0.0.1:$eport$POLICY_PATH" burl="http://127.0.0.1:$port$POLICY_PATH"
+
+  log "warm-up: 2s per scenario"
+  wrk_run "$epid" "$aurl" 200 2s "${h200[@]}" >/dev/null || true
+  [ -z "$cookie" ] || wrk_run "$wpid" "$burl" 200 2s "${h200[@]}" >/dev/null || true
+  wrk_run "$wpid" "$burl" 401 2s "${h401[@]}" >/dev/null || true
+
+  : >"$work/http-A" && : >"$work/http-B" && : >"$work/http-C"
+  local round line
+  printf '\n%-28s %5s %10s %9s %9s %11s %10s %7s\n' "run (wrk -t$THREADS -c$CONNS -d$DURATION)" round "req/s" p50 p99 "cpu µs/req" unexpected "socket"
+  for round in $(seq "$ROUNDS"); do
+    for s in A B C; do
+      case $s in
+      A) line=$(wrk_run "$epid" "$aurl" 200 "$DURATION" "${h200[@]}") || line="" ;;
+      B)
+        [ -n "$cookie" ] || continue
+        line=$(wrk_run "$wpid" "$burl" 200 "$DURATION" "${h200[@]}") || line=""
+        ;;
+      C) line=$(wrk_run "$wpid" "$burl" 401 "$DURATION" "${h401[@]}") || line="" ;;
+      esac
+      if [ -z "$line" ]; then
+        fail_section "http: wrk run $s/$round failed"
+        continue
+      fi
+      echo "$line" >>"$work/http-$s"
+      # shellcheck disable=SC2086
+      set -- $line
+      printf '%-28s %5s %10s %9s %9s %11s %10s %7s%s\n' "$(scenario_name $s)" "$round" "$2" "$(fmt_ms "$3")" "$(fmt_ms "$4")" "$5" "$6" "$7" \
+        "$( [ "$6" = 0 ] && [ "$7" = 0 ] || echo '  INVALID')"
+    done
+  done
+  stop_bg "$epid"
+  stop_bg "$wpid"
+
+  for s in A B C; do
+    [ -s "$work/http-$s" ] || continue
+    R[http_${s}_requests]=$(sum 1 "$work/http-$s")
+    R[http_${s}_rps]=$(median 2 "$work/http-$s")
+    R[http_${s}_p50]=$(median 3 "$work/http-$s")
+    R[http_${s}_p99]=$(median 4 "$work/http-$s")
+    R[http_${s}_cpu]=$(median 5 "$work/http-$s")
+    R[http_${s}_unexpected]=$(($(sum 6 "$work/http-$s") + $(sum 7 "$work/http-$s")))
+    R[http_${s}_runs]=$(wc -l <"$work/http-$s")
+  done
+  R[http_ran]=true
+}
+
+scenario_name() {
+  case $1 in
+  A) echo "empty handler (A)" ;;
+  B) echo "/auth remembered (B)" ;;
+  C) echo "/auth 401 unauthenticated" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------
+# memory: RSS around many 401 requests, and with many policies.
+
+section_memory() {
+  local cfg=$work/mem-config data=$work/mem-data port pid
+  write_config "$cfg" 1
+  mkdir -p "$data"
+  port=$(free_port)
+  start_webhook webhook-mem "$cfg" "$data" "$port" || {
+    fail_section "memory: the challenge server did not become ready"
+    return
+  }
+  pid=$STARTED_PID
+  local -a h401
+  mapfile -t h401 < <(auth_headers "")
+  local url="http://127.0.0.1:$port$POLICY_PATH" line total=0 bad=0
+  R[mem_idle_kb]=$(rss_kb "$pid")
+  line=$(wrk_run "$pid" "$url" 401 2s "${h401[@]}") || line="0 0 0 0 0 1 0"
+  # shellcheck disable=SC2086
+  set -- $line
+  R[mem_warm_requests]=$1
+  bad=$(($6 + $7))
+  R[mem_warm_kb]=$(rss_kb "$pid")
+  log "memory: RSS idle $(mb "${R[mem_idle_kb]}") MB, after a ${1}-request warm-up $(mb "${R[mem_warm_kb]}") MB; sending $MEM_REQUESTS 401 requests"
+  while [ "$total" -lt "$MEM_REQUESTS" ]; do
+    line=$(wrk_run "$pid" "$url" 401 5s "${h401[@]}") || {
+      fail_section "memory: wrk failed"
+      break
+    }
+    # shellcheck disable=SC2086
+    set -- $line
+    total=$((total + $1))
+    bad=$((bad + $6 + $7))
+  done
+  R[mem_requests]=$total
+  R[mem_unexpected]=$bad
+  R[mem_after_kb]=$(rss_kb "$pid")
+  stop_bg "$pid"
+  log "memory: after $total requests: $(mb "${R[mem_after_kb]}") MB ($bad unexpected)"
+
+  cfg=$work/mem-config-many
+  data=$work/mem-data-many
+  write_config "$cfg" "$POLICIES"
+  mkdir -p "$data"
+  port=$(free_port)
+  start_webhook webhook-many "$cfg" "$data" "$port" || {
+    fail_section "memory: the challenge server with $POLICIES policies did not become ready"
+    return
+  }
+  pid=$STARTED_PID
+  local last
+  last=$(printf 'policy-%04d' $((POLICIES - 1)))
+  if [ "$POLICIES" -gt 1 ] && ! wait_http "http://127.0.0.1:$port/auth/apps/$last" 401 60 \
+    -H "X-Original-URL: http://p0001.example.com/" -H "X-Original-Method: GET" -H "X-Auth-Request-Email: $USER_EMAIL"; then
+    fail_section "memory: policy apps/$last was not in force after 60s"
+  fi
+  R[mem_many_kb]=$(rss_kb "$pid")
+  stop_bg "$pid"
+  log "memory: with $POLICIES policies: $(mb "${R[mem_many_kb]}") MB"
+  R[mem_ran]=true
+}
+
+# ---------------------------------------------------------------------------
+# startup: exec to /readyz 200.
+
+section_startup() {
+  local n cfg data port out
+  for n in 1 "$POLICIES"; do
+    cfg=$work/startup-config-$n
+    data=$work/startup-data-$n
+    write_config "$cfg" "$n"
+    mkdir -p "$data"
+    port=$(free_port)
+    log "startup with $n policies: $STARTUP_RUNS runs"
+    if ! out=$("$TOOLS/startup" -runs "$STARTUP_RUNS" -url "http://127.0.0.1:$port/readyz" -log "$work/logs/startup-$n.log" -- \
+      "$BIN" webhook --config-dir "$cfg" --data-dir "$data" --listen "127.0.0.1:$port" \
+      --trusted-proxies 127.0.0.1/32 --insecure-cookies); then
+      printf '%s\n' "$out"
+      fail_section "startup with $n policies"
+      continue
+    fi
+    printf '%s\n' "$out"
+    R[startup_${n}_median]=$(sed -n 's/^RESULT .*median_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+    R[startup_${n}_min]=$(sed -n 's/^RESULT .*min_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+    R[startup_${n}_max]=$(sed -n 's/^RESULT .*max_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+  done
+  R[startup_ran]=true
+}
+
+# ---------------------------------------------------------------------------
+# controller: 1,000 MFAPolicies on a local control plane (hack/cluster.sh).
+
+section_controller() {
+  local kc=$work/cluster/kubeconfig kubectl=$KUBEBUILDER_ASSETS/kubectl probe metrics
+  log "controller: starting etcd and kube-apiserver (hack/cluster.sh)"
+  cluster_started=true
+  if ! DEMO_STATE=$work/cluster DEMO_APISERVER_PORT=$(free_port) DEMO_ETCD_PORT=$(free_port) DEMO_ETCD_PEER_PORT=$(free_port) \
+    KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS "$root/hack/cluster.sh" up >"$work/logs/cluster.log" 2>&1; then
+    tail -n 20 "$work/logs/cluster.log" >&2
+    fail_section "controller: the local control plane did not start"
+    return
+  fi
+  KUBECONFIG=$kc "$kubectl" apply --server-side -f config/crd/bases >/dev/null
+  KUBECONFIG=$kc "$kubectl" wait --for=condition=Established --timeout=60s \
+    crd/mfapolicies.mfa.operator.dev crd/mfaproviders.mfa.operator.dev >/dev/null
+  KUBECONFIG=$kc "$kubectl" create namespace mfa-system >/dev/null
+  probe=$(free_port)
+  metrics=$(free_port)
+  start_bg controller env KUBECONFIG="$kc" "$BIN" controller --namespace mfa-system \
+    --trusted-proxies 127.0.0.1/32 --insecure-cookies --manage-deployment=false \
+    --kubeconfig "$kc" --metrics-bind-address "127.0.0.1:$metrics" --health-probe-bind-address "127.0.0.1:$probe"
+  local cpid=$STARTED_PID
+  if ! wait_http "http://127.0.0.1:$probe/readyz" 200 90; then
+    tail -n 20 "$work/logs/controller.log" >&2
+    fail_section "controller: the operator did not become ready"
+    return
+  fi
+  local out t0 t1
+  t0=$(cpu_ticks "$cpid")
+  log "controller: creating $POLICIES MFAPolicies"
+  if ! out=$("$TOOLS/ctrlbench" -kubeconfig "$kc" -n "$POLICIES" -operator-namespace mfa-system); then
+    tail -n 20 "$work/logs/controller.log" >&2
+    fail_section "controller: $POLICIES policies did not all become Ready with a bundle"
+    return
+  fi
+  t1=$(cpu_ticks "$cpid")
+  printf '%s\n' "$out"
+  local k
+  for k in apply_s ready_s bundle_s total_s bundle_bytes; do
+    R[ctrl_$k]=$(sed -n "s/^RESULT .*$k=\([0-9.]*\).*/\1/p" <<<"$out")
+  done
+  R[ctrl_cpu_s]=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  R[ctrl_rss_kb]=$(rss_kb "$cpid")
+  stop_bg "$cpid"
+  R[ctrl_ran]=true
+}
+
+# ---------------------------------------------------------------------------
+# The summary table and docs/performance.md.
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+summary_rows() { # prints the HTTP summary rows, FORMAT: plain or markdown
+  local s fmt=$1 name rps p50 p99 cpu rr rc bad valid
+  for s in A B C; do
+    name=$(scenario_name $s)
+    if [ -z "${R[http_${s}_rps]:-}" ]; then
+      if [ "$fmt" = plain ]; then
+        printf '%-28s %9s %9s %9s %12s %12s %10s %11s\n' "$name" n/a n/a n/a n/a n/a n/a "not measured"
+      else
+        printf '| %s | n/a | n/a | n/a | n/a | n/a | n/a | not measured |\n' "$name"
+      fi
+      continue
+    fi
+    rps=$(awk -v x="${R[http_${s}_rps]}" 'BEGIN { printf "%.0f", x }')
+    p50=$(fmt_ms "${R[http_${s}_p50]}")
+    p99=$(fmt_ms "${R[http_${s}_p99]}")
+    cpu=$(awk -v x="${R[http_${s}_cpu]}" 'BEGIN { printf "%.1f", x }')
+    rr=$(ratio "${R[http_${s}_rps]}" "${R[http_A_rps]:-}")
+    rc=$(ratio "${R[http_${s}_cpu]}" "${R[http_A_cpu]:-}")
+    bad=${R[http_${s}_unexpected]}
+    valid=$bad
+    [ "$bad" = 0 ] || valid="$bad INVALID"
+    if [ "$fmt" = plain ]; then
+      printf '%-28s %9s %9s %9s %12s %12s %10s %11s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$rr" "$rc" "$valid"
+    else
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$rr" "$rc" "$valid"
+    fi
+  done
+}
+
+goal_lines() {
+  if [ -n "${R[http_B_rps]:-}" ] && [ -n "${R[http_A_rps]:-}" ]; then
+    awk -v b="${R[http_B_rps]}" -v a="${R[http_A_rps]}" 'BEGIN {
+      r = b / a; printf "goal /auth remembered within 15%% of the empty handler (req/s ratio >= 0.85): %s (%.2f)\n", (r >= 0.85 ? "met" : "NOT met"), r }'
+  fi
+  if [ -n "${R[mem_after_kb]:-}" ]; then
+    awk -v w="${R[mem_warm_kb]}" -v a="${R[mem_after_kb]}" 'BEGIN {
+      d = (a - w) / 1024; printf "memory flat after the warm-up (within 5 MB): %s (%+.1f MB)\n", (d <= 5 ? "yes" : "NO"), d }'
+  fi
+  if [ -n "${R[startup_1_median]:-}" ]; then
+    awk -v m="${R[startup_1_median]}" 'BEGIN { printf "goal startup <= 150 ms (median): %s (%.1f ms)\n", (m <= 150 ? "met" : "NOT met"), m }'
+  fi
+}
+
+print_summary() {
+  echo
+  echo "=== summary ($(date -u +%FT%TZ), $(nproc) CPUs, load average at start ${LOAD_START}, at end $(load_avg)) ==="
+  if [ "${R[http_ran]:-}" = true ]; then
+    echo
+    printf '%-28s %9s %9s %9s %12s %12s %10s %11s\n' scenario "req/s" p50 p99 "cpu µs/req" "ratio req/s" "ratio cpu" unexpected
+    summary_rows plain
+    echo "(median of ${R[http_A_runs]:-0} alternating runs of $DURATION each; wrk -t$THREADS -c$CONNS; GOMAXPROCS ${GOMAXPROCS:-$(nproc)})"
+  fi
+  if [ "${R[mem_ran]:-}" = true ]; then
+    echo
+    printf 'memory RSS: idle %s MB, after warm-up %s MB, after %s 401 requests %s MB (%s unexpected); %s policies loaded %s MB\n' \
+      "$(mb "${R[mem_idle_kb]}")" "$(mb "${R[mem_warm_kb]}")" "${R[mem_requests]}" "$(mb "${R[mem_after_kb]}")" \
+      "${R[mem_unexpected]}" "$POLICIES" "$(mb "${R[mem_many_kb]:-0}")"
+  fi
+  if [ "${R[startup_ran]:-}" = true ]; then
+    printf 'startup (exec to /readyz 200, median of %s): 1 policy %s ms, %s policies %s ms\n' \
+      "$STARTUP_RUNS" "${R[startup_1_median]:-n/a}" "$POLICIES" "${R[startup_${POLICIES}_median]:-n/a}"
+  fi
+  if [ "${R[ctrl_ran]:-}" = true ]; then
+    printf 'controller: %s MFAPolicies created in %ss, all Ready after %ss, bundle with all of them after %ss; bundle %s bytes; operator CPU %ss, RSS %s MB\n' \
+      "$POLICIES" "${R[ctrl_apply_s]}" "${R[ctrl_ready_s]}" "${R[ctrl_bundle_s]}" "${R[ctrl_bundle_bytes]}" "${R[ctrl_cpu_s]}" "$(mb "${R[ctrl_rss_kb]}")"
+  fi
+  echo
+  goal_lines
+  if [ ${#failures[@]} -gt 0 ]; then
+    echo
+    echo "failures:"
+    printf '  - %s\n' "${failures[@]}"
+  fi
+}
+
+load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+write_doc() {
+  [ -n "$DOC" ] || return 0
+  local cpu_model go_version commit
+  cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  go_version=$(go env GOVERSION)
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  mkdir -p "$(dirname "$DOC")"
+  {
+    cat <<EOF
+# Performance
+
+Every protected request waits for \`/auth\`, so its cost is the product's
+cost. These figures come from \`make bench\` (\`hack/bench.sh\`), all taken in
+one run on one machine. They are regenerated by each run; the figures below
+are from the last one.
+
+Reproduce: \`make bench\` (or \`hack/bench.sh\`; \`BENCH_SECTIONS=http hack/bench.sh\`
+for one section, settings at the top of the script).
+
+## Machine
+
+| | |
+|---|---|
+| date | $(date -u +%FT%TZ) |
+| commit | $commit |
+| CPUs (nproc) | $(nproc) |
+| CPU model | ${cpu_model:-unknown} |
+| Go | $go_version |
+| kernel | $(uname -r) |
+| load average at start / end | ${LOAD_START} / $(load_avg) |
+
+EOF
+    if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l >= 1.0) }'; then
+      cat <<EOF
+The machine was busy with other work when this run started (1-minute load
+average ${LOAD_START%% *} on $(nproc) CPUs), so the figures are noisy; compare
+the ratios, which come from alternating runs, rather than the absolute values.
+
+EOF
+    fi
+    if [ "${R[http_ran]:-}" = true ]; then
+      cat <<EOF
+## /auth over loopback, against an empty Go handler
+
+The challenge server (\`mfa-operator webhook\`, standalone mode, one policy of
+three rules whose last asks for a TOTP second factor) against a server whose
+\`net/http\` handler does nothing (\`hack/bench/emptyserver\`, same
+\`http.Server\` settings), both built with \`go build\`, same GOMAXPROCS
+(${GOMAXPROCS:-$(nproc)}). The client is wrk (\`-t$THREADS -c$CONNS\`, keep-alive)
+with the same request headers for both (identity header, \`X-Original-URL\`,
+\`X-Forwarded-For\`, the cookie); runs of $DURATION alternate empty handler,
+/auth 200, /auth 401, ${ROUNDS} rounds; the table shows the median. The
+remembered-browser cookie is a real one: the user enrolled through the
+challenge pages with a code from oathtool. Server CPU is the server
+process's own user+system time (/proc/PID/stat) over the run, divided by the
+requests. A response with another status than the expected one is counted
+as unexpected, and a run with any is invalid.
+
+| scenario | req/s | p50 | p99 | server CPU µs/req | ratio req/s | ratio CPU | unexpected |
+|---|---:|---:|---:|---:|---:|---:|---:|
+EOF
+      summary_rows markdown
+      echo
+      echo "Per run:"
+      echo
+      echo "| scenario | round | req/s | p50 | p99 | server CPU µs/req | unexpected |"
+      echo "|---|---:|---:|---:|---:|---:|---:|"
+      local s r
+      for s in A B C; do
+        [ -s "$work/http-$s" ] || continue
+        r=0
+        while read -r n rps p50 p99 cpu bad sock; do
+          r=$((r + 1))
+          printf '| %s | %d | %s | %s | %s | %s | %s |\n' "$(scenario_name $s)" "$r" "$rps" "$(fmt_ms "$p50")" "$(fmt_ms "$p99")" "$cpu" "$((bad + sock))"
+        done <"$work/http-$s"
+      done
+      echo
+    fi
+    if [ "${R[mem_ran]:-}" = true ]; then
+      cat <<EOF
+## Memory (VmRSS of the challenge server)
+
+| state | RSS |
+|---|---:|
+| idle, after start-up (1 policy) | $(mb "${R[mem_idle_kb]}") MB |
+| after a warm-up of ${R[mem_warm_requests]} requests | $(mb "${R[mem_warm_kb]}") MB |
+| after ${R[mem_requests]} more 401 requests (${R[mem_unexpected]} unexpected) | $(mb "${R[mem_after_kb]}") MB |
+| idle, $POLICIES policies loaded | $(mb "${R[mem_many_kb]:-0}") MB |
+
+EOF
+    fi
+    if [ "${R[startup_ran]:-}" = true ]; then
+      cat <<EOF
+## Startup
+
+From exec of \`mfa-operator webhook --config-dir ...\` (standalone) to its
+\`/readyz\` answering 200, polled every millisecond (\`hack/bench/startup\`),
+$STARTUP_RUNS runs after one unmeasured run. Goal: 150 ms.
+
+| policies | median | min | max |
+|---:|---:|---:|---:|
+| 1 | ${R[startup_1_median]:-n/a} ms | ${R[startup_1_min]:-n/a} ms | ${R[startup_1_max]:-n/a} ms |
+| $POLICIES | ${R[startup_${POLICIES}_median]:-n/a} ms | ${R[startup_${POLICIES}_min]:-n/a} ms | ${R[startup_${POLICIES}_max]:-n/a} ms |
+
+EOF
+    fi
+    if [ "${R[ctrl_ran]:-}" = true ]; then
+      cat <<EOF
+## Controller
+
+$POLICIES MFAPolicies created (8 concurrent clients, \`hack/bench/ctrlbench\`)
+against a local etcd and kube-apiserver (\`hack/cluster.sh\`) with
+\`mfa-operator controller\` running; the clock starts at the first create
+and stops when every policy has Ready=True at its generation and the
+\`mfa-bundle\` Secret holds all of them.
+
+| | |
+|---|---:|
+| creating the $POLICIES objects | ${R[ctrl_apply_s]} s |
+| all Ready | ${R[ctrl_ready_s]} s |
+| bundle holding all of them | ${R[ctrl_bundle_s]} s |
+| bundle size (bundle.json) | ${R[ctrl_bundle_bytes]} bytes |
+| operator CPU time during the test | ${R[ctrl_cpu_s]} s |
+| operator RSS afterwards | $(mb "${R[ctrl_rss_kb]}") MB |
+
+EOF
+    fi
+    if [ -n "${SECTION_OUT[go]:-}" ]; then
+      cat <<EOF
+## Go benchmarks of the decision path
+
+\`go test -run '^\$' -bench . -benchmem ./webhook/ ./internal/policy/\`
+
+\`\`\`
+${SECTION_OUT[go]}
+\`\`\`
+
+EOF
+    fi
+    echo "## Summary as printed"
+    echo
+    echo '```'
+    print_summary | sed '1d'
+    echo '```'
+  } >"$DOC.tmp"
+  mv "$DOC.tmp" "$DOC"
+  log "wrote $DOC"
+}
+
+# ---------------------------------------------------------------------------
+
+LOAD_START=$(load_avg)
+log "load average: $LOAD_START on $(nproc) CPUs$(awk -v l="${LOAD_START%% *}" 'BEGIN { if (l >= 1.0) printf " (busy machine: figures will be noisy)" }')"
+check_tools
+build
+for s in go http memory startup controller; do
+  if wants "$s"; then
+    echo
+    echo "=== $s ==="
+    "section_$s"
+  fi
+done
+print_summary
+write_doc
+[ ${#failures[@]} -eq 0 ]

@@ -1,0 +1,244 @@
+// Command ctrlbench measures the controller at scale: it creates N
+// MFAPolicies against a running API server (with the operator running
+// against it) and reports how long it takes until every one is Ready=True
+// at its generation and the bundle Secret holds all of them, and the
+// bundle's size.
+//
+//	ctrlbench -kubeconfig KUBECONFIG -n 1000
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/hack/bench/internal/benchpolicy"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+func main() {
+	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the API server")
+	n := flag.Int("n", 1000, "number of MFAPolicies to create")
+	operatorNS := flag.String("operator-namespace", "mfa-system", "namespace of the bundle Secret")
+	workers := flag.Int("workers", 8, "concurrent creates")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	flag.Parse()
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := run(ctx, *kubeconfig, *n, *operatorNS, *workers); err != nil {
+		fmt.Fprintf(os.Stderr, "ctrlbench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, kubeconfig string, n int, operatorNS string, workers int) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("reading kubeconfig %q: %w", kubeconfig, err)
+	}
+	// Creating a thousand objects is what is measured, not client-side
+	// throttling.
+	cfg.QPS, cfg.Burst = 1000, 2000
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+
+	// Watched through an informer, so that checking progress costs the
+	// API server and the controller nothing.
+	informers, err := cache.New(cfg, cache.Options{
+		Scheme: scheme,
+		ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.MFAPolicy{}: {Namespaces: map[string]cache.Config{benchpolicy.Namespace: {}}},
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{operatorNS: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", policy.BundleSecretName),
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := informers.GetInformer(ctx, &v1alpha1.MFAPolicy{}); err != nil {
+		return err
+	}
+	if _, err := informers.GetInformer(ctx, &corev1.Secret{}); err != nil {
+		return err
+	}
+	go func() { _ = informers.Start(ctx) }()
+	if !informers.WaitForCacheSync(ctx) {
+		return errors.New("the informers did not sync")
+	}
+
+	var existing v1alpha1.MFAPolicyList
+	if err := informers.List(ctx, &existing, client.InNamespace(benchpolicy.Namespace)); err != nil {
+		return err
+	}
+	if len(existing.Items) > 0 {
+		return fmt.Errorf("namespace %s already holds %d MFAPolicies; start from an empty API server", benchpolicy.Namespace, len(existing.Items))
+	}
+
+	for _, ns := range []string{benchpolicy.Namespace, operatorNS} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating namespace %s: %w", ns, err)
+		}
+	}
+	// The provider is in place and Ready before the clock starts.
+	prov := benchpolicy.Provider()
+	if err := c.Create(ctx, prov); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating MFAProvider %s/%s: %w", prov.Namespace, prov.Name, err)
+	}
+	if err := poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		var p v1alpha1.MFAProvider
+		if err := c.Get(ctx, client.ObjectKeyFromObject(prov), &p); err != nil {
+			return false, err
+		}
+		return readyAtGeneration(p.Status.Conditions, p.Generation, p.Status.ObservedGeneration), nil
+	}); err != nil {
+		return fmt.Errorf("waiting for MFAProvider %s/%s to be Ready: %w", prov.Namespace, prov.Name, err)
+	}
+
+	pols := benchpolicy.Policies(n)
+	start := time.Now()
+	if err := createAll(ctx, c, pols, workers); err != nil {
+		return err
+	}
+	applied := time.Since(start)
+	fmt.Fprintf(os.Stderr, "ctrlbench: created %d MFAPolicies in %.2fs\n", n, applied.Seconds())
+
+	var allReady, bundled time.Duration
+	var bundleBytes, bundlePolicies int
+	lastReport := time.Now()
+	err = poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		if allReady == 0 {
+			var list v1alpha1.MFAPolicyList
+			if err := informers.List(ctx, &list, client.InNamespace(benchpolicy.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+				return false, err
+			}
+			ready := 0
+			for i := range list.Items {
+				p := &list.Items[i]
+				if readyAtGeneration(p.Status.Conditions, p.Generation, p.Status.ObservedGeneration) {
+					ready++
+				}
+			}
+			if ready == n {
+				allReady = time.Since(start)
+			} else if time.Since(lastReport) > 5*time.Second {
+				lastReport = time.Now()
+				fmt.Fprintf(os.Stderr, "ctrlbench: %d/%d Ready after %.1fs\n", ready, n, time.Since(start).Seconds())
+			}
+		}
+		if bundled == 0 {
+			var sec corev1.Secret
+			err := informers.Get(ctx, client.ObjectKey{Namespace: operatorNS, Name: policy.BundleSecretName}, &sec)
+			if err != nil && !apierrors.IsNotFound(err) {
+				return false, err
+			}
+			if err == nil {
+				data := sec.Data[policy.BundleKey]
+				var b policy.Bundle
+				if err := json.Unmarshal(data, &b); err != nil {
+					return false, fmt.Errorf("secret %s/%s key %s: %w", operatorNS, policy.BundleSecretName, policy.BundleKey, err)
+				}
+				count := 0
+				for _, p := range b.Policies {
+					if p.Namespace == benchpolicy.Namespace {
+						count++
+					}
+				}
+				bundlePolicies, bundleBytes = count, len(data)
+				if count == n {
+					bundled = time.Since(start)
+				}
+			}
+		}
+		return allReady > 0 && bundled > 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %d Ready MFAPolicies and a bundle holding them (bundle holds %d): %w", n, bundlePolicies, err)
+	}
+	fmt.Printf("RESULT policies=%d apply_s=%.2f ready_s=%.2f bundle_s=%.2f total_s=%.2f bundle_bytes=%d\n",
+		n, applied.Seconds(), allReady.Seconds(), bundled.Seconds(), max(allReady, bundled).Seconds(), bundleBytes)
+	return nil
+}
+
+// createAll creates the policies with a few concurrent workers.
+func createAll(ctx context.Context, c client.Client, pols []*v1alpha1.MFAPolicy, workers int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range max(workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(pols) || ctx.Err() != nil {
+					return
+				}
+				if err := c.Create(ctx, pols[i]); err != nil {
+					errs <- fmt.Errorf("creating MFAPolicy %s/%s: %w", pols[i].Namespace, pols[i].Name, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// readyAtGeneration: Ready=True and describing the current generation.
+func readyAtGeneration(conds []metav1.Condition, generation, observed int64) bool {
+	c := apimeta.FindStatusCondition(conds, v1alpha1.ReadyCondition)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return false
+	}
+	if c.ObservedGeneration != 0 {
+		return c.ObservedGeneration == generation
+	}
+	return observed == generation
+}
+
+func poll(ctx context.Context, every time.Duration, done func() (bool, error)) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
