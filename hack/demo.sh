@@ -56,7 +56,7 @@ demo_settings() {
   fi
   POLICY_NS=${DEMO_POLICY%%/*}
   POLICY_NAME=${DEMO_POLICY#*/}
-  DEMO_COMPONENTS=${DEMO_COMPONENTS:-controller webhook sampleapp nginx}
+  DEMO_COMPONENTS=${DEMO_COMPONENTS-controller webhook sampleapp nginx}
   ENV_FILE=$STATE/demo.env
 }
 

@@ -73,7 +73,7 @@ stop_proc() {
   fi
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + grace))
-  while kill -0 "$pid" 2>/dev/null || pgrp_alive "$pid"; do
+  while running "$pid" || pgrp_alive "$pid"; do
     if [ $SECONDS -ge $deadline ]; then
       log "$name did not stop within ${grace}s; killing it"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
@@ -85,9 +85,22 @@ stop_proc() {
   log "stopped $name"
 }
 
-# pgrp_alive PGID is true while any process of the group is alive.
+# running PID is true while the process exists and is not a zombie (an
+# orphan's exit is reaped by init, which may take a while).
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
+# pgrp_alive PGID is true while any process of the group is running.
 pgrp_alive() {
-  pgrep -g "$1" >/dev/null 2>&1
+  local p
+  for p in $(pgrep -g "$1" 2>/dev/null); do
+    running "$p" && return 0
+  done
+  return 1
 }
 
 # wait_for NAME DESCRIPTION TIMEOUT CMD [ARGS...] polls CMD until it succeeds,

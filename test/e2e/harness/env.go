@@ -1,0 +1,297 @@
+// Package harness runs the whole product on one machine for end-to-end
+// tests, through the same script as `make demo` (hack/demo.sh up --detach):
+// etcd and kube-apiserver, the operator, the challenge server, the sample
+// app and nginx in front of it, all on 127.0.0.1 with free ports and a state
+// directory per test. It also gives the tests a kubectl, an HTTP client
+// that goes through nginx like a browser (cookie jar, basic login), and the
+// real zbarimg and oathtool.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Components that hack/demo.sh can start besides the control plane.
+const (
+	Controller = "controller"
+	Webhook    = "webhook"
+	SampleApp  = "sampleapp"
+	Nginx      = "nginx"
+)
+
+// Options choose what a test runs.
+type Options struct {
+	// Components to start besides the control plane; nil: all of them.
+	Components []string
+	// Policy is namespace/name of the MFAPolicy nginx asks about
+	// (default apps/admin).
+	Policy string
+	// WebhookPort, when set, is the challenge server's port; a test that
+	// replaces the challenge server listens there itself.
+	WebhookPort int
+	// Env adds settings for hack/demo.sh (DEMO_*).
+	Env map[string]string
+}
+
+// Env is a running system.
+type Env struct {
+	t        testing.TB
+	Root     string
+	State    string
+	settings map[string]string
+	environ  []string
+
+	// URL is where nginx serves the protected app, e.g. http://app.localhost:PORT.
+	URL string
+	// Host is URL's host:port.
+	Host string
+	// User/Password and User2/Password2 are the first-factor logins.
+	User, Password   string
+	User2, Password2 string
+	// WebhookURL is the challenge server, reached directly.
+	WebhookURL string
+	// AppURL is the sample app, reached directly (no nginx).
+	AppURL string
+	// Kubeconfig is the admin kubeconfig; KubectlPath the kubectl binary.
+	Kubeconfig  string
+	KubectlPath string
+	// Policy is namespace/name of the policy nginx asks about.
+	Policy string
+}
+
+// Setting returns a value of the demo's settings file (demo.env).
+func (e *Env) Setting(key string) string { return e.settings[key] }
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// OperatorBinary builds the operator from the work tree once per test
+// process (bin/e2e/mfa-operator) and returns its path.
+func OperatorBinary(t testing.TB) string {
+	t.Helper()
+	root := RepoRoot(t)
+	buildOnce.Do(func() {
+		dir := filepath.Join(root, "bin", "e2e")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			buildErr = err
+			return
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf("mfa-operator.%d.tmp", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", tmp, ".")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		buildPath = filepath.Join(dir, "mfa-operator")
+		buildErr = os.Rename(tmp, buildPath)
+	})
+	if buildErr != nil {
+		t.Fatalf("building the operator: %v", buildErr)
+	}
+	return buildPath
+}
+
+// Start runs hack/demo.sh up --detach --no-samples with a fresh state
+// directory and free ports, and stops everything when the test ends.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	root := RepoRoot(t)
+	components := opts.Components
+	if components == nil {
+		components = []string{Controller, Webhook, SampleApp, Nginx}
+	}
+	RequireTools(t, components)
+	if opts.Policy == "" {
+		opts.Policy = "apps/admin"
+	}
+
+	state := t.TempDir()
+	used := map[int]bool{opts.WebhookPort: true}
+	port := func() string {
+		for {
+			if p := FreePort(t); !used[p] {
+				used[p] = true
+				return strconv.Itoa(p)
+			}
+		}
+	}
+	vars := map[string]string{
+		"DEMO_STATE":          state,
+		"DEMO_POLICY":         opts.Policy,
+		"DEMO_COMPONENTS":     strings.Join(components, " "),
+		"DEMO_SAMPLES":        "",
+		"DEMO_PORT":           port(),
+		"DEMO_APP_PORT":       port(),
+		"DEMO_METRICS_PORT":   port(),
+		"DEMO_PROBE_PORT":     port(),
+		"DEMO_APISERVER_PORT": port(),
+		"DEMO_ETCD_PORT":      port(),
+		"DEMO_ETCD_PEER_PORT": port(),
+	}
+	if opts.WebhookPort != 0 {
+		vars["DEMO_WEBHOOK_PORT"] = strconv.Itoa(opts.WebhookPort)
+	} else {
+		vars["DEMO_WEBHOOK_PORT"] = port()
+	}
+	if contains(components, Controller) || contains(components, Webhook) {
+		vars["DEMO_BIN"] = OperatorBinary(t)
+	}
+	for k, v := range opts.Env {
+		vars[k] = v
+	}
+	environ := os.Environ()
+	for k, v := range vars {
+		environ = append(environ, k+"="+v)
+	}
+	e := &Env{t: t, Root: root, State: state, environ: environ}
+
+	t.Cleanup(func() {
+		if t.Failed() {
+			e.keepLogs()
+		}
+		if out, err := e.demo(2*time.Minute, "down"); err != nil {
+			t.Errorf("hack/demo.sh down: %v\n%s", err, out)
+		}
+	})
+	started := time.Now()
+	if out, err := e.demo(5*time.Minute, "up", "--detach", "--no-samples"); err != nil {
+		e.keepLogs()
+		t.Fatalf("hack/demo.sh up: %v\n%s", err, out)
+	}
+	t.Logf("system up in %s (state %s)", time.Since(started).Round(100*time.Millisecond), state)
+
+	e.settings = readSettings(t, filepath.Join(state, "demo.env"))
+	e.URL = e.settings["DEMO_URL"]
+	e.Host = e.settings["DEMO_HOST"] + ":" + e.settings["DEMO_PORT"]
+	e.User, e.Password = e.settings["DEMO_USER"], e.settings["DEMO_PASSWORD"]
+	e.User2, e.Password2 = e.settings["DEMO_USER2"], e.settings["DEMO_PASSWORD2"]
+	e.WebhookURL = e.settings["DEMO_WEBHOOK_URL"]
+	e.AppURL = e.settings["DEMO_APP_URL"]
+	e.Kubeconfig = e.settings["KUBECONFIG"]
+	e.KubectlPath = e.settings["KUBECTL"]
+	e.Policy = e.settings["DEMO_POLICY"]
+	return e
+}
+
+// Restart stops and starts one component (controller, webhook, nginx,
+// sampleapp) and waits until it is ready again.
+func (e *Env) Restart(component string) {
+	e.t.Helper()
+	if out, err := e.demo(2*time.Minute, "restart", component); err != nil {
+		e.t.Fatalf("hack/demo.sh restart %s: %v\n%s", component, err, out)
+	}
+}
+
+// Log returns the log of a component (etcd, kube-apiserver, controller,
+// webhook, sampleapp, nginx).
+func (e *Env) Log(component string) string {
+	b, _ := os.ReadFile(filepath.Join(e.State, "logs", component+".log"))
+	return string(b)
+}
+
+func (e *Env) demo(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(e.Root, "hack", "demo.sh")}, args...)...)
+	cmd.Dir = e.Root
+	cmd.Env = e.environ
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// keepLogs copies the logs of a failed test to artifacts/e2e/logs/TEST/.
+func (e *Env) keepLogs() {
+	dst := filepath.Join(e.Root, "artifacts", "e2e", "logs", sanitize(e.t.Name()))
+	src := filepath.Join(e.State, "logs")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return
+	}
+	_ = os.MkdirAll(dst, 0o755)
+	for _, en := range entries {
+		b, err := os.ReadFile(filepath.Join(src, en.Name()))
+		if err == nil {
+			_ = os.WriteFile(filepath.Join(dst, en.Name()), b, 0o644)
+		}
+	}
+	e.t.Logf("logs kept in %s", dst)
+}
+
+func readSettings(t testing.TB, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("reading the demo settings: %v", err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// RepoRoot is the directory holding the module's go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			bytes.HasPrefix(b, []byte("module github.com/mfa-operator/mfa-operator")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("cannot find the repository root (go.mod of github.com/mfa-operator/mfa-operator)")
+		}
+		dir = parent
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sanitize(name string) string {
+	return strings.NewReplacer("/", "_", " ", "_").Replace(name)
+}
