@@ -52,6 +52,9 @@ func main() {
 	if err != nil || u.Host == "" {
 		fail(fmt.Errorf("-server %q is not an absolute URL", *server))
 	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
 	o := &options{server: u, policy: *pol, user: *user, userHeader: *userHeader, rd: *rd, cookie: *cookie, verbose: *verbose}
 	value, err := run(o)
 	if err != nil {
