@@ -1,0 +1,203 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// standalonePolicy is an MFAPolicy apps/app for app.example.com whose only
+// rule takes action.
+func standalonePolicy(action string) string {
+	return coreProvidersYAML + `
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: app, namespace: apps }
+spec:
+  hosts: [app.example.com]
+  identity: { header: {} }
+  rules: [{ name: all, when: 'true', action: ` + action + ` }]
+`
+}
+
+// newStandalone is a server without anything loaded, on a config dir and
+// a data dir in t.TempDir().
+func newStandalone(t *testing.T) (*coreFixture, string) {
+	dir := t.TempDir()
+	cfg, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
+	NewWithT(t).Expect(os.Mkdir(cfg, 0o755)).To(Succeed())
+	f := &coreFixture{t: t}
+	full := newCoreServer(t, "", func(o *Options) { o.ConfigDir, o.DataDir = cfg, data })
+	// Start from nothing loaded, as a fresh process does.
+	s, err := NewServer(full.s.opts)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	f.s, f.clock, f.logs = s, full.clock, full.logs
+	return f, cfg
+}
+
+func (f *coreFixture) readyz() (int, string) {
+	w := f.serve(httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	return w.Code, w.Body.String()
+}
+
+func (f *coreFixture) appDecision() int {
+	return f.serve(authRequest("/auth", "https://app.example.com/", map[string]string{"X-Auth-Request-Email": ana})).Code
+}
+
+func TestStandaloneLoadsConfigDirAndGeneratesKeyring(t *testing.T) {
+	g := NewWithT(t)
+	f, cfg := newStandalone(t)
+	code, body := f.readyz()
+	g.Expect(code).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(body).To(ContainSubstring("no bundle loaded yet"))
+	g.Expect(f.appDecision()).To(Equal(http.StatusForbidden)) // nothing loaded: refused, not a 5xx
+
+	writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
+	writeFile(t, filepath.Join(cfg, "notes.txt"), "not read")
+	f.s.reloadConfigDir()
+
+	code, body = f.readyz()
+	g.Expect(code).To(Equal(http.StatusOK), body)
+	g.Expect(body).To(HavePrefix("ok: bundle "))
+	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
+
+	fi, err := os.Stat(filepath.Join(f.s.opts.DataDir, keyringFileName))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(fi.Mode().Perm()).To(Equal(os.FileMode(0o600)))
+	// The same keyring is read back next time.
+	raw, _ := os.ReadFile(filepath.Join(f.s.opts.DataDir, keyringFileName))
+	again, err := f.s.readOrCreateKeyring()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(again).To(Equal(raw))
+}
+
+func TestStandaloneWatchReloadsAChangedConfigDir(t *testing.T) {
+	g := NewWithT(t)
+	f, cfg := newStandalone(t)
+	writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.s.watch(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	g.Eventually(f.appDecision, 5*time.Second, 20*time.Millisecond).Should(Equal(http.StatusOK))
+	writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Deny")+"\n# changed\n")
+	g.Eventually(f.appDecision, 5*time.Second, 20*time.Millisecond).Should(Equal(http.StatusForbidden))
+}
+
+func TestStandaloneCorruptConfigKeepsTheLastGood(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		warning string
+	}{
+		{"YAML that does not parse", "kind: [unclosed", "app.yaml"},
+		{"an unknown field", strings.Replace(standalonePolicy("Deny"), "hosts:", "hostz:", 1), `unknown field "hostz"`},
+		{"an object without kind", "metadata: { name: x }\n", "no kind"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f, cfg := newStandalone(t)
+			writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
+			f.s.reloadConfigDir()
+			g.Expect(f.appDecision()).To(Equal(http.StatusOK))
+
+			writeFile(t, filepath.Join(cfg, "app.yaml"), tt.content)
+			f.s.reloadConfigDir()
+			g.Expect(f.appDecision()).To(Equal(http.StatusOK)) // the last good stays
+			code, body := f.readyz()
+			g.Expect(code).To(Equal(http.StatusOK))
+			g.Expect(body).To(And(ContainSubstring("with warnings"), ContainSubstring(tt.warning)))
+
+			// Fixed: the warning goes.
+			writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Deny"))
+			f.s.reloadConfigDir()
+			g.Expect(f.appDecision()).To(Equal(http.StatusForbidden))
+			_, body = f.readyz()
+			g.Expect(body).NotTo(ContainSubstring("warning"))
+		})
+	}
+}
+
+func TestStandaloneInvalidPolicyKeepsItsLastGoodVersion(t *testing.T) {
+	g := NewWithT(t)
+	f, cfg := newStandalone(t)
+	writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
+	f.s.reloadConfigDir()
+	// A CEL error in the new version: the object is invalid, logged, and
+	// its previous version stays in force.
+	writeFile(t, filepath.Join(cfg, "app.yaml"), strings.Replace(standalonePolicy("Deny"), "'true'", "'request.hots == 1'", 1))
+	f.s.reloadConfigDir()
+	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
+	g.Expect(f.logs.String()).To(And(ContainSubstring("MFAPolicy is not valid"), ContainSubstring("spec.rules[0].when")))
+}
+
+func TestBundleSecretThatDoesNotCompileIsRefusedWhole(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, "")
+	good := bundleFromYAML(t, standalonePolicy("Allow"))
+	data, hash, err := good.Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	secret := func(data []byte, hash string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.BundleSecretName, Namespace: "mfa-system"},
+			Data: map[string][]byte{policy.BundleKey: data, policy.BundleHashKey: []byte(hash)}}
+	}
+	code, _ := f.readyz()
+	g.Expect(code).To(Equal(http.StatusServiceUnavailable)) // a keyring but no bundle yet
+
+	f.s.applySecret(secret(data, hash))
+	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
+
+	// A bundle whose second policy does not compile: nothing of it is used.
+	bad := bundleFromYAML(t, standalonePolicy("Deny"))
+	broken := bad.Policies[0]
+	broken.Name = "broken"
+	broken.Spec.Hosts = nil
+	broken.Spec.Rules = append(broken.Spec.Rules[:0:0], broken.Spec.Rules...)
+	broken.Spec.Rules[0].When = "request.hots"
+	bad.Policies = append(bad.Policies, broken)
+	badData, badHash, err := bad.Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	f.s.applySecret(secret(badData, badHash))
+	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
+	code, body := f.readyz()
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(body).To(And(ContainSubstring("with warnings"), ContainSubstring("MFAPolicy apps/broken"), ContainSubstring("spec.rules[0].when")))
+
+	// Not JSON at all.
+	f.s.applySecret(secret([]byte("{not json"), "x"))
+	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
+	_, body = f.readyz()
+	g.Expect(body).To(ContainSubstring("decoding bundle"))
+}
+
+func TestKeyringThatDoesNotParseIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, standalonePolicy("Allow"))
+	f.s.applySecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: "mfa-system"},
+		Data: map[string][]byte{policy.KeyringKey: []byte(`{"symmetricKeys":[],"signingKeys":[]}`)}})
+	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
+	code, body := f.readyz()
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(body).To(ContainSubstring("keyring from Secret mfa-system/mfa-keyring refused: keyring has no symmetric key"))
+}
+
+func TestHealthz(t *testing.T) {
+	g := NewWithT(t)
+	f, _ := newStandalone(t)
+	w := f.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+}

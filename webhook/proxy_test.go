@@ -1,0 +1,81 @@
+package webhook
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	. "github.com/onsi/gomega"
+)
+
+func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
+	f := newCoreServer(t, "", func(o *Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("fd00::/8")}
+	})
+	tests := []struct {
+		name   string
+		peer   string
+		realIP string
+		xff    []string
+		want   string
+	}{
+		{"untrusted peer: X-Real-IP ignored", coreClientAddr, "10.1.1.1", nil, "203.0.113.7"},
+		{"untrusted peer: X-Forwarded-For ignored", coreClientAddr, "", []string{"10.1.1.1"}, "203.0.113.7"},
+		{"trusted peer: X-Real-IP", coreProxyAddr, "198.51.100.20", []string{"192.0.2.1"}, "198.51.100.20"},
+		{"trusted peer: right-most untrusted X-Forwarded-For hop", coreProxyAddr, "", []string{"1.1.1.1, 198.51.100.20, 10.9.0.7"}, "198.51.100.20"},
+		{"trusted peer: spoofed left-most hop not believed", coreProxyAddr, "", []string{"10.0.0.1", "198.51.100.20"}, "198.51.100.20"},
+		{"trusted peer: garbled hop stops the walk", coreProxyAddr, "", []string{"1.1.1.1, not-an-ip, 10.9.0.7"}, "10.9.0.7"},
+		{"trusted peer: garbled X-Real-IP falls back", coreProxyAddr, "nope", []string{"198.51.100.20"}, "198.51.100.20"},
+		{"trusted peer: no header is the peer", coreProxyAddr, "", nil, "10.9.0.2"},
+		{"trusted IPv6 peer, IPv4-mapped client", "[fd00::1]:443", "::ffff:198.51.100.20", nil, "198.51.100.20"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = tt.peer
+			if tt.realIP != "" {
+				r.Header.Set("X-Real-IP", tt.realIP)
+			}
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			g.Expect(f.s.clientIP(r).String()).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestUntrustedPeerGetsNoHeaderIdentity(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	p := f.s.snapshot().Policy("apps", "admin")
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("X-Auth-Request-Email", ana)
+
+	r.RemoteAddr = coreClientAddr
+	id, err := f.s.identify(r, p)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(id).To(BeNil())
+
+	r.RemoteAddr = coreProxyAddr
+	id, err = f.s.identify(r, p)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(id.User.ID).To(Equal(ana))
+	g.Expect(id.Source).To(Equal(SourceHeader))
+}
+
+func TestSpoofedHeadersFromUntrustedPeerCannotReachAnAllowRule(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	// From the VPN, via the trusted proxy: allowed.
+	ok := authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana, "X-Real-IP": "10.1.2.3"})
+	g.Expect(f.serve(ok).Code).To(Equal(http.StatusOK))
+	// The same headers straight from a client: refused, whatever they say.
+	spoofed := authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{
+		"X-Auth-Request-Email": ana, "X-Real-IP": "10.1.2.3", "X-Forwarded-For": "10.1.2.3"})
+	spoofed.RemoteAddr = coreClientAddr
+	w := f.serve(spoofed)
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+}
