@@ -5,9 +5,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
 // Setup registers the field indexes and the three reconcilers with mgr.
@@ -49,11 +52,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, duoCheck DuoChec
 }
 
 // CacheOptions keeps the cache of what the controller owns to its own
-// namespace, which is also all its Role lets it see of them.
+// namespace, which is also all its Role lets it see of them, and keeps the
+// challenge server's per-user enrolment Secrets (one per user, written at
+// every enrolment and failed attempt) out of the controller's cache and
+// watches.
 func CacheOptions(opts Options) cache.Options {
 	own := cache.ByObject{Namespaces: map[string]cache.Config{opts.Namespace: {}}}
+	notEnrollments, err := k8slabels.Parse(store.KindLabel + " notin (" + store.KindEnrollment + ")")
+	if err != nil {
+		panic(err) // constant input
+	}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}: own,
 		&corev1.Service{}:    own,
+		&corev1.Secret{}:     {Label: notEnrollments},
 	}}
 }
