@@ -24,7 +24,11 @@
 #   DEMO_NAMESPACE [mfa-system]  the operator's namespace
 #   DEMO_POLICY [the first MFAPolicy in DEMO_SAMPLES, else apps/admin]
 #                            namespace/name of the policy nginx asks about
-#   DEMO_SAMPLES [config/samples]  applied after start-up (unless --no-samples)
+#                            (when no applied Ingress has an auth-url)
+#   DEMO_SAMPLES [config/samples]  applied at start-up (unless --no-samples),
+#                            example hosts replaced by local ones; nginx is
+#                            then configured from the sample Ingress
+#   DEMO_SAMPLES_NAMESPACE [default]  where the samples go
 #   DEMO_USER [ana@example.com] DEMO_PASSWORD [random]   first-factor login
 #   DEMO_USER2 [bob@example.com] DEMO_PASSWORD2 [random] a second login
 #   DEMO_BIN [bin/mfa-operator]  the operator binary (built when missing)
@@ -46,6 +50,7 @@ demo_settings() {
   DEMO_PROBE_PORT=${DEMO_PROBE_PORT:-18092}
   DEMO_NAMESPACE=${DEMO_NAMESPACE:-mfa-system}
   DEMO_SAMPLES=${DEMO_SAMPLES-$root/config/samples}
+  DEMO_SAMPLES_NAMESPACE=${DEMO_SAMPLES_NAMESPACE:-default}
   DEMO_BIN=${DEMO_BIN:-$root/bin/mfa-operator}
   DEMO_USER=${DEMO_USER:-ana@example.com}
   DEMO_USER2=${DEMO_USER2:-bob@example.com}
@@ -66,9 +71,9 @@ wants() { [[ " $DEMO_COMPONENTS " == *" $1 "* ]]; }
 # sample_policy prints namespace/name of the first MFAPolicy in DEMO_SAMPLES.
 sample_policy() {
   [ -n "$DEMO_SAMPLES" ] && [ -d "$DEMO_SAMPLES" ] || return 1
-  find "$DEMO_SAMPLES" -name '*.yaml' -print0 | sort -z | xargs -0 cat | awk '
-    /^---/ { if (kind == "MFAPolicy" && name != "") { print ns "/" name; exit } kind = ""; name = ""; ns = "default"; meta = 0; next }
-    BEGIN { ns = "default" }
+  render_samples 2>/dev/null | awk '
+    /^---/ { if (kind == "MFAPolicy" && name != "") { print ns "/" name; exit } kind = ""; name = ""; ns = "'"$DEMO_SAMPLES_NAMESPACE"'"; meta = 0; next }
+    BEGIN { ns = "'"$DEMO_SAMPLES_NAMESPACE"'" }
     /^kind:/ { kind = $2 }
     /^metadata:/ { meta = 1; next }
     /^[^ ]/ { meta = 0 }
@@ -156,7 +161,8 @@ install_manifests() {
   else
     kubectl_admin apply --server-side --force-conflicts -f "$root/config/crd/bases" >/dev/null
   fi
-  kubectl_admin create namespace "$DEMO_NAMESPACE" --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
+  kubectl_admin get namespace "$DEMO_NAMESPACE" >/dev/null 2>&1 ||
+    kubectl_admin create namespace "$DEMO_NAMESPACE" >/dev/null
   local rendered
   rendered=$(render_deploy_manifests)
   if [ -n "$rendered" ]; then
@@ -239,8 +245,11 @@ response_header_lines() {
 
 render_nginx() {
   local conf=$STATE/nginx/nginx.conf tmpl=$root/hack/nginx/nginx.conf.tmpl
-  local auth_url="http://127.0.0.1:$DEMO_WEBHOOK_PORT/auth/$POLICY_NS/$POLICY_NAME"
-  local signin_url="$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME"
+  local auth_url=${AUTH_URL:-${DEMO_AUTH_URL:-http://127.0.0.1:$DEMO_WEBHOOK_PORT/auth/$POLICY_NS/$POLICY_NAME}}
+  local signin_url=${SIGNIN_URL:-${DEMO_SIGNIN_URL:-$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME}}
+  DEMO_AUTH_URL=$auth_url DEMO_SIGNIN_URL=$signin_url
+  local auth_host=${auth_url#*://}
+  auth_host=${auth_host%%/*}
   local signin_loc user_directive=""
   signin_loc="@$(printf '%s%s' / "$signin_url" | sha1sum | cut -c1-40)"
   # As root the workers would otherwise switch to "nobody", which cannot
@@ -256,7 +265,7 @@ render_nginx() {
       -e "s|@HOST@|$DEMO_HOST|g" \
       -e "s|@APP_PORT@|$DEMO_APP_PORT|g" \
       -e "s|@WEBHOOK_PORT@|$DEMO_WEBHOOK_PORT|g" \
-      -e "s|@AUTH_HOST@|127.0.0.1:$DEMO_WEBHOOK_PORT|g" \
+      -e "s|@AUTH_HOST@|$auth_host|g" \
       -e "s|@AUTH_URL@|$auth_url|g" \
       -e "s|@SIGNIN_URL@|$signin_url|g" \
       -e "s|@SIGNIN_LOCATION@|$signin_loc|g" \
@@ -274,22 +283,47 @@ start_nginx() {
     --resolve "$DEMO_HOST:$DEMO_PORT:127.0.0.1" "$DEMO_URL/"
 }
 
+# render_samples prints DEMO_SAMPLES with the example URLs and hosts made
+# local: the public URL (https://auth.example.com) is nginx's, the
+# in-cluster challenge Service is the local challenge server, and every
+# other *.example.com host is DEMO_HOST.
+render_samples() {
+  if [ -f "$DEMO_SAMPLES/kustomization.yaml" ]; then
+    kubectl_admin kustomize "$DEMO_SAMPLES"
+  else
+    local f
+    for f in "$DEMO_SAMPLES"/*.yaml; do
+      cat "$f"
+      echo "---"
+    done
+  fi | sed -E \
+    -e "s#https://auth\.example\.com#$DEMO_URL#g" \
+    -e "s#http://mfa-challenge\.$DEMO_NAMESPACE\.svc\.cluster\.local#http://127.0.0.1:$DEMO_WEBHOOK_PORT#g" \
+    -e "s#[a-z0-9-]+\.example\.com#$DEMO_HOST#g"
+}
+
 apply_samples() {
   if [ -z "$DEMO_SAMPLES" ] || [ ! -d "$DEMO_SAMPLES" ]; then
     log "no samples in ${DEMO_SAMPLES:-(none)}; apply an MFAProvider and an MFAPolicy yourself"
     return 0
   fi
-  log "applying $DEMO_SAMPLES"
-  local ns
-  awk '/^  namespace:/ { print $2 }' "$DEMO_SAMPLES"/*.yaml | sort -u | while read -r ns; do
-    kubectl_admin create namespace "$ns" --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
-  done
-  if [ -f "$DEMO_SAMPLES/kustomization.yaml" ]; then
-    kubectl_admin apply -k "$DEMO_SAMPLES"
-  else
-    kubectl_admin apply -f "$DEMO_SAMPLES"
-  fi
-  kubectl_admin wait --for=condition=Ready mfapolicy --all -A --timeout=60s
+  log "applying $DEMO_SAMPLES in namespace $DEMO_SAMPLES_NAMESPACE (example hosts made local)"
+  kubectl_admin get namespace "$DEMO_SAMPLES_NAMESPACE" >/dev/null 2>&1 ||
+    kubectl_admin create namespace "$DEMO_SAMPLES_NAMESPACE" >/dev/null
+  render_samples | kubectl_admin apply -n "$DEMO_SAMPLES_NAMESPACE" -f - >&2
+  kubectl_admin wait --for=condition=Ready mfapolicy --all -A --timeout=60s >&2
+}
+
+# ingress_external_auth reads auth-url, auth-signin and
+# auth-response-headers from the first Ingress that has an auth-url, so that
+# nginx is configured from the applied Ingress as ingress-nginx would be.
+ingress_external_auth() {
+  local line
+  line=$(kubectl_admin get ingress -A -o jsonpath='{range .items[*]}{.metadata.annotations.nginx\.ingress\.kubernetes\.io/auth-url}{"\t"}{.metadata.annotations.nginx\.ingress\.kubernetes\.io/auth-signin}{"\t"}{.metadata.annotations.nginx\.ingress\.kubernetes\.io/auth-response-headers}{"\n"}{end}' |
+    awk -F'\t' '$1 != "" { print; exit }')
+  [ -n "$line" ] || return 0
+  IFS=$'\t' read -r AUTH_URL SIGNIN_URL DEMO_AUTH_RESPONSE_HEADERS <<<"$line"
+  log "nginx follows the Ingress annotations: auth-url $AUTH_URL, auth-signin $SIGNIN_URL"
 }
 
 write_env() {
@@ -310,7 +344,9 @@ DEMO_WEBHOOK_URL=http://127.0.0.1:$DEMO_WEBHOOK_PORT
 DEMO_APP_URL=http://127.0.0.1:$DEMO_APP_PORT
 DEMO_METRICS_URL=http://127.0.0.1:$DEMO_METRICS_PORT
 DEMO_PROBE_URL=http://127.0.0.1:$DEMO_PROBE_PORT
-DEMO_SIGNIN_URL=$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME
+DEMO_SIGNIN_URL=${DEMO_SIGNIN_URL:-$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME}
+DEMO_AUTH_URL=${DEMO_AUTH_URL:-http://127.0.0.1:$DEMO_WEBHOOK_PORT/auth/$POLICY_NS/$POLICY_NAME}
+DEMO_AUTH_RESPONSE_HEADERS=${DEMO_AUTH_RESPONSE_HEADERS:-X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion}
 DEMO_WEBHOOK_PORT=$DEMO_WEBHOOK_PORT
 DEMO_APP_PORT=$DEMO_APP_PORT
 DEMO_METRICS_PORT=$DEMO_METRICS_PORT
@@ -386,6 +422,12 @@ demo_up() {
   demo_settings
   check_binaries
   check_demo_tools
+  local n
+  for n in etcd kube-apiserver controller webhook sampleapp nginx; do
+    if pid_of "$n" >/dev/null; then
+      die "the demo in $STATE is already running ($n, pid $(pid_of "$n")); stop it first: $0 down"
+    fi
+  done
   trap on_up_failure EXIT
   local started=$SECONDS
   build_binaries
@@ -396,9 +438,12 @@ demo_up() {
   if wants controller; then start_controller; fi
   if wants webhook; then start_webhook; fi
   if wants sampleapp; then start_sampleapp; fi
+  if $samples && wants controller; then
+    apply_samples
+    ingress_external_auth
+  fi
   if wants nginx; then start_nginx; fi
   write_env
-  if $samples && wants controller; then apply_samples; fi
   trap - EXIT
   log "ready in $((SECONDS - started))s"
   print_next_steps
@@ -436,7 +481,8 @@ load_env() {
   [ -f "$f" ] || return 0
   while IFS='=' read -r k v; do
     case "$k" in
-    DEMO_*PORT | DEMO_COMPONENTS | DEMO_BIN | DEMO_HOST | DEMO_POLICY | DEMO_NAMESPACE | DEMO_USER | DEMO_USER2)
+    DEMO_*PORT | DEMO_COMPONENTS | DEMO_BIN | DEMO_HOST | DEMO_POLICY | DEMO_NAMESPACE | DEMO_USER | DEMO_USER2 | \
+      DEMO_AUTH_URL | DEMO_SIGNIN_URL | DEMO_AUTH_RESPONSE_HEADERS)
       [ -n "${!k:-}" ] || export "$k=$v"
       ;;
     esac

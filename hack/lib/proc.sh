@@ -22,8 +22,11 @@ pid_of() {
   [ -s "$f" ] || return 1
   pid=$(cat "$f")
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against a recycled pid: the process must still be the one started.
-  [ "$(cat "$STATE/pids/$1.exe" 2>/dev/null)" = "$(readlink "/proc/$pid/exe" 2>/dev/null)" ] || return 1
+  # Guard against a recycled pid: the process must still run the program
+  # started (which may have been rebuilt since: "PATH (deleted)").
+  local exe
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [ "$(cat "$STATE/pids/$1.exe" 2>/dev/null)" = "${exe% (deleted)}" ] || return 1
   echo "$pid"
 }
 
