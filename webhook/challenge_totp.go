@@ -1,0 +1,289 @@
+package webhook
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/webhook/totp"
+)
+
+// qrPixels is the size of the QR code image; it is shown at half that
+// size, so it stays sharp on high-density screens.
+const qrPixels = 384
+
+// maxRecoveryCodeInput bounds what is accepted in the recovery code field.
+const maxRecoveryCodeInput = 40
+
+// Challenge results, the `result` label of mfa_challenges_total.
+const (
+	challengeSuccess     = "success"
+	challengeFailure     = "failure"
+	challengeReused      = "reused"
+	challengeLocked      = "locked"
+	challengeUnavailable = "unavailable"
+)
+
+// showTOTP shows a user without an authenticator app the enrolment page,
+// and an enrolled user the code form (or the recovery code form). problem,
+// when set, is shown as the form's error with status.
+func (c *challengePages) showTOTP(w http.ResponseWriter, r *http.Request, cr *challengeRequest, recovery bool, problem string, status int) {
+	e, err := c.s.opts.Store.Get(r.Context(), cr.user())
+	if err != nil {
+		c.renderFailure(w, cr, err)
+		return
+	}
+	if e.TOTP == nil {
+		c.showEnroll(w, r, cr, problem, status)
+		return
+	}
+	params := totp.ParamsFrom(cr.provider.Spec.TOTP)
+	p := c.formPage(w, r, cr)
+	p.Error = problem
+	p.Issuer = params.Issuer
+	if recovery {
+		p.Title = "Use a recovery code"
+		p.Action = c.pagePath(cr.policy, "/recovery")
+		p.CodeURL = c.pageURL(cr, cr.provider.Name, "")
+		p.RecoveryExample = "7k3m-q9tz-4h"
+		c.render(w, status, pageRecovery, p, originOf(cr.rd))
+		return
+	}
+	// The app keeps the parameters it was enrolled with.
+	p.Title = "Enter your verification code"
+	p.Action = c.pagePath(cr.policy, "/verify")
+	p.Digits = e.TOTP.Digits
+	p.PeriodSeconds = e.TOTP.PeriodSeconds
+	p.RecoveryURL = c.pageURL(cr, cr.provider.Name, methodRecovery)
+	c.render(w, status, pageVerify, p, originOf(cr.rd))
+}
+
+// showEnroll shows the QR code and key of the user's pending secret (the
+// same one on every reload) and the form for the first code.
+func (c *challengePages) showEnroll(w http.ResponseWriter, r *http.Request, cr *challengeRequest, problem string, status int) {
+	params := totp.ParamsFrom(cr.provider.Spec.TOTP)
+	uri, secret, err := c.s.totp.BeginEnrollment(r.Context(), cr.user(), params)
+	if errors.Is(err, totp.ErrAlreadyEnrolled) {
+		// Confirmed meanwhile (another tab): the code form is next.
+		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		c.renderFailure(w, cr, err)
+		return
+	}
+	png, err := totp.QRCodePNG(uri, qrPixels)
+	if err != nil {
+		png, err = totp.QRCodePNG(uri, 2*qrPixels)
+	}
+	if err != nil {
+		c.renderFailure(w, cr, err)
+		return
+	}
+	p := c.formPage(w, r, cr)
+	p.Title = "Set up your authenticator app"
+	p.Action = c.pagePath(cr.policy, "/enroll")
+	p.Error = problem
+	p.Issuer = params.Issuer
+	p.AccountName = cr.user()
+	p.Digits = params.Digits
+	p.PeriodSeconds = int(params.Period / time.Second)
+	p.Algorithm = string(params.Algorithm)
+	p.QR = pngDataURI(png)
+	p.KeyGroups = groupKey(secret)
+	c.render(w, status, pageEnroll, p, originOf(cr.rd))
+}
+
+// formPage is a page with a form of cr: its token, rd and provider.
+func (c *challengePages) formPage(w http.ResponseWriter, r *http.Request, cr *challengeRequest) *page {
+	p := &page{
+		AppHost:  cr.appHost,
+		User:     cr.userLabel(),
+		CSRF:     c.s.csrfToken(w, r, cr.user()),
+		RD:       cr.rd,
+		Provider: cr.provider.Name,
+	}
+	if len(cr.choices) > 1 {
+		p.ChooseURL = c.pageURL(cr, "", "")
+	}
+	return p
+}
+
+// handleEnroll checks the first code of a new enrolment; on success the
+// session is issued and the recovery codes are shown, once.
+func (c *challengePages) handleEnroll(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
+	code, ok := c.totpCodeInput(w, r, cr)
+	if !ok {
+		return
+	}
+	codes, err := c.s.totp.ConfirmEnrollment(r.Context(), cr.user(), code)
+	switch {
+	case err == nil:
+	case errors.Is(err, totp.ErrAlreadyEnrolled), errors.Is(err, totp.ErrNoPending):
+		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
+		return
+	default:
+		c.codeRefused(w, r, cr, err, false)
+		return
+	}
+	c.accepted(w, r, cr, "enrolment")
+	p := c.formPage(w, r, cr)
+	p.Title = "Save your recovery codes"
+	p.Action = c.pagePath(cr.policy, "/continue")
+	p.Codes = codes
+	p.CodesFile = textDataURI(recoveryCodesFile(cr, codes))
+	c.render(w, http.StatusOK, pageRecoveryCodes, p, originOf(cr.rd))
+}
+
+// handleVerify checks a code of the user's authenticator app.
+func (c *challengePages) handleVerify(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
+	code, ok := c.totpCodeInput(w, r, cr)
+	if !ok {
+		return
+	}
+	err := c.s.totp.VerifyCode(r.Context(), cr.user(), code)
+	switch {
+	case err == nil:
+	case errors.Is(err, totp.ErrNotEnrolled):
+		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
+		return
+	default:
+		c.codeRefused(w, r, cr, err, false)
+		return
+	}
+	c.accepted(w, r, cr, "code")
+	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
+}
+
+// handleRecovery checks a recovery code; each works once.
+func (c *challengePages) handleRecovery(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
+	code := strings.TrimSpace(r.PostForm.Get(paramCode))
+	if code == "" || len(code) > maxRecoveryCodeInput {
+		c.showTOTP(w, r, cr, true, "Enter one of your recovery codes, for example 7k3m-q9tz-4h.", http.StatusUnprocessableEntity)
+		return
+	}
+	err := c.s.totp.VerifyRecoveryCode(r.Context(), cr.user(), code)
+	switch {
+	case err == nil:
+	case errors.Is(err, totp.ErrNotEnrolled):
+		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
+		return
+	default:
+		c.codeRefused(w, r, cr, err, true)
+		return
+	}
+	c.accepted(w, r, cr, "recovery code")
+	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
+}
+
+// totpCodeInput reads the code field: digits, spaces allowed in between.
+// Anything else is answered with the form again and is not counted as an
+// attempt, since it cannot be a code.
+func (c *challengePages) totpCodeInput(w http.ResponseWriter, r *http.Request, cr *challengeRequest) (string, bool) {
+	code := strings.Join(strings.Fields(r.PostForm.Get(paramCode)), "")
+	valid := len(code) >= 6 && len(code) <= 8
+	for i := 0; valid && i < len(code); i++ {
+		valid = code[i] >= '0' && code[i] <= '9'
+	}
+	if !valid {
+		c.showTOTP(w, r, cr, false, "Enter the code your authenticator app shows: digits only.", http.StatusUnprocessableEntity)
+		return "", false
+	}
+	return code, true
+}
+
+// accepted issues the session after a second factor.
+func (c *challengePages) accepted(w http.ResponseWriter, r *http.Request, cr *challengeRequest, how string) {
+	c.s.issueSession(w, r, cr.id, cr.policy, cr.rule, cr.providerKey(), SessionVerified)
+	c.s.countChallenge(cr.providerKey(), challengeSuccess)
+	c.s.log.Info("second factor accepted", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "rule", cr.rule.Name,
+		"provider", cr.providerKey(), "user", cr.user(), "with", how)
+}
+
+// codeRefused answers a refused code with the form and a message that says
+// what to do. While locked out, codes are not checked, so the message
+// says nothing about the code itself.
+func (c *challengePages) codeRefused(w http.ResponseWriter, r *http.Request, cr *challengeRequest, err error, recovery bool) {
+	var locked *totp.LockedError
+	var text, result string
+	status := http.StatusUnprocessableEntity
+	switch {
+	case errors.As(err, &locked):
+		text = "Too many attempts. For your security, verification is paused until " + locked.Until.UTC().Format("15:04") + " UTC. Try again then."
+		result, status = challengeLocked, http.StatusTooManyRequests
+		w.Header().Set("Retry-After", retryAfterSeconds(locked.Until.Sub(c.s.now())))
+	case errors.Is(err, totp.ErrReusedCode):
+		text = "That code was already used. Wait until your app shows a new code, then enter it."
+		result = challengeReused
+	case errors.Is(err, totp.ErrInvalidCode) && recovery:
+		text = "That recovery code is not valid, or it was already used. Check it and try again."
+		result = challengeFailure
+	case errors.Is(err, totp.ErrInvalidCode):
+		text = "That code is not right, or it has expired. Enter the code your app shows now. If it keeps failing, check that your phone sets its clock automatically."
+		result = challengeFailure
+	default:
+		c.renderFailure(w, cr, err)
+		return
+	}
+	c.s.countChallenge(cr.providerKey(), result)
+	c.s.log.Info("second factor refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(),
+		"user", cr.user(), "result", result, "recoveryCode", recovery)
+	c.showTOTP(w, r, cr, recovery, text, status)
+}
+
+// renderFailure answers an error of the store or the keyring: nothing was
+// decided, the user may try again. The error is logged, never shown.
+func (c *challengePages) renderFailure(w http.ResponseWriter, cr *challengeRequest, err error) {
+	key := ""
+	if cr.provider != nil {
+		key = cr.providerKey()
+	}
+	if errors.Is(err, store.ErrInvalidUser) {
+		c.s.log.Warn("challenge refused: user id cannot be stored", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "error", err)
+		c.renderMessage(w, cr, message{
+			status: http.StatusForbidden, title: "Account not supported", alert: true,
+			text:    "Your account name cannot be used for two-step verification.",
+			details: []string{"Tell the administrator: user ids must be 1 to 1024 bytes of UTF-8."},
+		})
+		return
+	}
+	c.s.countChallenge(key, challengeUnavailable)
+	c.s.log.Error("challenge failed; answered 503", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", key, "user", cr.user(), "error", err)
+	c.renderMessage(w, cr, message{
+		status: http.StatusServiceUnavailable, title: "Please try again", alert: true,
+		text:        "Your verification could not be checked right now. Nothing was changed.",
+		details:     []string{"Wait a few seconds, then try again."},
+		actionURL:   c.pageURL(cr, providerName(cr), ""),
+		actionLabel: "Try again",
+		retryAfter:  5 * time.Second,
+	})
+}
+
+func providerName(cr *challengeRequest) string {
+	if cr.provider == nil {
+		return ""
+	}
+	return cr.provider.Name
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return strconv.FormatInt(secs, 10)
+}
+
+// recoveryCodesFile is the text of the downloadable copy of the codes.
+func recoveryCodesFile(cr *challengeRequest, codes []string) string {
+	var b strings.Builder
+	b.WriteString("Recovery codes for " + hostOrApp(cr.appHost) + " (" + cr.userLabel() + ")\n")
+	b.WriteString("Each code lets you sign in once if you lose your authenticator app.\n\n")
+	for _, code := range codes {
+		b.WriteString(code + "\n")
+	}
+	return b.String()
+}
