@@ -101,4 +101,3 @@ func TestJWKSPublishesEverySigningKey(t *testing.T) {
 	g.Expect(tok.Header["kid"]).To(Equal(kd.SigningKeys[0].ID))
 	f.verifyAssertion(after)
 }
-

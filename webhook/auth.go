@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -56,6 +57,14 @@ type decision struct {
 	err    error
 }
 
+// authState is the per-request state of a decision, allocated once.
+type authState struct {
+	orig originalRequest
+	req  policy.Request
+	vars policy.Vars
+	id   Identity
+}
+
 func (s *Server) decide(r *http.Request) decision {
 	snap := s.snapshot()
 	if snap.Keyring == nil {
@@ -67,8 +76,9 @@ func (s *Server) decide(r *http.Request) decision {
 	if !s.fromTrustedProxy(r) {
 		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
 	}
-	orig, err := parseOriginal(r)
-	if err != nil {
+	st := &authState{}
+	orig := &st.orig
+	if err := parseOriginal(r, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
 	}
 
@@ -86,7 +96,7 @@ func (s *Server) decide(r *http.Request) decision {
 	}
 	d := decision{entry: e, counters: e.counters}
 
-	id, err := s.identifyWith(r, e)
+	id, err := s.identifyWith(r, e, &st.id)
 	if err != nil || id == nil {
 		d.result, d.err, d.location = decisionChallenge, err, s.challengeURL(e, orig.raw)
 		d.reason = "no identity"
@@ -94,9 +104,9 @@ func (s *Server) decide(r *http.Request) decision {
 	}
 
 	now := s.now()
-	req := buildRequest(r, e, orig, s.clientIP(r), now)
-	vars := policy.Vars{User: &id.User, Request: req}
-	rule, err := e.compiled.Decide(&vars)
+	buildRequest(r, e, orig, s.clientIP(r), now, &st.req)
+	st.vars = policy.Vars{User: &id.User, Request: &st.req}
+	rule, err := e.compiled.Decide(&st.vars)
 	d.rule = rule
 	if err != nil {
 		d.result, d.err, d.reason = decisionError, err, "rule evaluation failed"
@@ -135,8 +145,8 @@ func (s *Server) decide(r *http.Request) decision {
 
 // buildRequest is the `request` variable: the original request. Headers
 // and query are only decoded for policies whose rules read them.
-func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip interface{ String() string }, now time.Time) *policy.Request {
-	req := &policy.Request{
+func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip netip.Addr, now time.Time, req *policy.Request) {
+	*req = policy.Request{
 		Host:   orig.host,
 		Path:   orig.path,
 		Method: orig.method,
@@ -154,17 +164,18 @@ func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip int
 	if e.needsQuery {
 		req.Query = orig.url.Query()
 	}
-	return req
 }
 
 func (s *Server) respond(w http.ResponseWriter, d decision) {
 	h := w.Header()
 	switch d.result {
 	case decisionAllow:
-		h[HeaderUser] = []string{d.user}
-		h[HeaderMultifactor] = []string{d.multifactor}
+		v := [...]string{d.user, d.multifactor, d.assertion}
+		vs := v[:] // one allocation for the three headers
+		h[HeaderUser] = vs[0:1:1]
+		h[HeaderMultifactor] = vs[1:2:2]
 		if d.assertion != "" {
-			h[HeaderAssertion] = []string{d.assertion}
+			h[HeaderAssertion] = vs[2:3:3]
 		}
 		w.WriteHeader(http.StatusOK)
 	case decisionChallenge:
@@ -246,12 +257,12 @@ func (s *Server) requiredRule(r *http.Request, p *policy.CompiledPolicy, id *Ide
 			return nil, err
 		}
 	}
-	orig, err := parseOriginalURL(original.String(), http.MethodGet)
-	if err != nil {
+	var st authState
+	if err := parseOriginalURL(original.String(), http.MethodGet, &st.orig); err != nil {
 		return nil, err
 	}
-	req := buildRequest(r, e, orig, s.clientIP(r), s.now())
-	rule, err := p.Decide(&policy.Vars{User: &id.User, Request: req})
+	buildRequest(r, e, &st.orig, s.clientIP(r), s.now(), &st.req)
+	rule, err := p.Decide(&policy.Vars{User: &id.User, Request: &st.req})
 	if err != nil {
 		return nil, err
 	}

@@ -222,3 +222,7 @@ spec:
     action: RequireMFA
     multifactor: { providers: [google-authenticator, duo] }
 `
+
+func discardLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

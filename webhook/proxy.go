@@ -106,28 +106,28 @@ type originalRequest struct {
 
 // parseOriginal reads X-Original-URL and X-Original-Method. The caller has
 // checked that the peer is trusted.
-func parseOriginal(r *http.Request) (*originalRequest, error) {
-	raw := r.Header.Get("X-Original-Url")
+func parseOriginal(r *http.Request, o *originalRequest) error {
+	raw := firstHeader(r.Header, "X-Original-Url")
 	if raw == "" {
-		return nil, errors.New("X-Original-URL is missing; configure the front door to send the original URL (ingress-nginx does; with nginx: proxy_set_header X-Original-URL $scheme://$http_host$request_uri)")
+		return errors.New("X-Original-URL is missing; configure the front door to send the original URL (ingress-nginx does; with nginx: proxy_set_header X-Original-URL $scheme://$http_host$request_uri)")
 	}
-	method := r.Header.Get("X-Original-Method")
+	method := firstHeader(r.Header, "X-Original-Method")
 	if method == "" {
-		return nil, errors.New("X-Original-Method is missing; configure the front door to send it (with nginx: proxy_set_header X-Original-Method $request_method)")
+		return errors.New("X-Original-Method is missing; configure the front door to send it (with nginx: proxy_set_header X-Original-Method $request_method)")
 	}
-	return parseOriginalURL(raw, method)
+	return parseOriginalURL(raw, method, o)
 }
 
-func parseOriginalURL(raw, method string) (*originalRequest, error) {
+func parseOriginalURL(raw, method string, o *originalRequest) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return nil, errors.New("X-Original-URL is not an absolute http(s) URL")
+		return errors.New("X-Original-URL is not an absolute http(s) URL")
 	}
-	o := &originalRequest{url: u, raw: raw, method: method}
+	*o = originalRequest{url: u, raw: raw, method: method}
 	o.hostPort = lowerASCII(u.Host)
 	o.host = lowerASCII(u.Hostname())
 	o.path = cleanPath(u.Path)
-	return o, nil
+	return nil
 }
 
 // cleanPath resolves dot segments and repeated slashes, as the app will,

@@ -1,0 +1,198 @@
+package webhook
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// benchWriter is a ResponseWriter that keeps nothing, so that benchmarks
+// measure the handler, not a recorder.
+type benchWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *benchWriter) WriteHeader(code int)        { w.code = code }
+
+func (w *benchWriter) reset() {
+	clear(w.h)
+	w.code = 0
+}
+
+// benchPolicy is apps/bench with n rules, the first of which matches.
+func benchPolicy(identity string, n int) string {
+	var b strings.Builder
+	b.WriteString(coreProvidersYAML + `
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: bench, namespace: apps }
+spec:
+  hosts: [app.example.com]
+  identity: ` + identity + `
+  rules:
+  - name: first
+    when: 'request.host == "app.example.com" && !("contractors" in user.groups)'
+    action: RequireMFA
+    multifactor: { providers: [google-authenticator] }
+`)
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&b, "  - { name: r%d, when: 'request.path.startsWith(\"/p%d\")', action: Deny }\n", i, i)
+	}
+	return b.String()
+}
+
+func benchServe(b *testing.B, f *coreFixture, r *http.Request, want int) {
+	b.Helper()
+	h := f.s.Handler()
+	w := &benchWriter{h: http.Header{}}
+	h.ServeHTTP(w, r)
+	if w.code != want {
+		b.Fatalf("status %d, want %d\n%s", w.code, want, f.logs.String())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w.reset()
+		h.ServeHTTP(w, r)
+	}
+	if w.code != want {
+		b.Fatalf("status %d, want %d", w.code, want)
+	}
+}
+
+func benchFixture(b *testing.B, yaml string) *coreFixture {
+	f := newCoreServer(b, yaml)
+	// Production logs at info: the hot path logs nothing then.
+	f.s.log = discardLogger()
+	return f
+}
+
+func BenchmarkAuthRemembered(b *testing.B) {
+	for _, identity := range []string{"header", "jwt"} {
+		for _, n := range []int{1, 10, 100} {
+			b.Run(fmt.Sprintf("%s/rules=%d", identity, n), func(b *testing.B) {
+				var f *coreFixture
+				var r *http.Request
+				id := &Identity{User: policy.User{ID: ana, Email: ana, Groups: []string{"staff"}}, Source: SourceHeader}
+				switch identity {
+				case "header":
+					f = benchFixture(b, benchPolicy("{ header: { groups: X-Auth-Request-Groups } }", n))
+					r = authRequest("/auth/apps/bench", "https://app.example.com/reports/2026?page=2",
+						map[string]string{"X-Auth-Request-Email": ana, "X-Auth-Request-Groups": "staff"})
+				case "jwt":
+					idp := newCoreIssuer(b)
+					f = benchFixture(b, benchPolicy(`{ jwt: { issuer: "`+coreIssuerURL+`", audiences: [app], jwksURL: "`+idp.srv.URL+`" } }`, n))
+					idp.clock = f.clock
+					id.Source = SourceJWT
+					tok := idp.sign(b, jwt.MapClaims{"sub": ana, "email": ana, "groups": []string{"staff"}, "exp": f.clock.Now().Add(time.Hour).Unix()})
+					r = authRequest("/auth/apps/bench", "https://app.example.com/reports/2026?page=2",
+						map[string]string{"Authorization": "Bearer " + tok})
+					id.User.ID = ana
+				}
+				cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
+				withCookies(r, cookieNamed(cookies, RememberCookieName))
+				r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
+				benchServe(b, f, r, http.StatusOK)
+			})
+		}
+	}
+}
+
+func BenchmarkAuthChallenge(b *testing.B) {
+	f := benchFixture(b, benchPolicy("{ header: {} }", 10))
+	r := authRequest("/auth/apps/bench", "https://app.example.com/reports/2026?page=2", map[string]string{"X-Auth-Request-Email": ana})
+	benchServe(b, f, r, http.StatusUnauthorized)
+}
+
+func BenchmarkAuthByHost(b *testing.B) {
+	f := benchFixture(b, benchPolicy("{ header: {} }", 10))
+	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
+	r := withCookies(authRequest("/auth", "https://app.example.com/reports/2026?page=2", map[string]string{"X-Auth-Request-Email": ana}),
+		cookieNamed(cookies, RememberCookieName))
+	benchServe(b, f, r, http.StatusOK)
+}
+
+func BenchmarkCookieCheck(b *testing.B) {
+	f := benchFixture(b, benchPolicy("{ header: {} }", 1))
+	id := headerIdentity(ana)
+	cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
+	r := withCookies(authRequest("/auth/apps/bench", "https://app.example.com/", nil), cookieNamed(cookies, RememberCookieName))
+	r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
+	sn := f.s.snapshot()
+	e := sn.byName[policyName{"apps", "bench"}]
+	ri := &e.rules[0]
+	now := f.clock.Now()
+	b.Run("cached", func(b *testing.B) {
+		if _, ok := f.s.checkSession(r, sn.Keyring, ri, id, now); !ok {
+			b.Fatal("cookie refused")
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			f.s.checkSession(r, sn.Keyring, ri, id, now)
+		}
+	})
+	b.Run("uncached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f.s.cookies.Remove(cookieKey{RememberCookieName, cookieNamed(cookies, RememberCookieName).Value})
+			if _, ok := f.s.checkSession(r, sn.Keyring, ri, id, now); !ok {
+				b.Fatal("cookie refused")
+			}
+		}
+	})
+}
+
+func BenchmarkCELEval(b *testing.B) {
+	f := benchFixture(b, benchPolicy("{ header: {} }", 1)+`
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: office, namespace: apps }
+spec:
+  identity: { header: {} }
+  rules:
+  - name: office-hours-from-vpn
+    when: 'cidr("10.0.0.0/8").containsIP(ip(request.ip)) && request.time.getHours("Europe/Paris") in [8,9,10,11,12,13,14,15,16,17]'
+    action: Allow
+`)
+	vars := &policy.Vars{
+		User: &policy.User{ID: ana, Email: ana, Groups: []string{"staff"}},
+		Request: &policy.Request{Host: "app.example.com", Path: "/reports", Method: "GET", Scheme: "https",
+			URL: "https://app.example.com/reports", IP: "10.1.2.3", Time: f.clock.Now()},
+	}
+	for _, name := range []string{"bench", "office"} {
+		p := f.s.snapshot().Policy("apps", name)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r, err := p.Decide(vars); err != nil || r == nil {
+					b.Fatal(r, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEmptyHandler is the yardstick: an empty handler behind the same
+// mux, called the same way.
+func BenchmarkEmptyHandler(b *testing.B) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/auth/{namespace}/{policy}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	r := authRequest("/auth/apps/bench", "https://app.example.com/", nil)
+	w := &benchWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.reset()
+		mux.ServeHTTP(w, r)
+	}
+}
