@@ -67,6 +67,7 @@ type page struct {
 	PeriodSeconds   int
 	Algorithm       string
 	QR              template.URL
+	OTPAuthURL      template.URL
 	KeyGroups       string
 	RecoveryURL     string
 	CodeURL         string

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
@@ -93,6 +94,8 @@ func (c *challengePages) showEnroll(w http.ResponseWriter, r *http.Request, cr *
 	p.PeriodSeconds = int(params.Period / time.Second)
 	p.Algorithm = string(params.Algorithm)
 	p.QR = pngDataURI(png)
+	// otpauth:// is built here from the provider's settings, percent-encoded.
+	p.OTPAuthURL = template.URL(uri)
 	p.KeyGroups = groupKey(secret)
 	c.render(w, status, pageEnroll, p, originOf(cr.rd))
 }
