@@ -266,6 +266,47 @@ func (p *Page) Find(tag, class, attribute string) string {
 	return attr(n, attribute)
 }
 
+// Link returns the address (resolved against the page) of the first link
+// whose text contains substr, or "" when there is none.
+func (p *Page) Link(substr string) string {
+	doc, err := html.Parse(strings.NewReader(p.Body))
+	if err != nil {
+		return ""
+	}
+	var href string
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if href != "" {
+			return
+		}
+		if n.Type == html.ElementNode && n.Data == "a" && strings.Contains(text(n), substr) {
+			href = attr(n, "href")
+			if u, err := p.URL.Parse(href); err == nil {
+				href = u.String()
+			}
+			return
+		}
+		for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
+			walk(ch)
+		}
+	}
+	walk(doc)
+	return href
+}
+
+// Has is true when the page has an element tag with that class (any
+// element tag when class is empty).
+func (p *Page) Has(tag, class string) bool { return p.find(tag, class) != nil }
+
+// Text returns the text of the first element tag with that class.
+func (p *Page) Text(tag, class string) string {
+	n := p.find(tag, class)
+	if n == nil {
+		return ""
+	}
+	return strings.TrimSpace(text(n))
+}
+
 // Texts returns the text of every element tag inside the first element
 // matching parentTag/parentClass (e.g. the recovery codes: ol.codes > li).
 func (p *Page) Texts(parentTag, parentClass, tag string) []string {
