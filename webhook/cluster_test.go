@@ -1,0 +1,93 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mfa-operator/mfa-operator/internal/keyring"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/webhook/store/storetest"
+)
+
+// TestClusterFollowsBundleAndKeyringSecrets runs against a real API server:
+// the server loads the Secrets the controller writes and reloads them on
+// change, refusing a corrupt bundle while keeping the last good one.
+func TestClusterFollowsBundleAndKeyringSecrets(t *testing.T) {
+	g := NewWithT(t)
+	env, cfg, err := storetest.StartControlPlane()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+
+	scheme := runtime.NewScheme()
+	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	ns := "mfa-system"
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+
+	f := newCoreServer(t, "")
+	s, err := NewServer(Options{
+		Namespace: ns, PublicURL: f.s.opts.PublicURL, TrustedProxies: f.s.opts.TrustedProxies,
+		Client: c, Store: store.NewSecretStore(c, ns), Now: f.clock.Now, Logger: f.s.log,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	f.s = s
+	done := make(chan error)
+	go func() { done <- s.watch(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	code, body := f.readyz()
+	g.Expect(code).To(Equal(http.StatusServiceUnavailable), body)
+
+	kd, err := keyring.Generate(f.clock.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	kraw, err := kd.Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: ns},
+		Data: map[string][]byte{policy.KeyringKey: kraw}})).To(Succeed())
+
+	bundleSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.BundleSecretName, Namespace: ns}}
+	setBundle := func(action string) {
+		data, hash, err := bundleFromYAML(t, standalonePolicy(action)).Marshal()
+		g.Expect(err).NotTo(HaveOccurred())
+		bundleSecret.Data = map[string][]byte{policy.BundleKey: data, policy.BundleHashKey: []byte(hash)}
+	}
+	setBundle("Allow")
+	g.Expect(c.Create(ctx, bundleSecret)).To(Succeed())
+
+	g.Eventually(func() int { code, _ := f.readyz(); return code }, time.Minute, 50*time.Millisecond).Should(Equal(http.StatusOK))
+	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
+
+	// A change is picked up without a restart.
+	setBundle("Deny")
+	g.Expect(c.Update(ctx, bundleSecret)).To(Succeed())
+	g.Eventually(f.appDecision, time.Minute, 50*time.Millisecond).Should(Equal(http.StatusForbidden))
+
+	// A corrupt bundle is refused; the last good stays and /readyz says so.
+	bundleSecret.Data[policy.BundleKey] = []byte(`{"policies":[{"namespace":"apps","name":"x","spec":{"identity":{"header":{}},"rules":[{"name":"r","when":"nope(","action":"Allow"}]}}]}`)
+	bundleSecret.Data[policy.BundleHashKey] = []byte("corrupt")
+	g.Expect(c.Update(ctx, bundleSecret)).To(Succeed())
+	g.Eventually(func() string { _, body := f.readyz(); return body }, time.Minute, 50*time.Millisecond).Should(ContainSubstring("MFAPolicy apps/x"))
+	code, _ = f.readyz()
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(f.appDecision()).To(Equal(http.StatusForbidden))
+
+	// A rotated keyring is loaded too.
+	g.Expect(kd.AddSigningKey(f.clock.Now())).To(Succeed())
+	kraw, _ = kd.Marshal()
+	var ks corev1.Secret
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: policy.KeyringSecretName}, &ks)).To(Succeed())
+	ks.Data[policy.KeyringKey] = kraw
+	g.Expect(c.Update(ctx, &ks)).To(Succeed())
+	g.Eventually(func() int { return len(s.keyring().Signers()) }, time.Minute, 50*time.Millisecond).Should(Equal(2))
+}
