@@ -293,7 +293,7 @@ func (r *BundleReconciler) applyDeployment(ctx context.Context, owner *corev1.Se
 	desired := ChallengeDeployment(r.Options, hash)
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
 	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, dep, func() error {
-		mergeDeployment(dep, desired)
+		MergeDeployment(dep, desired)
 		return controllerutil.SetControllerReference(owner, dep, r.Scheme)
 	})
 	if err != nil {
@@ -311,7 +311,7 @@ func (r *BundleReconciler) applyService(ctx context.Context, owner *corev1.Secre
 	desired := ChallengeService(r.Options)
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
 	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
-		mergeService(svc, desired)
+		MergeService(svc, desired)
 		return controllerutil.SetControllerReference(owner, svc, r.Scheme)
 	})
 	if err != nil {

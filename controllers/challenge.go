@@ -188,11 +188,11 @@ func KeyringSecret(namespace string, keyringJSON []byte) *corev1.Secret {
 	}
 }
 
-// mergeDeployment brings existing (as read from the API server) to desired
+// MergeDeployment brings existing (as read from the API server) to desired
 // while keeping what the API server defaulted and what others added: the
 // pod template is replaced only when a field desired sets differs, so an
 // unchanged Deployment is not written at all.
-func mergeDeployment(existing, desired *appsv1.Deployment) {
+func MergeDeployment(existing, desired *appsv1.Deployment) {
 	existing.Labels = mergeMaps(existing.Labels, desired.Labels)
 	existing.Spec.Replicas = desired.Spec.Replicas
 	if existing.Spec.Selector == nil {
@@ -226,9 +226,9 @@ func templateDiffers(desired, existing *corev1.PodTemplateSpec) bool {
 	return false
 }
 
-// mergeService brings existing to desired, keeping what the API server
+// MergeService brings existing to desired, keeping what the API server
 // allocated (cluster IPs) and defaulted.
-func mergeService(existing, desired *corev1.Service) {
+func MergeService(existing, desired *corev1.Service) {
 	existing.Labels = mergeMaps(existing.Labels, desired.Labels)
 	existing.Spec.Type = desired.Spec.Type
 	existing.Spec.Selector = desired.Spec.Selector

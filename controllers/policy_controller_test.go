@@ -121,8 +121,10 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 		fix      func(t *testing.T, ns string, p *v1alpha1.MFAPolicy)
 	}{
 		{
-			name:   "invalid CEL expression, fixed by editing the rule",
-			policy: func(ns string) *v1alpha1.MFAPolicy { return mfaPolicy(ns, "bad-cel", `request.path.startsWith("/admin") &&`, "totp") },
+			name: "invalid CEL expression, fixed by editing the rule",
+			policy: func(ns string) *v1alpha1.MFAPolicy {
+				return mfaPolicy(ns, "bad-cel", `request.path.startsWith("/admin") &&`, "totp")
+			},
 			reason: v1alpha1.ReasonInvalidExpression,
 			messages: []string{
 				`rule "office" (spec.rules[0].when): ERROR: <input>:1:37: Syntax error`,
@@ -143,8 +145,10 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 			},
 		},
 		{
-			name:   "unknown provider, fixed by creating it",
-			policy: func(ns string) *v1alpha1.MFAPolicy { return mfaPolicy(ns, "unknown-provider", "false", "totp", "later") },
+			name: "unknown provider, fixed by creating it",
+			policy: func(ns string) *v1alpha1.MFAPolicy {
+				return mfaPolicy(ns, "unknown-provider", "false", "totp", "later")
+			},
 			reason: v1alpha1.ReasonProviderNotFound,
 			messages: []string{
 				`rule "everyone-else" (spec.rules[1].multifactor.providers[1]): MFAProvider "later" not found in namespace`,
