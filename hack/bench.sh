@@ -182,7 +182,8 @@ wrk_run() {
 auth_headers() {
   printf '%s\n' "X-Original-URL: $ORIGINAL_URL" "X-Original-Method: GET" \
     "X-Forwarded-For: 192.0.2.10" "X-Auth-Request-Email: $USER_EMAIL"
-  if [ -n "${1:-}" ]; then printf '%s\n' "Cookie: $1"; fi
+  # A browser sends the app's own cookies along with ours.
+  if [ -n "${1:-}" ]; then printf '%s\n' "Cookie: _ga=GA1.2.3; theme=dark; $1"; fi
 }
 
 fmt_ms() { awk -v us="$1" 'BEGIN { if (us == "") print "n/a"; else printf "%.2fms", us / 1000 }'; }
