@@ -28,7 +28,18 @@ const (
 //	401  identity or second factor missing (Location: the challenge URL)
 //	403  denied by a rule, or the request cannot be judged
 //
-// Every failure is closed: never a 5xx for a decision.
+// Every failure is closed, never a 5xx for a decision:
+//   - a peer outside --trusted-proxies: 403. Nothing it says about the
+//     original request (X-Original-URL, X-Real-IP, identity headers) is
+//     believed, and judging the auth request itself instead could allow
+//     what the original request would not;
+//   - X-Original-URL or X-Original-Method missing or malformed: 403;
+//   - an unknown policy, or no policy for the host on /auth: 403, the body
+//     naming what is missing (not a 404: the front door must refuse);
+//   - no identity, or a token that does not verify: 401;
+//   - a rule that fails to evaluate (runtime error, cost limit) or a
+//     RequireMFA rule none of whose providers is in force: 403, logged;
+//   - nothing loaded yet: 403.
 func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	d := s.decide(r)
@@ -212,9 +223,9 @@ func (s *Server) logDecision(ctx context.Context, d decision) {
 		s.log.LogAttrs(ctx, slog.LevelError, "auth decision failed closed", d.attrs()...)
 	case d.result == decisionRefused:
 		s.log.LogAttrs(ctx, slog.LevelWarn, "auth request refused", d.attrs()...)
-	case d.err != nil:
-		s.log.LogAttrs(ctx, slog.LevelInfo, "auth identity refused", d.attrs()...)
 	case s.log.Enabled(ctx, slog.LevelDebug):
+		// Refused tokens (expired ones are common) are debug too; an
+		// issuer that cannot be reached is logged where it is fetched.
 		s.log.LogAttrs(ctx, slog.LevelDebug, "auth decision", d.attrs()...)
 	}
 }

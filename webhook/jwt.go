@@ -288,6 +288,7 @@ func (k *jwks) key(ctx context.Context, kid, alg string) (any, error) {
 		return nil, errUnknownKey
 	}
 	if err := k.fetch(ctx); err != nil {
+		k.log.Warn("JWKS fetch failed; tokens signed with keys not known yet are refused", "url", k.url, "error", err)
 		return nil, err
 	}
 	if key, ok := k.lookup(kid, alg); ok {

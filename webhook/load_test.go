@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -200,4 +201,36 @@ func TestHealthz(t *testing.T) {
 	f, _ := newStandalone(t)
 	w := f.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
+}
+
+func TestServeAnswersUntilCancelledThenShutsDown(t *testing.T) {
+	g := NewWithT(t)
+	f, cfg := newStandalone(t)
+	writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.s.Serve(ctx, ln) }()
+
+	url := "http://" + ln.Addr().String()
+	g.Eventually(func() int {
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}, 10*time.Second, 20*time.Millisecond).Should(Equal(http.StatusOK))
+
+	// Bodies are bounded.
+	resp, err := http.Post(url+"/auth/apps/app", "text/plain", strings.NewReader(strings.Repeat("x", maxBodyBytes+1)))
+	g.Expect(err).NotTo(HaveOccurred())
+	resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusRequestEntityTooLarge))
+
+	cancel()
+	g.Eventually(done, 15*time.Second).Should(Receive(BeNil()))
+	_, err = http.Get(url + "/healthz")
+	g.Expect(err).To(HaveOccurred())
 }

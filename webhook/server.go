@@ -199,7 +199,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { loaderDone <- s.watch(ctx) }()
 
 	srv := &http.Server{
-		Handler:           http.MaxBytesHandler(s.handler, maxBodyBytes),
+		Handler:           limitBody(s.handler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -228,6 +228,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-loaderDone
 		return nil
 	}
+}
+
+// limitBody bounds request bodies. Requests without a body (every auth
+// request) pass untouched: http.MaxBytesHandler would copy each of them.
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			if r.ContentLength > maxBodyBytes {
+				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func shutdown(srv *http.Server, log *slog.Logger) {
