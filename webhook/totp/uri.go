@@ -21,6 +21,13 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 // expects it: base32, upper case, no padding.
 func EncodeSecret(secret []byte) string { return b32.EncodeToString(secret) }
 
+// DecodeSecret reverses EncodeSecret, forgiving what people type: lower
+// case, spaces, padding.
+func DecodeSecret(s string) ([]byte, error) {
+	s = strings.ToUpper(strings.Join(strings.Fields(s), ""))
+	return b32.DecodeString(strings.TrimRight(s, "="))
+}
+
 // URI returns the otpauth:// URI of Google's Key Uri Format that an
 // authenticator app scans: otpauth://totp/Issuer:account?secret=...&
 // issuer=...&algorithm=...&digits=...&period=... . The issuer and account
