@@ -29,8 +29,9 @@ const (
 	// jwksMinRefresh rate-limits refetching an issuer's keys when a token
 	// names an unknown kid, so that junk tokens cannot make us hammer it.
 	jwksMinRefresh = 30 * time.Second
-	// jwksMaxAge: keys this old are refetched (in the background, when a
-	// snapshot is built), so that keys the issuer removed stop working.
+	// jwksMaxAge: keys this old are refetched in the background (when a
+	// snapshot is built, or when a request uses them), so that keys the
+	// issuer removed stop working.
 	jwksMaxAge     = time.Hour
 	jwksTimeout    = 5 * time.Second
 	jwksMaxBytes   = 1 << 20
@@ -267,6 +268,10 @@ type jwks struct {
 
 	mu        sync.Mutex // serialises fetches
 	fetchedAt time.Time
+	// lastFetch is fetchedAt for the lock-free staleness check of the hot
+	// path; refreshing is set while a background refresh runs.
+	lastFetch  atomic.Int64
+	refreshing atomic.Bool
 }
 
 type jwk struct {
@@ -276,6 +281,7 @@ type jwk struct {
 
 func (k *jwks) key(ctx context.Context, kid, alg string) (any, error) {
 	if key, ok := k.lookup(kid, alg); ok {
+		k.refreshInBackgroundIfOld()
 		return key.key, checkKeyType(key, alg)
 	}
 	k.mu.Lock()
@@ -348,6 +354,7 @@ func checkKeyType(k jwk, alg string) error {
 // keeps the keys known so far.
 func (k *jwks) fetch(ctx context.Context) error {
 	k.fetchedAt = k.now()
+	k.lastFetch.Store(k.fetchedAt.UnixNano())
 	ctx, cancel := context.WithTimeout(ctx, jwksTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
@@ -373,6 +380,18 @@ func (k *jwks) fetch(ctx context.Context) error {
 	}
 	k.keys.Store(&keys)
 	return nil
+}
+
+// refreshInBackgroundIfOld starts one background refresh when the keys
+// are older than jwksMaxAge; the request goes on with the keys it has.
+func (k *jwks) refreshInBackgroundIfOld() {
+	if k.now().UnixNano()-k.lastFetch.Load() < int64(jwksMaxAge) || !k.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer k.refreshing.Store(false)
+		k.refreshIfOld(context.Background())
+	}()
 }
 
 // refreshIfOld refetches keys older than jwksMaxAge, so that keys the

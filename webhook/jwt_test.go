@@ -288,3 +288,28 @@ func TestJWKSRefetchedOnUnknownKidAtMostEveryInterval(t *testing.T) {
 	g.Expect(f.serve(req(tok)).Code).To(Equal(http.StatusOK))
 	g.Expect(idp.fetchCount()).To(Equal(fetched + 1))
 }
+
+func TestJWKSRefreshedWhenOldSoRemovedKeysStopWorking(t *testing.T) {
+	g := NewWithT(t)
+	idp := newCoreIssuer(t)
+	f := newCoreServer(t, coreProvidersYAML+idp.policyYAML(`
+  - { name: all, when: 'true', action: Allow }
+`))
+	idp.clock = f.clock
+	req := func(sub string) int {
+		tok := idp.sign(t, jwt.MapClaims{"sub": sub})
+		return f.serve(authRequest("/auth/apps/jwt-app", "https://app.example.com/", map[string]string{"Authorization": "Bearer " + tok})).Code
+	}
+	g.Expect(req("ana")).To(Equal(http.StatusOK))
+	fetched := idp.fetchCount()
+
+	// The issuer withdraws its EC key; an hour later the keys are
+	// refetched in the background, after which the key no longer verifies.
+	idp.mu.Lock()
+	idp.keys = idp.keys[1:]
+	idp.mu.Unlock()
+	f.clock.Advance(jwksMaxAge + time.Minute)
+	g.Expect(req("bob")).To(Equal(http.StatusOK)) // served with the keys known, starts the refresh
+	g.Eventually(idp.fetchCount, 10*time.Second, 10*time.Millisecond).Should(BeNumerically(">", fetched))
+	g.Eventually(func() int { return req("carol") }, 10*time.Second, 10*time.Millisecond).Should(Equal(http.StatusUnauthorized))
+}

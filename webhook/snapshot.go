@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"sort"
@@ -234,7 +233,6 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 			return nil, fmt.Errorf("spec.identity.jwt.jwksURL: %w", err)
 		}
 		e.verifier = s.verifiers.get(id.JWT)
-		go e.verifier.keys.refreshIfOld(context.Background())
 	default:
 		return nil, fmt.Errorf("spec.identity: set one of header and jwt")
 	}
