@@ -21,8 +21,6 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/controllers"
-	"github.com/mfa-operator/mfa-operator/internal/duo"
-	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
 // controllerFlags are the flags of `mfa-operator controller`.
@@ -126,7 +124,7 @@ func runController(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(ctx, mgr, opts, checkDuo); err != nil {
+	if err := controllers.Setup(ctx, mgr, opts, controllers.CheckDuoCredentials); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -139,23 +137,6 @@ func runController(ctx context.Context, args []string) error {
 		"signinBaseURL", opts.SigninBaseURL(), "manageDeployment", opts.ManageDeployment, "webhookImage", opts.WebhookImage)
 	return mgr.Start(ctx)
 }
-
-// checkDuo asks Duo's /auth/v2/check whether a provider's credentials work.
-// Settings the client refuses before calling (a malformed API host, a CA
-// bundle without certificates) are the author's to fix: terminal.
-func checkDuo(ctx context.Context, apiHost string, creds policy.DuoCredentials) error {
-	c, err := duo.New(apiHost, creds)
-	if err != nil {
-		return terminalError{err}
-	}
-	return c.Check(ctx)
-}
-
-// terminalError marks an error as a configuration error.
-type terminalError struct{ error }
-
-func (terminalError) Terminal() bool  { return true }
-func (e terminalError) Unwrap() error { return e.error }
 
 // intFlag declares an int flag whose default may come from the environment.
 func intFlag(fs *flag.FlagSet, name string, def int, usage string) (*int, error) {
