@@ -71,6 +71,9 @@ func (r *MFAProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 func (r *MFAProviderReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAProvider) error {
 	obj.Status.Multifactor = obj.Spec.MultifactorName()
 	entry, err := r.resolve(ctx, obj)
+	if err == nil {
+		err = validateDuoAPIHost(obj)
+	}
 	msg := "TOTP provider ready"
 	if err == nil && entry.Duo != nil {
 		msg = "Duo credentials resolved"

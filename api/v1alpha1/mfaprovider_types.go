@@ -104,7 +104,11 @@ type TOTPSpec struct {
 // DuoSpec configures Duo Security through its Auth API v2.
 type DuoSpec struct {
 	// APIHost is the Duo API hostname of the account, e.g.
-	// api-xxxxxxxx.duosecurity.com.
+	// api-xxxxxxxx.duosecurity.com (also duofederal.com and duo.com), without
+	// scheme or path. Any other host (with an optional port), such as a
+	// private proxy in front of Duo or a test server, is accepted only when
+	// caBundleRef is set: its certificates are then the only ones trusted
+	// for it. Otherwise the provider is not Ready (reason InvalidSpec).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
@@ -130,6 +134,7 @@ type DuoSpec struct {
 	FailMode FailMode `json:"failMode,omitempty"`
 	// CABundleRef names a Secret key holding PEM certificates to trust for
 	// the API host instead of the system roots (private proxies, tests).
+	// It is required for an apiHost that is not a Duo API host.
 	// TLS verification is never turned off.
 	// +optional
 	CABundleRef *SecretKeySelector `json:"caBundleRef,omitempty"`
