@@ -89,7 +89,7 @@ uninstall: ## Remove the CRDs from the current cluster.
 .PHONY: deploy
 deploy: ## Deploy the operator with image IMG.
 	cd config/manager && kubectl kustomize . >/dev/null && cd ../.. && \
-	kubectl kustomize config/default | sed 's|image: mfa-operator:latest|image: $(IMG)|' | kubectl apply -f -
+	kubectl kustomize config/default | sed 's|mfa-operator:latest|$(IMG)|g' | kubectl apply -f -
 
 .PHONY: undeploy
 undeploy: ## Remove the operator.
