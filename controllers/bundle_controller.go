@@ -203,7 +203,9 @@ func (r *BundleReconciler) build(ctx context.Context, previous *policy.Bundle) (
 			secrets[key] = s
 		}
 	}
-	var checks []policy.ProviderCheck
+	// The same checks as the provider reconciler's, so that the bundle and
+	// the providers' Ready conditions agree.
+	checks := []policy.ProviderCheck{func(p *v1alpha1.MFAProvider, _ *policy.BundleProvider) error { return validateDuoAPIHost(p) }}
 	if r.DuoResults != nil {
 		checks = append(checks, r.DuoResults.Check)
 	}
