@@ -44,11 +44,14 @@ const (
 type challengePages struct {
 	s       *Server
 	limiter *rateLimiter
+	duo     *duoPages
 }
 
 // registerChallengeRoutes adds the challenge pages to the server's router.
 func (s *Server) registerChallengeRoutes(mux *http.ServeMux) {
 	c := &challengePages{s: s, limiter: newRateLimiter(s.challengeRateLimit(), s.now)}
+	c.duo = newDuoPages(c)
+	c.duo.register(mux)
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}", c.handleShow)
 	mux.HandleFunc("POST /challenge/{namespace}/{policy}/enroll", c.post(c.handleEnroll))
 	mux.HandleFunc("POST /challenge/{namespace}/{policy}/verify", c.post(c.handleVerify))
@@ -248,6 +251,8 @@ func (c *challengePages) handleShow(w http.ResponseWriter, r *http.Request) {
 	switch cr.provider.Spec.Type {
 	case v1alpha1.ProviderTOTP:
 		c.showTOTP(w, r, cr, q.Get(paramMethod) == methodRecovery, "", http.StatusOK)
+	case v1alpha1.ProviderDuo:
+		c.duo.show(w, r, cr)
 	default:
 		c.showUnavailable(w, cr)
 	}

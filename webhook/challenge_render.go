@@ -38,7 +38,7 @@ func mustParseTemplates() map[string]*template.Template {
 	// The style sheet is template text, not data: it is trusted as written.
 	template.Must(base.New("css").Parse(string(css)))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{pageEnroll, pageVerify, pageRecovery, pageRecoveryCodes, pageChoose, pageMessage} {
+	for _, name := range append([]string{pageEnroll, pageVerify, pageRecovery, pageRecoveryCodes, pageChoose, pageMessage}, duoTemplateNames...) {
 		t := template.Must(base.Clone())
 		pages[name] = template.Must(t.ParseFS(templateFS, "templates/"+name))
 	}
@@ -80,6 +80,9 @@ type page struct {
 
 	// Provider choice.
 	Choices []choice
+
+	// Duo pages (challenge_duo.go).
+	Duo *duoView
 
 	// Message page.
 	Alert       bool
