@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,7 +100,11 @@ func statusMessage(err error) string {
 	}
 	msg := strings.Join(parts, "; ")
 	if len(msg) > maxMessageLength {
-		msg = msg[:maxMessageLength-3] + "..."
+		cut := maxMessageLength - 3
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut-- // never split a character: the API server wants UTF-8
+		}
+		msg = msg[:cut] + "..."
 	}
 	return msg
 }

@@ -108,6 +108,7 @@ func TestStatusMessage(t *testing.T) {
 		{"several CEL errors joined", "ERROR: <input>:1:1: one\n | x\n | ^\nERROR: <input>:1:3: two\n | x\n | ..^",
 			"ERROR: <input>:1:1: one; ERROR: <input>:1:3: two"},
 		{"bounded", strings.Repeat("x", 5000), strings.Repeat("x", maxMessageLength-3) + "..."},
+		{"bounded on a character boundary", strings.Repeat("é", 1000), strings.Repeat("é", (maxMessageLength-4)/2) + "..."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

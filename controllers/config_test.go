@@ -39,3 +39,17 @@ func TestKustomizeDefaultIsAcceptedByAPIServer(t *testing.T) {
 	}
 	t.Logf("kubectl apply -k config/default --dry-run=server:\n%s", out)
 }
+
+// TestMissingControlPlaneSaysMakeControlPlane: without the binaries the
+// tests fail (never skip) with the command that builds them.
+func TestMissingControlPlaneSaysMakeControlPlane(t *testing.T) {
+	g := NewWithT(t)
+	root := t.TempDir()
+	g.Expect(os.WriteFile(filepath.Join(root, "go.mod"), []byte("module x\n\nrequire (\n\tk8s.io/client-go v0.99.1\n)\n"), 0o600)).To(Succeed())
+	t.Setenv("KUBEBUILDER_ASSETS", "")
+	_, err := controlPlaneAssets(root)
+	g.Expect(err).To(MatchError(And(
+		ContainSubstring(filepath.Join(root, "bin", "k8s", "v1.99.1")),
+		ContainSubstring("run `make control-plane`"),
+	)))
+}
