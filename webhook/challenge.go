@@ -191,8 +191,16 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		})
 		return nil, false
 	case rule == nil:
-		// No second factor is needed for rd (any more): go straight back.
-		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
+		// No second factor is needed for rd (any more). A page rather than
+		// a redirect: should /auth see the request differently (another
+		// client address through a misconfigured proxy), an automatic
+		// redirect would loop between the app and this page.
+		c.renderMessage(w, cr, message{
+			status: http.StatusOK, title: "No second step needed",
+			text:        hostOrApp(cr.appHost) + " does not ask for a second step for this request.",
+			actionURL:   cr.rd,
+			actionLabel: "Continue to " + hostOrApp(cr.appHost),
+		})
 		return nil, false
 	}
 	cr.rule = rule

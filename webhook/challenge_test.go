@@ -681,8 +681,9 @@ func TestChallengeOutcomesOtherThanAChallenge(t *testing.T) {
 		{"unknown policy", "/challenge/apps/nope?rd=" + url.QueryEscape(challengeRD), http.StatusNotFound, func(g Gomega, w *httptest.ResponseRecorder) {
 			g.Expect(w.Body.String()).To(ContainSubstring("No MFAPolicy apps/nope is in force"))
 		}},
-		{"rd needs no second factor", challengeURL("https://admin.example.com/public/x"), http.StatusSeeOther, func(g Gomega, w *httptest.ResponseRecorder) {
-			g.Expect(w.Header().Get("Location")).To(Equal("https://admin.example.com/public/x"))
+		{"rd needs no second factor", challengeURL("https://admin.example.com/public/x"), http.StatusOK, func(g Gomega, w *httptest.ResponseRecorder) {
+			g.Expect(w.Body.String()).To(ContainSubstring("No second step needed"))
+			g.Expect(w.Body.String()).To(ContainSubstring(`<a class="button" href="https://admin.example.com/public/x">Continue to admin.example.com</a>`))
 		}},
 		{"rd is denied", challengeURL("https://admin.example.com/blocked"), http.StatusForbidden, func(g Gomega, w *httptest.ResponseRecorder) {
 			g.Expect(w.Body.String()).To(ContainSubstring("Access denied"))
