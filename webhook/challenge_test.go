@@ -726,7 +726,7 @@ func TestChallengeStoreUnavailableAsksToTryAgain(t *testing.T) {
 
 func TestChallengePagesAreAccessibleAndSelfContained(t *testing.T) {
 	f := newChallengeFixture(t)
-	o, _ := f.browser(challengeUser).enrol()
+	f.browser(challengeUser).enrol()
 	b := f.browser(challengeUser)
 
 	pages := map[string]string{
@@ -736,7 +736,6 @@ func TestChallengePagesAreAccessibleAndSelfContained(t *testing.T) {
 	}
 	enrolling := f.browser("bob@example.com")
 	pages["enroll"] = challengeURL(challengeRD)
-	_ = o
 	for name, path := range pages {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
