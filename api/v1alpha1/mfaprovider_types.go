@@ -101,7 +101,9 @@ type TOTPSpec struct {
 	Skew *int32 `json:"skew,omitempty"`
 }
 
-// DuoSpec configures Duo Security through its Auth API v2.
+// DuoSpec configures Duo Security through its Auth API v2. Users are
+// known to Duo by their id from the policy's identity source (user.id: the
+// identity header's value, e.g. an e-mail address, or a JWT's subject).
 type DuoSpec struct {
 	// APIHost is the Duo API hostname of the account, e.g.
 	// api-xxxxxxxx.duosecurity.com (also duofederal.com and duo.com), without
@@ -128,7 +130,9 @@ type DuoSpec struct {
 	// +listType=set
 	Factors []DuoFactor `json:"factors,omitempty"`
 	// FailMode says what happens when Duo cannot be reached: closed (refuse)
-	// or open (let the user through without a second factor, logged).
+	// or open (let the user through without a second factor, logged as a
+	// warning; the session never claims duo: X-MFA-Multifactor is empty).
+	// A refusal from Duo always fails closed.
 	// +optional
 	// +kubebuilder:default=closed
 	FailMode FailMode `json:"failMode,omitempty"`
