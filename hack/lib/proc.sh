@@ -21,13 +21,21 @@ pid_of() {
   local f="$STATE/pids/$1.pid" pid
   [ -s "$f" ] || return 1
   pid=$(cat "$f")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against a recycled pid: the process must still run the program
-  # started (which may have been rebuilt since: "PATH (deleted)").
-  local exe
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  [ "$(cat "$STATE/pids/$1.exe" 2>/dev/null)" = "${exe% (deleted)}" ] || return 1
+  [ -n "$pid" ] && running "$pid" || return 1
+  # Guard against a recycled pid: the process must be the one started (same
+  # start time), whatever happened to its binary since.
+  [ "$(cat "$STATE/pids/$1.start" 2>/dev/null)" = "$(start_time "$pid")" ] || return 1
   echo "$pid"
+}
+
+# start_time PID prints the process's start time (clock ticks after boot).
+start_time() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  # shellcheck disable=SC2086 # split the fields on purpose
+  set -- $stat
+  echo "${20}"
 }
 
 # start_proc NAME CMD [ARGS...] starts CMD in the background, logging to
@@ -51,10 +59,10 @@ start_proc() {
   done
   pid=$(cat "$pidf")
   # Wait for the exec so that /proc/PID/exe names the program, not bash.
-  local want
+  local want exe
   want=$(readlink -f "$(command -v "$1")")
   deadline=$((SECONDS + 10))
-  until [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$want" ]; do
+  until exe=$(readlink "/proc/$pid/exe" 2>/dev/null) && [ "${exe% (deleted)}" = "$want" ]; do
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 10 "$log" >&2
       die "$name exited at once; see $log"
@@ -62,7 +70,7 @@ start_proc() {
     [ $SECONDS -lt $deadline ] || die "$name did not exec $want; see $log"
     sleep 0.05
   done
-  echo "$want" >"$STATE/pids/$name.exe"
+  start_time "$pid" >"$STATE/pids/$name.start"
   log "started $name (pid $pid, log $log)"
 }
 
@@ -71,7 +79,7 @@ start_proc() {
 stop_proc() {
   local name=$1 grace=${2:-20} pid
   if ! pid=$(pid_of "$name"); then
-    rm -f "$STATE/pids/$name.pid" "$STATE/pids/$name.exe"
+    rm -f "$STATE/pids/$name.pid" "$STATE/pids/$name.start"
     return 0
   fi
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
@@ -84,7 +92,7 @@ stop_proc() {
     fi
     sleep 0.1
   done
-  rm -f "$STATE/pids/$name.pid" "$STATE/pids/$name.exe"
+  rm -f "$STATE/pids/$name.pid" "$STATE/pids/$name.start"
   log "stopped $name"
 }
 
