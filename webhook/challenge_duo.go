@@ -43,8 +43,9 @@ import (
 // browser in clear: it is sealed with the keyring (AES-GCM), bound to the
 // user, the provider, the policy and this browser's CSRF value, and
 // expires, so nobody can poll or complete a push of another user, another
-// browser or another policy. The waiting page polls the status endpoint
-// with a small script; without scripts its "Continue" button asks once.
+// browser or another policy; once it issued a session it is refused (see
+// duoPages.used). The waiting page polls the status endpoint with a small
+// script; without scripts its "Continue" button asks once.
 //
 // Outcomes and what apps are told (X-MFA-Multifactor, the assertion's
 // multifactor and amr claims):
@@ -61,6 +62,9 @@ import (
 //   - any other failure (Duo refusing the request, an answer this server
 //     does not understand, a provider it cannot build a client for) fails
 //     closed, whatever the fail mode.
+
+// Duo form addresses (after /challenge/{namespace}/{policy}), fields and
+// limits.
 const (
 	duoPathPush     = "/duo/push"
 	duoPathStatus   = "/duo/status"
@@ -81,6 +85,9 @@ const (
 	maxDeviceLabel = 100
 	// maxTxToken bounds the sealed push read from a form.
 	maxTxToken = 1024
+	// usedTxCacheSize bounds the pushes remembered as used: far more than
+	// can be approved within duoTxTTL at DuoPushRateLimit.
+	usedTxCacheSize = 10000
 )
 
 // Results of Duo challenges, the `result` label of mfa_challenges_total,
@@ -145,6 +152,13 @@ type duoPages struct {
 	// client address.
 	pushes *rateLimiter
 	polls  *rateLimiter
+	// used holds the pushes that issued a session, so that a sealed push
+	// issues one session only (a form sent again with the browser's back
+	// button after a sign-out gets nothing). It is per replica: another
+	// replica still accepts it until it expires, for the same user in the
+	// same browser only.
+	usedMu sync.Mutex
+	used   *lru[string, struct{}]
 }
 
 func newDuoPages(c *challengePages) *duoPages {
@@ -153,6 +167,7 @@ func newDuoPages(c *challengePages) *duoPages {
 		clients: duoClients{m: map[string]*duoClientEntry{}},
 		pushes:  newRateLimiter(DuoPushRateLimit, c.s.now),
 		polls:   newRateLimiter(duoPollRateLimit, c.s.now),
+		used:    newLRU[string, struct{}](usedTxCacheSize),
 	}
 }
 
@@ -357,6 +372,8 @@ func (d *duoPages) handleCheck(w http.ResponseWriter, r *http.Request, cr *chall
 		d.failed(w, r, cr, err)
 	case res.Waiting():
 		d.renderWaiting(w, r, cr, token, tx.Label, "Duo has no answer from your device yet. Approve the request in Duo Mobile, then continue.", http.StatusOK)
+	case res.Allowed() && !d.claimTx(tx.Txid):
+		d.txRefused(w, cr, errDuoTxUsed)
 	case res.Allowed():
 		d.allowed(w, r, cr, res, "push")
 	default:
@@ -409,7 +426,7 @@ func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client, err := d.clients.get(cr.provider)
-	if err != nil {
+	if err != nil || d.txUsed(tx.Txid) {
 		writeDuoStatus(w, http.StatusOK, duoStatusAnswer{State: "done"})
 		return
 	}
@@ -655,6 +672,7 @@ type duoTx struct {
 
 var errDuoTxInvalid = errors.New("the push is not valid for this user, browser and page")
 var errDuoTxExpired = errors.New("the push has expired")
+var errDuoTxUsed = errors.New("the push was already used")
 
 // duoTxAAD binds a sealed push to the user, the provider, the policy and
 // the browser (its CSRF value).
@@ -708,14 +726,27 @@ func (d *duoPages) openTxToken(r *http.Request, cr *challengeRequest) (*duoTx, e
 // new one.
 func (d *duoPages) openTx(w http.ResponseWriter, r *http.Request, cr *challengeRequest) (*duoTx, string, bool) {
 	tx, err := d.openTxToken(r, cr)
+	if err == nil && d.txUsed(tx.Txid) {
+		err = errDuoTxUsed
+	}
 	if err == nil {
 		return tx, r.PostForm.Get(paramTx), true
 	}
+	d.txRefused(w, cr, err)
+	return nil, "", false
+}
+
+// txRefused answers a sealed push that cannot be used with a page that
+// offers a new one.
+func (d *duoPages) txRefused(w http.ResponseWriter, cr *challengeRequest, err error) {
 	d.c.s.log.Warn("Duo push form refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(),
 		"user", cr.user(), "reason", err.Error())
 	text := "This page does not belong to a push of yours in this browser."
-	if errors.Is(err, errDuoTxExpired) {
+	switch {
+	case errors.Is(err, errDuoTxExpired):
 		text = "This push has expired."
+	case errors.Is(err, errDuoTxUsed):
+		text = "This push was already used to sign in."
 	}
 	d.c.renderMessage(w, cr, message{
 		status: http.StatusForbidden, title: "Push expired or invalid", alert: true,
@@ -723,7 +754,24 @@ func (d *duoPages) openTx(w http.ResponseWriter, r *http.Request, cr *challengeR
 		details:   []string{"Nothing was changed. Send a new push."},
 		actionURL: d.c.pageURL(cr, cr.provider.Name, ""), actionLabel: "Back to Duo",
 	})
-	return nil, "", false
+}
+
+// txUsed reports whether a push already issued a session.
+func (d *duoPages) txUsed(txid string) bool {
+	_, ok := d.used.Get(txid)
+	return ok
+}
+
+// claimTx marks a push as having issued a session; false when it already
+// had.
+func (d *duoPages) claimTx(txid string) bool {
+	d.usedMu.Lock()
+	defer d.usedMu.Unlock()
+	if _, ok := d.used.Get(txid); ok {
+		return false
+	}
+	d.used.Add(txid, struct{}{})
+	return true
 }
 
 // The Duo clients.

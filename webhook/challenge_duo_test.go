@@ -359,6 +359,13 @@ func TestDuoPushApprovedIssuesTheSessionClaimingDuo(t *testing.T) {
 	g.Expect(claims["multifactor"]).To(Equal([]any{"duo"}))
 	g.Expect(claims["amr"]).To(ContainElement("mfa"))
 	g.Expect(f.logs.String()).To(ContainSubstring("second factor accepted"))
+
+	// The same form sent again (the back button after a sign-out): the
+	// push issued its session already.
+	w = b.post(challengePath+duoPathCheck, form)
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(w.Body.String()).To(ContainSubstring("This push was already used to sign in."))
+	g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
 	logDuoRequests(t, f.duo)
 }
 
