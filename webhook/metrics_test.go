@@ -1,11 +1,17 @@
 package webhook
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
 func TestMetricsCountDecisions(t *testing.T) {
@@ -38,4 +44,36 @@ func TestMetricsCountDecisions(t *testing.T) {
 		g.Expect(body).To(ContainSubstring(line))
 	}
 	g.Expect(body).NotTo(ContainSubstring(`namespace="nope"`))
+}
+
+func TestLockoutsAreCountedWhenAnUpdateLocksAUser(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, "")
+	st := f.s.totp.Store
+	lockouts := func() float64 {
+		var m dto.Metric
+		g.Expect(f.s.metrics.lockouts.Write(&m)).To(Succeed())
+		return m.GetCounter().GetValue()
+	}
+	ctx := context.Background()
+
+	_, err := st.Update(ctx, ana, func(e *store.Enrollment) error {
+		e.FailedAttempts = append(e.FailedAttempts, f.clock.Now())
+		return nil
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(lockouts()).To(BeZero())
+
+	lock := func(e *store.Enrollment) error { e.LockedUntil = f.clock.Now().Add(5 * time.Minute); return nil }
+	_, err = st.Update(ctx, ana, lock)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(lockouts()).To(Equal(1.0))
+	// Still locked, nothing new: not counted again.
+	_, err = st.Update(ctx, ana, func(e *store.Enrollment) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(lockouts()).To(Equal(1.0))
+	// An update that fails writes nothing and counts nothing.
+	_, err = st.Update(ctx, "bob", func(e *store.Enrollment) error { _ = lock(e); return errors.New("abort") })
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(lockouts()).To(Equal(1.0))
 }

@@ -146,7 +146,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.verifiers = newVerifierRegistry(s)
 	s.snap.Store(emptySnapshot())
 	s.totp = &totp.Authenticator{
-		Store:   opts.Store,
+		Store:   &lockoutCounter{Store: opts.Store, now: opts.Now, counted: s.countLockout},
 		Keyring: s.keyring,
 		Now:     opts.Now,
 		Lockout: opts.Lockout,
