@@ -296,7 +296,7 @@ func providerDetail(bp *policy.BundleProvider) string {
 }
 
 // showUnavailable answers for a provider type these pages cannot serve
-// (yet): Duo.
+// (one newer than this server).
 func (c *challengePages) showUnavailable(w http.ResponseWriter, cr *challengeRequest) {
 	m := message{
 		status: http.StatusNotImplemented, title: providerLabel(cr.provider) + " is not available", alert: true,
