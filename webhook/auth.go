@@ -2,10 +2,12 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -42,6 +44,7 @@ const (
 //   - nothing loaded yet: 403.
 func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	defer s.recoverClosed(w)
 	d := s.decide(r)
 	s.respond(w, d)
 	if d.counters != nil {
@@ -51,6 +54,21 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.duration.Observe(time.Since(start).Seconds())
 	s.logDecision(r.Context(), d)
+}
+
+// recoverClosed turns a panic while deciding into a 403: a bug must close
+// the door, not drop the connection (which a front door may treat as 5xx).
+func (s *Server) recoverClosed(w http.ResponseWriter) {
+	if v := recover(); v != nil {
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		s.log.Error("auth decision panicked; answered 403", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		s.metrics.decisions.WithLabelValues("", "", resultError).Inc()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte("forbidden: the policy could not be evaluated (see the challenge server's log)\n"))
+	}
 }
 
 // decision is the answer to one auth request.

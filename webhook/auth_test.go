@@ -9,6 +9,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -308,4 +309,17 @@ func TestAuthLogsNeverHoldCookies(t *testing.T) {
 		g.Expect(strings.Contains(f.logs.String(), c.Value)).To(BeFalse())
 	}
 	g.Expect(strings.Contains(f.logs.String(), w.Header().Get(HeaderAssertion))).To(BeFalse())
+}
+
+func TestAuthPanicFailsClosed(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	// Corrupt the snapshot in force so that deciding panics.
+	sn := *f.s.snapshot()
+	sn.byName = map[policyName]*policyEntry{{"apps", "admin"}: {header: newHeaderSource(&v1alpha1.HeaderIdentity{})}}
+	f.s.snap.Store(&sn)
+	w := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/", map[string]string{"X-Auth-Request-Email": ana}))
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(f.logs.String()).To(ContainSubstring("auth decision panicked"))
 }
