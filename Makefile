@@ -69,8 +69,12 @@ demo: build control-plane deps ## Run the whole product locally (control plane, 
 	hack/demo.sh up
 
 .PHONY: demo-down
-demo-down: ## Stop everything make demo started.
+demo-down: ## Stop everything make demo started (its state stays in tmp/demo).
 	hack/demo.sh down
+
+.PHONY: e2e
+e2e: control-plane deps ## Run the end-to-end tests (each starts its own control plane, challenge server and nginx).
+	go test $(GO_TEST_FLAGS) ./test/e2e/...
 
 ##@ Deployment
 

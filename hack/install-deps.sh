@@ -9,6 +9,8 @@ declare -A pkg_of=(
   [zbarimg]=zbar-tools
   [chromium]=chromium
   [wrk]=wrk
+  [openssl]=openssl
+  [curl]=curl
 )
 missing=()
 for cmd in "${!pkg_of[@]}"; do
