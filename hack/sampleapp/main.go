@@ -27,9 +27,12 @@ type Whoami struct {
 	User         string `json:"user"`
 	Multifactor  string `json:"multifactor"`
 	HasAssertion bool   `json:"hasAssertion"`
-	Method       string `json:"method"`
-	Host         string `json:"host"`
-	URI          string `json:"uri"`
+	// Assertion is the signed X-MFA-Assertion itself, for clients that
+	// verify it (JSON answers only).
+	Assertion string `json:"assertion,omitempty"`
+	Method    string `json:"method"`
+	Host      string `json:"host"`
+	URI       string `json:"uri"`
 	// FirstFactorUser is the X-Auth-Request-Email header nginx sets from
 	// its basic authentication.
 	FirstFactorUser string `json:"firstFactorUser"`
@@ -58,6 +61,7 @@ func whoami(r *http.Request) Whoami {
 		User:            r.Header.Get("X-MFA-User"),
 		Multifactor:     r.Header.Get("X-MFA-Multifactor"),
 		HasAssertion:    r.Header.Get("X-MFA-Assertion") != "",
+		Assertion:       r.Header.Get("X-MFA-Assertion"),
 		Method:          r.Method,
 		Host:            r.Host,
 		URI:             r.RequestURI,

@@ -153,7 +153,7 @@ func TestNginxRendersIngressNginxExternalAuth(t *testing.T) {
 		req.Header.Set("X-MFA-Multifactor", "forged")
 		p := c.Do(t, req, false)
 		g.Expect(p.Status).To(Equal(http.StatusOK))
-		g.Expect(p.Body).To(MatchJSON(`{"user":"` + env.User + `","multifactor":"google-authenticator","hasAssertion":true,` +
+		g.Expect(p.Body).To(MatchJSON(`{"user":"` + env.User + `","multifactor":"google-authenticator","hasAssertion":true,"assertion":"header.payload.signature",` +
 			`"method":"GET","host":"` + env.Host + `","uri":"/hello","firstFactorUser":"` + env.User + `","authorization":false}`))
 	})
 
