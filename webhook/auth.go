@@ -43,10 +43,28 @@ const (
 //     RequireMFA rule none of whose providers is in force: 403, logged;
 //   - nothing loaded yet: 403.
 func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
+	s.serveDecision(w, r, parseOriginal, false)
+}
+
+// handleForwardAuth answers Traefik ForwardAuth and Caddy forward_auth:
+// /forward-auth/{namespace}/{policy}, or /forward-auth by host. The original
+// request comes in X-Forwarded-Method/Proto/Host/Uri (believed only from a
+// trusted proxy), and a missing second factor is a 302 to the challenge,
+// since these proxies hand the answer to the browser as it is.
+func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
+	s.serveDecision(w, r, parseForwarded, true)
+}
+
+func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request, parse originalParser, redirect bool) {
 	start := time.Now()
 	defer s.recoverClosed(w)
-	d := s.decide(r)
-	s.respond(w, d)
+	d := s.decide(r, parse)
+	if redirect && d.result == decisionChallenge && d.location != "" {
+		w.Header()["Cache-Control"] = []string{"no-store"}
+		http.Redirect(w, r, d.location, http.StatusFound)
+	} else {
+		s.respond(w, d)
+	}
 	if d.counters != nil {
 		d.counters[d.result].Inc()
 	} else {
@@ -94,7 +112,10 @@ type authState struct {
 	id   Identity
 }
 
-func (s *Server) decide(r *http.Request) decision {
+// originalParser reads what the front door says about the original request.
+type originalParser func(r *http.Request, o *originalRequest) error
+
+func (s *Server) decide(r *http.Request, parse originalParser) decision {
 	snap := s.snapshot()
 	if snap.Keyring == nil {
 		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
@@ -107,7 +128,7 @@ func (s *Server) decide(r *http.Request) decision {
 	}
 	st := &authState{}
 	orig := &st.orig
-	if err := parseOriginal(r, orig); err != nil {
+	if err := parse(r, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
 	}
 

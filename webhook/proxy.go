@@ -118,6 +118,30 @@ func parseOriginal(r *http.Request, o *originalRequest) error {
 	return parseOriginalURL(raw, method, o)
 }
 
+// parseForwarded reads X-Forwarded-Proto, -Host, -Uri and -Method, as
+// Traefik and Caddy send them. The caller has checked that the peer is
+// trusted.
+func parseForwarded(r *http.Request, o *originalRequest) error {
+	proto := lowerASCII(firstHeader(r.Header, "X-Forwarded-Proto"))
+	host := firstHeader(r.Header, "X-Forwarded-Host")
+	uri := firstHeader(r.Header, "X-Forwarded-Uri")
+	method := firstHeader(r.Header, "X-Forwarded-Method")
+	switch {
+	case proto != "http" && proto != "https":
+		return errors.New("X-Forwarded-Proto must be http or https; configure the front door to send the original request")
+	case host == "" || strings.ContainsAny(host, "/\\@?#"):
+		return errors.New("X-Forwarded-Host is missing or not a host")
+	case uri == "":
+		uri = "/"
+	case uri[0] != '/' || strings.HasPrefix(uri, "//"):
+		return errors.New("X-Forwarded-Uri must be a path")
+	}
+	if method == "" {
+		return errors.New("X-Forwarded-Method is missing; configure the front door to send it")
+	}
+	return parseOriginalURL(proto+"://"+host+uri, method, o)
+}
+
 func parseOriginalURL(raw, method string, o *originalRequest) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {

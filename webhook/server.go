@@ -162,6 +162,8 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/auth/{namespace}/{policy}", s.handleAuth)
 	mux.HandleFunc("/auth", s.handleAuth)
+	mux.HandleFunc("/forward-auth/{namespace}/{policy}", s.handleForwardAuth)
+	mux.HandleFunc("/forward-auth", s.handleForwardAuth)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
