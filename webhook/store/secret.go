@@ -26,6 +26,11 @@ const (
 	secretNamePrefix  = "mfa-user-"
 )
 
+// requestTimeout bounds one Get or Update, retries included. An API server
+// that hangs (rather than refusing connections) must not hold a challenge
+// page until the browser gives up: the caller answers "try again".
+const requestTimeout = 10 * time.Second
+
 // SecretName is the name of the Secret holding user's enrolment: a hash,
 // because user ids (e-mail addresses, subjects) are not valid object names.
 func SecretName(user string) string {
@@ -60,6 +65,8 @@ func (s *SecretStore) Get(ctx context.Context, user string) (*Enrollment, error)
 	if err := checkUser(user); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	_, e, err := s.read(ctx, user)
 	return e, err
 }
@@ -69,6 +76,8 @@ func (s *SecretStore) Update(ctx context.Context, user string, fn func(e *Enroll
 	if err := checkUser(user); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	var seen *Enrollment
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
