@@ -217,13 +217,13 @@ func (b *browser) enrol(t testing.TB, base string) (*harness.OTP, []string) {
 	t.Helper()
 	g := NewWithT(t)
 	p := b.challenge(t, base, rdFor("/reports"))
-	g.Expect(p.Status).To(Equal(http.StatusOK), p.Body)
+	g.Expect(p.Status).To(Equal(http.StatusOK), "%s", p.Body)
 	otp := scanEnrolment(t, p)
 	code, _ := otp.NextCode(t)
 	p = b.submit(t, base, p.FormWith(t, "code"), map[string]string{"code": code})
-	g.Expect(p.Status).To(Equal(http.StatusOK), p.Body)
+	g.Expect(p.Status).To(Equal(http.StatusOK), "%s", p.Body)
 	codes := p.Texts("ol", "codes", "li")
-	g.Expect(codes).To(HaveLen(10), p.Body)
+	g.Expect(codes).To(HaveLen(10), "%s", p.Body)
 	return otp, codes
 }
 
@@ -246,7 +246,7 @@ func scanEnrolment(t testing.TB, p *harness.Page) *harness.OTP {
 func (b *browser) verifyForm(t testing.TB, base string) harness.Form {
 	t.Helper()
 	p := b.challenge(t, base, rdFor("/reports"))
-	NewWithT(t).Expect(p.Status).To(Equal(http.StatusOK), p.Body)
+	NewWithT(t).Expect(p.Status).To(Equal(http.StatusOK), "%s", p.Body)
 	NewWithT(t).Expect(p.Has("img", "qr")).To(BeFalse(), "an enrolled user gets the code form, not an enrolment")
 	return p.FormWith(t, "code")
 }
@@ -299,4 +299,12 @@ func eventually(t testing.TB, d time.Duration, what string, f func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func mustParseURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }

@@ -104,7 +104,7 @@ func testEnrolmentSeenEverywhere(t *testing.T, servers []string) {
 	first := newBrowser("carol@example.com")
 	p := first.challenge(t, servers[1], rdFor("/reports"))
 	p = first.submit(t, servers[1], recoveryForm(t, first, servers[1], p), map[string]string{"code": recovery[0]})
-	g.Expect(outcome(p)).To(Equal("accepted"), p.Body)
+	g.Expect(outcome(p)).To(Equal("accepted"), "%s", p.Body)
 	second := newBrowser("carol@example.com")
 	p = second.challenge(t, servers[2], rdFor("/reports"))
 	p = second.submit(t, servers[2], recoveryForm(t, second, servers[2], p), map[string]string{"code": recovery[0]})
