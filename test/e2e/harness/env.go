@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -121,7 +122,59 @@ func Start(t testing.TB, opts Options) *Env {
 		opts.Policy = "apps/admin"
 	}
 
-	state := t.TempDir()
+	var bin string
+	if contains(components, Controller) || contains(components, Webhook) {
+		bin = OperatorBinary(t)
+	}
+	var e *Env
+	t.Cleanup(func() {
+		if e == nil {
+			return
+		}
+		if t.Failed() {
+			e.keepLogs()
+		}
+		if out, err := e.demo(2*time.Minute, "down"); err != nil {
+			t.Errorf("hack/demo.sh down: %v\n%s", err, out)
+		}
+	})
+	// A port picked free may be taken by another test process before its
+	// component listens: then start once more with other ports.
+	for attempt := 1; ; attempt++ {
+		e = &Env{t: t, Root: root, State: t.TempDir()}
+		e.environ = demoEnviron(t, e.State, opts, components, bin)
+		started := time.Now()
+		out, err := e.demo(5*time.Minute, "up", "--detach", "--no-samples")
+		if err == nil {
+			t.Logf("system up in %s (state %s)", time.Since(started).Round(100*time.Millisecond), e.State)
+			break
+		}
+		if attempt < 2 && e.portClash(out) {
+			t.Logf("a port was taken meanwhile; starting again with other ports:\n%s", out)
+			continue
+		}
+		e.keepLogs()
+		t.Fatalf("hack/demo.sh up: %v\n%s", err, out)
+	}
+	state := e.State
+
+	e.settings = readSettings(t, filepath.Join(state, "demo.env"))
+	e.URL = e.settings["DEMO_URL"]
+	e.Host = e.settings["DEMO_HOST"] + ":" + e.settings["DEMO_PORT"]
+	e.User, e.Password = e.settings["DEMO_USER"], e.settings["DEMO_PASSWORD"]
+	e.User2, e.Password2 = e.settings["DEMO_USER2"], e.settings["DEMO_PASSWORD2"]
+	e.WebhookURL = e.settings["DEMO_WEBHOOK_URL"]
+	e.AppURL = e.settings["DEMO_APP_URL"]
+	e.Kubeconfig = e.settings["KUBECONFIG"]
+	e.KubectlPath = e.settings["KUBECTL"]
+	e.Policy = e.settings["DEMO_POLICY"]
+	return e
+}
+
+// demoEnviron is the environment of hack/demo.sh for a test: its state
+// directory, free ports, what runs, and the test's own settings.
+func demoEnviron(t testing.TB, state string, opts Options, components []string, bin string) []string {
+	t.Helper()
 	used := map[int]bool{opts.WebhookPort: true}
 	port := func() string {
 		for {
@@ -149,8 +202,8 @@ func Start(t testing.TB, opts Options) *Env {
 	} else {
 		vars["DEMO_WEBHOOK_PORT"] = port()
 	}
-	if contains(components, Controller) || contains(components, Webhook) {
-		vars["DEMO_BIN"] = OperatorBinary(t)
+	if bin != "" {
+		vars["DEMO_BIN"] = bin
 	}
 	for k, v := range opts.Env {
 		vars[k] = v
@@ -159,34 +212,22 @@ func Start(t testing.TB, opts Options) *Env {
 	for k, v := range vars {
 		environ = append(environ, k+"="+v)
 	}
-	e := &Env{t: t, Root: root, State: state, environ: environ}
+	return environ
+}
 
-	t.Cleanup(func() {
-		if t.Failed() {
-			e.keepLogs()
-		}
-		if out, err := e.demo(2*time.Minute, "down"); err != nil {
-			t.Errorf("hack/demo.sh down: %v\n%s", err, out)
-		}
-	})
-	started := time.Now()
-	if out, err := e.demo(5*time.Minute, "up", "--detach", "--no-samples"); err != nil {
-		e.keepLogs()
-		t.Fatalf("hack/demo.sh up: %v\n%s", err, out)
+// portClash is true when a failed start-up was a port already in use.
+func (e *Env) portClash(out string) bool {
+	if strings.Contains(out, "is in use") {
+		return true
 	}
-	t.Logf("system up in %s (state %s)", time.Since(started).Round(100*time.Millisecond), state)
-
-	e.settings = readSettings(t, filepath.Join(state, "demo.env"))
-	e.URL = e.settings["DEMO_URL"]
-	e.Host = e.settings["DEMO_HOST"] + ":" + e.settings["DEMO_PORT"]
-	e.User, e.Password = e.settings["DEMO_USER"], e.settings["DEMO_PASSWORD"]
-	e.User2, e.Password2 = e.settings["DEMO_USER2"], e.settings["DEMO_PASSWORD2"]
-	e.WebhookURL = e.settings["DEMO_WEBHOOK_URL"]
-	e.AppURL = e.settings["DEMO_APP_URL"]
-	e.Kubeconfig = e.settings["KUBECONFIG"]
-	e.KubectlPath = e.settings["KUBECTL"]
-	e.Policy = e.settings["DEMO_POLICY"]
-	return e
+	entries, _ := os.ReadDir(filepath.Join(e.State, "logs"))
+	for _, en := range entries {
+		b, _ := os.ReadFile(filepath.Join(e.State, "logs", en.Name()))
+		if strings.Contains(strings.ToLower(string(b)), "address already in use") {
+			return true
+		}
+	}
+	return false
 }
 
 // Restart stops and starts one component (controller, webhook, nginx,
@@ -273,14 +314,38 @@ func RepoRoot(t testing.TB) string {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+// It is picked below the kernel's ephemeral range, so that no outgoing
+// connection takes it before the component that gets it listens there.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	lo, _ := ephemeralRange()
+	for range 1000 {
+		p := 10000 + rand.IntN(lo-10000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port on 127.0.0.1")
+	return 0
+}
+
+// ephemeralRange is the kernel's range of ports for outgoing connections.
+func ephemeralRange() (int, int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		f := strings.Fields(string(b))
+		if len(f) == 2 {
+			lo, err1 := strconv.Atoi(f[0])
+			hi, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && lo > 11000 {
+				return lo, hi
+			}
+		}
+	}
+	return 32768, 60999
 }
 
 func contains(list []string, s string) bool {
