@@ -364,21 +364,29 @@ EOF
 }
 
 print_next_steps() {
-  local kc="$KUBECTL --kubeconfig $KUBECONFIG_ADMIN"
   cat <<EOF
 
 mfa-operator demo is ready.
 
   Open            $DEMO_URL/
   First factor    user $DEMO_USER  password $DEMO_PASSWORD
-                  (or $DEMO_USER2 / $DEMO_PASSWORD2)
+                  (or $DEMO_USER2 / $DEMO_PASSWORD2); nginx's basic login stands
+                  in for an upstream login such as oauth2-proxy
   Second factor   scan the QR code on the challenge page with an authenticator
-                  app (Google Authenticator, FreeOTP, ...), or read its key with
-                  zbarimg and: oathtool --totp -b KEY
-                  keep the recovery codes it shows; then enter a code
+                  app (Google Authenticator, FreeOTP, ...) and keep the recovery
+                  codes it shows. Without a phone: save the QR code as qr.png, then
+                  oathtool --totp -b "\$(zbarimg -q --raw qr.png | sed 's/.*secret=\([^&]*\).*/\1/')"
 
-  Policies        $kc get mfapolicies,mfaproviders -A -o wide
-  Edit and watch  $kc -n $POLICY_NS edit mfapolicy $POLICY_NAME
+  kubectl         export KUBECONFIG=$KUBECONFIG_ADMIN PATH=$KUBEBUILDER_ASSETS:\$PATH
+                  kubectl get mfapolicies,mfaproviders -A -o wide
+                  kubectl -n $POLICY_NS edit mfapolicy $POLICY_NAME   (in force within seconds)
+EOF
+  if wants controller; then
+    echo
+    kubectl_admin get mfapolicies,mfaproviders -A 2>/dev/null | sed 's/^/  /' || true
+  fi
+  cat <<EOF
+
   Logs            $STATE/logs/
   Settings        $ENV_FILE
 EOF
