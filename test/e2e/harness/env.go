@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -53,6 +54,9 @@ type Env struct {
 	State    string
 	settings map[string]string
 	environ  []string
+	// started are the processes as started (and restarted), by name: the
+	// clean-up checks them even when a pid file went missing.
+	started map[string]int
 
 	// URL is where nginx serves the protected app, e.g. http://app.localhost:PORT.
 	URL string
@@ -126,6 +130,10 @@ func Start(t testing.TB, opts Options) *Env {
 	if contains(components, Controller) || contains(components, Webhook) {
 		bin = OperatorBinary(t)
 	}
+	// The state directory is made before the clean-up is registered, so
+	// that it is removed after everything is stopped (clean-ups run last
+	// registered first).
+	states := t.TempDir()
 	var e *Env
 	t.Cleanup(func() {
 		if e == nil {
@@ -134,14 +142,24 @@ func Start(t testing.TB, opts Options) *Env {
 		if t.Failed() {
 			e.keepLogs()
 		}
+		running := e.Processes()
+		for name, pid := range e.started {
+			if _, ok := running[name]; !ok {
+				running[name+" (as started)"] = pid
+			}
+		}
 		if out, err := e.demo(2*time.Minute, "down"); err != nil {
 			t.Errorf("hack/demo.sh down: %v\n%s", err, out)
 		}
+		e.expectStopped(running)
 	})
 	// A port picked free may be taken by another test process before its
 	// component listens: then start once more with other ports.
 	for attempt := 1; ; attempt++ {
-		e = &Env{t: t, Root: root, State: t.TempDir()}
+		e = &Env{t: t, Root: root, State: filepath.Join(states, strconv.Itoa(attempt))}
+		if err := os.MkdirAll(e.State, 0o700); err != nil {
+			t.Fatal(err)
+		}
 		e.environ = demoEnviron(t, e.State, opts, components, bin)
 		started := time.Now()
 		out, err := e.demo(5*time.Minute, "up", "--detach", "--no-samples")
@@ -156,9 +174,14 @@ func Start(t testing.TB, opts Options) *Env {
 		e.keepLogs()
 		t.Fatalf("hack/demo.sh up: %v\n%s", err, out)
 	}
-	state := e.State
+	e.readSettings()
+	e.started = e.Processes()
+	return e
+}
 
-	e.settings = readSettings(t, filepath.Join(state, "demo.env"))
+// readSettings fills the Env from the demo's settings file.
+func (e *Env) readSettings() {
+	e.settings = readSettings(e.t, filepath.Join(e.State, "demo.env"))
 	e.URL = e.settings["DEMO_URL"]
 	e.Host = e.settings["DEMO_HOST"] + ":" + e.settings["DEMO_PORT"]
 	e.User, e.Password = e.settings["DEMO_USER"], e.settings["DEMO_PASSWORD"]
@@ -168,7 +191,63 @@ func Start(t testing.TB, opts Options) *Env {
 	e.Kubeconfig = e.settings["KUBECONFIG"]
 	e.KubectlPath = e.settings["KUBECTL"]
 	e.Policy = e.settings["DEMO_POLICY"]
-	return e
+}
+
+// Processes returns the pids of the running components, by name, from the
+// demo's pid files.
+func (e *Env) Processes() map[string]int {
+	out := map[string]int{}
+	files, _ := filepath.Glob(filepath.Join(e.State, "pids", "*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			out[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
+		}
+	}
+	return out
+}
+
+// expectStopped fails the test when a process (or a member of its process
+// group) is still running, and kills it so that nothing is left behind.
+func (e *Env) expectStopped(pids map[string]int) {
+	for name, pid := range pids {
+		if left := processGroup(pid); len(left) > 0 {
+			e.t.Errorf("%s (pid %d) left processes behind after hack/demo.sh down: %v", name, pid, left)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// processGroup lists the running (not zombie) processes of group pgid.
+func processGroup(pgid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, en := range entries {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after "(comm) ": state ppid pgrp ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 3 || f[0] == "Z" {
+			continue
+		}
+		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // demoEnviron is the environment of hack/demo.sh for a test: its state
@@ -236,6 +315,9 @@ func (e *Env) Restart(component string) {
 	e.t.Helper()
 	if out, err := e.demo(2*time.Minute, "restart", component); err != nil {
 		e.t.Fatalf("hack/demo.sh restart %s: %v\n%s", component, err, out)
+	}
+	for name, pid := range e.Processes() {
+		e.started[name] = pid
 	}
 }
 

@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/test/e2e/harness"
+)
+
+// TestDemoRunsTheSamplesAndStopsOnCtrlC runs hack/demo.sh up as `make demo`
+// does: in the foreground, with config/samples applied and nginx
+// configured from the sample Ingress; then a Ctrl-C stops everything.
+func TestDemoRunsTheSamplesAndStopsOnCtrlC(t *testing.T) {
+	g := NewWithT(t)
+	demo := harness.RunDemo(t, harness.Options{Policy: "default/admin"})
+
+	out := demo.Output()
+	g.Expect(out).To(ContainSubstring("Open            " + demo.URL + "/"))
+	g.Expect(out).To(ContainSubstring("user " + demo.User + "  password " + demo.Password))
+	g.Expect(out).To(ContainSubstring("nginx follows the Ingress annotations"))
+
+	ready := demo.MustKubectl(t, "", "-n", "default", "get", "mfapolicy", "admin", "-o",
+		`jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+	g.Expect(ready).To(Equal("True"))
+
+	c := demo.NewClient(demo.User, demo.Password)
+	p := c.GetNoRedirect(t, "/")
+	g.Expect(p.Status).To(Equal(http.StatusFound))
+	loc, err := url.Parse(p.Location())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(loc.Scheme + "://" + loc.Host + loc.Path).To(Equal(demo.URL + "/challenge/default/admin"))
+	g.Expect(loc.Query().Get("rd")).To(Equal(demo.URL + "/"))
+	p = c.Get(t, "/")
+	g.Expect(p.Status).To(Equal(http.StatusOK))
+	g.Expect(p.Has("img", "qr")).To(BeTrue(), "the sample policy asks a new user to enrol")
+
+	running := demo.Processes()
+	g.Expect(running).To(HaveKey("nginx"))
+	g.Expect(running).To(HaveLen(6))
+	g.Expect(demo.Interrupt()).To(Succeed())
+	g.Expect(demo.Wait(time.Minute)).To(Succeed(), demo.Output())
+	g.Expect(demo.Output()).To(ContainSubstring("stopped etcd"))
+	g.Expect(demo.Processes()).To(BeEmpty(), "no pid file is left")
+}
