@@ -31,6 +31,11 @@
 #   DEMO_SAMPLES_NAMESPACE [default]  where the samples go
 #   DEMO_USER [ana@example.com] DEMO_PASSWORD [random]   first-factor login
 #   DEMO_USER2 [bob@example.com] DEMO_PASSWORD2 [random] a second login
+#   DEMO_COOKIE_DOMAIN []      --cookie-domain (empty: host-only cookies)
+#   DEMO_AUTH_RESPONSE_HEADERS [X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion]
+#                            auth-response-headers, when no Ingress says
+#   DEMO_WEBHOOK_SERVICE_ACCOUNT [mfa-challenge]  whose token the challenge
+#                            server uses (admin when it does not exist)
 #   DEMO_BIN [bin/mfa-operator]  the operator binary (built when missing)
 #   DEMO_COMPONENTS [controller webhook sampleapp nginx]  what runs besides
 #                            the control plane (tests of one part start fewer)
@@ -235,6 +240,8 @@ response_header_lines() {
   local i=0 h var
   IFS=',' read -ra hs <<<"${DEMO_AUTH_RESPONSE_HEADERS:-X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion}"
   for h in "${hs[@]}"; do
+    h=$(printf '%s' "$h" | tr -d '[:space:]')
+    [ -n "$h" ] || continue
     var=$(printf '%s' "$h" | tr 'A-Z-' 'a-z_')
     # shellcheck disable=SC2016 # nginx variables, not shell ones
     printf '            auth_request_set $authHeader%d $upstream_http_%s;\n' "$i" "$var"
