@@ -151,30 +151,48 @@ start_webhook() {
 }
 
 # ---------------------------------------------------------------------------
-# wrk runs. A run's line: requests rps p50_us p99_us cpu_us_per_req unexpected socket_errors
+# wrk runs. A run's line: requests rps p50_us p99_us cpu_us_per_req
+# unexpected socket_errors wrk_cpu_us_per_req other_cpu_pct
+#
+# other_cpu_pct is the CPU time the rest of the machine used during the run
+# (all CPUs' busy time minus the server's and wrk's), in % of the machine:
+# near 0 on a quiet machine; a run next to a busy neighbour shows it.
+
+busy_ticks() { # busy time of all CPUs since boot (user nice system irq softirq steal), in clock ticks
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
 
 # wrk_run PID URL EXPECTED_STATUS DURATION [HEADER...]
 wrk_run() {
   local pid=$1 url=$2 expected=$3 duration=$4
   shift 4
-  local args=() h out t0 t1 line
+  local args=() h out t0 t1 b0 b1 line wrk_cpu TIMEFORMAT='%U %S'
   for h in "$@"; do args+=(-H "$h"); done
   t0=$(cpu_ticks "$pid")
-  if ! out=$(wrk -t"$THREADS" -c"$CONNS" -d"$duration" --timeout 5s -s "$LUA" "${args[@]}" "$url" -- "$expected" 2>&1); then
-    printf '%s\n' "$out" >&2
+  b0=$(busy_ticks)
+  if ! { time wrk -t"$THREADS" -c"$CONNS" -d"$duration" --timeout 5s -s "$LUA" "${args[@]}" "$url" -- "$expected" \
+    >"$work/wrk.out" 2>&1; } 2>"$work/wrk.time"; then
+    cat "$work/wrk.out" >&2
     return 1
   fi
+  b1=$(busy_ticks)
   t1=$(cpu_ticks "$pid")
+  out=$(<"$work/wrk.out")
+  wrk_cpu=$(awk '{ print $1 + $2 }' "$work/wrk.time")
   line=$(grep '^RESULT ' <<<"$out") || {
     printf '%s\n' "$out" >&2
     return 1
   }
-  awk -v t0="$t0" -v t1="$t1" -v hz="$HZ" '{
+  awk -v t0="$t0" -v t1="$t1" -v b0="$b0" -v b1="$b1" -v wrk="$wrk_cpu" -v hz="$HZ" -v ncpu="$(nproc)" '{
     for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
     n = v["requests"]
+    secs = v["duration_us"] / 1e6
     bad = v["unexpected"] + (v["requests"] - v["responses"])
-    printf "%d %.0f %d %d %.2f %d %d\n", n, n / (v["duration_us"] / 1e6), v["p50_us"], v["p99_us"],
-      (n > 0 ? (t1 - t0) / hz * 1e6 / n : 0), bad, v["socket_errors"]
+    server = (t1 - t0) / hz
+    other = (b1 - b0) / hz - server - wrk
+    if (other < 0) other = 0
+    printf "%d %.0f %d %d %.2f %d %d %.2f %.1f\n", n, n / secs, v["p50_us"], v["p99_us"],
+      (n > 0 ? server * 1e6 / n : 0), bad, v["socket_errors"], (n > 0 ? wrk * 1e6 / n : 0), other / (secs * ncpu) * 100
   }' <<<"$line"
 }
 
@@ -298,7 +316,7 @@ section_http() {
 
   : >"$work/http-A" && : >"$work/http-B" && : >"$work/http-C"
   local round line
-  printf '\n%-28s %5s %10s %9s %9s %11s %10s %7s\n' "run (wrk -t$THREADS -c$CONNS -d$DURATION)" round "req/s" p50 p99 "cpu µs/req" unexpected "socket"
+  printf '\n%-28s %5s %10s %9s %9s %11s %10s %7s %12s %10s\n' "run (wrk -t$THREADS -c$CONNS -d$DURATION)" round "req/s" p50 p99 "cpu µs/req" unexpected "socket" "wrk µs/req" "others %"
   for round in $(seq "$ROUNDS"); do
     for s in A B C; do
       case $s in
@@ -316,7 +334,7 @@ section_http() {
       echo "$line" >>"$work/http-$s"
       # shellcheck disable=SC2086
       set -- $line
-      printf '%-28s %5s %10s %9s %9s %11s %10s %7s%s\n' "$(scenario_name $s)" "$round" "$2" "$(fmt_ms "$3")" "$(fmt_ms "$4")" "$5" "$6" "$7" \
+      printf '%-28s %5s %10s %9s %9s %11s %10s %7s %12s %10s%s\n' "$(scenario_name $s)" "$round" "$2" "$(fmt_ms "$3")" "$(fmt_ms "$4")" "$5" "$6" "$7" "$8" "$9" \
         "$( [ "$6" = 0 ] && [ "$7" = 0 ] || echo '  INVALID')"
     done
   done
@@ -332,6 +350,7 @@ section_http() {
     R[http_${s}_cpu]=$(median 5 "$work/http-$s")
     R[http_${s}_unexpected]=$(($(sum 6 "$work/http-$s") + $(sum 7 "$work/http-$s")))
     R[http_${s}_runs]=$(wc -l <"$work/http-$s")
+    R[http_${s}_other]=$(awk '$9 > m { m = $9 } END { print m + 0 }' "$work/http-$s")
   done
   R[http_ran]=true
 }
@@ -532,12 +551,13 @@ goal_lines() {
 
 print_summary() {
   echo
-  echo "=== summary ($(date -u +%FT%TZ), $(nproc) CPUs, load average at start ${LOAD_START}, at end $(load_avg)) ==="
+  echo "=== summary ($(date -u +%FT%TZ), $(nproc) CPUs, load average before the run ${LOAD_START}) ==="
   if [ "${R[http_ran]:-}" = true ]; then
     echo
     printf '%-28s %9s %9s %9s %12s %12s %10s %11s\n' scenario "req/s" p50 p99 "cpu µs/req" "ratio req/s" "ratio cpu" unexpected
     summary_rows plain
     echo "(median of ${R[http_A_runs]:-0} alternating runs of $DURATION each; wrk -t$THREADS -c$CONNS; GOMAXPROCS ${GOMAXPROCS:-$(nproc)})"
+    other_cpu_line
   fi
   if [ "${R[mem_ran]:-}" = true ]; then
     echo
@@ -563,6 +583,14 @@ print_summary() {
 }
 
 load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# other_cpu_line says how much else ran during the HTTP runs.
+other_cpu_line() {
+  awk -v a="${R[http_A_other]:-0}" -v b="${R[http_B_other]:-0}" -v c="${R[http_C_other]:-0}" 'BEGIN {
+    m = a; if (b > m) m = b; if (c > m) m = c
+    printf "(other processes used at most %.1f%% of the CPUs during a run%s)\n", m,
+      (m > 10 ? ": the machine was busy, the figures are noisy" : "") }'
+}
 
 write_doc() {
   [ -n "$DOC" ] || return 0
@@ -593,7 +621,7 @@ for one section, settings at the top of the script).
 | CPU model | ${cpu_model:-unknown} |
 | Go | $go_version |
 | kernel | $(uname -r) |
-| load average at start / end | ${LOAD_START} / $(load_avg) |
+| load average before the run (1, 5, 15 min) | ${LOAD_START} |
 
 EOF
     if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l >= 1.0) }'; then
@@ -603,6 +631,9 @@ average ${LOAD_START%% *} on $(nproc) CPUs), so the figures are noisy; compare
 the ratios, which come from alternating runs, rather than the absolute values.
 
 EOF
+    elif [ "${R[http_ran]:-}" = true ]; then
+      other_cpu_line | sed 's/^(//; s/)$/./; s/^./\U&/'
+      echo
     fi
     if [ "${R[http_ran]:-}" = true ]; then
       cat <<EOF
@@ -629,17 +660,20 @@ EOF
       echo
       echo "Per run:"
       echo
-      echo "| scenario | round | req/s | p50 | p99 | server CPU µs/req | unexpected |"
-      echo "|---|---:|---:|---:|---:|---:|---:|"
-      local s r
+      echo "| scenario | round | req/s | p50 | p99 | server CPU µs/req | wrk CPU µs/req | other processes' CPU | unexpected |"
+      echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+      local s r n rps p50 p99 cpu bad sock wrkcpu other
       for s in A B C; do
         [ -s "$work/http-$s" ] || continue
         r=0
-        while read -r n rps p50 p99 cpu bad sock; do
+        while read -r n rps p50 p99 cpu bad sock wrkcpu other; do
           r=$((r + 1))
-          printf '| %s | %d | %s | %s | %s | %s | %s |\n' "$(scenario_name $s)" "$r" "$rps" "$(fmt_ms "$p50")" "$(fmt_ms "$p99")" "$cpu" "$((bad + sock))"
+          printf '| %s | %d | %s | %s | %s | %s | %s | %s%% | %s |\n' "$(scenario_name $s)" "$r" "$rps" "$(fmt_ms "$p50")" "$(fmt_ms "$p99")" "$cpu" "$wrkcpu" "$other" "$((bad + sock))"
         done <"$work/http-$s"
       done
+      echo
+      echo "\"Other processes' CPU\" is the machine's busy time during the run minus"
+      echo "the server's and wrk's, in % of all CPUs: what else ran at the same time."
       echo
     fi
     if [ "${R[mem_ran]:-}" = true ]; then
