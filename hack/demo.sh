@@ -231,7 +231,8 @@ start_webhook() {
 }
 
 start_sampleapp() {
-  start_proc sampleapp "$STATE/bin/sampleapp" --listen="127.0.0.1:$DEMO_APP_PORT"
+  start_proc sampleapp "$STATE/bin/sampleapp" --listen="127.0.0.1:$DEMO_APP_PORT" \
+    --jwks-url="http://127.0.0.1:$DEMO_WEBHOOK_PORT/.well-known/jwks.json"
   wait_for sampleapp "the sample app's /healthz" 30 http_ok "http://127.0.0.1:$DEMO_APP_PORT/healthz"
 }
 

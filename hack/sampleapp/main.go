@@ -4,6 +4,9 @@
 // the /auth answer (ingress-nginx's auth-response-headers), and whether an
 // X-MFA-Assertion came along.
 //
+// With --jwks-url it verifies the assertion as an app should (signature by
+// a published key, aud the request's host, not expired).
+//
 // It answers every path: JSON when the client asks for application/json,
 // a small HTML page otherwise; /healthz answers "ok".
 package main
@@ -30,9 +33,14 @@ type Whoami struct {
 	// Assertion is the signed X-MFA-Assertion itself, for clients that
 	// verify it (JSON answers only).
 	Assertion string `json:"assertion,omitempty"`
-	Method    string `json:"method"`
-	Host      string `json:"host"`
-	URI       string `json:"uri"`
+	// AssertionVerified is true when the app checked the assertion
+	// against the published keys (with --jwks-url); AssertionError says
+	// why it did not verify.
+	AssertionVerified bool   `json:"assertionVerified"`
+	AssertionError    string `json:"assertionError,omitempty"`
+	Method            string `json:"method"`
+	Host              string `json:"host"`
+	URI               string `json:"uri"`
 	// FirstFactorUser is the X-Auth-Request-Email header nginx sets from
 	// its basic authentication.
 	FirstFactorUser string `json:"firstFactorUser"`
@@ -51,7 +59,7 @@ dt{font-weight:600}dd{margin:0 0 .75rem 0;font-family:ui-monospace,monospace;wor
 <dl>
 <dt>X-MFA-User</dt><dd id="user">{{.User}}</dd>
 <dt>X-MFA-Multifactor</dt><dd id="multifactor">{{.Multifactor}}</dd>
-<dt>X-MFA-Assertion</dt><dd id="assertion">{{if .HasAssertion}}present{{else}}absent{{end}}</dd>
+<dt>X-MFA-Assertion</dt><dd id="assertion">{{if not .HasAssertion}}absent{{else if .AssertionVerified}}present, signature verified with the published keys{{else if .AssertionError}}present, not verified: {{.AssertionError}}{{else}}present{{end}}</dd>
 <dt>Request</dt><dd>{{.Method}} {{.Host}}{{.URI}}</dd>
 </dl></body></html>
 `))
@@ -70,13 +78,20 @@ func whoami(r *http.Request) Whoami {
 	}
 }
 
-func handler() http.Handler {
+func handler(v *assertionVerifier) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		who := whoami(r)
+		if v != nil && who.HasAssertion {
+			if _, err := v.verify(r.Context(), who.Assertion, r.Host); err != nil {
+				who.AssertionError = err.Error()
+			} else {
+				who.AssertionVerified = true
+			}
+		}
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Header.Get("Accept") == "application/json" {
 			w.Header().Set("Content-Type", "application/json")
@@ -93,13 +108,18 @@ func handler() http.Handler {
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
+	jwksURL := flag.String("jwks-url", "", "the challenge server's /.well-known/jwks.json, to verify X-MFA-Assertion (empty: not verified)")
 	flag.Parse()
+	var v *assertionVerifier
+	if *jwksURL != "" {
+		v = newAssertionVerifier(*jwksURL)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv := &http.Server{
 		Addr:              *listen,
-		Handler:           handler(),
+		Handler:           handler(v),
 		ReadHeaderTimeout: 5 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 	}

@@ -138,9 +138,12 @@ func TestGitOps(t *testing.T) {
 	step("the app's assertion verifies with the published keys and names the user and the factor", func(t *testing.T) {
 		g := NewWithT(t)
 		var app struct {
-			Assertion string `json:"assertion"`
+			Assertion         string `json:"assertion"`
+			AssertionVerified bool   `json:"assertionVerified"`
+			AssertionError    string `json:"assertionError"`
 		}
 		g.Expect(ana.GetJSON(t, "/reports", &app).Status).To(Equal(http.StatusOK))
+		g.Expect(app.AssertionVerified).To(BeTrue(), "the sample app's check: %s", app.AssertionError)
 		claims := env.VerifyAssertion(t, app.Assertion)
 		g.Expect(claims["sub"]).To(Equal(env.User))
 		aud, err := claims.GetAudience()
