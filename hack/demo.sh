@@ -444,6 +444,7 @@ demo_up() {
       die "the demo in $STATE is already running ($n, pid $(pid_of "$n")); stop it first: $0 down"
     fi
   done
+  rm -f "$STATE/stopping" "$STATE"/pids/*.restarting
   trap on_up_failure EXIT
   local started=$SECONDS
   build_binaries
@@ -475,13 +476,23 @@ demo_up() {
 supervise() {
   local stopping=false
   trap 'stopping=true' INT TERM
-  local n
+  local n dead
   while ! $stopping; do
+    dead=()
     for n in etcd kube-apiserver $DEMO_COMPONENTS; do
-      if ! pid_of "$n" >/dev/null; then
-        log "$n exited; see $STATE/logs/$n.log"
-        stopping=true
-      fi
+      # A component being restarted (hack/demo.sh restart) is not a failure.
+      [ ! -e "$STATE/pids/$n.restarting" ] || continue
+      pid_of "$n" >/dev/null || dead+=("$n")
+    done
+    # Checked after the processes: `hack/demo.sh down` marks the state
+    # before it stops anything.
+    if [ ! -d "$STATE" ] || [ -e "$STATE/stopping" ]; then
+      log "stopped by $0 down"
+      return 0
+    fi
+    for n in "${dead[@]}"; do
+      log "$n exited; see $STATE/logs/$n.log"
+      stopping=true
     done
     $stopping || { sleep 2 & wait $! || true; }
   done
@@ -511,12 +522,19 @@ main() {
   case "$cmd" in
   up) demo_up "$@" ;;
   down)
+    demo_settings
+    # Tells a demo running in the foreground that it is being stopped.
+    touch "$STATE/stopping"
     demo_down
     if [ "${1:-}" = "--purge" ]; then rm -rf "$STATE"; fi
     ;;
   restart)
     load_env
     demo_settings
+    mkdir -p "$STATE/pids"
+    touch "$STATE/pids/${1:-none}.restarting"
+    # shellcheck disable=SC2064 # the name is fixed now
+    trap "rm -f '$STATE/pids/${1:-none}.restarting'" EXIT
     case "${1:-}" in
     controller) stop_proc controller && start_controller ;;
     webhook) stop_proc webhook && start_webhook ;;

@@ -13,7 +13,8 @@ import (
 
 // TestDemoRunsTheSamplesAndStopsOnCtrlC runs hack/demo.sh up as `make demo`
 // does: in the foreground, with config/samples applied and nginx
-// configured from the sample Ingress; then a Ctrl-C stops everything.
+// configured from the sample Ingress; a component restarted meanwhile is
+// not taken for a crash; then a Ctrl-C stops everything.
 func TestDemoRunsTheSamplesAndStopsOnCtrlC(t *testing.T) {
 	g := NewWithT(t)
 	demo := harness.RunDemo(t, harness.Options{Policy: "default/admin"})
@@ -37,6 +38,11 @@ func TestDemoRunsTheSamplesAndStopsOnCtrlC(t *testing.T) {
 	p = c.Get(t, "/")
 	g.Expect(p.Status).To(Equal(http.StatusOK))
 	g.Expect(p.Has("img", "qr")).To(BeTrue(), "the sample policy asks a new user to enrol")
+
+	// A restart from another terminal is not mistaken for a crash.
+	demo.Restart(harness.Webhook)
+	g.Expect(demo.Wait(3*time.Second)).To(MatchError(ContainSubstring("still running")), demo.Output())
+	g.Expect(c.Get(t, "/").Status).To(Equal(http.StatusOK))
 
 	running := demo.Processes()
 	g.Expect(running).To(HaveKey("nginx"))
