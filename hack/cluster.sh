@@ -109,11 +109,7 @@ cluster_up() {
   check_binaries
   make_pki
   local p
-  for p in "$DEMO_ETCD_PORT" "$DEMO_ETCD_PEER_PORT" "$DEMO_APISERVER_PORT"; do
-    if port_in_use "$p" && ! pid_of etcd >/dev/null; then
-      die "port $p on 127.0.0.1 is in use; stop what uses it or choose other ports (DEMO_*_PORT)"
-    fi
-  done
+  require_free_ports DEMO_ETCD_PORT DEMO_ETCD_PEER_PORT DEMO_APISERVER_PORT
 
   mkdir -p "$STATE/etcd"
   chmod 700 "$STATE/etcd"

@@ -445,6 +445,12 @@ demo_up() {
     fi
   done
   rm -f "$STATE/stopping" "$STATE"/pids/*.restarting
+  local ports=()
+  if wants controller; then ports+=(DEMO_METRICS_PORT DEMO_PROBE_PORT); fi
+  if wants webhook; then ports+=(DEMO_WEBHOOK_PORT); fi
+  if wants sampleapp; then ports+=(DEMO_APP_PORT); fi
+  if wants nginx; then ports+=(DEMO_PORT); fi
+  require_free_ports "${ports[@]}"
   trap on_up_failure EXIT
   local started=$SECONDS
   build_binaries

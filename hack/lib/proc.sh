@@ -157,3 +157,14 @@ free_port() {
 port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# require_free_ports VAR... fails, naming the setting, when the port a
+# variable holds is already in use on 127.0.0.1.
+require_free_ports() {
+  local v
+  for v in "$@"; do
+    if port_in_use "${!v}"; then
+      die "port ${!v} on 127.0.0.1 is in use; stop what uses it or choose another port: $v=PORT"
+    fi
+  done
+}
