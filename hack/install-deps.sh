@@ -32,4 +32,5 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packaged nginx service is not used; the tests and the demo run their own.
 if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now nginx >/dev/null 2>&1 || true; fi
-$sudo pkill -x nginx 2>/dev/null || true
+# Only the packaged daemon (its pid file) is stopped, never another nginx.
+if [ -f /run/nginx.pid ]; then $sudo kill "$(cat /run/nginx.pid)" 2>/dev/null || true; fi
