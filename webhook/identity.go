@@ -89,11 +89,22 @@ func (h *headerSource) identify(r *http.Request, id *Identity) bool {
 	return true
 }
 
+// firstHeader is the trimmed value of a header the front door sets once.
+// It is "" when the header is absent, and also when it comes more than
+// once with different values: a client may have sent its own next to the
+// proxy's, and which one is whose cannot be known, so neither is believed.
 func firstHeader(h http.Header, canonical string) string {
-	if v := h[canonical]; len(v) > 0 {
-		return strings.TrimSpace(v[0])
+	v := h[canonical]
+	if len(v) == 0 {
+		return ""
 	}
-	return ""
+	first := strings.TrimSpace(v[0])
+	for _, other := range v[1:] {
+		if strings.TrimSpace(other) != first {
+			return ""
+		}
+	}
+	return first
 }
 
 // splitGroups splits comma-separated groups, dropping empty ones.

@@ -40,7 +40,7 @@ func (s *Server) trusted(addr netip.Addr) bool {
 // believed: only when the TCP peer is a configured proxy.
 func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerAddr(r)) }
 
-// clientIP is the client's address: X-Real-IP, else the right-most
+// clientIP is the client's address: X-Real-IP (sent once), else the right-most
 // X-Forwarded-For address that is not a trusted proxy, when the peer is a
 // trusted proxy; otherwise the peer's own address. Headers from any other
 // peer are ignored, whatever they say.
@@ -49,8 +49,8 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 	if !s.trusted(peer) {
 		return peer
 	}
-	if v := r.Header["X-Real-Ip"]; len(v) > 0 {
-		if a, err := netip.ParseAddr(strings.TrimSpace(v[0])); err == nil {
+	if v := firstHeader(r.Header, "X-Real-Ip"); v != "" {
+		if a, err := netip.ParseAddr(v); err == nil {
 			return a.Unmap()
 		}
 	}
@@ -109,13 +109,25 @@ type originalRequest struct {
 func parseOriginal(r *http.Request, o *originalRequest) error {
 	raw := firstHeader(r.Header, "X-Original-Url")
 	if raw == "" {
+		if len(r.Header["X-Original-Url"]) > 1 {
+			return errSentTwice("X-Original-URL")
+		}
 		return errors.New("X-Original-URL is missing; configure the front door to send the original URL (ingress-nginx does; with nginx: proxy_set_header X-Original-URL $scheme://$http_host$request_uri)")
 	}
 	method := firstHeader(r.Header, "X-Original-Method")
 	if method == "" {
+		if len(r.Header["X-Original-Method"]) > 1 {
+			return errSentTwice("X-Original-Method")
+		}
 		return errors.New("X-Original-Method is missing; configure the front door to send it (with nginx: proxy_set_header X-Original-Method $request_method)")
 	}
 	return parseOriginalURL(raw, method, o)
+}
+
+// errSentTwice: a header the front door sets came twice with different
+// values, so the request cannot be judged.
+func errSentTwice(name string) error {
+	return errors.New(name + " is sent more than once with different values; the front door must set it, replacing any the client sent")
 }
 
 // parseForwarded reads X-Forwarded-Proto, -Host, -Uri and -Method, as
