@@ -23,6 +23,8 @@
 #   BENCH_STARTUP_RUNS [11]     measured start-ups (median)
 #   BENCH_DOC [docs/performance.md]  report written at the end; empty: none
 #   BENCH_KEEP [false]          keep the scratch directory (logs, configs)
+#   BENCH_COMMIT                the commit named in the report (default: git's
+#                               HEAD, noting uncommitted Go changes)
 #   BENCH_BIN                   an mfa-operator binary to measure instead of
 #                               building bin/mfa-operator from this tree
 #   GOMAXPROCS                  passed to both servers when set
@@ -597,7 +599,10 @@ write_doc() {
   local cpu_model go_version commit
   cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   go_version=$(go env GOVERSION)
-  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  commit=${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+  if [ -z "${BENCH_COMMIT:-}" ] && [ -n "$(git status --porcelain --untracked-files=normal -- '*.go' 2>/dev/null)" ]; then
+    commit="$commit with uncommitted Go changes"
+  fi
   mkdir -p "$(dirname "$DOC")"
   {
     cat <<EOF
