@@ -202,8 +202,10 @@ func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip net
 		Method: orig.method,
 		Scheme: orig.url.Scheme,
 		URL:    orig.raw,
-		IP:     ip.String(),
 		Time:   now,
+	}
+	if ip.IsValid() {
+		req.IP = ip.String()
 	}
 	if e.needsHeaders {
 		req.Headers = make(map[string]string, len(r.Header))

@@ -43,7 +43,10 @@ func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerA
 // clientIP is the client's address: X-Real-IP (sent once), else the right-most
 // X-Forwarded-For address that is not a trusted proxy, when the peer is a
 // trusted proxy; otherwise the peer's own address. Headers from any other
-// peer are ignored, whatever they say.
+// peer are ignored, whatever they say. A trusted proxy that names no client
+// (or a garbled one) gives no address: its own address is not the client's,
+// and taking it would let the front door's network match rules on
+// request.ip (which fail closed on no address instead).
 func (s *Server) clientIP(r *http.Request) netip.Addr {
 	peer := peerAddr(r)
 	if !s.trusted(peer) {
@@ -57,12 +60,13 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 	if a, ok := s.forwardedFor(r.Header["X-Forwarded-For"]); ok {
 		return a
 	}
-	return peer
+	return netip.Addr{}
 }
 
 // forwardedFor walks X-Forwarded-For from the right, skipping trusted
 // proxies: the first other address is the client. Addresses left of it were
-// written by the client and are not believed.
+// written by the client and are not believed; a hop that does not parse
+// leaves the client unknown.
 func (s *Server) forwardedFor(values []string) (netip.Addr, bool) {
 	var leftmost netip.Addr
 	for i := len(values) - 1; i >= 0; i-- {
@@ -76,8 +80,9 @@ func (s *Server) forwardedFor(values []string) (netip.Addr, bool) {
 			}
 			a, err := netip.ParseAddr(strings.TrimSpace(part))
 			if err != nil {
-				// A garbled hop: nothing left of it can be believed.
-				return leftmost, leftmost.IsValid()
+				// A garbled hop: nothing left of it can be believed, and
+				// what is right of it are proxies.
+				return netip.Addr{}, false
 			}
 			a = a.Unmap()
 			if !s.trusted(a) {

@@ -25,9 +25,9 @@ func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 		{"trusted peer: X-Real-IP", coreProxyAddr, "198.51.100.20", []string{"192.0.2.1"}, "198.51.100.20"},
 		{"trusted peer: right-most untrusted X-Forwarded-For hop", coreProxyAddr, "", []string{"1.1.1.1, 198.51.100.20, 10.9.0.7"}, "198.51.100.20"},
 		{"trusted peer: spoofed left-most hop not believed", coreProxyAddr, "", []string{"10.0.0.1", "198.51.100.20"}, "198.51.100.20"},
-		{"trusted peer: garbled hop stops the walk", coreProxyAddr, "", []string{"1.1.1.1, not-an-ip, 10.9.0.7"}, "10.9.0.7"},
+		{"trusted peer: garbled hop leaves the client unknown", coreProxyAddr, "", []string{"1.1.1.1, not-an-ip, 10.9.0.7"}, "invalid IP"},
 		{"trusted peer: garbled X-Real-IP falls back", coreProxyAddr, "nope", []string{"198.51.100.20"}, "198.51.100.20"},
-		{"trusted peer: no header is the peer", coreProxyAddr, "", nil, "10.9.0.2"},
+		{"trusted peer: no header, no client address (not the proxy's)", coreProxyAddr, "", nil, "invalid IP"},
 		{"trusted IPv6 peer, IPv4-mapped client", "[fd00::1]:443", "::ffff:198.51.100.20", nil, "198.51.100.20"},
 	}
 	for _, tt := range tests {
