@@ -43,8 +43,9 @@ deps: ## Install the system packages tests and the demo use (nginx, oathtool, zb
 	hack/install-deps.sh
 
 .PHONY: test
-test: verify vet control-plane deps ## Run every test against a real API server, nginx and Chromium.
+test: verify vet control-plane deps ## Run every test against a real API server, nginx and Chromium, then a short fuzz pass.
 	go test $(GO_TEST_FLAGS) ./...
+	hack/fuzz.sh 5s
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 1m).
