@@ -154,7 +154,10 @@ func testSameCodeAcceptedOnce(t *testing.T, servers []string) {
 		}
 		t.Logf("%s: %d submissions of one code: %v", user, n, counts)
 		g.Expect(counts["accepted"]).To(Equal(1), "accepted exactly once: %v", outcomes)
-		g.Expect(counts["reused"]+counts["locked"]).To(Equal(n-1), "every other submission is a reuse (or, past the lockout, locked): %v", outcomes)
+		// Every other submission is a reuse or, past the lockout, locked; a
+		// writer that lost the compare-and-swap race too often is asked to
+		// try again, with nothing written.
+		g.Expect(counts["reused"]+counts["locked"]+counts["try-again"]).To(Equal(n-1), "%v", outcomes)
 		// The one accepted browser is let in; the others are not.
 		in := 0
 		for i, b := range browsers {
@@ -218,8 +221,12 @@ func testConcurrentFailuresCounted(t *testing.T, servers []string) {
 	})
 	t.Logf("%d concurrent wrong codes: %v", n, counts)
 	// Each failure is counted: exactly maxFailures-1 are refused as wrong
-	// before the one that locks; the rest find the user locked.
-	g.Expect(counts).To(Equal(map[string]int{"invalid": maxFailures - 1, "locked": n - maxFailures + 1}))
+	// before the one that locks; the rest find the user locked (or, having
+	// lost the compare-and-swap race too often, are asked to try again,
+	// with nothing written).
+	g.Expect(counts["invalid"]).To(Equal(maxFailures-1), "%v", counts)
+	g.Expect(counts["locked"]+counts["try-again"]).To(Equal(n-maxFailures+1), "%v", counts)
+	g.Expect(counts["locked"]).To(BeNumerically(">=", 1), "%v", counts)
 	for _, s := range servers {
 		b := newBrowser("frank@example.com")
 		p := b.submit(t, s, b.verifyForm(t, s), map[string]string{"code": code})
