@@ -161,7 +161,7 @@ func parseForwarded(r *http.Request, o *originalRequest) error {
 
 func parseOriginalURL(raw, method string, o *originalRequest) error {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
 		return errors.New("X-Original-URL is not an absolute http(s) URL")
 	}
 	*o = originalRequest{url: u, raw: raw, method: method}
