@@ -1,17 +1,18 @@
 package faults
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,45 +45,106 @@ func maintenanceRule(n int) string {
 
 // loadKind is one kind of auth request of the load, and what it must get.
 type loadKind struct {
-	name string
-	// cookies returns the cookies to send; nil while not available yet.
-	cookies func() []*http.Cookie
+	name    string
 	user    string
 	path    string
+	cookies []*http.Cookie
 	// want is the only acceptable status.
 	want int
+	// after: the kind starts once the keyring rotated.
+	after bool
 }
 
-// loadCounts counts answers per kind and status; status 0 is a transport
-// error.
-type loadCounts struct {
-	mu sync.Mutex
-	m  map[string]map[int]int64
+// countingScript makes wrk count the answers by status, over all its
+// threads, and print them with its socket errors when done.
+const countingScript = `
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {} end
+function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("counts")) do total[k] = (total[k] or 0) + v end
+  end
+  for k, v in pairs(total) do io.write(string.format("status %d %d\n", k, v)) end
+  local e = summary.errors
+  io.write(string.format("socket-errors %d\n", e.connect + e.read + e.write + e.timeout))
+end
+`
+
+// wrkRun is one wrk process sending one kind of request.
+type wrkRun struct {
+	kind *loadKind
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	// counts by status; -1 counts socket errors.
+	counts map[int]int64
 }
 
-func (c *loadCounts) add(kind string, local map[int]int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]map[int]int64{}
+// startWrk runs wrk against /auth for d with the headers of kind k.
+func startWrk(t *testing.T, wrk, script, base string, k *loadKind, d time.Duration, connections int) *wrkRun {
+	t.Helper()
+	args := []string{"-t1", "-c" + strconv.Itoa(connections), "-d" + strconv.Itoa(int(d/time.Second)) + "s", "--timeout", "5s", "-s", script,
+		"-H", "X-Original-URL: " + rdFor(k.path), "-H", "X-Original-Method: GET", "-H", "X-Real-IP: 198.51.100.7", "-H", userHeader + ": " + k.user}
+	if len(k.cookies) > 0 {
+		var parts []string
+		for _, c := range k.cookies {
+			parts = append(parts, c.Name+"="+c.Value)
+		}
+		args = append(args, "-H", "Cookie: "+strings.Join(parts, "; "))
 	}
-	if c.m[kind] == nil {
-		c.m[kind] = map[int]int64{}
+	r := &wrkRun{kind: k, cmd: exec.Command(wrk, append(args, base+authPath)...)}
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("starting wrk: %v", err)
 	}
-	for code, n := range local {
-		c.m[kind][code] += n
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			_ = r.cmd.Process.Kill()
+			_ = r.cmd.Wait()
+		}
+	})
+	return r
+}
+
+// wait waits for wrk to finish and reads its counts.
+func (r *wrkRun) wait(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Wait(); err != nil {
+		t.Fatalf("wrk (%s): %v\n%s", r.kind.name, err, r.out.String())
+	}
+	r.counts = map[int]int64{}
+	for _, line := range strings.Split(r.out.String(), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 3 && f[0] == "status":
+			code, _ := strconv.Atoi(f[1])
+			n, _ := strconv.ParseInt(f[2], 10, 64)
+			r.counts[code] += n
+		case len(f) == 2 && f[0] == "socket-errors":
+			if n, _ := strconv.ParseInt(f[1], 10, 64); n > 0 {
+				r.counts[-1] = n
+			}
+		}
+	}
+	if len(r.counts) == 0 {
+		t.Fatalf("wrk (%s) reported nothing:\n%s", r.kind.name, r.out.String())
 	}
 }
 
 // TestAuthUnderLoad holds /auth of a standalone challenge server at the
-// highest rate this machine gives, for a minute, while the config
-// directory is rewritten every few seconds and a keyring key is added:
-// remembered users (cookies made with the old key, then with the new one)
-// never get anything but 200, nothing gets a 5xx, and the server's memory
-// stays flat.
+// highest rate this machine gives (wrk, one process per kind of request)
+// for a minute, while the config directory is rewritten every few seconds
+// and a keyring key is added: remembered users (cookies made with the old
+// key, then with the new one) never get anything but 200, nothing gets a
+// 5xx, and the server's memory stays flat.
 func TestAuthUnderLoad(t *testing.T) {
 	g := NewWithT(t)
+	wrk := harness.RequireBinary(t, "wrk")
 	dir := t.TempDir()
+	script := filepath.Join(dir, "count.lua")
+	g.Expect(os.WriteFile(script, []byte(countingScript), 0o600)).To(Succeed())
 	configDir, dataDir := filepath.Join(dir, "config"), filepath.Join(dir, "data")
 	g.Expect(os.MkdirAll(configDir, 0o755)).To(Succeed())
 	objects := filepath.Join(configDir, "objects.yaml")
@@ -98,59 +160,32 @@ func TestAuthUnderLoad(t *testing.T) {
 	ana := newBrowser("ana@example.com")
 	ana.enrol(t, srv.URL)
 	anaCookies := ana.jar.Cookies(mustParseURL(srv.URL))
-	g.Expect(anaCookies).To(ContainElement(HaveField("Name", "mfa_remember")))
 	var anaRemembered []*http.Cookie
 	for _, c := range anaCookies {
 		if c.Name == "mfa_remember" {
 			anaRemembered = append(anaRemembered, c)
 		}
 	}
-	var bobCookies atomic.Pointer[[]*http.Cookie]
+	g.Expect(anaRemembered).To(HaveLen(1))
 
-	kinds := []loadKind{
-		{name: "remembered user, key 1, session and remembered cookies", cookies: func() []*http.Cookie { return anaCookies }, user: "ana@example.com", path: "/reports", want: http.StatusOK},
-		{name: "remembered user, key 1, remembered cookie only", cookies: func() []*http.Cookie { return anaRemembered }, user: "ana@example.com", path: "/reports", want: http.StatusOK},
-		{name: "remembered user, key 2 (after the rotation)", cookies: func() []*http.Cookie {
-			if c := bobCookies.Load(); c != nil {
-				return *c
-			}
-			return nil
-		}, user: "bob@example.com", path: "/reports", want: http.StatusOK},
-		{name: "user without a second factor", cookies: func() []*http.Cookie { return []*http.Cookie{} }, user: "dave@example.com", path: "/reports", want: http.StatusUnauthorized},
-		{name: "open path", cookies: func() []*http.Cookie { return []*http.Cookie{} }, user: "dave@example.com", path: "/public/logo.png", want: http.StatusOK},
-		{name: "forged cookie", cookies: func() []*http.Cookie {
-			return []*http.Cookie{{Name: "mfa_remember", Value: strings.Repeat("A", len(anaRemembered[0].Value))}}
-		}, user: "ana@example.com", path: "/reports", want: http.StatusUnauthorized},
+	kinds := []*loadKind{
+		{name: "remembered user, key 1, session and remembered cookies", user: "ana@example.com", path: "/reports", cookies: anaCookies, want: http.StatusOK},
+		{name: "remembered user, key 1, remembered cookie only", user: "ana@example.com", path: "/reports", cookies: anaRemembered, want: http.StatusOK},
+		{name: "remembered user, key 2 (from the rotation on)", user: "bob@example.com", path: "/reports", want: http.StatusOK, after: true},
+		{name: "user without a second factor", user: "dave@example.com", path: "/reports", want: http.StatusUnauthorized},
+		{name: "open path", user: "dave@example.com", path: "/public/logo.png", want: http.StatusOK},
+		{name: "forged cookie", user: "ana@example.com", path: "/reports", want: http.StatusUnauthorized,
+			cookies: []*http.Cookie{{Name: "mfa_remember", Value: strings.Repeat("A", len(anaRemembered[0].Value))}}},
 	}
+	connections := 4 * runtime.GOMAXPROCS(0)
 
 	rssIdle := rss(t, srv)
-	workers := 8 * runtime.GOMAXPROCS(0)
-	transport := &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers, IdleConnTimeout: time.Minute}
-	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
-	defer transport.CloseIdleConnections()
-
-	var counts loadCounts
-	var stop atomic.Bool
-	var wg sync.WaitGroup
 	start := time.Now()
-	for w := range workers {
-		wg.Go(func() {
-			local := make([]map[int]int64, len(kinds))
-			for i := range local {
-				local[i] = map[int]int64{}
-			}
-			for i := w; !stop.Load(); i++ {
-				k := i % len(kinds)
-				cookies := kinds[k].cookies()
-				if cookies == nil {
-					continue
-				}
-				local[k][authOnce(client, srv.URL, kinds[k], cookies)]++
-			}
-			for i := range kinds {
-				counts.add(kinds[i].name, local[i])
-			}
-		})
+	var runs []*wrkRun
+	for _, k := range kinds {
+		if !k.after {
+			runs = append(runs, startWrk(t, wrk, script, srv.URL, k, loadDuration, connections))
+		}
 	}
 
 	// The events of the run, from this goroutine.
@@ -158,7 +193,7 @@ func TestAuthUnderLoad(t *testing.T) {
 	var rssWarm int64
 	reloads, rotated := 0, false
 	tick := time.NewTicker(reloadEvery)
-	for time.Since(start) < loadDuration {
+	for time.Since(start) < loadDuration-reloadEvery {
 		<-tick.C
 		if rssWarm == 0 {
 			rssWarm = rss(t, srv)
@@ -171,7 +206,8 @@ func TestAuthUnderLoad(t *testing.T) {
 			c := bob.jar.Cookies(mustParseURL(srv.URL))
 			g.Expect(sealedWithKey(t, c, "mfa_remember")).To(Equal(newKey), "bob's cookie is sealed with the new key")
 			g.Expect(sealedWithKey(t, anaCookies, "mfa_remember")).NotTo(Equal(newKey), "ana's cookie was sealed with the old key")
-			bobCookies.Store(&c)
+			kinds[2].cookies = c
+			runs = append(runs, startWrk(t, wrk, script, srv.URL, kinds[2], loadDuration-time.Since(start), connections))
 			t.Logf("%s: keyring key %s added in front; bob enrolled under load", time.Since(start).Round(time.Second), newKey)
 			continue
 		}
@@ -184,63 +220,41 @@ func TestAuthUnderLoad(t *testing.T) {
 		hashes[bundleInForce(t, srv.URL)] = true
 	}
 	tick.Stop()
-	stop.Store(true)
-	wg.Wait()
+	for _, r := range runs {
+		r.wait(t)
+	}
 	elapsed := time.Since(start)
 	rssEnd := rss(t, srv)
 
-	var total, bad, fiveXX, transportErrors int64
-	for _, k := range kinds {
-		for code, n := range counts.m[k.name] {
+	var total, bad, fiveXX, socketErrors int64
+	for _, r := range runs {
+		for code, n := range r.counts {
 			total += n
-			if code != k.want {
-				bad += n
-			}
-			if code >= 500 {
+			switch {
+			case code == -1:
+				socketErrors += n
+			case code >= 500:
 				fiveXX += n
 			}
-			if code == 0 {
-				transportErrors += n
+			if code != r.kind.want {
+				bad += n
 			}
 		}
-		t.Logf("%-58s %v (want only %d)", k.name+":", counts.m[k.name], k.want)
+		t.Logf("%-58s %v (want only %d)", r.kind.name+":", r.counts, r.kind.want)
 	}
-	t.Logf("%d requests in %s with %d workers: %.0f requests/s; %d reloads (%d bundles seen), 1 key rotation",
-		total, elapsed.Round(time.Millisecond), workers, float64(total)/elapsed.Seconds(), reloads, len(hashes))
+	t.Logf("%d answers in %s from %d wrk processes of %d connections each: %.0f requests/s; %d reloads (%d bundles seen), 1 key rotation",
+		total, elapsed.Round(time.Millisecond), len(runs), connections, float64(total)/elapsed.Seconds(), reloads, len(hashes))
 	t.Logf("RSS of the challenge server: %.1f MiB idle before, %.1f MiB after warm-up, %.1f MiB at the end",
 		mib(rssIdle), mib(rssWarm), mib(rssEnd))
 
-	g.Expect(transportErrors).To(BeZero(), "transport errors")
+	g.Expect(socketErrors).To(BeZero(), "socket errors (connect, read, write, timeout)")
 	g.Expect(fiveXX).To(BeZero(), "5xx answers")
 	g.Expect(bad).To(BeZero(), "answers other than the expected one")
-	for _, k := range kinds[:3] {
-		g.Expect(counts.m[k.name][http.StatusOK]).To(BeNumerically(">", 0), "%s was exercised", k.name)
-	}
+	g.Expect(runs).To(HaveLen(len(kinds)))
 	g.Expect(rotated).To(BeTrue())
 	g.Expect(reloads).To(BeNumerically(">=", 5))
 	g.Expect(len(hashes)).To(Equal(reloads + 1))
 	g.Expect(rssEnd-rssWarm).To(BeNumerically("<", maxRSSGrowth), "RSS growth during the run")
-}
-
-// authOnce asks /auth once and returns the status (0: transport error).
-func authOnce(client *http.Client, base string, k loadKind, cookies []*http.Cookie) int {
-	req, err := http.NewRequest(http.MethodGet, base+authPath, nil)
-	if err != nil {
-		return 0
-	}
-	req.Header.Set("X-Original-URL", rdFor(k.path))
-	req.Header.Set("X-Original-Method", http.MethodGet)
-	req.Header.Set("X-Real-IP", "198.51.100.7")
-	req.Header.Set(userHeader, k.user)
-	for _, c := range cookies {
-		req.AddCookie(c)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // rotateKeyring adds a symmetric and a signing key in front of the
