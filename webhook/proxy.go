@@ -164,6 +164,11 @@ func parseOriginalURL(raw, method string, o *originalRequest) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
 		return errors.New("X-Original-URL is not an absolute http(s) URL")
 	}
+	if strings.IndexByte(u.Path, '\\') >= 0 {
+		// Some servers read a backslash as a slash, others as a name: the
+		// rules could not see the path the app serves.
+		return errors.New("X-Original-URL has a backslash in its path")
+	}
 	*o = originalRequest{url: u, raw: raw, method: method}
 	o.hostPort = lowerASCII(u.Host)
 	o.host = lowerASCII(u.Hostname())
@@ -171,8 +176,11 @@ func parseOriginalURL(raw, method string, o *originalRequest) error {
 	return nil
 }
 
-// cleanPath resolves dot segments and repeated slashes, as the app will,
-// so that a rule on "/admin" also sees "/public/../admin".
+// cleanPath gives rules the path the app will serve: path parameters
+// ("/admin;jsessionid=x", "..;") dropped from each segment as Java servlet
+// containers do, then dot segments and repeated slashes resolved, so that a
+// rule on "/admin" also sees "/public/../admin", "/public/..;/admin" and
+// "/admin;/x". The raw URL stays in request.url.
 func cleanPath(p string) string {
 	if p == "" {
 		return "/"
@@ -183,6 +191,9 @@ func cleanPath(p string) string {
 	if !needsClean(p) {
 		return p
 	}
+	if strings.IndexByte(p, ';') >= 0 {
+		p = dropPathParams(p)
+	}
 	c := path.Clean(p)
 	if strings.HasSuffix(p, "/") && c != "/" {
 		c += "/"
@@ -192,11 +203,27 @@ func cleanPath(p string) string {
 
 func needsClean(p string) bool {
 	for i := 0; i < len(p); i++ {
-		if p[i] == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
+		if p[i] == ';' || p[i] == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
 			return true
 		}
 	}
 	return false
+}
+
+// dropPathParams removes ";..." from every segment of p.
+func dropPathParams(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for i, seg := range strings.Split(p, "/") {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		if j := strings.IndexByte(seg, ';'); j >= 0 {
+			seg = seg[:j]
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
 }
 
 // lowerASCII lower-cases s without allocating when it already is.
