@@ -33,6 +33,7 @@ type options struct {
 	policy     string
 	user       string
 	userHeader string
+	clientIP   string
 	rd         string
 	cookie     string
 	verbose    bool
@@ -45,6 +46,7 @@ func main() {
 	userHeader := flag.String("user-header", "X-Auth-Request-Email", "identity header of the policy")
 	rd := flag.String("rd", "http://app.example.com/", "URL to be sent back to after the challenge")
 	cookie := flag.String("cookie", "mfa_remember", "cookie to print")
+	clientIP := flag.String("client-ip", "192.0.2.10", "browser address the proxy forwards (X-Forwarded-For)")
 	verbose := flag.Bool("v", false, "log every step on stderr")
 	flag.Parse()
 
@@ -55,7 +57,7 @@ func main() {
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	o := &options{server: u, policy: *pol, user: *user, userHeader: *userHeader, rd: *rd, cookie: *cookie, verbose: *verbose}
+	o := &options{server: u, policy: *pol, user: *user, userHeader: *userHeader, clientIP: *clientIP, rd: *rd, cookie: *cookie, verbose: *verbose}
 	value, err := run(o)
 	if err != nil {
 		fail(err)
@@ -167,7 +169,11 @@ func (b *browser) do(method string, u *url.URL, form url.Values) (*http.Response
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Origin", b.o.server.Scheme+"://"+b.o.server.Host)
 	}
+	// What the front door adds to every request it passes on.
 	req.Header.Set(b.o.userHeader, b.o.user)
+	if b.o.clientIP != "" {
+		req.Header.Set("X-Forwarded-For", b.o.clientIP)
+	}
 	for name, value := range b.cookies {
 		req.AddCookie(&http.Cookie{Name: name, Value: value})
 	}
