@@ -112,10 +112,12 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$work/logs"
 
+# free_port picks a port below the ephemeral range (32768-60999 on Linux), so
+# that no client connection takes it between the pick and the listen.
 free_port() {
   local p
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
@@ -470,7 +472,7 @@ section_startup() {
 # controller: 1,000 MFAPolicies on a local control plane (hack/cluster.sh).
 
 section_controller() {
-  local kc=$work/cluster/kubeconfig kubectl=$KUBEBUILDER_ASSETS/kubectl probe metrics
+  local kc=$work/cluster/kubeconfig kubectl=$KUBEBUILDER_ASSETS/kubectl probe
   log "controller: starting etcd and kube-apiserver (hack/cluster.sh)"
   cluster_started=true
   if ! DEMO_STATE=$work/cluster DEMO_APISERVER_PORT=$(free_port) DEMO_ETCD_PORT=$(free_port) DEMO_ETCD_PEER_PORT=$(free_port) \
@@ -484,10 +486,9 @@ section_controller() {
     crd/mfapolicies.mfa.operator.dev crd/mfaproviders.mfa.operator.dev >/dev/null
   KUBECONFIG=$kc "$kubectl" create namespace mfa-system >/dev/null
   probe=$(free_port)
-  metrics=$(free_port)
   start_bg controller env KUBECONFIG="$kc" "$BIN" controller --namespace mfa-system \
     --trusted-proxies 127.0.0.1/32 --insecure-cookies --manage-deployment=false \
-    --kubeconfig "$kc" --metrics-bind-address "127.0.0.1:$metrics" --health-probe-bind-address "127.0.0.1:$probe"
+    --kubeconfig "$kc" --metrics-bind-address 0 --health-probe-bind-address "127.0.0.1:$probe"
   local cpid=$STARTED_PID
   if ! wait_http "http://127.0.0.1:$probe/readyz" 200 90; then
     tail -n 20 "$work/logs/controller.log" >&2
@@ -497,7 +498,7 @@ section_controller() {
   local out t0 t1
   t0=$(cpu_ticks "$cpid")
   log "controller: creating $POLICIES MFAPolicies"
-  if ! out=$("$TOOLS/ctrlbench" -kubeconfig "$kc" -n "$POLICIES" -operator-namespace mfa-system); then
+  if ! out=$("$TOOLS/ctrlbench" -kubeconfig "$kc" -n "$POLICIES" -operator-namespace mfa-system -operator-pid "$cpid"); then
     tail -n 20 "$work/logs/controller.log" >&2
     fail_section "controller: $POLICIES policies did not all become Ready with a bundle"
     return

@@ -16,7 +16,10 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/hack/bench/internal/benchpolicy"
@@ -40,10 +44,15 @@ func main() {
 	operatorNS := flag.String("operator-namespace", "mfa-system", "namespace of the bundle Secret")
 	workers := flag.Int("workers", 8, "concurrent creates")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	operatorPID := flag.Int("operator-pid", 0, "give up as soon as this process (the operator) has exited")
 	flag.Parse()
+	log.SetLogger(logr.Discard())
 
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeoutCause(context.Background(), *timeout, fmt.Errorf("not done within %s", *timeout))
 	defer cancel()
+	if *operatorPID > 0 {
+		ctx = watchProcess(ctx, *operatorPID)
+	}
 	if err := run(ctx, *kubeconfig, *n, *operatorNS, *workers); err != nil {
 		fmt.Fprintf(os.Stderr, "ctrlbench: %v\n", err)
 		os.Exit(1)
@@ -227,6 +236,27 @@ func readyAtGeneration(conds []metav1.Condition, generation, observed int64) boo
 	return observed == generation
 }
 
+// watchProcess returns a context cancelled when process pid has exited.
+func watchProcess(parent context.Context, pid int) context.Context {
+	ctx, cancel := context.WithCancelCause(parent)
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+					cancel(fmt.Errorf("the operator (pid %d) has exited", pid))
+					return
+				}
+			}
+		}
+	}()
+	return ctx
+}
+
 func poll(ctx context.Context, every time.Duration, done func() (bool, error)) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -237,7 +267,7 @@ func poll(ctx context.Context, every time.Duration, done func() (bool, error)) e
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		case <-t.C:
 		}
 	}
