@@ -147,18 +147,7 @@ func (c *challengePages) handleVerify(w http.ResponseWriter, r *http.Request, cr
 	if !ok {
 		return
 	}
-	err := c.s.totp.VerifyCode(r.Context(), cr.user(), code)
-	switch {
-	case err == nil:
-	case errors.Is(err, totp.ErrNotEnrolled):
-		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
-		return
-	default:
-		c.codeRefused(w, r, cr, err, false)
-		return
-	}
-	c.accepted(w, r, cr, "code")
-	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
+	c.verified(w, r, cr, c.s.totp.VerifyCode(r.Context(), cr.user(), code), false)
 }
 
 // handleRecovery checks a recovery code; each works once.
@@ -168,18 +157,26 @@ func (c *challengePages) handleRecovery(w http.ResponseWriter, r *http.Request, 
 		c.showTOTP(w, r, cr, true, "Enter one of your recovery codes, for example 7k3m-q9tz-4h.", http.StatusUnprocessableEntity)
 		return
 	}
-	err := c.s.totp.VerifyRecoveryCode(r.Context(), cr.user(), code)
+	c.verified(w, r, cr, c.s.totp.VerifyRecoveryCode(r.Context(), cr.user(), code), true)
+}
+
+// verified answers a code or recovery code check: back to rd with a
+// session, to enrolment when there is nothing to verify, or the form again
+// with the reason.
+func (c *challengePages) verified(w http.ResponseWriter, r *http.Request, cr *challengeRequest, err error, recovery bool) {
 	switch {
 	case err == nil:
+		what := "code"
+		if recovery {
+			what = "recovery code"
+		}
+		c.accepted(w, r, cr, what)
+		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
 	case errors.Is(err, totp.ErrNotEnrolled):
 		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
-		return
 	default:
-		c.codeRefused(w, r, cr, err, true)
-		return
+		c.codeRefused(w, r, cr, err, recovery)
 	}
-	c.accepted(w, r, cr, "recovery code")
-	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
 }
 
 // totpCodeInput reads the code field: digits, spaces allowed in between.
