@@ -46,14 +46,7 @@ func (s *Server) applyBundle(b *policy.Bundle, hash, origin string) error {
 	sn, err := s.buildSnapshot(b, hash, s.snapshot().Keyring)
 	if err != nil {
 		err = fmt.Errorf("bundle from %s refused: %w", origin, err)
-		st.bundleErr = err
-		s.publishStatus()
-		s.metrics.reloads.WithLabelValues("bundle", "refused").Inc()
-		if st.bundleLoaded {
-			s.log.Error("bundle refused; the last good bundle stays in force", "origin", origin, "error", err, "inForce", st.bundleHash)
-		} else {
-			s.log.Error("bundle refused; no bundle is in force yet", "origin", origin, "error", err)
-		}
+		s.refusedLocked("bundle", err)
 		return err
 	}
 	s.snap.Store(sn)
@@ -70,10 +63,34 @@ func (s *Server) applyBundle(b *policy.Bundle, hash, origin string) error {
 func (s *Server) refuseBundle(err error) {
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
-	s.loader.status.bundleErr = err
+	s.refusedLocked("bundle", err)
+}
+
+// refuseKeyring records a keyring that could not even be read.
+func (s *Server) refuseKeyring(err error) {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	s.refusedLocked("keyring", err)
+}
+
+// refusedLocked records a refused bundle or keyring for /readyz, the
+// metrics and the log; whatever is in force stays. loadMu is held.
+func (s *Server) refusedLocked(kind string, err error) {
+	st := &s.loader.status
+	loaded, inForce := st.keyringLoaded, ""
+	if kind == "bundle" {
+		st.bundleErr = err
+		loaded, inForce = st.bundleLoaded, shortHash(st.bundleHash)
+	} else {
+		st.keyringErr = err
+	}
 	s.publishStatus()
-	s.metrics.reloads.WithLabelValues("bundle", "refused").Inc()
-	s.log.Error("bundle refused; the last good bundle (if any) stays in force", "error", err)
+	s.metrics.reloads.WithLabelValues(kind, "refused").Inc()
+	if loaded {
+		s.log.Error(kind+" refused; the last good "+kind+" stays in force", "error", err, "inForce", inForce)
+	} else {
+		s.log.Error(kind+" refused; no "+kind+" is in force yet", "error", err)
+	}
 }
 
 // applyKeyring parses a stored keyring and swaps it in; a keyring that does
@@ -88,10 +105,7 @@ func (s *Server) applyKeyring(raw []byte, origin string) error {
 	kr, err := keyring.Parse(raw)
 	if err != nil {
 		err = fmt.Errorf("keyring from %s refused: %w", origin, err)
-		st.keyringErr = err
-		s.publishStatus()
-		s.metrics.reloads.WithLabelValues("keyring", "refused").Inc()
-		s.log.Error("keyring refused; the last good keyring (if any) stays in force", "origin", origin, "error", err)
+		s.refusedLocked("keyring", err)
 		return err
 	}
 	s.snap.Store(s.snapshot().withKeyring(kr))
@@ -101,16 +115,6 @@ func (s *Server) applyKeyring(raw []byte, origin string) error {
 	s.metrics.reloads.WithLabelValues("keyring", "success").Inc()
 	s.log.Info("keyring loaded", "origin", origin, "signingKeys", len(kr.Signers()))
 	return nil
-}
-
-// refuseKeyring records a keyring that could not even be read.
-func (s *Server) refuseKeyring(err error) {
-	s.loadMu.Lock()
-	defer s.loadMu.Unlock()
-	s.loader.status.keyringErr = err
-	s.publishStatus()
-	s.metrics.reloads.WithLabelValues("keyring", "refused").Inc()
-	s.log.Error("keyring refused; the last good keyring (if any) stays in force", "error", err)
 }
 
 // publishStatus makes a copy of the status for /readyz; loadMu is held.
