@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
@@ -43,7 +43,7 @@ const (
 //     RequireMFA rule none of whose providers is in force: 403, logged;
 //   - nothing loaded yet: 403.
 func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
-	s.serveDecision(w, r, parseOriginal, false)
+	s.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseOriginal, false)
 }
 
 // handleForwardAuth answers Traefik ForwardAuth and Caddy forward_auth:
@@ -52,13 +52,17 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 // trusted proxy), and a missing second factor is a 302 to the challenge,
 // since these proxies hand the answer to the browser as it is.
 func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
-	s.serveDecision(w, r, parseForwarded, true)
+	s.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseForwarded, true)
 }
 
-func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request, parse originalParser, redirect bool) {
+// serveDecision answers an auth request for the policy ns/name, or for the
+// original request's host when ns is empty.
+func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, parse originalParser, redirect bool) {
 	start := time.Now()
 	defer s.recoverClosed(w)
-	d := s.decide(r, parse)
+	st := authStates.Get().(*authState)
+	defer authStates.Put(st)
+	d := s.decide(r, ns, name, parse, st)
 	if redirect && d.result == decisionChallenge && d.location != "" {
 		w.Header()["Cache-Control"] = []string{"no-store"}
 		http.Redirect(w, r, d.location, http.StatusFound)
@@ -112,10 +116,16 @@ type authState struct {
 	id   Identity
 }
 
+// authStates recycles the per-request state of decisions: nothing of it
+// outlives the decision (the answer keeps strings only).
+var authStates = sync.Pool{New: func() any { return new(authState) }}
+
 // originalParser reads what the front door says about the original request.
 type originalParser func(r *http.Request, o *originalRequest) error
 
-func (s *Server) decide(r *http.Request, parse originalParser) decision {
+// decide judges an auth request for the policy ns/name, or by host when ns
+// is empty; st is scratch space, overwritten.
+func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, st *authState) decision {
 	snap := s.snapshot()
 	if snap.Keyring == nil {
 		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
@@ -123,18 +133,18 @@ func (s *Server) decide(r *http.Request, parse originalParser) decision {
 	// Nothing an untrusted peer says about the original request is
 	// believed. Judging the auth request itself instead could allow what
 	// the original request would not, so the request is refused.
-	if !s.fromTrustedProxy(r) {
+	peer := peerAddr(r)
+	if !s.trusted(peer) {
 		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
 	}
-	st := &authState{}
+	*st = authState{}
 	orig := &st.orig
 	if err := parse(r, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
 	}
 
 	var e *policyEntry
-	if ns := r.PathValue("namespace"); ns != "" {
-		name := r.PathValue("policy")
+	if ns != "" {
 		if e = snap.byName[policyName{ns, name}]; e == nil {
 			return decision{result: decisionRefused, reason: "no MFAPolicy " + ns + "/" + name + " is in force; check that it exists and is Ready (kubectl get mfapolicies -n " + ns + ")"}
 		}
@@ -146,7 +156,7 @@ func (s *Server) decide(r *http.Request, parse originalParser) decision {
 	}
 	d := decision{entry: e, counters: e.counters}
 
-	id, err := s.identifyWith(r, e, &st.id)
+	id, err := s.identifyFrom(r, e, &st.id, true)
 	if err != nil || id == nil {
 		d.result, d.err, d.location = decisionChallenge, err, s.challengeURL(e, orig.raw)
 		d.reason = "no identity"
@@ -154,7 +164,8 @@ func (s *Server) decide(r *http.Request, parse originalParser) decision {
 	}
 
 	now := s.now()
-	buildRequest(r, e, orig, s.clientIP(r), now, &st.req)
+	_, ip := s.clientAddr(r, peer)
+	buildRequest(r, e, orig, ip, now, &st.req)
 	st.vars = policy.Vars{User: &id.User, Request: &st.req}
 	rule, err := e.compiled.Decide(&st.vars)
 	d.rule = rule
@@ -195,17 +206,15 @@ func (s *Server) decide(r *http.Request, parse originalParser) decision {
 
 // buildRequest is the `request` variable: the original request. Headers
 // and query are only decoded for policies whose rules read them.
-func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip netip.Addr, now time.Time, req *policy.Request) {
+func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip string, now time.Time, req *policy.Request) {
 	*req = policy.Request{
 		Host:   orig.host,
 		Path:   orig.path,
 		Method: orig.method,
 		Scheme: orig.url.Scheme,
 		URL:    orig.raw,
+		IP:     ip,
 		Time:   now,
-	}
-	if ip.IsValid() {
-		req.IP = ip.String()
 	}
 	if e.needsHeaders {
 		req.Headers = make(map[string]string, len(r.Header))
@@ -313,7 +322,8 @@ func (s *Server) requiredRule(r *http.Request, p *policy.CompiledPolicy, id *Ide
 	if err := parseOriginalURL(original.String(), http.MethodGet, &st.orig); err != nil {
 		return nil, err
 	}
-	buildRequest(r, e, &st.orig, s.clientIP(r), s.now(), &st.req)
+	_, ip := s.clientAddr(r, peerAddr(r))
+	buildRequest(r, e, &st.orig, ip, s.now(), &st.req)
 	rule, err := p.Decide(&policy.Vars{User: &id.User, Request: &st.req})
 	if err != nil {
 		return nil, err

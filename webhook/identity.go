@@ -52,9 +52,15 @@ func (s *Server) identify(r *http.Request, p *policy.CompiledPolicy) (*Identity,
 // buf when given (the hot path's per-request state), so that it costs no
 // allocation of its own.
 func (s *Server) identifyWith(r *http.Request, e *policyEntry, buf *Identity) (*Identity, error) {
+	return s.identifyFrom(r, e, buf, e.header != nil && s.fromTrustedProxy(r))
+}
+
+// identifyFrom is identifyWith when the caller has already checked whether
+// the peer is a trusted proxy.
+func (s *Server) identifyFrom(r *http.Request, e *policyEntry, buf *Identity, trustedPeer bool) (*Identity, error) {
 	switch {
 	case e.header != nil:
-		if !s.fromTrustedProxy(r) {
+		if !trustedPeer {
 			return nil, nil
 		}
 		if buf == nil {

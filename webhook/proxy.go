@@ -48,27 +48,49 @@ func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerA
 // and taking it would let the front door's network match rules on
 // request.ip (which fail closed on no address instead).
 func (s *Server) clientIP(r *http.Request) netip.Addr {
-	peer := peerAddr(r)
+	a, _ := s.clientAddr(r, peerAddr(r))
+	return a
+}
+
+// clientAddr is clientIP for a peer already parsed, with the address's
+// text: the header's own bytes when they are already in canonical form
+// (the usual case), so that the rules' request.ip costs no allocation.
+func (s *Server) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, string) {
 	if !s.trusted(peer) {
-		return peer
+		return peer, addrText(peer, "")
 	}
 	if v := firstHeader(r.Header, "X-Real-Ip"); v != "" {
 		if a, err := netip.ParseAddr(v); err == nil {
-			return a.Unmap()
+			a = a.Unmap()
+			return a, addrText(a, v)
 		}
 	}
-	if a, ok := s.forwardedFor(r.Header["X-Forwarded-For"]); ok {
-		return a
+	if a, text, ok := s.forwardedFor(r.Header["X-Forwarded-For"]); ok {
+		return a, addrText(a, text)
 	}
-	return netip.Addr{}
+	return netip.Addr{}, ""
+}
+
+// addrText is a's canonical text; raw, the text it was parsed from, is
+// returned as is when it already is that text.
+func addrText(a netip.Addr, raw string) string {
+	if !a.IsValid() {
+		return ""
+	}
+	var buf [64]byte
+	if b := a.AppendTo(buf[:0]); string(b) == raw {
+		return raw
+	}
+	return a.String()
 }
 
 // forwardedFor walks X-Forwarded-For from the right, skipping trusted
 // proxies: the first other address is the client. Addresses left of it were
 // written by the client and are not believed; a hop that does not parse
 // leaves the client unknown.
-func (s *Server) forwardedFor(values []string) (netip.Addr, bool) {
+func (s *Server) forwardedFor(values []string) (netip.Addr, string, bool) {
 	var leftmost netip.Addr
+	var leftText string
 	for i := len(values) - 1; i >= 0; i-- {
 		v := values[i]
 		for v != "" {
@@ -78,20 +100,21 @@ func (s *Server) forwardedFor(values []string) (netip.Addr, bool) {
 			} else {
 				part, v = v, ""
 			}
-			a, err := netip.ParseAddr(strings.TrimSpace(part))
+			part = strings.TrimSpace(part)
+			a, err := netip.ParseAddr(part)
 			if err != nil {
 				// A garbled hop: nothing left of it can be believed, and
 				// what is right of it are proxies.
-				return netip.Addr{}, false
+				return netip.Addr{}, "", false
 			}
 			a = a.Unmap()
 			if !s.trusted(a) {
-				return a, true
+				return a, part, true
 			}
-			leftmost = a
+			leftmost, leftText = a, part
 		}
 	}
-	return leftmost, leftmost.IsValid()
+	return leftmost, leftText, leftmost.IsValid()
 }
 
 // errUntrustedPeer: the auth request did not come from a trusted proxy, so
