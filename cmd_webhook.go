@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
@@ -37,6 +38,7 @@ func runWebhook(ctx context.Context, args []string) error {
 	window := stringFlag(fs, "lockout-window", "5m", "window in which failed attempts are counted")
 	duration := stringFlag(fs, "lockout-duration", "5m", "how long a user stays locked out")
 	logLevel := stringFlag(fs, "log-level", "info", "debug, info, warn or error")
+	gcHeadroom := stringFlag(fs, "gc-headroom", "32Mi", "heap growth allowed between garbage collections while the live heap is small: more memory, less CPU per request (0: Go's default; an explicit GOGC wins)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -62,6 +64,10 @@ func runWebhook(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	headroom, err := resource.ParseQuantity(*gcHeadroom)
+	if err != nil || headroom.Sign() < 0 {
+		return fmt.Errorf("--gc-headroom %q: want a size, e.g. 32Mi, or 0", *gcHeadroom)
+	}
 	opts := webhook.Options{
 		Namespace:       *common.namespace,
 		PublicURL:       *common.publicURL,
@@ -73,6 +79,7 @@ func runWebhook(ctx context.Context, args []string) error {
 		DataDir:         *dataDir,
 		Logger:          log,
 		Lockout:         lockout,
+		GCHeadroom:      uint64(headroom.Value()),
 	}
 
 	if opts.ConfigDir != "" {

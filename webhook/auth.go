@@ -211,7 +211,7 @@ func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip str
 		Host:   orig.host,
 		Path:   orig.path,
 		Method: orig.method,
-		Scheme: orig.url.Scheme,
+		Scheme: orig.scheme,
 		URL:    orig.raw,
 		IP:     ip,
 		Time:   now,
@@ -223,7 +223,7 @@ func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip str
 		}
 	}
 	if e.needsQuery {
-		req.Query = orig.url.Query()
+		req.Query, _ = url.ParseQuery(orig.rawQuery)
 	}
 }
 

@@ -123,8 +123,9 @@ var errUntrustedPeer = errors.New("the peer is not in --trusted-proxies, so its 
 
 // originalRequest is the protected request an auth request asks about.
 type originalRequest struct {
-	url *url.URL
 	raw string
+	// scheme is http or https; rawQuery is the query, undecoded.
+	scheme, rawQuery string
 	// host is the lower-case host name without port; hostPort keeps the
 	// port when the URL has one.
 	host, hostPort string
@@ -183,20 +184,76 @@ func parseForwarded(r *http.Request, o *originalRequest) error {
 }
 
 func parseOriginalURL(raw, method string, o *originalRequest) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
-		return errors.New("X-Original-URL is not an absolute http(s) URL")
+	scheme, host, p, query, ok := splitPlainURL(raw)
+	if !ok {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
+			return errors.New("X-Original-URL is not an absolute http(s) URL")
+		}
+		scheme, host, p, query = u.Scheme, u.Host, u.Path, u.RawQuery
 	}
-	if strings.IndexByte(u.Path, '\\') >= 0 {
+	if strings.IndexByte(p, '\\') >= 0 {
 		// Some servers read a backslash as a slash, others as a name: the
 		// rules could not see the path the app serves.
 		return errors.New("X-Original-URL has a backslash in its path")
 	}
-	*o = originalRequest{url: u, raw: raw, method: method}
-	o.hostPort = lowerASCII(u.Host)
-	o.host = lowerASCII(u.Hostname())
-	o.path = cleanPath(u.Path)
+	*o = originalRequest{raw: raw, scheme: scheme, rawQuery: query, method: method}
+	o.hostPort = lowerASCII(host)
+	hp := url.URL{Host: o.hostPort}
+	o.host = hp.Hostname()
+	o.path = cleanPath(p)
 	return nil
+}
+
+// splitPlainURL reads the common form of an original URL without
+// url.Parse's allocations: http(s)://host[:port][/path][?query], the host
+// made of letters, digits, dots and dashes, the path and query of
+// printable ASCII without percent escapes, fragment or backslash. For any
+// other URL it answers !ok and url.Parse decides; for these, it gives what
+// url.Parse gives (FuzzSplitPlainURL checks it).
+func splitPlainURL(raw string) (scheme, host, path, query string, ok bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(raw, "https://"):
+		scheme, rest = "https", raw[len("https://"):]
+	case strings.HasPrefix(raw, "http://"):
+		scheme, rest = "http", raw[len("http://"):]
+	default:
+		return "", "", "", "", false
+	}
+	end := len(rest)
+	colon := -1
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if c == '/' || c == '?' {
+			end = i
+			break
+		}
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '-':
+			if colon >= 0 && (c < '0' || c > '9') {
+				return "", "", "", "", false
+			}
+		case c == ':' && colon < 0:
+			colon = i
+		default:
+			return "", "", "", "", false
+		}
+	}
+	host, rest = rest[:end], rest[end:]
+	if host == "" || colon == 0 || colon == len(host)-1 {
+		return "", "", "", "", false
+	}
+	path = rest
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		path, query = rest[:i], rest[i+1:]
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; c <= ' ' || c >= 0x7f || c == '%' || c == '#' || c == '\\' {
+			return "", "", "", "", false
+		}
+	}
+	return scheme, host, path, query, true
 }
 
 // cleanPath gives rules the path the app will serve: path parameters

@@ -57,6 +57,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Lockout bounds failed second-factor attempts.
 	Lockout totp.Lockout
+	// GCHeadroom is the heap growth allowed between garbage collections
+	// while the live heap is small (see tuneGC); 0 leaves Go's default.
+	GCHeadroom uint64
 }
 
 // Identity is who the first factor says the user is.
@@ -247,6 +250,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	loaderDone := make(chan error, 1)
 	go func() { loaderDone <- s.watch(ctx) }()
+	go tuneGC(ctx, s.opts.GCHeadroom, s.log)
 
 	srv := &http.Server{
 		Handler:           limitBody(s.handler),
