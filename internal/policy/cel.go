@@ -70,27 +70,39 @@ var (
 // strings extension.
 func Env() (*cel.Env, error) {
 	envOnce.Do(func() {
-		env, envErr = cel.NewEnv(
-			cel.DefaultUTCTimeZone(true),
-			cel.CrossTypeNumericComparisons(true),
-			cel.OptionalTypes(),
-			ext.Strings(ext.StringsVersion(2)),
-			ext.Sets(),
-			library.URLs(),
-			library.Regex(),
-			library.Lists(),
-			library.IP(),
-			library.CIDR(),
-			library.Quantity(),
-			library.Format(),
-			library.SemverLib(),
-			// Native types last: their provider wraps the libraries' types.
-			ext.NativeTypes(ext.ParseStructTags(true), reflect.TypeFor[User](), reflect.TypeFor[Request]()),
-			cel.Variable("user", cel.ObjectType("policy.User")),
-			cel.Variable("request", cel.ObjectType("policy.Request")),
-		)
+		env, envErr = newEnv(directFields())
 	})
 	return env, envErr
+}
+
+// newEnv builds the environment of Env; extra options come after the native
+// types, whose provider they may wrap.
+func newEnv(extra ...cel.EnvOption) (*cel.Env, error) {
+	opts := []cel.EnvOption{
+		cel.DefaultUTCTimeZone(true),
+		cel.CrossTypeNumericComparisons(true),
+		cel.OptionalTypes(),
+		ext.Strings(ext.StringsVersion(2)),
+		ext.Sets(),
+		library.URLs(),
+		library.Regex(),
+		library.Lists(),
+		library.IP(),
+		library.CIDR(),
+		library.Quantity(),
+		library.Format(),
+		library.SemverLib(),
+		// Native types last: their provider wraps the libraries' types.
+		// They declare the fields of User and Request; directFields then
+		// reads them without reflection.
+		ext.NativeTypes(ext.ParseStructTags(true), reflect.TypeFor[User](), reflect.TypeFor[Request]()),
+	}
+	opts = append(opts, extra...)
+	opts = append(opts,
+		cel.Variable("user", cel.ObjectType(userTypeName)),
+		cel.Variable("request", cel.ObjectType(requestTypeName)),
+	)
+	return cel.NewEnv(opts...)
 }
 
 // CompileError is a rule expression that cannot be used; its message names
@@ -123,19 +135,25 @@ func Compile(expr string) (cel.Program, error) {
 	if est.Max > MaxEstimatedCost {
 		return nil, &CompileError{Message: fmt.Sprintf("expression is too expensive: estimated cost %d exceeds the limit %d; simplify it (fewer regexes or list comprehensions over request data)", est.Max, MaxEstimatedCost)}
 	}
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), constantZones()}
-	// Cost tracking doubles the price of an evaluation. An expression whose
-	// estimated worst case is far below the limit cannot reach it (the
-	// estimate bounds every string by the server's header limit), so only
-	// the others are tracked and stopped at MaxRuntimeCost.
-	if est.Max > untrackedCost {
-		opts = append(opts, cel.CostTracking(&library.CostEstimator{}), cel.CostLimit(MaxRuntimeCost))
-	}
-	prg, err := e.Program(ast, opts...)
+	prg, err := e.Program(ast, programOptions(est.Max)...)
 	if err != nil {
 		return nil, &CompileError{Message: err.Error()}
 	}
 	return prg, nil
+}
+
+// programOptions are the options of a program whose estimated worst-case
+// cost is maxCost.
+func programOptions(maxCost uint64) []cel.ProgramOption {
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), constantZones(), constantParsers()}
+	// Cost tracking doubles the price of an evaluation. An expression whose
+	// estimated worst case is far below the limit cannot reach it (the
+	// estimate bounds every string by the server's header limit), so only
+	// the others are tracked and stopped at MaxRuntimeCost.
+	if maxCost > untrackedCost {
+		opts = append(opts, cel.CostTracking(&library.CostEstimator{}), cel.CostLimit(MaxRuntimeCost))
+	}
+	return opts
 }
 
 // Eval runs a compiled `when`. Any error (including the runtime cost limit)

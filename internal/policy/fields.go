@@ -1,0 +1,131 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+)
+
+// CEL names of the native types, as ext.NativeTypes derives them.
+const (
+	userTypeName    = "policy.User"
+	requestTypeName = "policy.Request"
+)
+
+// directFields is the environment option, placed after ext.NativeTypes,
+// that makes `user.x` and `request.x` read the Go field directly.
+//
+// ext.NativeTypes reads a field through reflection on every evaluation and
+// then adapts the copy it got, again through reflection (a list of groups
+// becomes a reflective list, each element read is another copy). Here the
+// type-checker still gets every declaration from ext.NativeTypes; only the
+// planned field reads change: they return CEL values that read the request
+// in place. Zero values and has() answer as the reflective reads did.
+func directFields() cel.EnvOption {
+	return func(e *cel.Env) (*cel.Env, error) {
+		return cel.CustomTypeProvider(&fieldProvider{Provider: e.CELTypeProvider()})(e)
+	}
+}
+
+// fieldProvider is the native types' provider with direct field reads for
+// User and Request.
+type fieldProvider struct {
+	types.Provider
+}
+
+// directField reads one field of a *User or a *Request.
+type directField[T any] struct {
+	get   func(*T) ref.Val
+	isSet func(*T) bool
+}
+
+// FindStructFieldType implements types.Provider. The CEL type of a field
+// is the native provider's; a field without a direct read (there is none
+// today) keeps the reflective one.
+func (p *fieldProvider) FindStructFieldType(typeName, fieldName string) (*types.FieldType, bool) {
+	ft, ok := p.Provider.FindStructFieldType(typeName, fieldName)
+	if !ok || ft.GetFrom == nil || ft.IsSet == nil {
+		return ft, ok
+	}
+	switch typeName {
+	case userTypeName:
+		if f, found := userFields[fieldName]; found {
+			return withDirectField(ft, f), true
+		}
+	case requestTypeName:
+		if f, found := requestFields[fieldName]; found {
+			return withDirectField(ft, f), true
+		}
+	}
+	return ft, true
+}
+
+// withDirectField returns ft reading through f. CEL passes the variable as
+// the activation holds it (a *User from Vars, a User or *User from other
+// activations or object literals); anything else, a nil pointer included,
+// goes to the reflective read so that it fails as it always did.
+func withDirectField[T any](ft *types.FieldType, f directField[T]) *types.FieldType {
+	reflective := *ft
+	return &types.FieldType{
+		Type: ft.Type,
+		IsSet: func(obj any) bool {
+			switch o := obj.(type) {
+			case *T:
+				if o != nil {
+					return f.isSet(o)
+				}
+			case T:
+				return f.isSet(&o)
+			}
+			return reflective.IsSet(obj)
+		},
+		GetFrom: func(obj any) (any, error) {
+			switch o := obj.(type) {
+			case *T:
+				if o != nil {
+					return f.get(o), nil
+				}
+			case T:
+				return f.get(&o), nil
+			}
+			return reflective.GetFrom(obj)
+		},
+	}
+}
+
+// userFields are the direct reads of User's fields, by CEL name.
+var userFields = map[string]directField[User]{
+	"id":     {func(u *User) ref.Val { return types.String(u.ID) }, func(u *User) bool { return u.ID != "" }},
+	"email":  {func(u *User) ref.Val { return types.String(u.Email) }, func(u *User) bool { return u.Email != "" }},
+	"name":   {func(u *User) ref.Val { return types.String(u.Name) }, func(u *User) bool { return u.Name != "" }},
+	"groups": {func(u *User) ref.Val { return (*stringList)(&u.Groups) }, func(u *User) bool { return u.Groups != nil }},
+	"claims": {func(u *User) ref.Val { return &u.Claims }, func(u *User) bool { return u.Claims.m != nil }},
+}
+
+// requestFields are the direct reads of Request's fields, by CEL name.
+var requestFields = map[string]directField[Request]{
+	"host":    {func(r *Request) ref.Val { return types.String(r.Host) }, func(r *Request) bool { return r.Host != "" }},
+	"path":    {func(r *Request) ref.Val { return types.String(r.Path) }, func(r *Request) bool { return r.Path != "" }},
+	"method":  {func(r *Request) ref.Val { return types.String(r.Method) }, func(r *Request) bool { return r.Method != "" }},
+	"scheme":  {func(r *Request) ref.Val { return types.String(r.Scheme) }, func(r *Request) bool { return r.Scheme != "" }},
+	"url":     {func(r *Request) ref.Val { return types.String(r.URL) }, func(r *Request) bool { return r.URL != "" }},
+	"headers": {func(r *Request) ref.Val { return stringMap(r.Headers) }, func(r *Request) bool { return r.Headers != nil }},
+	"query":   {func(r *Request) ref.Val { return stringListMap(r.Query) }, func(r *Request) bool { return r.Query != nil }},
+	"ip":      {func(r *Request) ref.Val { return types.String(r.IP) }, func(r *Request) bool { return r.IP != "" }},
+	"time":    {requestTime, func(r *Request) bool { return r.Time != (time.Time{}) }},
+}
+
+// zeroTime is what an unset request.time reads as: the Unix epoch, as with
+// ext.NativeTypes.
+var zeroTime ref.Val = types.Timestamp{Time: time.Unix(0, 0)}
+
+func requestTime(r *Request) ref.Val {
+	// A struct comparison, as reflect.Value.IsZero does: a zero instant
+	// with a location is set.
+	if r.Time == (time.Time{}) {
+		return zeroTime
+	}
+	return types.Timestamp{Time: r.Time}
+}
