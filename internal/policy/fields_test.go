@@ -435,7 +435,9 @@ func TestViewsAnswerAsReflectiveValues(t *testing.T) {
 			g.Expect(tt.view.Value()).To(Equal(tt.want.Value()))
 			g.Expect(tt.view.(traits.Sizer).Size()).To(Equal(tt.want.(traits.Sizer).Size()))
 			g.Expect(tt.view.(traits.Zeroer).IsZeroValue()).To(Equal(tt.want.(traits.Zeroer).IsZeroValue()))
-			g.Expect(tt.view.(fmt.Stringer).String()).To(Equal(tt.want.(fmt.Stringer).String()))
+			if _, isMap := tt.view.(traits.Mapper); !isMap { // a map's String follows Go's random order
+				g.Expect(tt.view.(fmt.Stringer).String()).To(Equal(tt.want.(fmt.Stringer).String()))
+			}
 			for _, typ := range []ref.Type{types.ListType, types.MapType, types.TypeType, types.StringType} {
 				expectSameVal(g, tt.view.ConvertToType(typ), tt.want.ConvertToType(typ))
 			}
