@@ -16,7 +16,7 @@
 # Settings (environment; defaults in brackets):
 #   BENCH_SECTIONS [go http memory startup controller]
 #   BENCH_DURATION [10s]        length of each measured wrk run
-#   BENCH_ROUNDS [2]            rounds of (empty handler, /auth 200, /auth 401)
+#   BENCH_ROUNDS [3]            rounds of (empty handler, /auth 200, /auth 401)
 #   BENCH_CONNECTIONS [50]      wrk connections     BENCH_THREADS [2] wrk threads
 #   BENCH_MEM_REQUESTS [500000] 401 requests of the memory test
 #   BENCH_POLICIES [1000]       policies of the memory, startup and controller tests
@@ -35,7 +35,7 @@ cd "$root"
 
 SECTIONS=${BENCH_SECTIONS:-go http memory startup controller}
 DURATION=${BENCH_DURATION:-10s}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-50}
 THREADS=${BENCH_THREADS:-2}
 MEM_REQUESTS=${BENCH_MEM_REQUESTS:-500000}
@@ -271,6 +271,8 @@ section_go() {
   out=$(go test -run '^$' -bench . -benchmem ./webhook/ ./internal/policy/ 2>&1) || rc=$?
   printf '%s\n' "$out"
   SECTION_OUT[go]=$(grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|FAIL|---)' <<<"$out" || true)
+  R[go_rules_1]=$(awk '$1 ~ /^BenchmarkAuthRemembered\/header\/rules=1-/ { print $3; exit }' <<<"$out")
+  R[go_rules_100]=$(awk '$1 ~ /^BenchmarkAuthRemembered\/header\/rules=100-/ { print $3; exit }' <<<"$out")
   if [ $rc -ne 0 ]; then
     fail_section "go benchmarks (go test exited $rc)"
   elif ! grep -q '^Benchmark' <<<"$out"; then
@@ -553,6 +555,18 @@ goal_lines() {
   if [ -n "${R[http_B_rps]:-}" ] && [ -n "${R[http_A_rps]:-}" ]; then
     awk -v b="${R[http_B_rps]}" -v a="${R[http_A_rps]}" 'BEGIN {
       r = b / a; printf "goal /auth remembered within 15%% of the empty handler (req/s ratio >= 0.85): %s (%.2f)\n", (r >= 0.85 ? "met" : "NOT met"), r }'
+  fi
+  if [ -n "${R[http_B_cpu]:-}" ] && [ -n "${R[http_A_cpu]:-}" ]; then
+    awk -v b="${R[http_B_cpu]}" -v a="${R[http_A_cpu]}" 'BEGIN {
+      r = b / a; printf "goal /auth remembered CPU per request <= 1.2x the empty handler'"'"'s: %s (%.2fx)\n", (r <= 1.2 ? "met" : "NOT met"), r }'
+  fi
+  if [ -n "${R[http_B_cpu]:-}" ] && [ -n "${R[http_C_cpu]:-}" ]; then
+    awk -v b="${R[http_B_cpu]}" -v c="${R[http_C_cpu]}" 'BEGIN {
+      printf "goal 401 path no more expensive than the 200 path (CPU per request): %s (%.1f against %.1f µs)\n", (c <= b ? "met" : "NOT met"), c, b }'
+  fi
+  if [ -n "${R[go_rules_1]:-}" ] && [ -n "${R[go_rules_100]:-}" ]; then
+    awk -v one="${R[go_rules_1]}" -v hundred="${R[go_rules_100]}" 'BEGIN {
+      printf "goal 100 rules cost less than 2x one rule when the first matches: %s (%.0f against %.0f ns/op)\n", (hundred < 2 * one ? "met" : "NOT met"), hundred, one }'
   fi
   if [ -n "${R[mem_after_kb]:-}" ]; then
     awk -v w="${R[mem_warm_kb]}" -v a="${R[mem_after_kb]}" 'BEGIN {
