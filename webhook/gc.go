@@ -14,19 +14,22 @@ import (
 const DefaultGCHeadroom = 32 << 20
 
 const (
-	gcTuneInterval = 10 * time.Second
-	// maxGCPercent bounds the percentage for a nearly empty heap.
-	maxGCPercent = 2000
+	gcTuneInterval = time.Second
+	// minHeapGoal is the Go runtime's smallest heap goal at GOGC=100; it
+	// scales with the percentage, which is bounded so that this floor
+	// never exceeds the headroom.
+	minHeapGoal = 4 << 20
 )
 
-// tuneGC lets the heap grow by at least headroom bytes between garbage
+// tuneGC lets the heap grow by about headroom bytes between garbage
 // collections. With Go's default (GOGC=100) a server whose live heap is a
 // few MB collects every few MB allocated, and every request allocates
-// some: collections then cost more CPU than the decisions. The percentage
-// is recomputed from the live heap every gcTuneInterval and never goes
-// below 100, so a large configuration (many policies) keeps Go's default.
-// An explicit GOGC in the environment, or headroom 0, leaves the collector
-// alone.
+// some: collections then cost more CPU than the decisions. Every
+// gcTuneInterval the percentage is recomputed from the live heap of the
+// last collection, never below 100 (a large configuration keeps Go's
+// default) and never so high that the runtime's smallest heap goal exceeds
+// the headroom. Until the first collection the default stays. An explicit
+// GOGC in the environment, or headroom 0, leaves the collector alone.
 func tuneGC(ctx context.Context, headroom uint64, log *slog.Logger) {
 	if headroom == 0 {
 		return
@@ -35,20 +38,8 @@ func tuneGC(ctx context.Context, headroom uint64, log *slog.Logger) {
 		log.Info("GOGC is set; --gc-headroom is not applied", "GOGC", v)
 		return
 	}
-	samples := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
-	last := -1
-	apply := func() {
-		rtmetrics.Read(samples)
-		live := samples[0].Value.Uint64()
-		if live == 0 { // no collection yet
-			live = samples[1].Value.Uint64()
-		}
-		if p := gcPercent(live, headroom); p != last {
-			debug.SetGCPercent(p)
-			last = p
-		}
-	}
-	apply()
+	samples := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	last := 100
 	t := time.NewTicker(gcTuneInterval)
 	defer t.Stop()
 	for {
@@ -56,24 +47,31 @@ func tuneGC(ctx context.Context, headroom uint64, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			apply()
+		}
+		rtmetrics.Read(samples)
+		live := samples[0].Value.Uint64()
+		if live == 0 { // no collection yet
+			continue
+		}
+		if p := gcPercent(live, headroom); p != last {
+			debug.SetGCPercent(p)
+			last = p
 		}
 	}
 }
 
 // gcPercent is the GOGC value that lets a heap of live bytes grow by
-// headroom, between 100 and maxGCPercent, rounded down to a multiple of 10
-// so that small changes of the live heap change nothing.
+// headroom: at least 100, at most what keeps the smallest heap goal within
+// the headroom, rounded down to a multiple of 10 so that small changes of
+// the live heap change nothing.
 func gcPercent(live, headroom uint64) int {
-	if live == 0 {
-		return maxGCPercent
+	maxP := max(headroom*100/minHeapGoal, 100)
+	p := maxP
+	if live > 0 {
+		p = min(headroom*100/live, maxP)
 	}
-	p := headroom * 100 / live
-	switch {
-	case p <= 100:
+	if p <= 100 {
 		return 100
-	case p >= maxGCPercent:
-		return maxGCPercent
 	}
 	return int(p / 10 * 10)
 }
