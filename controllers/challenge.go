@@ -115,10 +115,21 @@ func ChallengeDeployment(o Options, bundleHash string) *appsv1.Deployment {
 						Image: image,
 						Args:  ChallengeArgs(o),
 						Ports: []corev1.ContainerPort{{Name: ChallengePortName, ContainerPort: ChallengePort, Protocol: corev1.ProtocolTCP}},
+						// The Go runtime collects harder as the heap nears the
+						// container's memory limit instead of being killed.
+						Env: []corev1.EnvVar{{
+							Name: "GOMEMLIMIT",
+							ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+								ContainerName: "challenge",
+								Resource:      "limits.memory",
+							}},
+						}},
 						Resources: corev1.ResourceRequirements{
+							// The heap may grow by --gc-headroom (32Mi) between
+							// garbage collections.
 							Requests: corev1.ResourceList{
 								corev1.ResourceCPU:    resource.MustParse("100m"),
-								corev1.ResourceMemory: resource.MustParse("64Mi"),
+								corev1.ResourceMemory: resource.MustParse("128Mi"),
 							},
 							// No CPU limit: throttling the auth hot path
 							// would add latency to every protected request.

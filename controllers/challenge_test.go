@@ -78,6 +78,10 @@ func TestChallengeDeployment(t *testing.T) {
 			g.Expect(c.LivenessProbe.HTTPGet.Port).To(Equal(intstr.FromString("http")))
 			g.Expect(c.Resources.Requests).To(HaveKey(corev1.ResourceCPU))
 			g.Expect(c.Resources.Limits[corev1.ResourceMemory]).To(Equal(resource.MustParse("256Mi")))
+			g.Expect(c.Resources.Requests[corev1.ResourceMemory]).To(Equal(resource.MustParse("128Mi")))
+			g.Expect(c.Env).To(ContainElement(corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{
+				ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: "challenge", Resource: "limits.memory"},
+			}}), "the Go runtime knows the container's memory limit")
 			sc := c.SecurityContext
 			g.Expect(*sc.RunAsNonRoot).To(BeTrue())
 			g.Expect(*sc.RunAsUser).To(BeEquivalentTo(65532))
