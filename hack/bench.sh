@@ -16,7 +16,8 @@
 # Settings (environment; defaults in brackets):
 #   BENCH_SECTIONS [go http memory startup controller]
 #   BENCH_DURATION [10s]        length of each measured wrk run
-#   BENCH_ROUNDS [3]            rounds of (empty handler, /auth 200, /auth 401)
+#   BENCH_ROUNDS [3]            rounds of (empty handler, empty handler with
+#                               /auth's headers, /auth 200, /auth 401)
 #   BENCH_CONNECTIONS [50]      wrk connections     BENCH_THREADS [2] wrk threads
 #   BENCH_MEM_REQUESTS [500000] 401 requests of the memory test
 #   BENCH_POLICIES [1000]       policies of the memory, startup and controller tests
@@ -750,6 +751,34 @@ as unexpected, and a run with any is invalid.
 EOF
       summary_rows markdown
       echo
+      if [ -n "${R[http_BH_rps_ratio]:-}" ]; then
+        awk -v r="${R[http_BH_rps_ratio]}" -v c="${R[http_BH_cpu_ratio]}" -v h="${R[http_H_cpu_ratio]:-0}" -v hr="${R[http_H_rps_ratio]:-0}" 'BEGIN {
+          printf "The row \"empty + /auth'"'"'s headers\" is the empty handler answering the three\n"
+          printf "response headers of a real /auth 200 (X-MFA-User, X-MFA-Multifactor and the\n"
+          printf "signed X-MFA-Assertion), fixed, with no decision: net/http copies a handler'"'"'s\n"
+          printf "header map when the response is written, sorts it and writes each value,\n"
+          printf "and the client parses more. Those headers alone take %.2fx the empty\n", h
+          printf "handler'"'"'s CPU per request (req/s ratio %.2f). Against that handler,\n", hr
+          printf "/auth for a remembered user runs at a req/s ratio of %.2f and %.2fx its CPU:\n", r, c
+          printf "that is the cost of the decision itself.\n\n" }'
+      fi
+      cat <<'TXT'
+What a remembered user's /auth does: the auth paths are routed without the
+ServeMux's pattern matching; the peer address and the client address are
+parsed once, and the client address keeps the header's own text; a plain
+X-Original-URL is read without url.Parse (anything else still goes through
+it); the per-request state comes from a pool; rules are compiled once and
+read `user` and `request` fields directly, without reflection, with
+constant `cidr()`/`ip()` arguments parsed at compile time; the remembered
+cookie is opened once and cached; the signed assertion is cached per user,
+host and factors; nothing is logged below warn level; no store lookup, no
+disk or network I/O. Three allocations remain in the decision (Go benchmark
+below). The garbage collector lets the heap grow by `--gc-headroom`
+(32 MiB) between collections while the live heap is small: with Go's
+default a collection ran every 35 ms under load, about 3 µs of CPU per
+request.
+
+TXT
       echo "Per run:"
       echo
       echo "| scenario | round | req/s | p50 | p99 | server CPU µs/req | wrk CPU µs/req | other processes' CPU | unexpected |"
@@ -778,6 +807,12 @@ EOF
 | after a warm-up of ${R[mem_warm_requests]} requests | $(mb "${R[mem_warm_kb]}") MB |
 | after ${R[mem_requests]} more 401 requests (${R[mem_unexpected]} unexpected$([ "${R[mem_unexpected]}" = 0 ] || echo ': INVALID')) | $(mb "${R[mem_after_kb]}") MB |
 | idle, $POLICIES policies loaded | $(mb "${R[mem_many_kb]:-0}") MB |
+
+The step from idle to warmed up is the garbage collector's headroom
+(\`--gc-headroom\`, 32 MiB by default; \`--gc-headroom=0\` or \`GOGC\` restores Go's
+default): the heap may grow by that much between collections while the
+live heap is small. After it, RSS stays flat: an unauthenticated request
+leaves nothing behind.
 
 EOF
     fi
