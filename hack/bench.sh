@@ -737,7 +737,7 @@ three rules whose last asks for a TOTP second factor) against a server whose
 (${GOMAXPROCS:-$(nproc)}). The client is wrk (\`-t$THREADS -c$CONNS\`, keep-alive)
 with the same request headers for both (identity header, \`X-Original-URL\`,
 \`X-Forwarded-For\`, the cookie); runs of $DURATION alternate empty handler,
-/auth 200, /auth 401, ${ROUNDS} rounds; the table shows the median run, and
+empty handler with /auth's headers, /auth 200, /auth 401, ${ROUNDS} rounds; the table shows the median run, and
 each ratio is the median of the rounds' ratios (a run against the empty
 handler's run of the same round). The
 remembered-browser cookie is a real one: the user enrolled through the
