@@ -127,121 +127,54 @@ func (it *stringsIterator) Next() ref.Val {
 	return types.String(it.s[it.i-1])
 }
 
-// stringMap is map(string, string), the request headers. A Go map is a
-// pointer, so reading `request.headers` allocates nothing.
-type stringMap map[string]string
+// mapView is a CEL map(string, V) over a Go map: the request headers
+// (map(string, string)) and query (map(string, list(string))). A Go map is
+// a pointer, so reading `request.headers` allocates nothing.
+type mapView[V string | []string] map[string]V
+
+type (
+	stringMap     = mapView[string]
+	stringListMap = mapView[[]string]
+)
 
 var (
 	_ traits.Mapper   = stringMap(nil)
 	_ traits.Foldable = stringMap(nil)
 	_ traits.Zeroer   = stringMap(nil)
-)
-
-func (m stringMap) dynamic() traits.Mapper {
-	return types.NewDynamicMap(types.DefaultTypeAdapter, map[string]string(m))
-}
-
-// Contains implements traits.Container.
-func (m stringMap) Contains(key ref.Val) ref.Val {
-	_, found := m.Find(key)
-	return types.Bool(found)
-}
-
-// ConvertToNative implements ref.Val.
-func (m stringMap) ConvertToNative(t reflect.Type) (any, error) {
-	return m.dynamic().ConvertToNative(t)
-}
-
-// ConvertToType implements ref.Val.
-func (m stringMap) ConvertToType(t ref.Type) ref.Val {
-	switch t {
-	case types.MapType:
-		return m
-	case types.TypeType:
-		return types.MapType
-	}
-	return m.dynamic().ConvertToType(t)
-}
-
-// Equal implements ref.Val.
-func (m stringMap) Equal(other ref.Val) ref.Val { return m.dynamic().Equal(other) }
-
-// Find implements traits.Mapper.
-func (m stringMap) Find(key ref.Val) (ref.Val, bool) {
-	k, ok := key.(types.String)
-	if !ok {
-		return m.dynamic().Find(key)
-	}
-	v, found := m[string(k)]
-	if !found {
-		return nil, false
-	}
-	return types.String(v), true
-}
-
-// Fold implements traits.Foldable.
-func (m stringMap) Fold(f traits.Folder) {
-	for k, v := range m {
-		if !f.FoldEntry(k, v) {
-			break
-		}
-	}
-}
-
-// Get implements traits.Indexer.
-func (m stringMap) Get(key ref.Val) ref.Val {
-	if v, found := m.Find(key); found {
-		return v
-	}
-	return m.dynamic().Get(key)
-}
-
-// IsZeroValue implements traits.Zeroer.
-func (m stringMap) IsZeroValue() bool { return len(m) == 0 }
-
-// Iterator implements traits.Iterable.
-func (m stringMap) Iterator() traits.Iterator {
-	return &stringsIterator{Val: celIterator, s: mapKeys(m)}
-}
-
-// Size implements traits.Sizer.
-func (m stringMap) Size() ref.Val { return types.Int(len(m)) }
-
-// Type implements ref.Val.
-func (m stringMap) Type() ref.Type { return types.MapType }
-
-// Value implements ref.Val.
-func (m stringMap) Value() any { return map[string]string(m) }
-
-// String formats the map as CEL's maps do.
-func (m stringMap) String() string { return stringOf(m.dynamic()) }
-
-// stringListMap is map(string, list(string)), the query parameters.
-type stringListMap map[string][]string
-
-var (
 	_ traits.Mapper   = stringListMap(nil)
 	_ traits.Foldable = stringListMap(nil)
 	_ traits.Zeroer   = stringListMap(nil)
 )
 
-func (m stringListMap) dynamic() traits.Mapper {
-	return types.NewDynamicMap(types.DefaultTypeAdapter, map[string][]string(m))
+func (m mapView[V]) dynamic() traits.Mapper {
+	return types.NewDynamicMap(types.DefaultTypeAdapter, map[string]V(m))
+}
+
+// elem is a value of the map as a CEL value.
+func elem[V string | []string](v V) ref.Val {
+	switch x := any(v).(type) {
+	case string:
+		return types.String(x)
+	case []string:
+		l := stringList(x)
+		return &l
+	}
+	panic("unreachable")
 }
 
 // Contains implements traits.Container.
-func (m stringListMap) Contains(key ref.Val) ref.Val {
+func (m mapView[V]) Contains(key ref.Val) ref.Val {
 	_, found := m.Find(key)
 	return types.Bool(found)
 }
 
 // ConvertToNative implements ref.Val.
-func (m stringListMap) ConvertToNative(t reflect.Type) (any, error) {
+func (m mapView[V]) ConvertToNative(t reflect.Type) (any, error) {
 	return m.dynamic().ConvertToNative(t)
 }
 
 // ConvertToType implements ref.Val.
-func (m stringListMap) ConvertToType(t ref.Type) ref.Val {
+func (m mapView[V]) ConvertToType(t ref.Type) ref.Val {
 	switch t {
 	case types.MapType:
 		return m
@@ -252,10 +185,10 @@ func (m stringListMap) ConvertToType(t ref.Type) ref.Val {
 }
 
 // Equal implements ref.Val.
-func (m stringListMap) Equal(other ref.Val) ref.Val { return m.dynamic().Equal(other) }
+func (m mapView[V]) Equal(other ref.Val) ref.Val { return m.dynamic().Equal(other) }
 
 // Find implements traits.Mapper.
-func (m stringListMap) Find(key ref.Val) (ref.Val, bool) {
+func (m mapView[V]) Find(key ref.Val) (ref.Val, bool) {
 	k, ok := key.(types.String)
 	if !ok {
 		return m.dynamic().Find(key)
@@ -264,12 +197,11 @@ func (m stringListMap) Find(key ref.Val) (ref.Val, bool) {
 	if !found {
 		return nil, false
 	}
-	l := stringList(v)
-	return &l, true
+	return elem(v), true
 }
 
 // Fold implements traits.Foldable.
-func (m stringListMap) Fold(f traits.Folder) {
+func (m mapView[V]) Fold(f traits.Folder) {
 	for k, v := range m {
 		if !f.FoldEntry(k, v) {
 			break
@@ -278,7 +210,7 @@ func (m stringListMap) Fold(f traits.Folder) {
 }
 
 // Get implements traits.Indexer.
-func (m stringListMap) Get(key ref.Val) ref.Val {
+func (m mapView[V]) Get(key ref.Val) ref.Val {
 	if v, found := m.Find(key); found {
 		return v
 	}
@@ -286,24 +218,24 @@ func (m stringListMap) Get(key ref.Val) ref.Val {
 }
 
 // IsZeroValue implements traits.Zeroer.
-func (m stringListMap) IsZeroValue() bool { return len(m) == 0 }
+func (m mapView[V]) IsZeroValue() bool { return len(m) == 0 }
 
 // Iterator implements traits.Iterable.
-func (m stringListMap) Iterator() traits.Iterator {
+func (m mapView[V]) Iterator() traits.Iterator {
 	return &stringsIterator{Val: celIterator, s: mapKeys(m)}
 }
 
 // Size implements traits.Sizer.
-func (m stringListMap) Size() ref.Val { return types.Int(len(m)) }
+func (m mapView[V]) Size() ref.Val { return types.Int(len(m)) }
 
 // Type implements ref.Val.
-func (m stringListMap) Type() ref.Type { return types.MapType }
+func (m mapView[V]) Type() ref.Type { return types.MapType }
 
 // Value implements ref.Val.
-func (m stringListMap) Value() any { return map[string][]string(m) }
+func (m mapView[V]) Value() any { return map[string]V(m) }
 
 // String formats the map as CEL's maps do.
-func (m stringListMap) String() string { return stringOf(m.dynamic()) }
+func (m mapView[V]) String() string { return stringOf(m.dynamic()) }
 
 func mapKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
