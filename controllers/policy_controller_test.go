@@ -203,3 +203,57 @@ func TestPolicyWaitsForItsProvider(t *testing.T) {
 		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
 	})
 }
+
+// Two policies listing the same host: /auth cannot serve the host, and
+// both say so in status, naming each other; when one drops the host, both
+// are Ready again.
+func TestPoliciesListingTheSameHostAreFlagged(t *testing.T) {
+	ns := newNamespace(t)
+	other := newNamespace(t)
+	host := ns + ".example.com"
+	withHosts := func(p *v1alpha1.MFAPolicy, hosts ...string) *v1alpha1.MFAPolicy {
+		p.Spec.Hosts = hosts
+		return p
+	}
+	first := withHosts(mfaPolicy(ns, "first", "false", "totp"), host, "first."+host)
+	second := withHosts(mfaPolicy(other, "second", "false", "totp"), "second."+host)
+	create(t, totpProvider(ns, "totp"), totpProvider(other, "totp"), first, second)
+	for _, p := range []*v1alpha1.MFAPolicy{first, second} {
+		waitFor(t, p, func(g Gomega, p *v1alpha1.MFAPolicy) {
+			expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+		})
+	}
+
+	update(t, second, func(p *v1alpha1.MFAPolicy) { p.Spec.Hosts = append(p.Spec.Hosts, host) })
+	conflict := verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonHostConflict, stalled: true}
+	waitFor(t, second, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, conflict)
+		g.Expect(ready.Message).To(ContainSubstring(`spec.hosts[1]: host "` + host + `" is also listed by MFAPolicy ` + ns + `/first`))
+		g.Expect(ready.Message).To(ContainSubstring("/auth/" + other + "/second"))
+	})
+	// The first policy did not change, and says so too.
+	waitFor(t, first, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, conflict)
+		g.Expect(ready.Message).To(ContainSubstring(`spec.hosts[0]: host "` + host + `" is also listed by MFAPolicy ` + other + `/second`))
+		g.Expect(p.Status.RuleCount).To(BeEquivalentTo(2), "its rules stay in force")
+	})
+	expectWarningEvent(t, ns, "first", v1alpha1.ReasonHostConflict, "is also listed by MFAPolicy "+other+"/second")
+
+	update(t, second, func(p *v1alpha1.MFAPolicy) { p.Spec.Hosts = []string{"second." + host} })
+	for _, p := range []*v1alpha1.MFAPolicy{first, second} {
+		waitFor(t, p, func(g Gomega, p *v1alpha1.MFAPolicy) {
+			expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+		})
+	}
+
+	// Deleting one of two conflicting policies clears the other.
+	third := withHosts(mfaPolicy(other, "third", "false", "totp"), "first."+host)
+	create(t, third)
+	waitFor(t, first, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, conflict)
+	})
+	NewWithT(t).Expect(k8sClient.Delete(ctx, third)).To(Succeed())
+	waitFor(t, first, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+	})
+}

@@ -33,4 +33,8 @@ const (
 	ReasonDuoUnreachable = "DuoUnreachable"
 	// ReasonProgressing: the controller is working on the object.
 	ReasonProgressing = "Progressing"
+	// ReasonHostConflict: a host of the policy is also listed by another
+	// MFAPolicy, so /auth (by host) refuses it; the policy stays in force
+	// at /auth/{namespace}/{policy}.
+	ReasonHostConflict = "HostConflict"
 )
