@@ -15,8 +15,8 @@
 #
 # Settings (environment; defaults in brackets):
 #   BENCH_SECTIONS [go http memory startup controller]
-#   BENCH_DURATION [10s]        length of each measured wrk run
-#   BENCH_ROUNDS [3]            rounds of (empty handler, empty handler with
+#   BENCH_DURATION [8s]         length of each measured wrk run
+#   BENCH_ROUNDS [5]            rounds of (empty handler, empty handler with
 #                               /auth's headers, /auth 200, /auth 401)
 #   BENCH_CONNECTIONS [50]      wrk connections     BENCH_THREADS [2] wrk threads
 #   BENCH_MEM_REQUESTS [500000] 401 requests of the memory test
@@ -35,8 +35,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 SECTIONS=${BENCH_SECTIONS:-go http memory startup controller}
-DURATION=${BENCH_DURATION:-10s}
-ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-8s}
+ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNECTIONS:-50}
 THREADS=${BENCH_THREADS:-2}
 MEM_REQUESTS=${BENCH_MEM_REQUESTS:-500000}
@@ -608,11 +608,11 @@ summary_rows() { # prints the HTTP summary rows, FORMAT: plain or markdown
 goal_lines() {
   if [ -n "${R[http_B_rps_ratio]:-}" ]; then
     awk -v r="${R[http_B_rps_ratio]}" 'BEGIN {
-      printf "goal /auth remembered within 15%% of the empty handler (req/s ratio >= 0.85): %s (%.2f)\n", (r >= 0.85 ? "met" : "NOT met"), r }'
+      printf "goal /auth remembered within 15%% of the empty handler (req/s ratio >= 0.85): %s (%.3f)\n", (r >= 0.85 ? "met" : "NOT met"), r }'
   fi
   if [ -n "${R[http_B_cpu_ratio]:-}" ]; then
     awk -v r="${R[http_B_cpu_ratio]}" 'BEGIN {
-      printf "goal /auth remembered CPU per request <= 1.2x the empty handler'"'"'s: %s (%.2fx)\n", (r <= 1.2 ? "met" : "NOT met"), r }'
+      printf "goal /auth remembered CPU per request <= 1.2x the empty handler'"'"'s: %s (%.3fx)\n", (r <= 1.2 ? "met" : "NOT met"), r }'
   fi
   if [ -n "${R[http_B_cpu]:-}" ] && [ -n "${R[http_C_cpu]:-}" ]; then
     awk -v b="${R[http_B_cpu]}" -v c="${R[http_C_cpu]}" 'BEGIN {
