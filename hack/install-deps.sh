@@ -11,6 +11,7 @@ declare -A pkg_of=(
   [wrk]=wrk
   [openssl]=openssl
   [curl]=curl
+  [caddy]=caddy
 )
 missing=()
 for cmd in "${!pkg_of[@]}"; do
@@ -30,7 +31,10 @@ echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The packaged nginx service is not used; the tests and the demo run their own.
-if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# The packaged nginx and caddy services are not used; the tests and the demo
+# run their own.
+if command -v systemctl >/dev/null 2>&1; then
+  for unit in nginx caddy; do $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+fi
 # Only the packaged daemon (its pid file) is stopped, never another nginx.
 if [ -f /run/nginx.pid ]; then $sudo kill "$(cat /run/nginx.pid)" 2>/dev/null || true; fi
