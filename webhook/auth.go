@@ -61,7 +61,7 @@ func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request, ns, name 
 	start := time.Now()
 	defer s.recoverClosed(w)
 	st := authStates.Get().(*authState)
-	defer authStates.Put(st)
+	defer releaseAuthState(st)
 	d := s.decide(r, ns, name, parse, st)
 	if redirect && d.result == decisionChallenge && d.location != "" {
 		w.Header()["Cache-Control"] = []string{"no-store"}
@@ -120,11 +120,18 @@ type authState struct {
 // outlives the decision (the answer keeps strings only).
 var authStates = sync.Pool{New: func() any { return new(authState) }}
 
+// releaseAuthState clears st, so that the pool keeps no request's user or
+// URL, and returns it to the pool.
+func releaseAuthState(st *authState) {
+	*st = authState{}
+	authStates.Put(st)
+}
+
 // originalParser reads what the front door says about the original request.
 type originalParser func(r *http.Request, o *originalRequest) error
 
 // decide judges an auth request for the policy ns/name, or by host when ns
-// is empty; st is scratch space, overwritten.
+// is empty; st is zeroed scratch space.
 func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, st *authState) decision {
 	snap := s.snapshot()
 	if snap.Keyring == nil {
@@ -137,7 +144,6 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	if !s.trusted(peer) {
 		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
 	}
-	*st = authState{}
 	orig := &st.orig
 	if err := parse(r, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
