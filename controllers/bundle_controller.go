@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -82,6 +83,7 @@ type BundleReconciler struct {
 // +kubebuilder:rbac:groups="",namespace=mfa-system,resources=secrets,verbs=create;update;patch
 // +kubebuilder:rbac:groups="",namespace=mfa-system,resources=services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,namespace=mfa-system,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=policy,namespace=mfa-system,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies;mfaproviders,verbs=get;list;watch
 
 // SetupWithManager registers the reconciler: any policy, provider or
@@ -104,7 +106,7 @@ func (r *BundleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsForSecret)).
 		WatchesRawSource(source.Channel(r.Trigger.ch, toBundle))
 	if r.Options.ManageDeployment {
-		b = b.Watches(&appsv1.Deployment{}, owned).Watches(&corev1.Service{}, owned)
+		b = b.Watches(&appsv1.Deployment{}, owned).Watches(&corev1.Service{}, owned).Watches(&policyv1.PodDisruptionBudget{}, owned)
 	}
 	return b.Complete(r)
 }
@@ -153,7 +155,10 @@ func (r *BundleReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.
 	if err := r.applyDeployment(ctx, owner, hash); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.applyService(ctx, owner)
+	if err := r.applyService(ctx, owner); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.applyDisruptionBudget(ctx, owner)
 }
 
 // readBundle reads the bundle Secret and the bundle in force. A bundle that
@@ -321,6 +326,24 @@ func (r *BundleReconciler) applyService(ctx context.Context, owner *corev1.Secre
 	}
 	if op != controllerutil.OperationResultNone {
 		log.FromContext(ctx).Info("challenge Service "+string(op), "service", client.ObjectKeyFromObject(svc))
+	}
+	return nil
+}
+
+// applyDisruptionBudget creates or updates the challenge server's
+// PodDisruptionBudget, owned by the bundle Secret.
+func (r *BundleReconciler) applyDisruptionBudget(ctx context.Context, owner *corev1.Secret) error {
+	desired := ChallengeDisruptionBudget(r.Options)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
+	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, pdb, func() error {
+		MergeDisruptionBudget(pdb, desired)
+		return controllerutil.SetControllerReference(owner, pdb, r.Scheme)
+	})
+	if err != nil {
+		return fmt.Errorf("applying PodDisruptionBudget %s/%s: %w", desired.Namespace, desired.Name, err)
+	}
+	if op != controllerutil.OperationResultNone {
+		log.FromContext(ctx).Info("challenge PodDisruptionBudget "+string(op), "podDisruptionBudget", client.ObjectKeyFromObject(pdb))
 	}
 	return nil
 }

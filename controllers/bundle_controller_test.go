@@ -7,8 +7,10 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -120,6 +122,14 @@ func TestChallengeServerObjects(t *testing.T) {
 	g.Expect(svc.Spec.Ports[0].Port).To(BeEquivalentTo(80))
 	g.Expect(svc.Spec.Ports[0].TargetPort.String()).To(Equal("http"))
 	g.Expect(svc.Spec.Selector).To(Equal(dep.Spec.Selector.MatchLabels))
+
+	pdb := &policyv1.PodDisruptionBudget{}
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: opts.Namespace, Name: controllers.ChallengeName}, pdb)
+	}).WithTimeout(timeout).Should(Succeed())
+	g.Expect(pdb.OwnerReferences).To(ConsistOf(owner))
+	g.Expect(pdb.Spec.MaxUnavailable).To(Equal(ptr.To(intstr.FromInt32(1))), "a drain takes one challenge pod at a time")
+	g.Expect(pdb.Spec.Selector.MatchLabels).To(Equal(dep.Spec.Selector.MatchLabels))
 
 	kr := &corev1.Secret{}
 	g.Expect(k8sClient.Get(ctx, keyringKey, kr)).To(Succeed())

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -173,6 +174,28 @@ func ChallengeService(o Options) *corev1.Service {
 			}},
 		},
 	}
+}
+
+// ChallengeDisruptionBudget lets a voluntary disruption (a node drain, a
+// cluster upgrade) take at most one challenge pod at a time: every
+// protected request waits for one, and the front door refuses requests
+// when none answers. With one replica it blocks nothing.
+func ChallengeDisruptionBudget(o Options) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: ChallengeName, Namespace: o.Namespace, Labels: labels(ChallengeName, "challenge-server")},
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+			Selector:       &metav1.LabelSelector{MatchLabels: challengeSelector()},
+		},
+	}
+}
+
+// MergeDisruptionBudget brings existing to desired.
+func MergeDisruptionBudget(existing, desired *policyv1.PodDisruptionBudget) {
+	existing.Labels = mergeMaps(existing.Labels, desired.Labels)
+	existing.Spec.MaxUnavailable = desired.Spec.MaxUnavailable
+	existing.Spec.MinAvailable = nil
+	existing.Spec.Selector = desired.Spec.Selector
 }
 
 // BundleSecret is the Secret holding the bundle and its hash.

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -63,8 +64,9 @@ func CacheOptions(opts Options) cache.Options {
 		panic(err) // constant input
 	}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}: own,
-		&corev1.Service{}:    own,
-		&corev1.Secret{}:     {Label: notEnrollments},
+		&appsv1.Deployment{}:            own,
+		&corev1.Service{}:               own,
+		&policyv1.PodDisruptionBudget{}: own,
+		&corev1.Secret{}:                {Label: notEnrollments},
 	}}
 }
