@@ -152,13 +152,13 @@ func (r *BundleReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.
 	if !r.Options.ManageDeployment {
 		return ctrl.Result{}, nil
 	}
-	if err := r.applyDeployment(ctx, owner, hash); err != nil {
+	if err := applyOwned(ctx, r, owner, "Deployment", &appsv1.Deployment{}, ChallengeDeployment(r.Options, hash), MergeDeployment, "bundleHash", hash); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.applyService(ctx, owner); err != nil {
+	if err := applyOwned(ctx, r, owner, "Service", &corev1.Service{}, ChallengeService(r.Options), MergeService); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.applyDisruptionBudget(ctx, owner)
+	return ctrl.Result{}, applyOwned(ctx, r, owner, "PodDisruptionBudget", &policyv1.PodDisruptionBudget{}, ChallengeDisruptionBudget(r.Options), MergeDisruptionBudget)
 }
 
 // readBundle reads the bundle Secret and the bundle in force. A bundle that
@@ -294,56 +294,21 @@ func (r *BundleReconciler) ensureKeyring(ctx context.Context) error {
 	return nil
 }
 
-// applyDeployment creates or updates the challenge Deployment, owned by the
-// bundle Secret.
-func (r *BundleReconciler) applyDeployment(ctx context.Context, owner *corev1.Secret, hash string) error {
-	desired := ChallengeDeployment(r.Options, hash)
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
-	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, dep, func() error {
-		MergeDeployment(dep, desired)
-		return controllerutil.SetControllerReference(owner, dep, r.Scheme)
+// applyOwned creates or updates the object named like desired (obj is an
+// empty one of its type to read it into): merge brings it to desired, and
+// the bundle Secret becomes its controller. kv are logged with a change.
+func applyOwned[T client.Object](ctx context.Context, r *BundleReconciler, owner *corev1.Secret, kind string, obj, desired T, merge func(existing, desired T), kv ...any) error {
+	obj.SetName(desired.GetName())
+	obj.SetNamespace(desired.GetNamespace())
+	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, obj, func() error {
+		merge(obj, desired)
+		return controllerutil.SetControllerReference(owner, obj, r.Scheme)
 	})
 	if err != nil {
-		return fmt.Errorf("applying Deployment %s/%s: %w", desired.Namespace, desired.Name, err)
+		return fmt.Errorf("applying %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
 	}
 	if op != controllerutil.OperationResultNone {
-		log.FromContext(ctx).Info("challenge Deployment "+string(op), "deployment", client.ObjectKeyFromObject(dep), "bundleHash", hash)
-	}
-	return nil
-}
-
-// applyService creates or updates the challenge Service, owned by the
-// bundle Secret.
-func (r *BundleReconciler) applyService(ctx context.Context, owner *corev1.Secret) error {
-	desired := ChallengeService(r.Options)
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
-	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
-		MergeService(svc, desired)
-		return controllerutil.SetControllerReference(owner, svc, r.Scheme)
-	})
-	if err != nil {
-		return fmt.Errorf("applying Service %s/%s: %w", desired.Namespace, desired.Name, err)
-	}
-	if op != controllerutil.OperationResultNone {
-		log.FromContext(ctx).Info("challenge Service "+string(op), "service", client.ObjectKeyFromObject(svc))
-	}
-	return nil
-}
-
-// applyDisruptionBudget creates or updates the challenge server's
-// PodDisruptionBudget, owned by the bundle Secret.
-func (r *BundleReconciler) applyDisruptionBudget(ctx context.Context, owner *corev1.Secret) error {
-	desired := ChallengeDisruptionBudget(r.Options)
-	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: desired.Name, Namespace: desired.Namespace}}
-	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, pdb, func() error {
-		MergeDisruptionBudget(pdb, desired)
-		return controllerutil.SetControllerReference(owner, pdb, r.Scheme)
-	})
-	if err != nil {
-		return fmt.Errorf("applying PodDisruptionBudget %s/%s: %w", desired.Namespace, desired.Name, err)
-	}
-	if op != controllerutil.OperationResultNone {
-		log.FromContext(ctx).Info("challenge PodDisruptionBudget "+string(op), "podDisruptionBudget", client.ObjectKeyFromObject(pdb))
+		log.FromContext(ctx).Info("challenge "+kind+" "+string(op), append([]any{"object", client.ObjectKeyFromObject(obj)}, kv...)...)
 	}
 	return nil
 }

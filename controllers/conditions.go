@@ -3,13 +3,16 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
@@ -111,6 +114,29 @@ func statusMessage(err error) string {
 
 // patchStatus sends the difference between before and obj's status as one
 // merge patch.
+// verdictObject is an object whose status carries Ready and Stalled.
+type verdictObject interface {
+	client.Object
+	GetConditions() []metav1.Condition
+}
+
+// reconcileVerdict reads the object of req into obj and runs check on it,
+// which writes the verdict into obj's status; the status is then patched,
+// and an event is recorded when Ready changed.
+func reconcileVerdict[T verdictObject](ctx context.Context, c client.Client, rec events.EventRecorder, req ctrl.Request, obj T, check func(context.Context, T) error) (retErr error) {
+	if err := c.Get(ctx, req.NamespacedName, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	before := obj.DeepCopyObject().(T)
+	defer func() {
+		if err := patchStatus(ctx, c, obj, before); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
+		}
+		emitReadyEvent(rec, obj, before.GetConditions(), obj.GetConditions())
+	}()
+	return check(ctx, obj)
+}
+
 func patchStatus(ctx context.Context, c client.Client, obj, before client.Object) error {
 	return client.IgnoreNotFound(c.Status().Patch(ctx, obj, client.MergeFrom(before)))
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -47,19 +46,8 @@ func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // Reconcile writes the policy's verdict.
-func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	obj := &v1alpha1.MFAPolicy{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	before := obj.DeepCopy()
-	defer func() {
-		if err := patchStatus(ctx, r.Client, obj, before); err != nil {
-			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
-		}
-		emitReadyEvent(r.Recorder, obj, before.Status.Conditions, obj.Status.Conditions)
-	}()
-	return ctrl.Result{}, r.reconcile(ctx, obj)
+func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return ctrl.Result{}, reconcileVerdict(ctx, r.Client, r.Recorder, req, &v1alpha1.MFAPolicy{}, r.reconcile)
 }
 
 func (r *MFAPolicyReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAPolicy) error {

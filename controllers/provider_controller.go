@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -62,19 +61,8 @@ func (r *MFAProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // Reconcile writes the provider's verdict.
-func (r *MFAProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	obj := &v1alpha1.MFAProvider{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	before := obj.DeepCopy()
-	defer func() {
-		if err := patchStatus(ctx, r.Client, obj, before); err != nil {
-			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
-		}
-		emitReadyEvent(r.Recorder, obj, before.Status.Conditions, obj.Status.Conditions)
-	}()
-	return ctrl.Result{}, r.reconcile(ctx, obj)
+func (r *MFAProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return ctrl.Result{}, reconcileVerdict(ctx, r.Client, r.Recorder, req, &v1alpha1.MFAProvider{}, r.reconcile)
 }
 
 func (r *MFAProviderReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAProvider) error {

@@ -273,3 +273,6 @@ func (j *JWTIdentity) GetGroupsClaim() string {
 	}
 	return j.GroupsClaim
 }
+
+// GetConditions returns the status conditions.
+func (p *MFAPolicy) GetConditions() []metav1.Condition { return p.Status.Conditions }

@@ -273,3 +273,6 @@ func (d *DuoSpec) GetFailMode() FailMode {
 	}
 	return d.FailMode
 }
+
+// GetConditions returns the status conditions.
+func (p *MFAProvider) GetConditions() []metav1.Condition { return p.Status.Conditions }
