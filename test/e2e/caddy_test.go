@@ -20,30 +20,12 @@ import (
 	"github.com/mfa-operator/mfa-operator/test/e2e/harness"
 )
 
-// caddyConfigYAML is the standalone configuration behind Caddy: a TOTP
-// provider and a policy asking for it everywhere but under /public.
-const caddyConfigYAML = `apiVersion: mfa.operator.dev/v1alpha1
-kind: MFAProvider
-metadata: {name: google-authenticator, namespace: apps}
-spec:
-  type: totp
-  totp: {issuer: Example Corp}
----
-apiVersion: mfa.operator.dev/v1alpha1
-kind: MFAPolicy
-metadata: {name: admin, namespace: apps}
-spec:
-  hosts: [app.localhost]
-  identity:
-    header: {user: X-Auth-Request-Email}
-  rules:
-  - name: public
+// publicRule lets /public through without a second factor; placed before
+// the rules of policyYAML, it makes the standalone configuration behind
+// Caddy (with providerYAML: the config directory skips the Namespace).
+const publicRule = `  - name: public
     when: request.path.startsWith("/public")
     action: Allow
-  - name: everyone-else
-    when: "true"
-    action: RequireMFA
-    multifactor: {providers: [google-authenticator]}
 `
 
 // caddyfile puts Caddy in front of the app the way the README shows:
@@ -113,7 +95,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 	site := "http://app.localhost:" + strconv.Itoa(port)
 	configDir := filepath.Join(dir, "config")
 	g.Expect(os.MkdirAll(configDir, 0o755)).To(Succeed())
-	g.Expect(os.WriteFile(filepath.Join(configDir, "apps.yaml"), []byte(caddyConfigYAML), 0o644)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(configDir, "apps.yaml"), []byte(providerYAML+"---\n"+policyYAML(publicRule)), 0o644)).To(Succeed())
 	webhook := harness.StartWebhook(t, harness.WebhookOptions{
 		Name:      "webhook-caddy",
 		ConfigDir: configDir,
