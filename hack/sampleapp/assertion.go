@@ -3,19 +3,16 @@ package main
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mfa-operator/mfa-operator/internal/jwks"
 )
 
 // assertionVerifier checks X-MFA-Assertion as an app should: an ES256
@@ -93,31 +90,13 @@ func (v *assertionVerifier) fetch(ctx context.Context) (map[string]*ecdsa.Public
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetching the keys: %s answered %d", v.jwksURL, resp.StatusCode)
 	}
-	var set struct {
-		Keys []struct {
-			Kty, Crv, X, Y, Kid string
-		} `json:"keys"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
 		return nil, fmt.Errorf("reading the keys: %w", err)
 	}
-	keys := map[string]*ecdsa.PublicKey{}
-	for _, k := range set.Keys {
-		if k.Kty != "EC" || k.Crv != "P-256" {
-			continue
-		}
-		x, err1 := base64.RawURLEncoding.DecodeString(k.X)
-		y, err2 := base64.RawURLEncoding.DecodeString(k.Y)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-		if pub.Curve.IsOnCurve(pub.X, pub.Y) {
-			keys[k.Kid] = pub
-		}
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("no P-256 key at " + v.jwksURL)
+	keys, err := jwks.ParseP256(data)
+	if err != nil {
+		return nil, fmt.Errorf("the keys at %s: %w", v.jwksURL, err)
 	}
 	return keys, nil
 }
