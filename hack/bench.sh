@@ -146,10 +146,15 @@ cpu_ticks() { # utime + stime of PID, in clock ticks (fields 14 and 15 of /proc/
 rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
 mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
-# start_webhook NAME CONFIG_DIR DATA_DIR PORT: a standalone challenge server;
-# sets STARTED_PID.
+# start_webhook NAME POLICIES: a standalone challenge server with a fresh
+# configuration of POLICIES policies (write_config) and data directory;
+# sets STARTED_PID and STARTED_PORT.
 start_webhook() {
-  local name=$1 config=$2 data=$3 port=$4
+  local name=$1 config=$work/$1-config data=$work/$1-data port
+  write_config "$config" "$2"
+  mkdir -p "$data"
+  port=$(free_port)
+  STARTED_PORT=$port
   start_bg "$name" "$BIN" webhook --config-dir "$config" --data-dir "$data" \
     --listen "127.0.0.1:$port" --trusted-proxies 127.0.0.1/32 --insecure-cookies
   if ! wait_http "http://127.0.0.1:$port/readyz" 200 60; then
@@ -285,16 +290,13 @@ section_go() {
 # http: /auth against the empty handler.
 
 section_http() {
-  local cfg=$work/http-config data=$work/http-data port eport wpid epid cookie=""
-  write_config "$cfg" 1
-  mkdir -p "$data"
-  port=$(free_port)
-  eport=$(free_port)
-  start_webhook webhook-http "$cfg" "$data" "$port" || {
+  local port eport wpid epid cookie=""
+  start_webhook webhook-http 1 || {
     fail_section "http: the challenge server did not become ready"
     return
   }
-  wpid=$STARTED_PID
+  wpid=$STARTED_PID port=$STARTED_PORT
+  eport=$(free_port)
   start_bg emptyserver "$TOOLS/emptyserver" --listen "127.0.0.1:$eport"
   epid=$STARTED_PID
   wait_http "http://127.0.0.1:$eport/" 200 30 || {
@@ -433,15 +435,12 @@ scenario_name() {
 # memory: RSS around many 401 requests, and with many policies.
 
 section_memory() {
-  local cfg=$work/mem-config data=$work/mem-data port pid
-  write_config "$cfg" 1
-  mkdir -p "$data"
-  port=$(free_port)
-  start_webhook webhook-mem "$cfg" "$data" "$port" || {
+  local port pid
+  start_webhook webhook-mem 1 || {
     fail_section "memory: the challenge server did not become ready"
     return
   }
-  pid=$STARTED_PID
+  pid=$STARTED_PID port=$STARTED_PORT
   local -a h401
   mapfile -t h401 < <(auth_headers "")
   local url="http://127.0.0.1:$port$POLICY_PATH" line total=0 bad=0
@@ -469,16 +468,11 @@ section_memory() {
   stop_bg "$pid"
   log "memory: after $total requests: $(mb "${R[mem_after_kb]}") MB ($bad unexpected)"
 
-  cfg=$work/mem-config-many
-  data=$work/mem-data-many
-  write_config "$cfg" "$POLICIES"
-  mkdir -p "$data"
-  port=$(free_port)
-  start_webhook webhook-many "$cfg" "$data" "$port" || {
+  start_webhook webhook-many "$POLICIES" || {
     fail_section "memory: the challenge server with $POLICIES policies did not become ready"
     return
   }
-  pid=$STARTED_PID
+  pid=$STARTED_PID port=$STARTED_PORT
   local last
   last=$(printf 'policy-%04d' $((POLICIES - 1)))
   local deadline=$((SECONDS + 60))
