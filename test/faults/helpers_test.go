@@ -152,13 +152,7 @@ func (b *browser) submit(t testing.TB, base string, f harness.Form, values map[s
 
 func (b *browser) formRequest(t testing.TB, base string, f harness.Form, values map[string]string) *http.Request {
 	t.Helper()
-	v := url.Values{}
-	for k, vs := range f.Fields {
-		v[k] = append([]string(nil), vs...)
-	}
-	for k, s := range values {
-		v.Set(k, s)
-	}
+	v := f.Values(values)
 	action, err := url.Parse(f.Action)
 	if err != nil {
 		t.Fatal(err)

@@ -179,6 +179,19 @@ type Form struct {
 	Fields url.Values // hidden and pre-filled fields
 }
 
+// Values are the form's fields with values set over them, as a browser
+// submits it.
+func (f Form) Values(values map[string]string) url.Values {
+	v := url.Values{}
+	for k, vs := range f.Fields {
+		v[k] = append([]string(nil), vs...)
+	}
+	for k, s := range values {
+		v.Set(k, s)
+	}
+	return v
+}
+
 // Forms returns the forms of the page.
 func (p *Page) Forms() []Form {
 	doc, err := html.Parse(strings.NewReader(p.Body))
@@ -238,13 +251,7 @@ func (p *Page) FormWith(t testing.TB, field string) Form {
 // redirects.
 func (c *Client) Submit(t testing.TB, f Form, values map[string]string) *Page {
 	t.Helper()
-	v := url.Values{}
-	for k, vs := range f.Fields {
-		v[k] = append([]string(nil), vs...)
-	}
-	for k, s := range values {
-		v.Set(k, s)
-	}
+	v := f.Values(values)
 	if f.Method == http.MethodGet {
 		u, err := url.Parse(f.Action)
 		if err != nil {
