@@ -43,18 +43,30 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
-// BenchmarkRule evaluates each typical rule on its own.
+// BenchmarkRule evaluates each typical rule on its own: with CEL's
+// interpreter, and in Go for the forms nativeWhen knows.
 func BenchmarkRule(b *testing.B) {
 	vars := benchVars()
 	for _, r := range benchRules {
-		b.Run(r.Name, func(b *testing.B) {
-			prg, err := Compile(r.When)
-			if err != nil {
-				b.Fatal(err)
-			}
+		prg, native, err := compileWhen(r.When)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(r.Name+"/cel", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := Eval(prg, vars); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		if native == nil {
+			continue
+		}
+		b.Run(r.Name+"/go", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := native(vars); err != nil {
 					b.Fatal(err)
 				}
 			}

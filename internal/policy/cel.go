@@ -117,29 +117,36 @@ func (e *CompileError) Error() string { return e.Message }
 // Compile type-checks a `when` expression, checks its estimated cost and
 // returns a program ready to evaluate.
 func Compile(expr string) (cel.Program, error) {
+	prg, _, err := compileWhen(expr)
+	return prg, err
+}
+
+// compileWhen is Compile, with the expression's Go evaluation when it has
+// one (see nativeWhen).
+func compileWhen(expr string) (cel.Program, nativeCheck, error) {
 	e, err := Env()
 	if err != nil {
-		return nil, fmt.Errorf("building CEL environment: %w", err)
+		return nil, nil, fmt.Errorf("building CEL environment: %w", err)
 	}
 	ast, iss := e.Compile(expr)
 	if iss.Err() != nil {
-		return nil, &CompileError{Message: iss.Err().Error()}
+		return nil, nil, &CompileError{Message: iss.Err().Error()}
 	}
 	if ast.OutputType() != cel.BoolType {
-		return nil, &CompileError{Message: fmt.Sprintf("expression must be of type bool, not %s", ast.OutputType())}
+		return nil, nil, &CompileError{Message: fmt.Sprintf("expression must be of type bool, not %s", ast.OutputType())}
 	}
 	est, err := e.EstimateCost(ast, &costEstimator{})
 	if err != nil {
-		return nil, &CompileError{Message: fmt.Sprintf("estimating cost: %v", err)}
+		return nil, nil, &CompileError{Message: fmt.Sprintf("estimating cost: %v", err)}
 	}
 	if est.Max > MaxEstimatedCost {
-		return nil, &CompileError{Message: fmt.Sprintf("expression is too expensive: estimated cost %d exceeds the limit %d; simplify it (fewer regexes or list comprehensions over request data)", est.Max, MaxEstimatedCost)}
+		return nil, nil, &CompileError{Message: fmt.Sprintf("expression is too expensive: estimated cost %d exceeds the limit %d; simplify it (fewer regexes or list comprehensions over request data)", est.Max, MaxEstimatedCost)}
 	}
 	prg, err := e.Program(ast, programOptions(est.Max)...)
 	if err != nil {
-		return nil, &CompileError{Message: err.Error()}
+		return nil, nil, &CompileError{Message: err.Error()}
 	}
-	return prg, nil
+	return prg, nativeWhen(ast), nil
 }
 
 // programOptions are the options of a program whose estimated worst-case

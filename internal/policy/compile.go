@@ -18,10 +18,16 @@ type CompiledRule struct {
 	RememberFor  time.Duration
 	IgnoreCookie bool
 	program      cel.Program
+	// native evaluates the same `when` in Go, when it is one of the forms
+	// nativeWhen knows; nil otherwise.
+	native nativeCheck
 }
 
 // Matches evaluates the rule's `when`; an error means fail closed.
 func (r *CompiledRule) Matches(vars *Vars) (bool, error) {
+	if r.native != nil && vars.User != nil && vars.Request != nil {
+		return r.native(vars)
+	}
 	return Eval(r.program, vars)
 }
 
@@ -68,7 +74,7 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 			return nil, &FieldError{Field: field + ".name", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "duplicate rule name"}
 		}
 		seen[r.Name] = true
-		prg, err := Compile(r.When)
+		prg, native, err := compileWhen(r.When)
 		if err != nil {
 			var ce *CompileError
 			if errors.As(err, &ce) {
@@ -76,7 +82,7 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 			}
 			return nil, err
 		}
-		cr := CompiledRule{Name: r.Name, Action: r.Action, program: prg}
+		cr := CompiledRule{Name: r.Name, Action: r.Action, program: prg, native: native}
 		if r.Action == v1alpha1.ActionRequireMFA {
 			if r.Multifactor == nil || len(r.Multifactor.Providers) == 0 {
 				return nil, &FieldError{Field: field + ".multifactor.providers", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "a RequireMFA rule needs at least one provider"}
