@@ -37,6 +37,10 @@ type signedAssertion struct {
 	token   string
 	kid     string
 	renewAt time.Time
+	// answer holds the values of X-MFA-User, X-MFA-Multifactor and
+	// X-MFA-Assertion, so that an answer sets its headers without
+	// allocating. They are never modified once cached.
+	answer [3]string
 }
 
 func newAssertionCache() *assertionCache {
@@ -46,11 +50,12 @@ func newAssertionCache() *assertionCache {
 // assertion returns the signed X-MFA-Assertion of a decision: sub the
 // user, aud the host, multifactor and amr the claimed factors (empty when
 // none was needed), iat, exp; signed ES256 with the keyring's current
-// signing key, published at /.well-known/jwks.json.
-func (s *Server) assertion(kr *keyring.Keyring, user, host, multifactor string, now time.Time) string {
+// signing key, published at /.well-known/jwks.json. nil when the keyring
+// has no signing key or signing fails.
+func (s *Server) assertion(kr *keyring.Keyring, user, host, multifactor string, now time.Time) *signedAssertion {
 	signers := kr.Signers()
 	if len(signers) == 0 {
-		return ""
+		return nil
 	}
 	signer := signers[0]
 	k := assertionKey{user, host, multifactor}
@@ -59,7 +64,7 @@ func (s *Server) assertion(kr *keyring.Keyring, user, host, multifactor string, 
 	a := c.entries[k]
 	c.mu.RUnlock()
 	if a != nil && a.kid == signer.ID && now.Before(a.renewAt) {
-		return a.token
+		return a
 	}
 
 	claims := jwt.MapClaims{
@@ -79,17 +84,20 @@ func (s *Server) assertion(kr *keyring.Keyring, user, host, multifactor string, 
 	token, err := t.SignedString(signer.Key)
 	if err != nil {
 		s.log.Error("signing the MFA assertion", "error", err)
-		return ""
+		return nil
+	}
+	user, host = strings.Clone(user), strings.Clone(host)
+	a = &signedAssertion{
+		token: token, kid: signer.ID, renewAt: now.Add(assertionLifetime - assertionRenewBefore),
+		answer: [3]string{user, multifactor, token},
 	}
 	c.mu.Lock()
 	if len(c.entries) >= assertionCacheSize {
 		clear(c.entries)
 	}
-	c.entries[assertionKey{strings.Clone(user), strings.Clone(host), multifactor}] = &signedAssertion{
-		token: token, kid: signer.ID, renewAt: now.Add(assertionLifetime - assertionRenewBefore),
-	}
+	c.entries[assertionKey{user, host, multifactor}] = a
 	c.mu.Unlock()
-	return token
+	return a
 }
 
 func splitNames(list string) []string {

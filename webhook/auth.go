@@ -99,8 +99,10 @@ type decision struct {
 	entry    *policyEntry
 	counters *decisionCounters
 	rule     *policy.CompiledRule
-	// user, multifactor and assertion are set when allowed.
+	// user, multifactor and assertion are set when allowed; answer holds
+	// the same three values when the assertion was signed.
 	user, multifactor, assertion string
+	answer                       *[3]string
 	// location is the challenge URL of a 401.
 	location string
 	// reason explains a refusal or an error (logged; the body of a 403).
@@ -206,7 +208,9 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 		return d
 	}
 	d.user = id.User.ID
-	d.assertion = s.assertion(snap.Keyring, id.User.ID, orig.host, d.multifactor, now)
+	if a := s.assertion(snap.Keyring, id.User.ID, orig.host, d.multifactor, now); a != nil {
+		d.assertion, d.answer = a.token, &a.answer
+	}
 	return d
 }
 
@@ -237,11 +241,17 @@ func (s *Server) respond(w http.ResponseWriter, d decision) {
 	h := w.Header()
 	switch d.result {
 	case decisionAllow:
-		v := [...]string{d.user, d.multifactor, d.assertion}
-		vs := v[:] // one allocation for the three headers
+		// The values come from the assertion cache, shared and never
+		// modified; without an assertion, one allocation for both.
+		var vs []string
+		if d.answer != nil {
+			vs = d.answer[:]
+		} else {
+			vs = []string{d.user, d.multifactor}
+		}
 		h[HeaderUser] = vs[0:1:1]
 		h[HeaderMultifactor] = vs[1:2:2]
-		if d.assertion != "" {
+		if d.answer != nil {
 			h[HeaderAssertion] = vs[2:3:3]
 		}
 		w.WriteHeader(http.StatusOK)

@@ -25,7 +25,7 @@ type nativeCheck func(v *Vars) (bool, error)
 //	F == "s", F != "s", "s" == F, "s" != F
 //	F.startsWith("s"), F.endsWith("s"), F.contains("s")
 //	F in ["s", ...], "s" in user.groups
-//	cidr("c").containsIP(ip(F)), cidr("c").containsIP(F)
+//	cidr("c").containsIP(ip(F)), cidr("c").containsIP(F), isIP(F)
 //
 // where F is a string field of user (id, email, name) or request (host,
 // path, method, scheme, url, ip). These are the rules of the examples:
@@ -94,6 +94,15 @@ func nativeCall(c ast.CallExpr) nativeCheck {
 			return func(v *Vars) (bool, error) { return f(v) == s, nil }
 		}
 		return func(v *Vars) (bool, error) { return f(v) != s, nil }
+	case "isIP":
+		if len(args) == 1 {
+			if f := stringField(args[0]); f != nil {
+				return func(v *Vars) (bool, error) {
+					_, err := parseRuleIP(f(v))
+					return err == nil, nil
+				}
+			}
+		}
 	case operators.In:
 		if len(args) != 2 {
 			return nil

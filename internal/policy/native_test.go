@@ -46,6 +46,10 @@ var nativeForms = []string{
 	`!(cidr("10.0.0.0/8").containsIP(ip(request.ip)) || "admins" in user.groups) && request.method in ["GET", "HEAD"]`,
 	`(request.path.startsWith("/static/") || request.path.endsWith(".ico")) && !("admins" in user.groups)`,
 	`true && cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
+	`isIP(request.ip)`,
+	`isIP(request.host) || request.host == "localhost"`,
+	`isIP(request.ip) && cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
+	`!isIP(request.ip) || !cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
 	`false || !cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
 }
 
@@ -64,6 +68,7 @@ var celOnlyForms = []string{
 	`cidr("10.0.0.0/33").containsIP(ip(request.ip))`,
 	`cidr("10.0.0.0/8").containsIP(ip("10.1.2.3"))`,
 	`ip(request.ip).family() == 4`,
+	`isIP("10.1.2.3")`,
 	`request.path.startsWith("/a") && has(request.host)`,
 	`size(user.groups) > 0`,
 }
