@@ -62,7 +62,7 @@ func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request, ns, name 
 	defer s.recoverClosed(w)
 	st := authStates.Get().(*authState)
 	defer releaseAuthState(st)
-	d := s.decide(r, ns, name, parse, st)
+	d := s.decide(r, ns, name, parse, st, start)
 	if redirect && d.result == decisionChallenge && d.location != "" {
 		w.Header()["Cache-Control"] = []string{"no-store"}
 		http.Redirect(w, r, d.location, http.StatusFound)
@@ -133,8 +133,8 @@ func releaseAuthState(st *authState) {
 type originalParser func(r *http.Request, o *originalRequest) error
 
 // decide judges an auth request for the policy ns/name, or by host when ns
-// is empty; st is zeroed scratch space.
-func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, st *authState) decision {
+// is empty; st is zeroed scratch space, start the time the request came in.
+func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, st *authState, start time.Time) decision {
 	snap := s.snapshot()
 	if snap.Keyring == nil {
 		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
@@ -171,7 +171,10 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 		return d
 	}
 
-	now := s.now()
+	now := start
+	if !s.realClock {
+		now = s.now()
+	}
 	_, ip := s.clientAddr(r, peer)
 	buildRequest(r, e, orig, ip, now, &st.req)
 	st.vars = policy.Vars{User: &id.User, Request: &st.req}

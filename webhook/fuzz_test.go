@@ -55,10 +55,17 @@ func FuzzSessionCookie(f *testing.F) {
 		if w.Code != http.StatusOK && w.Code != http.StatusUnauthorized {
 			t.Fatalf("Cookie %q: status %d", cookie, w.Code)
 		}
+		// One pass for both names finds what a pass for each finds.
+		var both [2][maxCookiesPerName]string
+		na, nb := cookieValuesOf(r, SessionCookieName, RememberCookieName, both[0][:], both[1][:])
 		opened := false
-		for _, name := range []string{SessionCookieName, RememberCookieName} {
+		for i, name := range []string{SessionCookieName, RememberCookieName} {
 			var values [maxCookiesPerName]string
-			for _, v := range values[:cookieValues(r, name, values[:])] {
+			n := cookieValues(r, name, values[:])
+			if got := both[i][:[2]int{na, nb}[i]]; !slices.Equal(got, values[:n]) {
+				t.Fatalf("Cookie %q: %s values %q in one pass, %q alone", cookie, name, got, values[:n])
+			}
+			for _, v := range values[:n] {
 				if fx.s.openSession(fx.s.keyring(), name, v, fx.clock.Now()) == nil {
 					continue
 				}

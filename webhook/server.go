@@ -91,9 +91,12 @@ var ErrDenied = errors.New("denied by policy")
 
 // Server is the challenge server.
 type Server struct {
-	opts      Options
-	log       *slog.Logger
-	now       func() time.Time
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+	// realClock: now is time.Now, so the time an auth request started is
+	// its decision's now too (one clock read fewer per request).
+	realClock bool
 	publicURL *url.URL
 
 	snap atomic.Pointer[Snapshot]
@@ -121,7 +124,8 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.ListenAddr == "" {
 		opts.ListenAddr = ":8080"
 	}
-	if opts.Now == nil {
+	realClock := opts.Now == nil
+	if realClock {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
@@ -131,9 +135,10 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("no enrolment store configured")
 	}
 	s := &Server{
-		opts: opts,
-		log:  opts.Logger,
-		now:  opts.Now,
+		opts:      opts,
+		log:       opts.Logger,
+		now:       opts.Now,
+		realClock: realClock,
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)

@@ -116,13 +116,15 @@ type sessionCheck struct {
 // the remembered cookie does not count, and a session older than the
 // identity's login (JWT auth_time) does not either.
 func (s *Server) checkSession(r *http.Request, kr *keyring.Keyring, ri *ruleInfo, id *Identity, now time.Time) (sessionCheck, bool) {
-	var values [maxCookiesPerName]string
-	for _, name := range [2]string{SessionCookieName, RememberCookieName} {
-		if name == RememberCookieName && ri.rule.IgnoreCookie {
-			break
-		}
-		n := cookieValues(r, name, values[:])
-		for _, v := range values[:n] {
+	var values [2][maxCookiesPerName]string
+	remember := RememberCookieName
+	if ri.rule.IgnoreCookie {
+		remember = ""
+	}
+	var n [2]int
+	n[0], n[1] = cookieValuesOf(r, SessionCookieName, remember, values[0][:], values[1][:])
+	for i, name := range [2]string{SessionCookieName, remember} {
+		for _, v := range values[i][:n[i]] {
 			o := s.openSession(kr, name, v, now)
 			if o == nil || o.User != id.User.ID {
 				continue
@@ -174,9 +176,15 @@ func containsName(list, name string) bool {
 // cookieValues finds the values of the cookies called name without
 // parsing (or allocating) the others; it returns how many it put in out.
 func cookieValues(r *http.Request, name string, out []string) int {
-	n := 0
+	n, _ := cookieValuesOf(r, name, "", out, nil)
+	return n
+}
+
+// cookieValuesOf is cookieValues for two names in one pass over the Cookie
+// header: the values of a go to outA, those of b (unless b is "") to outB.
+func cookieValuesOf(r *http.Request, a, b string, outA, outB []string) (na, nb int) {
 	for _, line := range r.Header["Cookie"] {
-		for line != "" && n < len(out) {
+		for line != "" && (na < len(outA) || nb < len(outB)) {
 			var part string
 			if i := strings.IndexByte(line, ';'); i >= 0 {
 				part, line = line[:i], line[i+1:]
@@ -184,19 +192,31 @@ func cookieValues(r *http.Request, name string, out []string) int {
 				part, line = line, ""
 			}
 			part = strings.TrimSpace(part)
-			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
-				v := part[len(name)+1:]
-				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-					v = v[1 : len(v)-1]
+			if v, ok := cookiePart(part, a); ok {
+				if na < len(outA) {
+					outA[na] = v
+					na++
 				}
-				if v != "" {
-					out[n] = v
-					n++
-				}
+			} else if v, ok := cookiePart(part, b); ok && b != "" && nb < len(outB) {
+				outB[nb] = v
+				nb++
 			}
 		}
 	}
-	return n
+	return na, nb
+}
+
+// cookiePart is the value of part, a "name=value" pair, when it is a
+// non-empty value of the cookie called name (quotes removed).
+func cookiePart(part, name string) (string, bool) {
+	if len(part) <= len(name) || part[len(name)] != '=' || part[:len(name)] != name {
+		return "", false
+	}
+	v := part[len(name)+1:]
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return v, v != ""
 }
 
 // cookieValue is the first value of the cookie called name, "" if none.
