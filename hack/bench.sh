@@ -715,16 +715,19 @@ for one section, settings at the top of the script).
 | load average before the run (1, 5, 15 min) | ${LOAD_START} |
 
 EOF
-    if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l >= 1.0) }'; then
-      cat <<EOF
-The machine was busy with other work when this run started (1-minute load
-average ${LOAD_START%% *} on $(nproc) CPUs), so the figures are noisy; compare
-the ratios, which come from alternating runs, rather than the absolute values.
-
-EOF
-    elif [ "${R[http_ran]:-}" = true ]; then
+    # What else ran is measured during the HTTP runs; the load average at
+    # the start also counts what finished just before (a build, a test).
+    if [ "${R[http_ran]:-}" = true ]; then
       other_cpu_line | sed 's/^(//; s/)$/./; s/^./\U&/'
       echo
+    elif awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l >= 1.0) }'; then
+      cat <<EOF
+The machine was busy when this run started (1-minute load average
+${LOAD_START%% *} on $(nproc) CPUs, which includes work that had just
+finished), so the figures may be noisy; compare the ratios rather than the
+absolute values.
+
+EOF
     fi
     if [ "${R[http_ran]:-}" = true ]; then
       cat <<EOF
@@ -763,6 +766,12 @@ EOF
           printf "/auth for a remembered user runs at a req/s ratio of %.2f and %.2fx its CPU:\n", r, c
           printf "that is the cost of the decision itself.\n\n" }'
       fi
+      cat <<'TXT'
+On a shared 2-CPU machine the medians themselves move by several percent
+from one run to the next (single rounds by much more), so a ratio close to
+a goal can fall on either side of it; compare a few runs before concluding.
+
+TXT
       cat <<'TXT'
 What a remembered user's /auth does: the auth paths are routed without the
 ServeMux's pattern matching; the peer address and the client address are
