@@ -99,10 +99,10 @@ type decision struct {
 	entry    *policyEntry
 	counters *decisionCounters
 	rule     *policy.CompiledRule
-	// user, multifactor and assertion are set when allowed; answer holds
-	// the same three values when the assertion was signed.
-	user, multifactor, assertion string
-	answer                       *[3]string
+	// user and multifactor are set when allowed; answer holds them and
+	// the signed assertion, when there is one.
+	user, multifactor string
+	answer            *[3]string
 	// location is the challenge URL of a 401.
 	location string
 	// reason explains a refusal or an error (logged; the body of a 403).
@@ -212,7 +212,7 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	}
 	d.user = id.User.ID
 	if a := s.assertion(snap.Keyring, id.User.ID, orig.host, d.multifactor, now); a != nil {
-		d.assertion, d.answer = a.token, &a.answer
+		d.answer = &a.answer
 	}
 	return d
 }

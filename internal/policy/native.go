@@ -76,10 +76,7 @@ func nativeCall(c ast.CallExpr) nativeCheck {
 		if l == nil || r == nil {
 			return nil
 		}
-		if c.FunctionName() == operators.LogicalAnd {
-			return nativeAnd(l, r)
-		}
-		return nativeOr(l, r)
+		return nativeJoin(l, r, c.FunctionName() == operators.LogicalOr)
 	case operators.Equals, operators.NotEquals:
 		if len(args) != 2 {
 			return nil
@@ -160,9 +157,7 @@ func nativeMethod(name string, target, arg ast.Expr) nativeCheck {
 	return nil
 }
 
-// nativeNot, nativeAnd and nativeOr answer as CEL's !, && and ||: an
-// error is absorbed by the other side's false (&&) or true (||), in
-// either order, and returned otherwise.
+// nativeNot and nativeJoin answer as CEL's !, && and ||.
 func nativeNot(x nativeCheck) nativeCheck {
 	return func(v *Vars) (bool, error) {
 		b, err := x(v)
@@ -173,15 +168,18 @@ func nativeNot(x nativeCheck) nativeCheck {
 	}
 }
 
-func nativeAnd(l, r nativeCheck) nativeCheck {
+// nativeJoin is && when absorbing is false and || when it is true: a side
+// that is absorbing decides, even when the other side is an error (in
+// either order); otherwise an error is returned, else !absorbing.
+func nativeJoin(l, r nativeCheck, absorbing bool) nativeCheck {
 	return func(v *Vars) (bool, error) {
 		lb, lerr := l(v)
-		if lerr == nil && !lb {
-			return false, nil
+		if lerr == nil && lb == absorbing {
+			return absorbing, nil
 		}
 		rb, rerr := r(v)
-		if rerr == nil && !rb {
-			return false, nil
+		if rerr == nil && rb == absorbing {
+			return absorbing, nil
 		}
 		if lerr != nil {
 			return false, lerr
@@ -189,27 +187,7 @@ func nativeAnd(l, r nativeCheck) nativeCheck {
 		if rerr != nil {
 			return false, rerr
 		}
-		return true, nil
-	}
-}
-
-func nativeOr(l, r nativeCheck) nativeCheck {
-	return func(v *Vars) (bool, error) {
-		lb, lerr := l(v)
-		if lerr == nil && lb {
-			return true, nil
-		}
-		rb, rerr := r(v)
-		if rerr == nil && rb {
-			return true, nil
-		}
-		if lerr != nil {
-			return false, lerr
-		}
-		if rerr != nil {
-			return false, rerr
-		}
-		return false, nil
+		return !absorbing, nil
 	}
 }
 
