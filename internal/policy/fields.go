@@ -39,6 +39,18 @@ type fieldProvider struct {
 type directField[T any] struct {
 	get   func(*T) ref.Val
 	isSet func(*T) bool
+	// str reads a string field as Go text (nil for the other fields); the
+	// rules evaluated in Go (nativeWhen) read through it.
+	str func(*T) string
+}
+
+// stringField is the direct read of a string field.
+func stringField[T any](str func(*T) string) directField[T] {
+	return directField[T]{
+		get:   func(t *T) ref.Val { return types.String(str(t)) },
+		isSet: func(t *T) bool { return str(t) != "" },
+		str:   str,
+	}
 }
 
 // FindStructFieldType implements types.Provider. The CEL type of a field
@@ -97,24 +109,24 @@ func withDirectField[T any](ft *types.FieldType, f directField[T]) *types.FieldT
 
 // userFields are the direct reads of User's fields, by CEL name.
 var userFields = map[string]directField[User]{
-	"id":     {func(u *User) ref.Val { return types.String(u.ID) }, func(u *User) bool { return u.ID != "" }},
-	"email":  {func(u *User) ref.Val { return types.String(u.Email) }, func(u *User) bool { return u.Email != "" }},
-	"name":   {func(u *User) ref.Val { return types.String(u.Name) }, func(u *User) bool { return u.Name != "" }},
-	"groups": {func(u *User) ref.Val { return (*stringList)(&u.Groups) }, func(u *User) bool { return u.Groups != nil }},
-	"claims": {func(u *User) ref.Val { return &u.Claims }, func(u *User) bool { return u.Claims.m != nil }},
+	"id":     stringField(func(u *User) string { return u.ID }),
+	"email":  stringField(func(u *User) string { return u.Email }),
+	"name":   stringField(func(u *User) string { return u.Name }),
+	"groups": {get: func(u *User) ref.Val { return (*stringList)(&u.Groups) }, isSet: func(u *User) bool { return u.Groups != nil }},
+	"claims": {get: func(u *User) ref.Val { return &u.Claims }, isSet: func(u *User) bool { return u.Claims.m != nil }},
 }
 
 // requestFields are the direct reads of Request's fields, by CEL name.
 var requestFields = map[string]directField[Request]{
-	"host":    {func(r *Request) ref.Val { return types.String(r.Host) }, func(r *Request) bool { return r.Host != "" }},
-	"path":    {func(r *Request) ref.Val { return types.String(r.Path) }, func(r *Request) bool { return r.Path != "" }},
-	"method":  {func(r *Request) ref.Val { return types.String(r.Method) }, func(r *Request) bool { return r.Method != "" }},
-	"scheme":  {func(r *Request) ref.Val { return types.String(r.Scheme) }, func(r *Request) bool { return r.Scheme != "" }},
-	"url":     {func(r *Request) ref.Val { return types.String(r.URL) }, func(r *Request) bool { return r.URL != "" }},
-	"headers": {func(r *Request) ref.Val { return stringMap(r.Headers) }, func(r *Request) bool { return r.Headers != nil }},
-	"query":   {func(r *Request) ref.Val { return stringListMap(r.Query) }, func(r *Request) bool { return r.Query != nil }},
-	"ip":      {func(r *Request) ref.Val { return types.String(r.IP) }, func(r *Request) bool { return r.IP != "" }},
-	"time":    {requestTime, func(r *Request) bool { return r.Time != (time.Time{}) }},
+	"host":    stringField(func(r *Request) string { return r.Host }),
+	"path":    stringField(func(r *Request) string { return r.Path }),
+	"method":  stringField(func(r *Request) string { return r.Method }),
+	"scheme":  stringField(func(r *Request) string { return r.Scheme }),
+	"url":     stringField(func(r *Request) string { return r.URL }),
+	"headers": {get: func(r *Request) ref.Val { return stringMap(r.Headers) }, isSet: func(r *Request) bool { return r.Headers != nil }},
+	"query":   {get: func(r *Request) ref.Val { return stringListMap(r.Query) }, isSet: func(r *Request) bool { return r.Query != nil }},
+	"ip":      stringField(func(r *Request) string { return r.IP }),
+	"time":    {get: requestTime, isSet: func(r *Request) bool { return r.Time != (time.Time{}) }},
 }
 
 // zeroTime is what an unset request.time reads as: the Unix epoch, as with

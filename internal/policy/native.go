@@ -93,7 +93,7 @@ func nativeCall(c ast.CallExpr) nativeCheck {
 		return func(v *Vars) (bool, error) { return f(v) != s, nil }
 	case "isIP":
 		if len(args) == 1 {
-			if f := stringField(args[0]); f != nil {
+			if f := fieldReader(args[0]); f != nil {
 				return func(v *Vars) (bool, error) {
 					_, err := parseRuleIP(f(v))
 					return err == nil, nil
@@ -107,7 +107,7 @@ func nativeCall(c ast.CallExpr) nativeCheck {
 		if s, ok := stringLiteral(args[0]); ok && isUserGroups(args[1]) {
 			return func(v *Vars) (bool, error) { return slices.Contains(v.User.Groups, s), nil }
 		}
-		if f := stringField(args[0]); f != nil {
+		if f := fieldReader(args[0]); f != nil {
 			if list, ok := stringLiterals(args[1]); ok {
 				return func(v *Vars) (bool, error) { return slices.Contains(list, f(v)), nil }
 			}
@@ -136,13 +136,13 @@ func nativeMethod(name string, target, arg ast.Expr) nativeCheck {
 		if !ok {
 			return nil
 		}
-		f := stringField(arg)
+		f := fieldReader(arg)
 		if f == nil {
 			// ip(F): the same parse as the string overload.
 			if arg.Kind() != ast.CallKind || arg.AsCall().FunctionName() != "ip" || arg.AsCall().IsMemberFunction() || len(arg.AsCall().Args()) != 1 {
 				return nil
 			}
-			if f = stringField(arg.AsCall().Args()[0]); f == nil {
+			if f = fieldReader(arg.AsCall().Args()[0]); f == nil {
 				return nil
 			}
 		}
@@ -191,26 +191,10 @@ func nativeJoin(l, r nativeCheck, absorbing bool) nativeCheck {
 	}
 }
 
-// nativeStringFields read the string fields of user and request.
-var nativeStringFields = map[string]map[string]func(*Vars) string{
-	"user": {
-		"id":    func(v *Vars) string { return v.User.ID },
-		"email": func(v *Vars) string { return v.User.Email },
-		"name":  func(v *Vars) string { return v.User.Name },
-	},
-	"request": {
-		"host":   func(v *Vars) string { return v.Request.Host },
-		"path":   func(v *Vars) string { return v.Request.Path },
-		"method": func(v *Vars) string { return v.Request.Method },
-		"scheme": func(v *Vars) string { return v.Request.Scheme },
-		"url":    func(v *Vars) string { return v.Request.URL },
-		"ip":     func(v *Vars) string { return v.Request.IP },
-	},
-}
-
-// stringField is the reader of e when e is user.F or request.F for a
-// string field F (not a has() test), nil otherwise.
-func stringField(e ast.Expr) func(*Vars) string {
+// fieldReader is the reader of e when e is user.F or request.F for a
+// string field F (not a has() test), nil otherwise. It reads through the
+// same field table as CEL (userFields, requestFields).
+func fieldReader(e ast.Expr) func(*Vars) string {
 	if e.Kind() != ast.SelectKind {
 		return nil
 	}
@@ -218,7 +202,17 @@ func stringField(e ast.Expr) func(*Vars) string {
 	if sel.IsTestOnly() || sel.Operand().Kind() != ast.IdentKind {
 		return nil
 	}
-	return nativeStringFields[sel.Operand().AsIdent()][sel.FieldName()]
+	switch sel.Operand().AsIdent() {
+	case "user":
+		if str := userFields[sel.FieldName()].str; str != nil {
+			return func(v *Vars) string { return str(v.User) }
+		}
+	case "request":
+		if str := requestFields[sel.FieldName()].str; str != nil {
+			return func(v *Vars) string { return str(v.Request) }
+		}
+	}
+	return nil
 }
 
 func isUserGroups(e ast.Expr) bool {
@@ -255,7 +249,7 @@ func stringLiterals(e ast.Expr) ([]string, bool) {
 }
 
 func fieldAndLiteral(field, lit ast.Expr) (func(*Vars) string, string, bool) {
-	f := stringField(field)
+	f := fieldReader(field)
 	if f == nil {
 		return nil, "", false
 	}
