@@ -64,6 +64,9 @@ func parseControllerFlags(args []string) (*controllerFlags, error) {
 	if *f.common.namespace == "" {
 		return nil, errors.New("--namespace must not be empty")
 	}
+	if _, err := f.common.identityHeaders(); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -74,11 +77,15 @@ func (f *controllerFlags) options() controllers.Options {
 		CookieDomain:     *f.common.cookieDomain,
 		TrustedProxies:   *f.common.trustedProxies,
 		InsecureCookies:  *f.common.insecureCookie,
+		IdentityHeaders:  must(f.common.identityHeaders()),
 		WebhookImage:     *f.webhookImage,
 		WebhookReplicas:  int32(*f.webhookReplicas),
 		ManageDeployment: *f.manageDeployment,
 	}
 }
+
+// must returns v of a call whose error was already checked.
+func must[T any](v T, _ error) T { return v }
 
 func runController(ctx context.Context, args []string) error {
 	f, err := parseControllerFlags(args)

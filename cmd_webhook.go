@@ -60,6 +60,10 @@ func runWebhook(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	identityHeaders, err := common.identityHeaders()
+	if err != nil {
+		return err
+	}
 	lockout, err := parseLockout(*maxFailures, *window, *duration)
 	if err != nil {
 		return err
@@ -74,6 +78,7 @@ func runWebhook(ctx context.Context, args []string) error {
 		CookieDomain:    *common.cookieDomain,
 		TrustedProxies:  proxies,
 		InsecureCookies: *common.insecureCookie,
+		IdentityHeaders: identityHeaders,
 		ListenAddr:      *listen,
 		ConfigDir:       *configDir,
 		DataDir:         *dataDir,

@@ -2,8 +2,12 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"net/http"
 	"os"
 	"strings"
+
+	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
 // envOr returns the environment variable MFA_<NAME> (flag name upper-cased,
@@ -38,6 +42,7 @@ type commonFlags struct {
 	cookieDomain   *string
 	trustedProxies *string
 	insecureCookie *bool
+	identityHdrs   *string
 }
 
 func addCommonFlags(fs *flag.FlagSet) *commonFlags {
@@ -47,5 +52,38 @@ func addCommonFlags(fs *flag.FlagSet) *commonFlags {
 		cookieDomain:   stringFlag(fs, "cookie-domain", "", "domain of the MFA cookies, e.g. example.com (empty: host-only)"),
 		trustedProxies: stringFlag(fs, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-*/X-Real-IP/X-Original-* headers are believed"),
 		insecureCookie: boolFlag(fs, "insecure-cookies", false, "drop the Secure attribute of cookies (local http demos only)"),
+		identityHdrs: stringFlag(fs, "identity-headers", strings.Join(policy.DefaultIdentityHeaders, ","),
+			"comma-separated header names that MFAPolicy header identities may name (headers your front door's first factor sets and overwrites); * allows any"),
 	}
+}
+
+// identityHeaders is --identity-headers as a list; nil for "*" (any).
+func (c *commonFlags) identityHeaders() ([]string, error) {
+	var out []string
+	for part := range strings.SplitSeq(*c.identityHdrs, ",") {
+		part = strings.TrimSpace(part)
+		switch {
+		case part == "":
+			continue
+		case part == "*":
+			return nil, nil
+		case !validHeaderName(part):
+			return nil, fmt.Errorf("--identity-headers: %q is not a header name", part)
+		}
+		out = append(out, http.CanonicalHeaderKey(part))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--identity-headers is empty: list the headers your first factor sets, or * to allow any")
+	}
+	return out, nil
+}
+
+// validHeaderName says whether s is an HTTP field name (RFC 9110 token).
+func validHeaderName(s string) bool {
+	for _, c := range s {
+		if c > 0x7e || c <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", c) {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -85,6 +85,7 @@ type BundleReconciler struct {
 // +kubebuilder:rbac:groups=apps,namespace=mfa-system,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=policy,namespace=mfa-system,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies;mfaproviders,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // SetupWithManager registers the reconciler: any policy, provider or
 // referenced Secret change, a change to what it owns, or the trigger.
@@ -104,6 +105,9 @@ func (r *BundleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.MFAPolicy{}, toBundle, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.MFAProvider{}, toBundle, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsForSecret)).
+		// A namespace's labels may admit it to, or take it out of, a
+		// provider's allowedNamespaceSelector.
+		Watches(&corev1.Namespace{}, toBundle, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.Trigger.ch, toBundle))
 	if r.Options.ManageDeployment {
 		b = b.Watches(&appsv1.Deployment{}, owned).Watches(&corev1.Service{}, owned).Watches(&policyv1.PodDisruptionBudget{}, owned)
@@ -214,7 +218,15 @@ func (r *BundleReconciler) build(ctx context.Context, previous *policy.Bundle) (
 	if r.DuoResults != nil {
 		checks = append(checks, r.DuoResults.Check)
 	}
-	bundle, verdicts := policy.BuildBundle(policies.Items, providers.Items, secrets, previous, checks...)
+	nsLabels, err := namespaceLabels(ctx, r.Client, &providers)
+	if err != nil {
+		return nil, err
+	}
+	bundle, verdicts := policy.BuildBundle(policies.Items, providers.Items, secrets, previous, policy.BuildOptions{
+		NamespaceLabels: nsLabels,
+		IdentityHeaders: r.Options.IdentityHeaders,
+		Checks:          checks,
+	})
 	logVerdicts(ctx, verdicts)
 	return bundle, nil
 }

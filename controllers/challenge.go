@@ -53,6 +53,7 @@ func ChallengeArgs(o Options) []string {
 		"--cookie-domain=" + o.CookieDomain,
 		"--trusted-proxies=" + o.TrustedProxies,
 		"--insecure-cookies=" + strconv.FormatBool(o.InsecureCookies),
+		"--identity-headers=" + o.identityHeadersFlag(),
 	}
 }
 

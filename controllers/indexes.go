@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,7 +21,8 @@ import (
 // Field indexes, so a change to a provider or a Secret finds the objects
 // that refer to it without listing them all.
 const (
-	// indexPolicyProviders: MFAPolicy -> names of the MFAProviders its rules name.
+	// indexPolicyProviders: MFAPolicy -> namespace/name of the MFAProviders
+	// its rules name (all namespaces).
 	indexPolicyProviders = ".spec.rules.multifactor.providers"
 	// indexProviderSecrets: MFAProvider -> names of the Secrets it reads.
 	indexProviderSecrets = ".spec.duo.secretRefs"
@@ -32,7 +35,12 @@ const (
 func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v1alpha1.MFAPolicy{}, indexPolicyProviders, func(o client.Object) []string {
-		return policy.ProviderNames(&o.(*v1alpha1.MFAPolicy).Spec)
+		p := o.(*v1alpha1.MFAPolicy)
+		var keys []string
+		for _, k := range policy.ProviderKeys(p.Namespace, &p.Spec) {
+			keys = append(keys, k.String())
+		}
+		return keys
 	}); err != nil {
 		return err
 	}
@@ -73,7 +81,8 @@ func requestsForSecret(c client.Reader) handler.MapFunc {
 func requestsForProvider(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, p client.Object) []reconcile.Request {
 		var list v1alpha1.MFAPolicyList
-		if err := c.List(ctx, &list, client.InNamespace(p.GetNamespace()), client.MatchingFields{indexPolicyProviders: p.GetName()}); err != nil {
+		key := types.NamespacedName{Namespace: p.GetNamespace(), Name: p.GetName()}.String()
+		if err := c.List(ctx, &list, client.MatchingFields{indexPolicyProviders: key}); err != nil {
 			log.FromContext(ctx).Error(err, "listing the MFAPolicies that use an MFAProvider", "provider", client.ObjectKeyFromObject(p))
 			return nil
 		}
@@ -83,6 +92,44 @@ func requestsForProvider(c client.Reader) handler.MapFunc {
 		}
 		return reqs
 	}
+}
+
+// requestsForNamespace maps a Namespace whose labels changed to its
+// MFAPolicies that name a provider of another namespace: a provider's
+// allowedNamespaceSelector may admit them now, or no longer.
+func requestsForNamespace(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, ns client.Object) []reconcile.Request {
+		var list v1alpha1.MFAPolicyList
+		if err := c.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+			log.FromContext(ctx).Error(err, "listing the MFAPolicies of a namespace", "namespace", ns.GetName())
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			p := &list.Items[i]
+			if slices.ContainsFunc(policy.ProviderKeys(p.Namespace, &p.Spec), func(k types.NamespacedName) bool { return k.Namespace != p.Namespace }) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+			}
+		}
+		return reqs
+	}
+}
+
+// namespaceLabels reads the labels of the namespaces that providers'
+// allowedNamespaceSelectors may look at; nil when no provider has one.
+func namespaceLabels(ctx context.Context, c client.Reader, providers *v1alpha1.MFAProviderList) (map[string]map[string]string, error) {
+	if !slices.ContainsFunc(providers.Items, func(p v1alpha1.MFAProvider) bool { return p.Spec.AllowedNamespaceSelector != nil }) {
+		return nil, nil
+	}
+	var list corev1.NamespaceList
+	if err := c.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing Namespaces: %w", err)
+	}
+	out := make(map[string]map[string]string, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].Name] = list.Items[i].Labels
+	}
+	return out, nil
 }
 
 // policiesSharingHosts returns the other MFAPolicies, in any namespace,

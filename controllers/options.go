@@ -40,6 +40,9 @@ type Options struct {
 	CookieDomain    string
 	TrustedProxies  string
 	InsecureCookies bool
+	// IdentityHeaders are the only identity headers policies may name
+	// (nil: any); passed on to the challenge server too.
+	IdentityHeaders []string
 	// WebhookImage and WebhookReplicas shape the challenge Deployment.
 	WebhookImage    string
 	WebhookReplicas int32
@@ -47,6 +50,14 @@ type Options struct {
 	// keyring but leaves running the challenge server to someone else (a
 	// local process in the demo).
 	ManageDeployment bool
+}
+
+// identityHeadersFlag is IdentityHeaders as the challenge server's flag.
+func (o Options) identityHeadersFlag() string {
+	if len(o.IdentityHeaders) == 0 {
+		return "*"
+	}
+	return strings.Join(o.IdentityHeaders, ",")
 }
 
 // ServiceURL is the in-cluster address of the challenge Service.

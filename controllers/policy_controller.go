@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -30,6 +34,7 @@ type MFAPolicyReconciler struct {
 // +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfaproviders,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -40,6 +45,8 @@ func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.MFAPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.MFAProvider{}, handler.EnqueueRequestsFromMapFunc(requestsForProvider(mgr.GetClient()))).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(requestsForNamespace(mgr.GetClient())),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&v1alpha1.MFAPolicy{}, handler.EnqueueRequestsFromMapFunc(requestsForHostSharers(mgr.GetClient())),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Complete(r)
@@ -68,27 +75,45 @@ func (r *MFAPolicyReconciler) setURLs(obj *v1alpha1.MFAPolicy) {
 	obj.Status.SigninURL = r.Options.SigninURL(obj.Namespace, obj.Name)
 }
 
-// check compiles the policy and checks the providers it names against
-// their Ready condition.
+// check compiles the policy and checks the providers it names: that they
+// exist, are Ready and admit the policy's namespace.
 func (r *MFAPolicyReconciler) check(ctx context.Context, obj *v1alpha1.MFAPolicy) (*policy.CompiledPolicy, error) {
-	var providers v1alpha1.MFAProviderList
-	if err := r.List(ctx, &providers, client.InNamespace(obj.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing MFAProviders in %s: %w", obj.Namespace, err)
-	}
-	states := make(map[string]policy.ProviderState, len(providers.Items))
-	for i := range providers.Items {
-		p := &providers.Items[i]
-		states[p.Name] = policy.ProviderNotReady
-		if ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ReadyCondition); ready != nil &&
-			ready.Status == "True" && ready.ObservedGeneration == p.Generation {
-			states[p.Name] = policy.ProviderReady
+	states := map[types.NamespacedName]policy.ProviderState{}
+	var nsLabels map[string]string
+	for _, k := range policy.ProviderKeys(obj.Namespace, &obj.Spec) {
+		var p v1alpha1.MFAProvider
+		if err := r.Get(ctx, k, &p); err != nil {
+			if apierrors.IsNotFound(err) {
+				states[k] = policy.ProviderMissing
+				continue
+			}
+			return nil, fmt.Errorf("reading MFAProvider %s: %w", k, err)
+		}
+		if p.Namespace != obj.Namespace && nsLabels == nil && p.Spec.AllowedNamespaceSelector != nil {
+			var ns corev1.Namespace
+			if err := r.Get(ctx, types.NamespacedName{Name: obj.Namespace}, &ns); err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("reading Namespace %s: %w", obj.Namespace, err)
+			}
+			nsLabels = ns.Labels
+		}
+		ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ReadyCondition)
+		switch {
+		case !policy.Admits(p.Namespace, &p.Spec, obj.Namespace, nsLabels):
+			states[k] = policy.ProviderNotAdmitted
+		case ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == p.Generation:
+			states[k] = policy.ProviderReady
+		default:
+			states[k] = policy.ProviderNotReady
 		}
 	}
-	return policy.CheckPolicy(obj, func(name string) policy.ProviderState {
-		if s, ok := states[name]; ok {
-			return s
-		}
-		return policy.ProviderMissing
+	return policy.CheckPolicy(obj, policy.Tenancy{
+		IdentityHeaders: r.Options.IdentityHeaders,
+		Provider: func(k types.NamespacedName, _ string) policy.ProviderState {
+			if s, ok := states[k]; ok {
+				return s
+			}
+			return policy.ProviderMissing
+		},
 	})
 }
 

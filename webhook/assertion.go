@@ -31,7 +31,7 @@ type assertionCache struct {
 	entries map[assertionKey]*signedAssertion
 }
 
-type assertionKey struct{ user, host, multifactor string }
+type assertionKey struct{ policy, user, host, multifactor string }
 
 type signedAssertion struct {
 	token   string
@@ -48,17 +48,18 @@ func newAssertionCache() *assertionCache {
 }
 
 // assertion returns the signed X-MFA-Assertion of a decision: sub the
-// user, aud the host, multifactor and amr the claimed factors (empty when
-// none was needed), iat, exp; signed ES256 with the keyring's current
+// user, aud the host, policy the deciding MFAPolicy (namespace/name, so an
+// app can pin the policy meant to protect it), multifactor and amr the
+// claimed factors (empty when none was needed), iat, exp; signed ES256 with the keyring's current
 // signing key, published at /.well-known/jwks.json. nil when the keyring
 // has no signing key or signing fails.
-func (s *Server) assertion(kr *keyring.Keyring, user, host, multifactor string, now time.Time) *signedAssertion {
+func (s *Server) assertion(kr *keyring.Keyring, policyKey, user, host, multifactor string, now time.Time) *signedAssertion {
 	signers := kr.Signers()
 	if len(signers) == 0 {
 		return nil
 	}
 	signer := signers[0]
-	k := assertionKey{user, host, multifactor}
+	k := assertionKey{policyKey, user, host, multifactor}
 	c := s.assertions
 	c.mu.RLock()
 	a := c.entries[k]
@@ -70,6 +71,7 @@ func (s *Server) assertion(kr *keyring.Keyring, user, host, multifactor string, 
 	claims := jwt.MapClaims{
 		"sub":         user,
 		"aud":         host,
+		"policy":      policyKey,
 		"iat":         now.Unix(),
 		"nbf":         now.Add(-time.Minute).Unix(),
 		"exp":         now.Add(assertionLifetime).Unix(),
@@ -95,7 +97,7 @@ func (s *Server) assertion(kr *keyring.Keyring, user, host, multifactor string, 
 	if len(c.entries) >= assertionCacheSize {
 		clear(c.entries)
 	}
-	c.entries[assertionKey{user, host, multifactor}] = a
+	c.entries[assertionKey{policyKey, user, host, multifactor}] = a
 	c.mu.Unlock()
 	return a
 }

@@ -162,6 +162,12 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	if e == nil {
 		return decision{result: decisionRefused, reason: "no MFAPolicy lists the host " + orig.host + " in spec.hosts; use /auth/{namespace}/{policy} or add the host"}
 	}
+	// A policy that lists hosts speaks only for them: asked by name about
+	// another host (a route wired to the wrong policy, or another tenant's
+	// front door), it refuses rather than vouch for a host it never named.
+	if !e.hosts.lists(orig.host) {
+		return decision{result: decisionRefused, reason: "MFAPolicy " + e.key + " does not list the host " + orig.host + " in spec.hosts; add it there or use the policy that lists it"}
+	}
 	d := decision{entry: e, counters: e.counters}
 
 	id, err := s.identifyFrom(r, e, &st.id, true)
@@ -211,7 +217,7 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 		return d
 	}
 	d.user = id.User.ID
-	if a := s.assertion(snap.Keyring, id.User.ID, orig.host, d.multifactor, now); a != nil {
+	if a := s.assertion(snap.Keyring, e.key, id.User.ID, orig.host, d.multifactor, now); a != nil {
 		d.answer = &a.answer
 	}
 	return d

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
 // The challenge pages, where a browser sent by the front door answers a
@@ -82,8 +83,13 @@ func (cr *challengeRequest) providerKey() string {
 	return cr.provider.Namespace + "/" + cr.provider.Name
 }
 
-// user is the key of the user's enrolment.
+// user is the user's id.
 func (cr *challengeRequest) user() string { return cr.id.User.ID }
+
+// enrollment is the key of the user's enrolment with the chosen provider.
+func (cr *challengeRequest) enrollment() store.Key {
+	return store.Key{Provider: cr.providerKey(), User: cr.id.User.ID}
+}
 
 // userLabel is how the user is named on the pages.
 func (cr *challengeRequest) userLabel() string {
@@ -204,9 +210,11 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		return nil, false
 	}
 	cr.rule = rule
-	for _, n := range rule.Providers {
-		if bp := snap.Provider(p.Namespace, n); bp != nil {
-			cr.choices = append(cr.choices, bp)
+	if e := snap.entryOf(p); e != nil {
+		if ri := e.ruleInfo(rule); ri != nil {
+			for _, k := range ri.providerKeys {
+				cr.choices = append(cr.choices, snap.Providers[k])
+			}
 		}
 	}
 	if len(cr.choices) == 0 {
@@ -220,10 +228,10 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 	}
 	chosen := params.Get(paramProvider)
 	if chosen == "" && len(cr.choices) == 1 {
-		chosen = cr.choices[0].Name
+		chosen = choiceName(p, cr.choices[0])
 	}
 	if chosen != "" {
-		i := slices.IndexFunc(cr.choices, func(bp *policy.BundleProvider) bool { return bp.Name == chosen })
+		i := slices.IndexFunc(cr.choices, func(bp *policy.BundleProvider) bool { return choiceName(p, bp) == chosen })
 		if i < 0 {
 			c.renderMessage(w, cr, message{
 				status: http.StatusBadRequest, title: "Unknown verification method", alert: true,
@@ -235,6 +243,16 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		cr.provider = cr.choices[i]
 	}
 	return cr, true
+}
+
+// choiceName names a provider in the page's provider parameter as the
+// policy's rules name it: its name in the policy's namespace, else
+// namespace/name.
+func choiceName(p *policy.CompiledPolicy, bp *policy.BundleProvider) string {
+	if bp.Namespace == p.Namespace {
+		return bp.Name
+	}
+	return bp.Key()
 }
 
 func hostOrApp(host string) string {
@@ -270,7 +288,7 @@ func (c *challengePages) handleShow(w http.ResponseWriter, r *http.Request) {
 func (c *challengePages) showChoice(w http.ResponseWriter, cr *challengeRequest) {
 	p := &page{Title: "Choose how to verify", AppHost: cr.appHost, User: cr.userLabel()}
 	for _, bp := range cr.choices {
-		p.Choices = append(p.Choices, choice{URL: c.pageURL(cr, bp.Name, ""), Label: providerLabel(bp), Detail: providerDetail(bp)})
+		p.Choices = append(p.Choices, choice{URL: c.pageURL(cr, choiceName(cr.policy, bp), ""), Label: providerLabel(bp), Detail: providerDetail(bp)})
 	}
 	c.render(w, http.StatusOK, pageChoose, p, "")
 }

@@ -189,7 +189,7 @@ func (d *duoPages) duoOnly(next func(http.ResponseWriter, *http.Request, *challe
 			d.c.renderMessage(w, cr, message{
 				status: http.StatusBadRequest, title: "Wrong verification method", alert: true,
 				text:      "This form is for Duo, but it names another verification method.",
-				actionURL: d.c.pageURL(cr, cr.provider.Name, ""), actionLabel: "Open the page again",
+				actionURL: d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Open the page again",
 			})
 			return
 		}
@@ -276,7 +276,7 @@ func (d *duoPages) showEnroll(w http.ResponseWriter, r *http.Request, cr *challe
 	p.Title = "Set up Duo"
 	p.Duo = &duoView{
 		StatusMsg: duoText(pre.StatusMsg, "Your account has no Duo device yet."),
-		RetryURL:  d.c.pageURL(cr, cr.provider.Name, ""),
+		RetryURL:  d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 	}
 	// Only Duo's own https portal is linked.
 	if u, err := url.Parse(pre.EnrollPortalURL); err == nil && u.Scheme == "https" && u.Host != "" {
@@ -298,7 +298,7 @@ func (d *duoPages) handlePush(w http.ResponseWriter, r *http.Request, cr *challe
 			status: http.StatusTooManyRequests, title: "Too many pushes", alert: true,
 			text:        "You asked for several pushes in a short time. Wait a minute before asking for another one.",
 			details:     []string{"If a push you did not ask for reaches your phone, deny it and report it."},
-			actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
+			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 			actionLabel: "Back to Duo",
 			retryAfter:  retry,
 		})
@@ -350,7 +350,7 @@ func (d *duoPages) renderWaiting(w http.ResponseWriter, r *http.Request, cr *cha
 		Tx:           token,
 		CheckAction:  d.c.pagePath(cr.policy, duoPathCheck),
 		StatusAction: d.c.pagePath(cr.policy, duoPathStatus),
-		PageURL:      d.c.pageURL(cr, cr.provider.Name, ""),
+		PageURL:      d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 		Notice:       notice,
 	}
 	d.c.render(&scriptPageWriter{ResponseWriter: w, p: p}, status, pageDuoPush, p, originOf(cr.rd))
@@ -535,7 +535,7 @@ func (d *duoPages) refused(w http.ResponseWriter, r *http.Request, cr *challenge
 		status: http.StatusForbidden, title: title, alert: true,
 		text:        text,
 		details:     append(details, "You can try again: send a new push or enter a passcode."),
-		actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
+		actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 		actionLabel: "Try again",
 	})
 }
@@ -561,7 +561,7 @@ func (d *duoPages) failed(w http.ResponseWriter, r *http.Request, cr *challengeR
 			status: http.StatusServiceUnavailable, title: "Duo cannot be reached", alert: true,
 			text:        "Duo cannot be reached right now, so your second step cannot be checked. Try again in a moment.",
 			details:     []string{"Nothing was changed. If it keeps happening, tell the administrator (MFAProvider " + key + ")."},
-			actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
+			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 			actionLabel: "Try again",
 			retryAfter:  5 * time.Second,
 		})
@@ -593,7 +593,7 @@ func (d *duoPages) failed(w http.ResponseWriter, r *http.Request, cr *challengeR
 			status: http.StatusServiceUnavailable, title: "Duo verification failed", alert: true,
 			text:        "Duo did not accept the sign-in service's request, so your second step cannot be checked.",
 			details:     details,
-			actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
+			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 			actionLabel: "Try again",
 			retryAfter:  5 * time.Second,
 		})
@@ -605,7 +605,7 @@ func (d *duoPages) factorNotOffered(w http.ResponseWriter, cr *challengeRequest,
 	d.c.renderMessage(w, cr, message{
 		status: http.StatusBadRequest, title: "Method not offered", alert: true,
 		text:      "Duo with " + what + " is not offered for " + hostOrApp(cr.appHost) + ".",
-		actionURL: d.c.pageURL(cr, cr.provider.Name, ""), actionLabel: "Back to Duo",
+		actionURL: d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Back to Duo",
 	})
 }
 
@@ -752,7 +752,7 @@ func (d *duoPages) txRefused(w http.ResponseWriter, cr *challengeRequest, err er
 		status: http.StatusForbidden, title: "Push expired or invalid", alert: true,
 		text:      text,
 		details:   []string{"Nothing was changed. Send a new push."},
-		actionURL: d.c.pageURL(cr, cr.provider.Name, ""), actionLabel: "Back to Duo",
+		actionURL: d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Back to Duo",
 	})
 }
 

@@ -32,7 +32,7 @@ const (
 // and an enrolled user the code form (or the recovery code form). problem,
 // when set, is shown as the form's error with status.
 func (c *challengePages) showTOTP(w http.ResponseWriter, r *http.Request, cr *challengeRequest, recovery bool, problem string, status int) {
-	e, err := c.s.opts.Store.Get(r.Context(), cr.user())
+	e, err := c.s.opts.Store.Get(r.Context(), cr.enrollment())
 	if err != nil {
 		c.renderFailure(w, cr, err)
 		return
@@ -48,7 +48,7 @@ func (c *challengePages) showTOTP(w http.ResponseWriter, r *http.Request, cr *ch
 	if recovery {
 		p.Title = "Use a recovery code"
 		p.Action = c.pagePath(cr.policy, "/recovery")
-		p.CodeURL = c.pageURL(cr, cr.provider.Name, "")
+		p.CodeURL = c.pageURL(cr, choiceName(cr.policy, cr.provider), "")
 		p.RecoveryExample = "7k3m-q9tz-4h"
 		c.render(w, status, pageRecovery, p, originOf(cr.rd))
 		return
@@ -58,7 +58,7 @@ func (c *challengePages) showTOTP(w http.ResponseWriter, r *http.Request, cr *ch
 	p.Action = c.pagePath(cr.policy, "/verify")
 	p.Digits = e.TOTP.Digits
 	p.PeriodSeconds = e.TOTP.PeriodSeconds
-	p.RecoveryURL = c.pageURL(cr, cr.provider.Name, methodRecovery)
+	p.RecoveryURL = c.pageURL(cr, choiceName(cr.policy, cr.provider), methodRecovery)
 	c.render(w, status, pageVerify, p, originOf(cr.rd))
 }
 
@@ -66,10 +66,13 @@ func (c *challengePages) showTOTP(w http.ResponseWriter, r *http.Request, cr *ch
 // same one on every reload) and the form for the first code.
 func (c *challengePages) showEnroll(w http.ResponseWriter, r *http.Request, cr *challengeRequest, problem string, status int) {
 	params := totp.ParamsFrom(cr.provider.Spec.TOTP)
-	uri, secret, err := c.s.totp.BeginEnrollment(r.Context(), cr.user(), params)
+	// The pending secret is bound to this browser: another browser, even
+	// with the same first factor, never sees it.
+	browser := c.s.ensureCSRFCookie(w, r)
+	uri, secret, err := c.s.totp.BeginEnrollment(r.Context(), cr.enrollment(), browser, params)
 	if errors.Is(err, totp.ErrAlreadyEnrolled) {
 		// Confirmed meanwhile (another tab): the code form is next.
-		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
+		http.Redirect(w, r, c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), http.StatusSeeOther)
 		return
 	}
 	if err != nil {
@@ -107,7 +110,7 @@ func (c *challengePages) formPage(w http.ResponseWriter, r *http.Request, cr *ch
 		User:     cr.userLabel(),
 		CSRF:     c.s.csrfToken(w, r, cr.user()),
 		RD:       cr.rd,
-		Provider: cr.provider.Name,
+		Provider: choiceName(cr.policy, cr.provider),
 	}
 	if len(cr.choices) > 1 {
 		p.ChooseURL = c.pageURL(cr, "", "")
@@ -122,11 +125,11 @@ func (c *challengePages) handleEnroll(w http.ResponseWriter, r *http.Request, cr
 	if !ok {
 		return
 	}
-	codes, err := c.s.totp.ConfirmEnrollment(r.Context(), cr.user(), code)
+	codes, err := c.s.totp.ConfirmEnrollment(r.Context(), cr.enrollment(), c.s.csrfBrowserID(r), code)
 	switch {
 	case err == nil:
 	case errors.Is(err, totp.ErrAlreadyEnrolled), errors.Is(err, totp.ErrNoPending):
-		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
+		http.Redirect(w, r, c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), http.StatusSeeOther)
 		return
 	default:
 		c.codeRefused(w, r, cr, err, false)
@@ -147,7 +150,7 @@ func (c *challengePages) handleVerify(w http.ResponseWriter, r *http.Request, cr
 	if !ok {
 		return
 	}
-	c.verified(w, r, cr, c.s.totp.VerifyCode(r.Context(), cr.user(), code), false)
+	c.verified(w, r, cr, c.s.totp.VerifyCode(r.Context(), cr.enrollment(), code), false)
 }
 
 // handleRecovery checks a recovery code; each works once.
@@ -157,7 +160,7 @@ func (c *challengePages) handleRecovery(w http.ResponseWriter, r *http.Request, 
 		c.showTOTP(w, r, cr, true, "Enter one of your recovery codes, for example 7k3m-q9tz-4h.", http.StatusUnprocessableEntity)
 		return
 	}
-	c.verified(w, r, cr, c.s.totp.VerifyRecoveryCode(r.Context(), cr.user(), code), true)
+	c.verified(w, r, cr, c.s.totp.VerifyRecoveryCode(r.Context(), cr.enrollment(), code), true)
 }
 
 // verified answers a code or recovery code check: back to rd with a
@@ -173,7 +176,7 @@ func (c *challengePages) verified(w http.ResponseWriter, r *http.Request, cr *ch
 		c.accepted(w, r, cr, what)
 		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
 	case errors.Is(err, totp.ErrNotEnrolled):
-		http.Redirect(w, r, c.pageURL(cr, cr.provider.Name, ""), http.StatusSeeOther)
+		http.Redirect(w, r, c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), http.StatusSeeOther)
 	default:
 		c.codeRefused(w, r, cr, err, recovery)
 	}

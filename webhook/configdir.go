@@ -72,7 +72,10 @@ func (s *Server) reloadConfigDir() {
 	s.loadMu.Lock()
 	previous := s.loader.bundle
 	s.loadMu.Unlock()
-	b, verdicts := policy.BuildBundle(objs.policies, objs.providers, objs.secrets, previous)
+	b, verdicts := policy.BuildBundle(objs.policies, objs.providers, objs.secrets, previous, policy.BuildOptions{
+		NamespaceLabels: objs.namespaceLabels,
+		IdentityHeaders: s.opts.IdentityHeaders,
+	})
 	s.logVerdicts(verdicts)
 	_, hash, err := b.Marshal()
 	if err != nil {
@@ -177,18 +180,22 @@ type configObjects struct {
 	policies  []v1alpha1.MFAPolicy
 	providers []v1alpha1.MFAProvider
 	secrets   map[types.NamespacedName]*corev1.Secret
+	// namespaceLabels are the labels of the Namespace objects, for
+	// providers' allowedNamespaceSelector.
+	namespaceLabels map[string]map[string]string
 }
 
 // readConfigDir reads every *.yaml, *.yml and *.json file of dir (not
 // sub-directories, not hidden files): one or more documents each, of kind
-// MFAPolicy, MFAProvider, Secret (data or stringData) or List. A file that
+// MFAPolicy, MFAProvider, Secret (data or stringData), Namespace (its
+// labels, for allowedNamespaceSelector) or List. A file that
 // does not parse refuses the whole directory; other kinds are skipped.
 func readConfigDir(dir string) (*configObjects, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	objs := &configObjects{secrets: map[types.NamespacedName]*corev1.Secret{}}
+	objs := &configObjects{secrets: map[types.NamespacedName]*corev1.Secret{}, namespaceLabels: map[string]map[string]string{}}
 	for _, e := range entries {
 		name := e.Name()
 		ext := strings.ToLower(filepath.Ext(name))
@@ -289,6 +296,15 @@ func (o *configObjects) addObject(js []byte) error {
 			return fmt.Errorf("Secret %s is defined more than once; keep one definition", k)
 		}
 		o.secrets[k] = &sec
+	case head.Kind == "Namespace" && head.APIVersion == "v1":
+		var ns corev1.Namespace
+		if err := strict(&ns); err != nil {
+			return fmt.Errorf("Namespace: %w", err)
+		}
+		if _, dup := o.namespaceLabels[ns.Name]; dup {
+			return fmt.Errorf("Namespace %s is defined more than once; keep one definition", ns.Name)
+		}
+		o.namespaceLabels[ns.Name] = ns.Labels
 	case head.Kind == "MFAPolicy" || head.Kind == "MFAProvider":
 		return fmt.Errorf("%s has apiVersion %q; use %s", head.Kind, head.APIVersion, v1alpha1.GroupVersion.String())
 	case head.Kind == "":

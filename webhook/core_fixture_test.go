@@ -131,7 +131,7 @@ func bundleFromYAML(t testing.TB, yamlDocs string) *policy.Bundle {
 	g := NewWithT(t)
 	objs := &configObjects{secrets: map[types.NamespacedName]*corev1.Secret{}}
 	g.Expect(objs.addFile("test.yaml", []byte(yamlDocs))).To(Succeed())
-	b, verdicts := policy.BuildBundle(objs.policies, objs.providers, objs.secrets, nil)
+	b, verdicts := policy.BuildBundle(objs.policies, objs.providers, objs.secrets, nil, policy.BuildOptions{})
 	for k, err := range verdicts.Policies {
 		g.Expect(err).NotTo(HaveOccurred(), "MFAPolicy %s", k)
 	}

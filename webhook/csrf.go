@@ -70,6 +70,15 @@ func (s *Server) ensureCSRFCookie(w http.ResponseWriter, r *http.Request) []byte
 	if id := s.csrfBrowserID(r); id != nil {
 		return id
 	}
+	// A page may ask twice (a pending secret bound to the browser, then the
+	// form's token): the value this response already gives is the one.
+	for _, sc := range w.Header()["Set-Cookie"] {
+		if c, err := http.ParseSetCookie(sc); err == nil && c.Name == s.csrfCookieName() {
+			if id, err := base64.RawURLEncoding.DecodeString(c.Value); err == nil && len(id) == csrfBrowserIDLen {
+				return id
+			}
+		}
+	}
 	id := make([]byte, csrfBrowserIDLen)
 	_, _ = rand.Read(id)
 	http.SetCookie(w, &http.Cookie{

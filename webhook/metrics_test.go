@@ -56,8 +56,9 @@ func TestLockoutsAreCountedWhenAnUpdateLocksAUser(t *testing.T) {
 		return m.GetCounter().GetValue()
 	}
 	ctx := context.Background()
+	k := store.Key{Provider: "apps/google-authenticator", User: ana}
 
-	_, err := st.Update(ctx, ana, func(e *store.Enrollment) error {
+	_, err := st.Update(ctx, k, func(e *store.Enrollment) error {
 		e.FailedAttempts = append(e.FailedAttempts, f.clock.Now())
 		return nil
 	})
@@ -65,15 +66,17 @@ func TestLockoutsAreCountedWhenAnUpdateLocksAUser(t *testing.T) {
 	g.Expect(lockouts()).To(BeZero())
 
 	lock := func(e *store.Enrollment) error { e.LockedUntil = f.clock.Now().Add(5 * time.Minute); return nil }
-	_, err = st.Update(ctx, ana, lock)
+	_, err = st.Update(ctx, k, lock)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(lockouts()).To(Equal(1.0))
+	g.Expect(f.logs.String()).To(And(ContainSubstring(`"audit":"lockout"`), ContainSubstring(`"provider":"apps/google-authenticator"`),
+		ContainSubstring(`"user":"`+ana+`"`)), "a lockout is an audit event")
 	// Still locked, nothing new: not counted again.
-	_, err = st.Update(ctx, ana, func(e *store.Enrollment) error { return nil })
+	_, err = st.Update(ctx, k, func(e *store.Enrollment) error { return nil })
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(lockouts()).To(Equal(1.0))
 	// An update that fails writes nothing and counts nothing.
-	_, err = st.Update(ctx, "bob", func(e *store.Enrollment) error { _ = lock(e); return errors.New("abort") })
+	_, err = st.Update(ctx, store.Key{Provider: k.Provider, User: "bob"}, func(e *store.Enrollment) error { _ = lock(e); return errors.New("abort") })
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(lockouts()).To(Equal(1.0))
 }

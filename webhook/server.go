@@ -38,6 +38,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// InsecureCookies drops the Secure attribute (local http demos only).
 	InsecureCookies bool
+	// IdentityHeaders are the only identity headers policies may name;
+	// nil allows any. A policy naming another one is refused.
+	IdentityHeaders []string
 	// ListenAddr is the address Run listens on (default :8080).
 	ListenAddr string
 	// ConfigDir, when set, selects standalone mode: MFAPolicy, MFAProvider
@@ -154,7 +157,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.verifiers = newVerifierRegistry(s)
 	s.snap.Store(emptySnapshot())
 	s.totp = &totp.Authenticator{
-		Store:   &lockoutCounter{Store: opts.Store, now: opts.Now, counted: s.countLockout},
+		Store:   &lockoutCounter{Store: opts.Store, now: opts.Now, counted: s.lockedOut},
 		Keyring: s.keyring,
 		Now:     opts.Now,
 		Lockout: opts.Lockout,

@@ -57,6 +57,8 @@ type policyEntry struct {
 	maxRemember   map[string]time.Duration
 	challengeBase string
 	counters      *decisionCounters
+	// hosts are the policy's spec.hosts: it answers only for them.
+	hosts policyHosts
 }
 
 // ruleInfo is what the hot path needs of a rule beyond the compiled rule.
@@ -223,6 +225,10 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 		key:         cp.Namespace + "/" + cp.Name,
 		maxRemember: map[string]time.Duration{},
 		counters:    s.metrics.countersFor(cp.Namespace, cp.Name),
+		hosts:       newPolicyHosts(cp.Spec.Hosts),
+	}
+	if err := policy.CheckIdentityHeaders(&cp.Spec, s.opts.IdentityHeaders); err != nil {
+		return nil, err
 	}
 	id := &cp.Spec.Identity
 	switch {
@@ -244,10 +250,14 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 	for i := range cp.Rules {
 		r := &cp.Rules[i]
 		ri := ruleInfo{rule: r}
-		for _, name := range r.Providers {
-			k := cp.Namespace + "/" + name
-			if providers[k] == nil {
+		for _, k := range r.Providers {
+			bp := providers[k]
+			if bp == nil {
 				s.log.Warn("rule names an MFAProvider that is not in force; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
+				continue
+			}
+			if !bp.Admits(cp.Namespace) {
+				s.log.Warn("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
 				continue
 			}
 			ri.providerKeys = append(ri.providerKeys, k)

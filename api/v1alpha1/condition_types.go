@@ -23,6 +23,12 @@ const (
 	ReasonProviderNotFound = "ProviderNotFound"
 	// ReasonProviderNotReady: a rule names an MFAProvider that is not Ready.
 	ReasonProviderNotReady = "ProviderNotReady"
+	// ReasonProviderNotAdmitted: a rule names an MFAProvider of another
+	// namespace that does not admit the policy's namespace.
+	ReasonProviderNotAdmitted = "ProviderNotAdmitted"
+	// ReasonIdentityHeaderNotAllowed: the policy names an identity header
+	// the operator does not allow (--identity-headers).
+	ReasonIdentityHeaderNotAllowed = "IdentityHeaderNotAllowed"
 	// ReasonSecretNotFound: a referenced Secret does not exist.
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonSecretKeyNotFound: a referenced Secret lacks the key.

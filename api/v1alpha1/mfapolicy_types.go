@@ -101,12 +101,16 @@ type IdentitySpec struct {
 // MultifactorSpec says which second factors a rule accepts and how long a
 // browser is remembered.
 type MultifactorSpec struct {
-	// Providers are MFAProvider names in the policy's namespace; the user may
-	// answer any of them.
+	// Providers are the MFAProviders the user may answer, any of them: a
+	// name for a provider of the policy's namespace, or `namespace/name` for
+	// a provider of another namespace whose spec.allowedNamespaces (or
+	// allowedNamespaceSelector) admits the policy's namespace.
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=8
 	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=317
+	// +kubebuilder:validation:items:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Providers []string `json:"providers"`
 	// RememberFor is how long a browser that answered is not asked again
 	// (the remembered-browser cookie). Default 720h, once a month.

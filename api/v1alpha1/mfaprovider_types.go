@@ -159,6 +159,23 @@ type MFAProviderSpec struct {
 	// Duo settings, required for type duo.
 	// +optional
 	Duo *DuoSpec `json:"duo,omitempty"`
+	// AllowedNamespaces lists the other namespaces whose MFAPolicies may use
+	// this provider, naming it `namespace/name` in multifactor.providers.
+	// Policies of the provider's own namespace always may. Enrolments belong
+	// to the provider, so every policy it admits shares them: a platform team
+	// keeps one provider in its namespace and admits the app namespaces.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	AllowedNamespaces []string `json:"allowedNamespaces,omitempty"`
+	// AllowedNamespaceSelector admits, besides AllowedNamespaces, the
+	// namespaces whose labels match (e.g. matchLabels
+	// `mfa.operator.dev/shared-providers: "true"`). An empty selector ({})
+	// admits every namespace; leave it unset to admit none by label.
+	// +optional
+	AllowedNamespaceSelector *metav1.LabelSelector `json:"allowedNamespaceSelector,omitempty"`
 }
 
 // MFAProviderStatus is the observed state of an MFAProvider.

@@ -28,13 +28,28 @@ type ProviderCheck func(p *v1alpha1.MFAProvider, entry *BundleProvider) error
 type ProviderState int
 
 const (
-	// ProviderMissing: no MFAProvider of that name in the policy's namespace.
+	// ProviderMissing: no MFAProvider of that namespace and name.
 	ProviderMissing ProviderState = iota
 	// ProviderNotReady: the provider exists but is not valid (yet).
 	ProviderNotReady
 	// ProviderReady: the provider is valid and in force.
 	ProviderReady
+	// ProviderNotAdmitted: the provider is of another namespace and does
+	// not admit the policy's.
+	ProviderNotAdmitted
 )
+
+// BuildOptions is what a build knows beyond the objects themselves.
+type BuildOptions struct {
+	// NamespaceLabels are the labels of each namespace, for providers'
+	// allowedNamespaceSelector; a namespace absent has no labels.
+	NamespaceLabels map[string]map[string]string
+	// IdentityHeaders are the only identity headers policies may name
+	// (--identity-headers); empty allows any.
+	IdentityHeaders []string
+	// Checks run on every provider whose Secrets resolved.
+	Checks []ProviderCheck
+}
 
 // BuildBundle compiles every valid policy and provider into a bundle.
 //
@@ -42,11 +57,13 @@ const (
 // bundle in force, so that a bad change never opens or closes a door by
 // accident; an object that was never valid is absent; an object that is no
 // longer listed (deleted) disappears. A kept policy stays only while every
-// provider it names is still in the bundle, so the bundle is always whole.
+// provider it names is still in the bundle and still admits its namespace,
+// so the bundle is always whole and a provider's owner can always take
+// back what it shared.
 //
 // It does no I/O: the controller passes what it read from the API server,
 // the standalone server what it read from files.
-func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider, secrets map[types.NamespacedName]*corev1.Secret, previous *Bundle, checks ...ProviderCheck) (*Bundle, Verdicts) {
+func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider, secrets map[types.NamespacedName]*corev1.Secret, previous *Bundle, opts BuildOptions) (*Bundle, Verdicts) {
 	verdicts := Verdicts{
 		Policies:  make(map[types.NamespacedName]error, len(policies)),
 		Providers: make(map[types.NamespacedName]error, len(providers)),
@@ -55,7 +72,8 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 	b := &Bundle{Policies: []BundlePolicy{}, Providers: []BundleProvider{}}
 
 	validProviders := map[types.NamespacedName]bool{}
-	inForce := map[types.NamespacedName]bool{}
+	// inForce are the providers of the new bundle, valid now or kept.
+	inForce := map[types.NamespacedName]*BundleProvider{}
 	providerDup := duplicates(len(providers), func(i int) types.NamespacedName { return keyOf(providers[i].Namespace, providers[i].Name) })
 	for i := range providers {
 		p := &providers[i]
@@ -63,20 +81,39 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 		if _, done := verdicts.Providers[key]; done {
 			continue
 		}
-		entry, err := resolveAndCheck(p, secrets, providerDup[key], checks)
+		entry, err := resolveAndCheck(p, secrets, providerDup[key], opts.Checks)
 		verdicts.Providers[key] = err
 		switch {
 		case err == nil:
 			b.Providers = append(b.Providers, *entry)
 			validProviders[key] = true
-			inForce[key] = true
 		case prevProviders[key] != nil:
 			b.Providers = append(b.Providers, *prevProviders[key])
-			inForce[key] = true
 		}
+	}
+	for i := range b.Providers {
+		inForce[keyOf(b.Providers[i].Namespace, b.Providers[i].Name)] = &b.Providers[i]
+	}
+	admitted := func(k types.NamespacedName, ns string) bool {
+		bp := inForce[k]
+		return bp != nil && bp.admitsByName(ns) || bp != nil && admitsBySelector(&bp.Spec, opts.NamespaceLabels[ns])
 	}
 
 	policyDup := duplicates(len(policies), func(i int) types.NamespacedName { return keyOf(policies[i].Namespace, policies[i].Name) })
+	tenancy := Tenancy{
+		IdentityHeaders: opts.IdentityHeaders,
+		Provider: func(k types.NamespacedName, ns string) ProviderState {
+			switch {
+			case validProviders[k] && admitted(k, ns):
+				return ProviderReady
+			case validProviders[k]:
+				return ProviderNotAdmitted
+			case hasVerdict(verdicts.Providers, k):
+				return ProviderNotReady
+			}
+			return ProviderMissing
+		},
+	}
 	for i := range policies {
 		p := &policies[i]
 		key := keyOf(p.Namespace, p.Name)
@@ -87,34 +124,29 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 		if policyDup[key] {
 			err = duplicateError("MFAPolicy", key)
 		} else {
-			_, err = CheckPolicy(p, func(name string) ProviderState {
-				pk := keyOf(p.Namespace, name)
-				switch {
-				case validProviders[pk]:
-					return ProviderReady
-				case hasVerdict(verdicts.Providers, pk):
-					return ProviderNotReady
-				}
-				return ProviderMissing
-			})
+			_, err = CheckPolicy(p, tenancy)
 		}
 		verdicts.Policies[key] = err
 		switch {
 		case err == nil:
 			b.Policies = append(b.Policies, BundlePolicy{Namespace: p.Namespace, Name: p.Name, Generation: p.Generation, Spec: *p.Spec.DeepCopy()})
-		case prevPolicies[key] != nil && providersInForce(prevPolicies[key], inForce):
+		case prevPolicies[key] != nil && providersInForce(prevPolicies[key], admitted):
 			b.Policies = append(b.Policies, *prevPolicies[key])
 		}
 	}
+	recordSelected(b, opts.NamespaceLabels)
 	return b, verdicts
 }
 
-// CheckPolicy compiles a policy (CompilePolicy) and checks every provider
-// its rules name. provider reports the state of a provider of the policy's
-// namespace. Errors are *FieldError naming the rule and the field.
-func CheckPolicy(p *v1alpha1.MFAPolicy, provider func(name string) ProviderState) (*CompiledPolicy, error) {
+// CheckPolicy compiles a policy (CompilePolicy), checks its identity
+// headers against the operator's list and every provider its rules name.
+// Errors are *FieldError naming the rule and the field.
+func CheckPolicy(p *v1alpha1.MFAPolicy, t Tenancy) (*CompiledPolicy, error) {
 	cp, err := CompilePolicy(p.Namespace, p.Name, &p.Spec)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckIdentityHeaders(&p.Spec, t.IdentityHeaders); err != nil {
 		return nil, err
 	}
 	for i := range p.Spec.Rules {
@@ -122,15 +154,20 @@ func CheckPolicy(p *v1alpha1.MFAPolicy, provider func(name string) ProviderState
 		if r.Multifactor == nil {
 			continue
 		}
-		for j, name := range r.Multifactor.Providers {
+		for j, ref := range r.Multifactor.Providers {
 			field := fmt.Sprintf("spec.rules[%d].multifactor.providers[%d]", i, j)
-			switch provider(name) {
+			k, _ := ProviderRef(p.Namespace, ref) // CompilePolicy checked it
+			switch t.Provider(k, p.Namespace) {
 			case ProviderMissing:
 				return nil, &FieldError{Field: field, Rule: r.Name, Reason: v1alpha1.ReasonProviderNotFound,
-					Message: fmt.Sprintf("MFAProvider %q not found in namespace %q; create it or fix the name", name, p.Namespace)}
+					Message: fmt.Sprintf("MFAProvider %q not found in namespace %q; create it or fix the name", k.Name, k.Namespace)}
 			case ProviderNotReady:
 				return nil, &FieldError{Field: field, Rule: r.Name, Reason: v1alpha1.ReasonProviderNotReady,
-					Message: fmt.Sprintf("MFAProvider %q is not Ready; see kubectl describe mfaprovider %s -n %s", name, name, p.Namespace)}
+					Message: fmt.Sprintf("MFAProvider %q is not Ready; see kubectl describe mfaprovider %s -n %s", k.Name, k.Name, k.Namespace)}
+			case ProviderNotAdmitted:
+				return nil, &FieldError{Field: field, Rule: r.Name, Reason: v1alpha1.ReasonProviderNotAdmitted,
+					Message: fmt.Sprintf("MFAProvider %s does not admit policies of namespace %q; its owner adds %q to its spec.allowedNamespaces "+
+						"(or labels the namespace to match spec.allowedNamespaceSelector)", k, p.Namespace, p.Namespace)}
 			}
 		}
 	}
@@ -227,6 +264,9 @@ func resolveAndCheck(p *v1alpha1.MFAProvider, secrets map[types.NamespacedName]*
 	if duplicate {
 		return nil, duplicateError("MFAProvider", keyOf(p.Namespace, p.Name))
 	}
+	if err := checkSelector(p); err != nil {
+		return nil, err
+	}
 	entry, err := ResolveProvider(p, secrets)
 	if err != nil {
 		return nil, err
@@ -312,9 +352,9 @@ func hasVerdict(m map[types.NamespacedName]error, k types.NamespacedName) bool {
 	return ok
 }
 
-func providersInForce(p *BundlePolicy, inForce map[types.NamespacedName]bool) bool {
-	for _, name := range ProviderNames(&p.Spec) {
-		if !inForce[keyOf(p.Namespace, name)] {
+func providersInForce(p *BundlePolicy, admitted func(types.NamespacedName, string) bool) bool {
+	for _, k := range ProviderKeys(p.Namespace, &p.Spec) {
+		if !admitted(k, p.Namespace) {
 			return false
 		}
 	}

@@ -97,7 +97,7 @@ func mfaPolicy(ns, name string, gen int64, when string, providers ...string) v1a
 }
 
 func bundleOf(pols []v1alpha1.MFAPolicy, provs []v1alpha1.MFAProvider, ss map[types.NamespacedName]*corev1.Secret) *Bundle {
-	b, _ := BuildBundle(pols, provs, ss, nil)
+	b, _ := BuildBundle(pols, provs, ss, nil, BuildOptions{})
 	return b
 }
 
@@ -320,7 +320,7 @@ func TestBuildBundle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			b, v := BuildBundle(tt.policies, tt.providers, tt.secrets, tt.previous, tt.checks...)
+			b, v := BuildBundle(tt.policies, tt.providers, tt.secrets, tt.previous, BuildOptions{Checks: tt.checks})
 
 			gotPolicies := map[string]int64{}
 			for _, p := range b.Policies {
@@ -358,7 +358,7 @@ func TestBuildBundle(t *testing.T) {
 func TestBuildBundleDoesNotAliasItsInputs(t *testing.T) {
 	g := NewWithT(t)
 	pols := []v1alpha1.MFAPolicy{mfaPolicy("apps", "admin", 1, "true", "totp")}
-	b, _ := BuildBundle(pols, []v1alpha1.MFAProvider{totpProvider("apps", "totp")}, nil, nil)
+	b, _ := BuildBundle(pols, []v1alpha1.MFAProvider{totpProvider("apps", "totp")}, nil, nil, BuildOptions{})
 	pols[0].Spec.Rules[0].When = "false"
 	g.Expect(b.Policies[0].Spec.Rules[0].When).To(Equal("true"))
 }
@@ -367,8 +367,8 @@ func TestBuildBundleIsCanonical(t *testing.T) {
 	g := NewWithT(t)
 	pols := []v1alpha1.MFAPolicy{mfaPolicy("b", "p", 1, "true", "totp"), mfaPolicy("a", "p", 1, "true", "totp")}
 	provs := []v1alpha1.MFAProvider{totpProvider("b", "totp"), totpProvider("a", "totp")}
-	b1, _ := BuildBundle(pols, provs, nil, nil)
-	b2, _ := BuildBundle([]v1alpha1.MFAPolicy{pols[1], pols[0]}, []v1alpha1.MFAProvider{provs[1], provs[0]}, nil, nil)
+	b1, _ := BuildBundle(pols, provs, nil, nil, BuildOptions{})
+	b2, _ := BuildBundle([]v1alpha1.MFAPolicy{pols[1], pols[0]}, []v1alpha1.MFAProvider{provs[1], provs[0]}, nil, nil, BuildOptions{})
 	_, h1, err := b1.Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
 	_, h2, err := b2.Marshal()

@@ -44,6 +44,9 @@ type BundleProvider struct {
 	Name      string                   `json:"name"`
 	Spec      v1alpha1.MFAProviderSpec `json:"spec"`
 	Duo       *DuoCredentials          `json:"duo,omitempty"`
+	// SelectedNamespaces are the namespaces of the bundle's policies that
+	// spec.allowedNamespaceSelector admitted when the bundle was built.
+	SelectedNamespaces []string `json:"selectedNamespaces,omitempty"`
 }
 
 // DuoCredentials are a Duo provider's keys, read from its Secrets.

@@ -12,8 +12,10 @@ import (
 
 // CompiledRule is a rule with its `when` ready to evaluate.
 type CompiledRule struct {
-	Name         string
-	Action       v1alpha1.Action
+	Name   string
+	Action v1alpha1.Action
+	// Providers are the keys (namespace/name) of the providers the rule
+	// accepts, resolved against the policy's namespace.
 	Providers    []string
 	RememberFor  time.Duration
 	IgnoreCookie bool
@@ -87,7 +89,13 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 			if r.Multifactor == nil || len(r.Multifactor.Providers) == 0 {
 				return nil, &FieldError{Field: field + ".multifactor.providers", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "a RequireMFA rule needs at least one provider"}
 			}
-			cr.Providers = r.Multifactor.Providers
+			for j, ref := range r.Multifactor.Providers {
+				k, err := ProviderRef(namespace, ref)
+				if err != nil {
+					return nil, &FieldError{Field: fmt.Sprintf("%s.multifactor.providers[%d]", field, j), Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: err.Error()}
+				}
+				cr.Providers = append(cr.Providers, k.String())
+			}
 			cr.RememberFor = r.Multifactor.GetRememberFor()
 			cr.IgnoreCookie = r.Multifactor.IgnoreCookie
 		}

@@ -72,7 +72,7 @@ func readObjects(t *testing.T, env *harness.Env) objectsState {
 // from what the API server holds, independently of the controller.
 func (st objectsState) expectedHash(t *testing.T) string {
 	t.Helper()
-	b, verdicts := policy.BuildBundle(st.policies, st.providers, nil, nil)
+	b, verdicts := policy.BuildBundle(st.policies, st.providers, nil, nil, policy.BuildOptions{})
 	for k, err := range verdicts.Policies {
 		if err != nil {
 			t.Fatalf("MFAPolicy %s is not valid: %v", k, err)

@@ -9,7 +9,16 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-var enrollmentsBucket = []byte("enrollments")
+// enrollmentsBucket holds the records by provider and user;
+// legacyBucket the records written before enrolments had a provider, by
+// user alone, read only to migrate them.
+var (
+	enrollmentsBucket = []byte("enrollments.v2")
+	legacyBucket      = []byte("enrollments")
+)
+
+// fileKey is k's key in enrollmentsBucket. A provider key holds no NUL.
+func fileKey(k Key) []byte { return []byte(k.Provider + "\x00" + k.User) }
 
 // FileStore keeps enrolments in one bbolt file, for the standalone server.
 // bbolt serializes write transactions and Update runs fn inside one, so an
@@ -31,6 +40,9 @@ func NewFileStore(path string) (*FileStore, error) {
 		return nil, fmt.Errorf("opening the enrollment store %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(legacyBucket); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists(enrollmentsBucket)
 		return err
 	}); err != nil {
@@ -44,8 +56,8 @@ func NewFileStore(path string) (*FileStore, error) {
 func (s *FileStore) Close() error { return s.db.Close() }
 
 // Get implements Store.
-func (s *FileStore) Get(ctx context.Context, user string) (*Enrollment, error) {
-	if err := checkUser(user); err != nil {
+func (s *FileStore) Get(ctx context.Context, k Key) (*Enrollment, error) {
+	if err := checkKey(k); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -53,13 +65,8 @@ func (s *FileStore) Get(ctx context.Context, user string) (*Enrollment, error) {
 	}
 	var e *Enrollment
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(enrollmentsBucket).Get([]byte(user))
-		if raw == nil {
-			e = &Enrollment{User: user}
-			return nil
-		}
 		var err error
-		e, err = decode(user, raw)
+		e, err = current(k, tx.Bucket(enrollmentsBucket).Get(fileKey(k)), tx.Bucket(legacyBucket).Get([]byte(k.User)))
 		return err
 	})
 	if err != nil {
@@ -70,8 +77,8 @@ func (s *FileStore) Get(ctx context.Context, user string) (*Enrollment, error) {
 
 // Update implements Store. fn runs inside bbolt's write transaction: it
 // must not call the store.
-func (s *FileStore) Update(ctx context.Context, user string, fn func(e *Enrollment) error) (*Enrollment, error) {
-	if err := checkUser(user); err != nil {
+func (s *FileStore) Update(ctx context.Context, k Key, fn func(e *Enrollment) error) (*Enrollment, error) {
+	if err := checkKey(k); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -85,17 +92,21 @@ func (s *FileStore) Update(ctx context.Context, user string, fn func(e *Enrollme
 		b := tx.Bucket(enrollmentsBucket)
 		// bbolt's value is only valid during the transaction; apply decodes
 		// it before anything else happens.
-		raw := b.Get([]byte(user))
+		raw := b.Get(fileKey(k))
+		var legacy []byte
+		if raw == nil {
+			legacy = tx.Bucket(legacyBucket).Get([]byte(k.User))
+		}
 		wrapped := func(e *Enrollment) error {
 			fnErr = fn(e)
 			return fnErr
 		}
-		e, out, changed, err := apply(user, raw, wrapped)
+		e, out, changed, err := apply(k, raw, legacy, wrapped)
 		seen = e
 		if err != nil || !changed {
 			return err
 		}
-		return b.Put([]byte(user), out)
+		return b.Put(fileKey(k), out)
 	})
 	if fnErr != nil {
 		return seen, fnErr

@@ -1,4 +1,5 @@
-// Package store keeps what the challenge server knows about each user: the
+// Package store keeps what the challenge server knows about each user of each
+// provider: the
 // TOTP enrolment (secret sealed with the keyring, replay guard), recovery
 // code hashes, failed attempts and lockout, and the Duo username.
 //
@@ -14,20 +15,43 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
 
-// Enrollment is everything stored about one user. It is also the stored
-// form (JSON).
+// Key names one enrolment: what one user holds for one MFAProvider. An
+// enrolment serves only its provider, and a policy reaches only providers of
+// its namespace or providers that admit it, so a policy can never create,
+// read, use or lock a factor that satisfies another namespace's policies.
+type Key struct {
+	// Provider is the MFAProvider's namespace/name.
+	Provider string
+	// User is the user id from the policy's identity source.
+	User string
+}
+
+func (k Key) String() string { return k.Provider + " " + k.User }
+
+// Enrollment is everything stored about one user for one provider. It is
+// also the stored form (JSON).
 type Enrollment struct {
 	// User is the user id the record belongs to.
 	User string `json:"user"`
+	// Provider is the namespace/name of the MFAProvider the record belongs
+	// to; empty in records written before enrolments had a provider, which
+	// are read only to migrate them (see migrate).
+	Provider string `json:"provider,omitempty"`
 	// TOTP is the confirmed enrolment, nil if none.
 	TOTP *TOTPEnrollment `json:"totp,omitempty"`
-	// PendingTOTP is a generated secret, shown as a QR code, not yet
-	// confirmed by a first code.
-	PendingTOTP *TOTPEnrollment `json:"pendingTOTP,omitempty"`
+	// Pending are generated secrets, each shown as a QR code to one
+	// browser, not yet confirmed by a first code. Confirming one discards
+	// the others.
+	Pending []TOTPEnrollment `json:"pending,omitempty"`
+	// LegacyPendingTOTP is the unbound pending secret of records written
+	// before pending secrets were bound to a browser. It is never used:
+	// migration drops it.
+	LegacyPendingTOTP *TOTPEnrollment `json:"pendingTOTP,omitempty"`
 	// RecoveryCodeHashes are the hashes of the unused recovery codes.
 	RecoveryCodeHashes []string `json:"recoveryCodeHashes,omitempty"`
 	// FailedAttempts are the recent failed verifications (pruned to the
@@ -35,6 +59,9 @@ type Enrollment struct {
 	FailedAttempts []time.Time `json:"failedAttempts,omitempty"`
 	// LockedUntil: verifications are refused before this time.
 	LockedUntil time.Time `json:"lockedUntil,omitzero"`
+	// Lockouts counts the lockouts since the last success; each one lasts
+	// longer than the one before.
+	Lockouts int `json:"lockouts,omitempty"`
 	// DuoUsername is the user's name at Duo, when it differs from User.
 	DuoUsername string `json:"duoUsername,omitempty"`
 }
@@ -57,6 +84,9 @@ type TOTPEnrollment struct {
 	LastStep int64 `json:"lastStep"`
 	// Created is when the secret was generated (pending) or confirmed.
 	Created time.Time `json:"created"`
+	// Browser is, for a pending secret, a hash of the browser that asked
+	// for it: only that browser sees it and may confirm it.
+	Browser []byte `json:"browser,omitempty"`
 }
 
 // ErrUnavailable means the store cannot be reached (API server down or slow,
@@ -65,11 +95,12 @@ type TOTPEnrollment struct {
 var ErrUnavailable = errors.New("enrollment store unavailable, try again")
 
 // ErrInvalidUser is returned for a user id the store refuses: empty, longer
-// than MaxUserLength or not UTF-8.
+// than MaxUserLength or not UTF-8; or for a provider that is not
+// namespace/name.
 var ErrInvalidUser = errors.New("invalid user id")
 
 // ErrCorrupt is returned for a stored record that does not decode or that
-// names another user. Nothing is written over it.
+// names another user or provider. Nothing is written over it.
 var ErrCorrupt = errors.New("stored enrollment is corrupt")
 
 // MaxUserLength is the longest user id stored, in bytes.
@@ -77,52 +108,91 @@ const MaxUserLength = 1024
 
 // Store keeps enrolments. Implementations are safe for concurrent use, also
 // from several processes sharing one backend.
+//
+// Records written before enrolments had a provider were keyed by the user
+// alone. They are still read: a key with no record of its own starts from
+// a copy of the user's old record (its confirmed TOTP secret, recovery
+// codes, lockout and Duo username; never its unbound pending secret), so
+// every provider keeps working for users enrolled before, and the first
+// change writes the copy under the key. The old record is never written.
 type Store interface {
-	// Get returns the user's record; a user never seen gets an empty
-	// Enrollment{User: user} and no error.
-	Get(ctx context.Context, user string) (*Enrollment, error)
+	// Get returns the record of k; a key never seen gets an empty
+	// Enrollment{User, Provider} and no error.
+	Get(ctx context.Context, k Key) (*Enrollment, error)
 	// Update reads the record, calls fn with it and writes fn's changes with
 	// compare-and-swap; on a conflict it reads again and calls fn again (a
 	// bounded number of times), so fn must decide from what it is given
 	// only. fn returning an error aborts without writing, and Update returns
 	// that error. When fn changes nothing, nothing is written. The Enrollment
 	// fn saw last is returned, with or without an error.
-	Update(ctx context.Context, user string, fn func(e *Enrollment) error) (*Enrollment, error)
+	Update(ctx context.Context, k Key, fn func(e *Enrollment) error) (*Enrollment, error)
 }
 
 // maxAttempts bounds the read-modify-write rounds of one Update that lose a
 // compare-and-swap race.
 const maxAttempts = 10
 
-func checkUser(user string) error {
-	if user == "" || len(user) > MaxUserLength || !utf8.ValidString(user) {
+func checkKey(k Key) error {
+	if k.User == "" || len(k.User) > MaxUserLength || !utf8.ValidString(k.User) {
 		return fmt.Errorf("%w: the user id must be 1 to %d bytes of UTF-8", ErrInvalidUser, MaxUserLength)
+	}
+	ns, name, ok := strings.Cut(k.Provider, "/")
+	if !ok || ns == "" || name == "" || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("%w: the provider %q is not namespace/name", ErrInvalidUser, k.Provider)
 	}
 	return nil
 }
 
-// decode reads a stored record and checks that it belongs to user.
-func decode(user string, raw []byte) (*Enrollment, error) {
+// decode reads a stored record and checks that it belongs to k.
+func decode(k Key, raw []byte) (*Enrollment, error) {
 	e := &Enrollment{}
 	if err := json.Unmarshal(raw, e); err != nil {
-		return nil, fmt.Errorf("%w: decoding the enrollment of user %q: %w", ErrCorrupt, user, err)
+		return nil, fmt.Errorf("%w: decoding the enrollment of user %q: %w", ErrCorrupt, k.User, err)
 	}
-	if e.User != user {
-		return nil, fmt.Errorf("%w: the stored enrollment for user %q names another user", ErrCorrupt, user)
+	if e.User != k.User || e.Provider != k.Provider {
+		return nil, fmt.Errorf("%w: the stored enrollment for user %q of %q names another user or provider", ErrCorrupt, k.User, k.Provider)
 	}
 	return e, nil
+}
+
+// migrate returns k's copy of a record written before enrolments had a
+// provider (legacy, keyed by the user alone).
+func migrate(k Key, legacy []byte) (*Enrollment, error) {
+	old, err := decode(Key{User: k.User}, legacy)
+	if err != nil {
+		return nil, err
+	}
+	return &Enrollment{
+		User:               k.User,
+		Provider:           k.Provider,
+		TOTP:               old.TOTP,
+		RecoveryCodeHashes: old.RecoveryCodeHashes,
+		FailedAttempts:     old.FailedAttempts,
+		LockedUntil:        old.LockedUntil,
+		DuoUsername:        old.DuoUsername,
+	}, nil
+}
+
+// current decodes k's record, else migrates the user's legacy record, else
+// returns an empty one.
+func current(k Key, raw, legacy []byte) (*Enrollment, error) {
+	switch {
+	case raw != nil:
+		return decode(k, raw)
+	case legacy != nil:
+		return migrate(k, legacy)
+	}
+	return &Enrollment{User: k.User, Provider: k.Provider}, nil
 }
 
 func encode(e *Enrollment) ([]byte, error) {
 	return json.Marshal(e)
 }
 
-// apply runs fn on a decoded record (or a new one when raw is nil) and says
-// whether it changed. fn's error is returned as is.
-func apply(user string, raw []byte, fn func(e *Enrollment) error) (e *Enrollment, out []byte, changed bool, err error) {
-	if raw == nil {
-		e = &Enrollment{User: user}
-	} else if e, err = decode(user, raw); err != nil {
+// apply runs fn on k's current record (see current) and says whether it
+// changed. fn's error is returned as is.
+func apply(k Key, raw, legacy []byte, fn func(e *Enrollment) error) (e *Enrollment, out []byte, changed bool, err error) {
+	if e, err = current(k, raw, legacy); err != nil {
 		return nil, nil, false, err
 	}
 	before, err := encode(e)
@@ -132,8 +202,8 @@ func apply(user string, raw []byte, fn func(e *Enrollment) error) (e *Enrollment
 	if err := fn(e); err != nil {
 		return e, nil, false, err
 	}
-	// fn may not move a record to another user.
-	e.User = user
+	// fn may not move a record to another user or provider.
+	e.User, e.Provider = k.User, k.Provider
 	out, err = encode(e)
 	if err != nil {
 		return e, nil, false, err

@@ -89,11 +89,18 @@ func openSecretStores(t *testing.T, n int) []store.Store {
 }
 
 func TestFileStoreConformance(t *testing.T) {
-	storetest.RunConformance(t, storetest.Backend{Name: "file", Open: openFileStore})
+	storetest.RunConformance(t, storetest.Backend{Name: "file", Open: openFileStore, WriteLegacy: writeLegacy})
 }
 
 func TestSecretStoreConformance(t *testing.T) {
-	storetest.RunConformance(t, storetest.Backend{Name: "secret", Open: openSecretStores})
+	storetest.RunConformance(t, storetest.Backend{Name: "secret", Open: openSecretStores, WriteLegacy: writeLegacy})
+}
+
+func writeLegacy(t *testing.T, s store.Store, user string, raw []byte) {
+	t.Helper()
+	if err := store.WriteLegacy(s, user, raw); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestFileStoreKeepsEnrollmentsAcrossReopen(t *testing.T) {
@@ -101,14 +108,14 @@ func TestFileStoreKeepsEnrollmentsAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "enrollments.db")
 	s, err := store.NewFileStore(path)
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = s.Update(context.Background(), "ana", storetest.AcceptStep(42))
+	_, err = s.Update(context.Background(), storetest.Key("ana"), storetest.AcceptStep(42))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.Close()).To(Succeed())
 
 	s, err = store.NewFileStore(path)
 	g.Expect(err).NotTo(HaveOccurred())
 	defer s.Close()
-	e, err := s.Get(context.Background(), "ana")
+	e, err := s.Get(context.Background(), storetest.Key("ana"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(e.TOTP.LastStep).To(BeEquivalentTo(42))
 }
@@ -118,9 +125,9 @@ func TestFileStoreClosedIsUnavailable(t *testing.T) {
 	s, err := store.NewFileStore(filepath.Join(t.TempDir(), "enrollments.db"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.Close()).To(Succeed())
-	_, err = s.Get(context.Background(), "ana")
+	_, err = s.Get(context.Background(), storetest.Key("ana"))
 	g.Expect(err).To(MatchError(store.ErrUnavailable))
-	_, err = s.Update(context.Background(), "ana", storetest.AcceptStep(1))
+	_, err = s.Update(context.Background(), storetest.Key("ana"), storetest.AcceptStep(1))
 	g.Expect(err).To(MatchError(store.ErrUnavailable))
 }
 
@@ -130,7 +137,7 @@ func TestSecretStoreWritesOneLabelledSecretPerUser(t *testing.T) {
 	c := newClient(t, cfg)
 	s := store.NewSecretStore(c, ns)
 	user := "Ana Example <ana@example.com>"
-	_, err := s.Update(context.Background(), user, storetest.AcceptStep(7))
+	_, err := s.Update(context.Background(), storetest.Key(user), storetest.AcceptStep(7))
 	g.Expect(err).NotTo(HaveOccurred())
 
 	var list corev1.SecretList
@@ -138,12 +145,15 @@ func TestSecretStoreWritesOneLabelledSecretPerUser(t *testing.T) {
 	g.Expect(list.Items).To(HaveLen(1))
 	secret := list.Items[0]
 	g.Expect(secret.Name).To(MatchRegexp(`^mfa-user-[0-9a-f]{40}$`))
-	g.Expect(secret.Name).To(Equal(store.SecretName(user)))
+	g.Expect(secret.Name).To(Equal(store.SecretName(storetest.Key(user))))
 	g.Expect(secret.Labels).To(Equal(map[string]string{
-		"app.kubernetes.io/managed-by": "mfa-operator",
-		"mfa.operator.dev/kind":        "enrollment",
+		"app.kubernetes.io/managed-by":        "mfa-operator",
+		"mfa.operator.dev/kind":               "enrollment",
+		"mfa.operator.dev/provider-namespace": "apps",
+		"mfa.operator.dev/provider-name":      "google-authenticator",
 	}))
 	g.Expect(secret.Annotations).To(HaveKeyWithValue("mfa.operator.dev/user", user))
+	g.Expect(secret.Annotations).To(HaveKeyWithValue("mfa.operator.dev/provider", storetest.Provider))
 	g.Expect(secret.Type).To(Equal(corev1.SecretTypeOpaque))
 	g.Expect(secret.Data).To(HaveKey("enrollment.json"))
 	g.Expect(string(secret.Data["enrollment.json"])).To(ContainSubstring(`"lastStep":7`))
@@ -154,7 +164,7 @@ func TestSecretStoreUnchangedUpdateCreatesNoSecret(t *testing.T) {
 	ns := newNamespace(t)
 	c := newClient(t, cfg)
 	s := store.NewSecretStore(c, ns)
-	_, err := s.Update(context.Background(), "ana", func(*store.Enrollment) error { return nil })
+	_, err := s.Update(context.Background(), storetest.Key("ana"), func(*store.Enrollment) error { return nil })
 	g.Expect(err).NotTo(HaveOccurred())
 	var list corev1.SecretList
 	g.Expect(c.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
@@ -166,17 +176,17 @@ func TestSecretStoreRefusesASecretOfAnotherUser(t *testing.T) {
 	ns := newNamespace(t)
 	c := newClient(t, cfg)
 	s := store.NewSecretStore(c, ns)
-	_, err := s.Update(context.Background(), "ana", storetest.AcceptStep(7))
+	_, err := s.Update(context.Background(), storetest.Key("ana"), storetest.AcceptStep(7))
 	g.Expect(err).NotTo(HaveOccurred())
 
 	secret := &corev1.Secret{}
-	g.Expect(c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: store.SecretName("ana")}, secret)).To(Succeed())
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: store.SecretName(storetest.Key("ana"))}, secret)).To(Succeed())
 	secret.Annotations["mfa.operator.dev/user"] = "mallory"
 	g.Expect(c.Update(context.Background(), secret)).To(Succeed())
 
-	_, err = s.Get(context.Background(), "ana")
+	_, err = s.Get(context.Background(), storetest.Key("ana"))
 	g.Expect(err).To(MatchError(store.ErrCorrupt))
-	_, err = s.Update(context.Background(), "ana", storetest.AcceptStep(8))
+	_, err = s.Update(context.Background(), storetest.Key("ana"), storetest.AcceptStep(8))
 	g.Expect(err).To(MatchError(store.ErrCorrupt))
 }
 
@@ -188,9 +198,9 @@ func TestSecretStoreUnreachableAPIServerIsUnavailable(t *testing.T) {
 	// client.New asks the server for its API groups only lazily, for types
 	// outside its scheme; Secrets are in it.
 	s := store.NewSecretStore(newClient(t, dead), "default")
-	_, err := s.Get(context.Background(), "ana")
+	_, err := s.Get(context.Background(), storetest.Key("ana"))
 	g.Expect(err).To(MatchError(store.ErrUnavailable))
-	_, err = s.Update(context.Background(), "ana", storetest.AcceptStep(1))
+	_, err = s.Update(context.Background(), storetest.Key("ana"), storetest.AcceptStep(1))
 	g.Expect(err).To(MatchError(store.ErrUnavailable))
 }
 
@@ -199,7 +209,7 @@ func TestSecretStoreExpiredContextIsUnavailable(t *testing.T) {
 	s := store.NewSecretStore(newClient(t, cfg), newNamespace(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := s.Get(ctx, "ana")
+	_, err := s.Get(ctx, storetest.Key("ana"))
 	g.Expect(err).To(MatchError(store.ErrUnavailable))
 }
 
@@ -209,7 +219,7 @@ func TestSecretStoreForbiddenIsNotUnavailable(t *testing.T) {
 	nobody, err := testEnv.AddUser(envtest.User{Name: "nobody"}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	s := store.NewSecretStore(newClient(t, nobody.Config()), ns)
-	_, err = s.Get(context.Background(), "ana")
+	_, err = s.Get(context.Background(), storetest.Key("ana"))
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "the API server's answer is kept: %v", err)
 	g.Expect(err).NotTo(MatchError(store.ErrUnavailable), "RBAC needs an operator, not a retry")
@@ -237,7 +247,7 @@ func TestSecretStoreLosersOfARaceReadAgain(t *testing.T) {
 			ns := newNamespace(t)
 			ctx := context.Background()
 			if tc.existing {
-				_, err := store.NewSecretStore(newClient(t, cfg), ns).Update(ctx, "eve", storetest.AcceptStep(step-1))
+				_, err := store.NewSecretStore(newClient(t, cfg), ns).Update(ctx, storetest.Key("eve"), storetest.AcceptStep(step-1))
 				g.Expect(err).NotTo(HaveOccurred())
 			}
 
@@ -284,7 +294,7 @@ func TestSecretStoreLosersOfARaceReadAgain(t *testing.T) {
 			errs := make(chan error, writers)
 			for i := range writers {
 				go func() {
-					_, err := stores[i%len(stores)].Update(ctx, "eve", storetest.AcceptStep(step))
+					_, err := stores[i%len(stores)].Update(ctx, storetest.Key("eve"), storetest.AcceptStep(step))
 					errs <- err
 				}()
 			}
