@@ -1,0 +1,129 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/duo"
+)
+
+// allowed issues the session after Duo accepted the second factor, or
+// after Duo's bypass.
+func (d *duoPages) allowed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, res *duo.AuthResult, how string) {
+	if res.Status == "bypass" {
+		d.bypassed(w, r, cr, how, res.StatusMsg)
+		return
+	}
+	d.c.accepted(w, r, cr, "Duo "+how)
+	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
+}
+
+// bypassed lets a user through whom Duo does not ask for a second factor
+// (bypass status, or a policy allowing it). No factor was answered, so the
+// session never claims duo and is not remembered: Duo is asked again in
+// the next browser session.
+func (d *duoPages) bypassed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, stage, statusMsg string) {
+	d.c.s.issueSession(w, r, cr.id, cr.policy, cr.rule, cr.providerKey(), SessionFailOpen)
+	d.c.s.countChallenge(cr.providerKey(), challengeBypass)
+	d.c.s.log.Info("second factor bypassed by Duo; the session does not claim duo", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
+		"rule", cr.rule.Name, "provider", cr.providerKey(), "user", cr.user(), "stage", stage, "duoStatus", statusMsg)
+	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
+}
+
+// refused explains a push Duo did not accept and offers another try.
+func (d *duoPages) refused(w http.ResponseWriter, r *http.Request, cr *challengeRequest, res *duo.AuthResult, how string) {
+	result := challengeFailure
+	title, text := "Request denied", "The request was denied."
+	switch res.Status {
+	case "deny":
+		title, text = "Request denied", "You denied the request in Duo Mobile, so you were not signed in."
+	case "timeout":
+		title, text = "Request timed out", "The request was not answered in time."
+	case "fraud":
+		result = challengeFraud
+		title, text = "Request reported as fraud", "You reported the request as fraudulent. You were not signed in, and Duo has recorded the report."
+	case "locked_out":
+		title, text = "Account locked by Duo", "Duo has locked your account after too many attempts."
+	}
+	d.c.s.countChallenge(cr.providerKey(), result)
+	if result == challengeFraud {
+		d.c.s.log.Warn("Duo push reported as fraud by the user", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
+			"provider", cr.providerKey(), "user", cr.user(), "client", d.ipaddr(r))
+	} else {
+		d.logf(cr, "second factor refused by Duo", "with", how, "duoStatus", res.Status)
+	}
+	details := []string{}
+	if res.StatusMsg != "" {
+		details = append(details, "Duo says: "+res.StatusMsg)
+	}
+	d.c.renderMessage(w, cr, message{
+		status: http.StatusForbidden, title: title, alert: true,
+		text:        text,
+		details:     append(details, "You can try again: send a new push or enter a passcode."),
+		actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
+		actionLabel: "Try again",
+	})
+}
+
+// failed answers an error of a call to Duo. Only an unreachable Duo
+// follows the provider's fail mode; everything else fails closed.
+func (d *duoPages) failed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, err error) {
+	s := d.c.s
+	key := cr.providerKey()
+	policyKey := cr.policy.Namespace + "/" + cr.policy.Name
+	switch {
+	case duo.IsUnreachable(err) && cr.provider.Spec.Duo.GetFailMode() == v1alpha1.FailOpen:
+		s.issueSession(w, r, cr.id, cr.policy, cr.rule, key, SessionFailOpen)
+		s.countChallenge(key, challengeFailOpen)
+		s.log.Warn("DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo",
+			"policy", policyKey, "rule", cr.rule.Name, "provider", key, "user", cr.user(), "error", err.Error())
+		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
+	case duo.IsUnreachable(err):
+		s.countChallenge(key, challengeUnavailable)
+		s.log.Error("Duo unreachable; failMode closed refuses", "policy", policyKey, "rule", cr.rule.Name, "provider", key,
+			"user", cr.user(), "error", err.Error())
+		d.c.renderMessage(w, cr, message{
+			status: http.StatusServiceUnavailable, title: "Duo cannot be reached", alert: true,
+			text:        "Duo cannot be reached right now, so your second step cannot be checked. Try again in a moment.",
+			details:     []string{"Nothing was changed. If it keeps happening, tell the administrator (MFAProvider " + key + ")."},
+			actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
+			actionLabel: "Try again",
+			retryAfter:  5 * time.Second,
+		})
+	case errors.Is(err, context.Canceled):
+		// The browser went away; nobody reads the answer.
+		s.log.Debug("Duo call cancelled by the client", "policy", policyKey, "provider", key, "user", cr.user())
+		w.WriteHeader(http.StatusServiceUnavailable)
+	default:
+		var input *duo.InputError
+		if errors.As(err, &input) && input.Field == "username" {
+			s.countChallenge(key, challengeFailure)
+			s.log.Warn("user id cannot be a Duo username", "policy", policyKey, "provider", key, "error", err.Error())
+			d.c.renderMessage(w, cr, message{
+				status: http.StatusForbidden, title: "Account not supported", alert: true,
+				text:    "Your account name cannot be used with Duo.",
+				details: []string{"Tell the administrator: Duo usernames are 1 to 256 bytes of text without control characters."},
+			})
+			return
+		}
+		s.countChallenge(key, challengeUnavailable)
+		s.log.Error("Duo refused or answered unexpectedly; failing closed", "policy", policyKey, "rule", cr.rule.Name,
+			"provider", key, "user", cr.user(), "error", err.Error())
+		details := []string{"Nothing was changed. Tell the administrator (MFAProvider " + key + ")."}
+		var apiErr *duo.APIError
+		if errors.As(err, &apiErr) && apiErr.Message != "" {
+			details = append([]string{"Duo says: " + apiErr.Message}, details...)
+		}
+		d.c.renderMessage(w, cr, message{
+			status: http.StatusServiceUnavailable, title: "Duo verification failed", alert: true,
+			text:        "Duo did not accept the sign-in service's request, so your second step cannot be checked.",
+			details:     details,
+			actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
+			actionLabel: "Try again",
+			retryAfter:  5 * time.Second,
+		})
+	}
+}
