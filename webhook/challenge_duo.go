@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -125,6 +124,12 @@ type duoDeviceView struct {
 	Label string
 }
 
+// duoUserKey is a user of a Duo provider, the key of the per-user limits.
+// The provider is part of it because a Duo username means something only
+// within one Duo application: one provider's users never use up the
+// allowance of another's.
+type duoUserKey struct{ provider, user string }
+
 // duoPages serves the Duo challenge.
 type duoPages struct {
 	c *challengePages
@@ -133,8 +138,8 @@ type duoPages struct {
 	clients duoClients
 	// pushes limits pushes per user; polls limits status requests per
 	// client address.
-	pushes *rateLimiter
-	polls  *rateLimiter
+	pushes *rateLimiter[duoUserKey]
+	polls  *rateLimiter[netip.Addr]
 	// used holds the pushes that issued a session, so that a sealed push
 	// issues one session only (a form sent again with the browser's back
 	// button after a sign-out gets nothing). It is per replica: another
@@ -148,7 +153,7 @@ func newDuoPages(c *challengePages) *duoPages {
 	return &duoPages{
 		c:       c,
 		clients: duoClients{m: map[string]*duoClientEntry{}},
-		pushes:  newRateLimiter(DuoPushRateLimit, c.s.now),
+		pushes:  newKeyedRateLimiter[duoUserKey](DuoPushRateLimit, c.s.now),
 		polls:   newRateLimiter(duoPollRateLimit, c.s.now),
 		used:    newLRU[string, struct{}](usedTxCacheSize),
 	}
@@ -350,14 +355,4 @@ func duoText(msg, def string) string {
 		return def
 	}
 	return msg
-}
-
-// userRateKey maps a user to a key of the rate limiter, whose keys are
-// addresses: the first 64 bits of the user's SHA-256 as an IPv6 /64 (the
-// limiter groups IPv6 keys by /64).
-func userRateKey(user string) netip.Addr {
-	sum := sha256.Sum256([]byte("mfa-operator duo push\x00" + user))
-	var a [16]byte
-	copy(a[:8], sum[:8])
-	return netip.AddrFrom16(a)
 }

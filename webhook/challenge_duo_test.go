@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -677,16 +676,4 @@ func TestDuoFormsNeedTheirCSRFTokenAndADuoProvider(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusSeeOther))
 	g.Expect(w.Header().Get("Location")).To(Equal(challengePath + "?rd=x"))
 	g.Expect(b.get(challengePath + "/duo/other").Code).To(Equal(http.StatusNotFound))
-}
-
-func TestUserRateKeySeparatesUsers(t *testing.T) {
-	g := NewWithT(t)
-	seen := map[netip.Addr]string{}
-	for i := 0; i < 1000; i++ {
-		u := fmt.Sprintf("user-%d@example.com", i)
-		k := rateKey(userRateKey(u))
-		g.Expect(seen).NotTo(HaveKey(k), "%s and %s share a bucket", u, seen[k])
-		seen[k] = u
-	}
-	g.Expect(userRateKey("a")).To(Equal(userRateKey("a")))
 }
