@@ -48,12 +48,16 @@ import (
 //     satisfies the rule for this browser session, is never remembered
 //     and never claims duo (the header is empty); the decision log says
 //     "bypassed by Duo";
-//   - Duo unreachable (duo.IsUnreachable) with failMode open: the same
-//     unclaimed session, logged at WARN with the policy, rule, provider and
-//     user; with failMode closed (the default) a 503 page asks to try again;
-//   - any other failure (Duo refusing the request, an answer this server
-//     does not understand, a provider it cannot build a client for) fails
-//     closed, whatever the fail mode.
+//   - Duo unreachable (duo.IsUnreachable: no answer, or an HTTP 5xx) with
+//     failMode open: the same unclaimed session, logged at WARN with the
+//     policy, rule, provider and user; with failMode closed (the default)
+//     a 503 page asks to try again;
+//   - Duo rate limiting (HTTP 429): a 429 page with Duo's Retry-After,
+//     whatever the fail mode;
+//   - any other failure (Duo refusing the request, a peer at Duo's address
+//     that fails TLS verification, an answer this server does not
+//     understand, a provider it cannot build a client for) fails closed,
+//     whatever the fail mode (see challenge_duo_failure.go).
 
 // Duo form addresses (after /challenge/{namespace}/{policy}), fields and
 // limits.
@@ -75,10 +79,14 @@ const (
 // Results of Duo challenges, the `result` label of mfa_challenges_total,
 // besides the shared ones.
 const (
-	challengeBypass      = "bypass"
-	challengeFailOpen    = "fail_open"
-	challengeFraud       = "fraud"
-	challengeRateLimited = "rate_limited"
+	challengeBypass   = "bypass"
+	challengeFailOpen = "fail_open"
+	challengeFraud    = "fraud"
+	// challengeRateLimited: this server refused to call Duo (too many
+	// requests from the user or the client); challengeDuoRateLimited: Duo
+	// refused the call (HTTP 429).
+	challengeRateLimited    = "rate_limited"
+	challengeDuoRateLimited = "duo_rate_limited"
 )
 
 // DuoPushRateLimit bounds the pushes one user may start: 3 a minute, in

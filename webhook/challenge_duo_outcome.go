@@ -1,12 +1,8 @@
 package webhook
 
 import (
-	"context"
-	"errors"
 	"net/http"
-	"time"
 
-	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
 )
 
@@ -66,64 +62,4 @@ func (d *duoPages) refused(w http.ResponseWriter, r *http.Request, cr *challenge
 		actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
 		actionLabel: "Try again",
 	})
-}
-
-// failed answers an error of a call to Duo. Only an unreachable Duo
-// follows the provider's fail mode; everything else fails closed.
-func (d *duoPages) failed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, err error) {
-	s := d.c.s
-	key := cr.providerKey()
-	policyKey := cr.policy.Namespace + "/" + cr.policy.Name
-	switch {
-	case duo.IsUnreachable(err) && cr.provider.Spec.Duo.GetFailMode() == v1alpha1.FailOpen:
-		s.issueSession(w, r, cr.id, cr.policy, cr.rule, key, SessionFailOpen)
-		s.countChallenge(key, challengeFailOpen)
-		s.log.Warn("DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo",
-			"policy", policyKey, "rule", cr.rule.Name, "provider", key, "user", cr.user(), "error", err.Error())
-		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
-	case duo.IsUnreachable(err):
-		s.countChallenge(key, challengeUnavailable)
-		s.log.Error("Duo unreachable; failMode closed refuses", "policy", policyKey, "rule", cr.rule.Name, "provider", key,
-			"user", cr.user(), "error", err.Error())
-		d.c.renderMessage(w, cr, message{
-			status: http.StatusServiceUnavailable, title: "Duo cannot be reached", alert: true,
-			text:        "Duo cannot be reached right now, so your second step cannot be checked. Try again in a moment.",
-			details:     []string{"Nothing was changed. If it keeps happening, tell the administrator (MFAProvider " + key + ")."},
-			actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
-			actionLabel: "Try again",
-			retryAfter:  5 * time.Second,
-		})
-	case errors.Is(err, context.Canceled):
-		// The browser went away; nobody reads the answer.
-		s.log.Debug("Duo call cancelled by the client", "policy", policyKey, "provider", key, "user", cr.user())
-		w.WriteHeader(http.StatusServiceUnavailable)
-	default:
-		var input *duo.InputError
-		if errors.As(err, &input) && input.Field == "username" {
-			s.countChallenge(key, challengeFailure)
-			s.log.Warn("user id cannot be a Duo username", "policy", policyKey, "provider", key, "error", err.Error())
-			d.c.renderMessage(w, cr, message{
-				status: http.StatusForbidden, title: "Account not supported", alert: true,
-				text:    "Your account name cannot be used with Duo.",
-				details: []string{"Tell the administrator: Duo usernames are 1 to 256 bytes of text without control characters."},
-			})
-			return
-		}
-		s.countChallenge(key, challengeUnavailable)
-		s.log.Error("Duo refused or answered unexpectedly; failing closed", "policy", policyKey, "rule", cr.rule.Name,
-			"provider", key, "user", cr.user(), "error", err.Error())
-		details := []string{"Nothing was changed. Tell the administrator (MFAProvider " + key + ")."}
-		var apiErr *duo.APIError
-		if errors.As(err, &apiErr) && apiErr.Message != "" {
-			details = append([]string{"Duo says: " + apiErr.Message}, details...)
-		}
-		d.c.renderMessage(w, cr, message{
-			status: http.StatusServiceUnavailable, title: "Duo verification failed", alert: true,
-			text:        "Duo did not accept the sign-in service's request, so your second step cannot be checked.",
-			details:     details,
-			actionURL:   d.c.pageURL(cr, cr.provider.Name, ""),
-			actionLabel: "Try again",
-			retryAfter:  5 * time.Second,
-		})
-	}
 }

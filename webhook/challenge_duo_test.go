@@ -501,68 +501,6 @@ func TestDuoPushesAreLimitedPerUser(t *testing.T) {
 	g.Expect(push(b).Code).To(Equal(http.StatusOK))
 }
 
-// TestDuoFailModes: only an unreachable Duo follows failMode; open lets
-// the user through without claiming duo, loudly; everything else fails
-// closed.
-func TestDuoFailModes(t *testing.T) {
-	tests := []struct {
-		name    string
-		rd      string
-		breakIt func(s *duotest.Server)
-		open    bool   // the user passes without a second factor
-		text    string // on the refusal page
-	}{
-		{"stopped, failMode closed", duoRD, (*duotest.Server).Stop, false, "Duo cannot be reached right now"},
-		{"stopped, failMode open", duoOpenRD, (*duotest.Server).Stop, true, ""},
-		{"HTTP 503, failMode closed", duoRD, func(s *duotest.Server) { s.FailWith(http.StatusServiceUnavailable) }, false, "Duo cannot be reached right now"},
-		{"HTTP 503, failMode open", duoOpenRD, func(s *duotest.Server) { s.FailWith(http.StatusServiceUnavailable) }, true, ""},
-		{"a refusal fails closed even with failMode open", duoOpenRD, func(s *duotest.Server) { s.FailWith(http.StatusBadRequest) }, false, "Duo did not accept the sign-in service&#39;s request"},
-		{"a host that is not Duo's without a CA bundle fails closed even with failMode open", duoNoHostRD, func(*duotest.Server) {}, false, "Duo verification is not set up correctly"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			f := newDuoFixture(t)
-			tt.breakIt(f.duo)
-			b := f.browser(duotest.UserApprove)
-			w := b.get(challengeURL(tt.rd))
-			aw := f.authFor(b, tt.rd)
-			if !tt.open {
-				g.Expect(w.Code).To(Equal(http.StatusServiceUnavailable), w.Body.String())
-				g.Expect(w.Body.String()).To(ContainSubstring(tt.text))
-				g.Expect(w.Header().Get("Retry-After")).NotTo(BeEmpty())
-				g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
-				g.Expect(aw.Code).To(Equal(http.StatusUnauthorized))
-				g.Expect(f.logs.String()).NotTo(ContainSubstring("WITHOUT a second factor"))
-				return
-			}
-			g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
-			g.Expect(w.Header().Get("Location")).To(Equal(tt.rd))
-			g.Expect(cookieNames(w)).To(ConsistOf(SessionCookieName), "never remembered")
-			g.Expect(aw.Code).To(Equal(http.StatusOK))
-			g.Expect(aw.Header().Get(HeaderMultifactor)).To(BeEmpty(), "a fail-open session never claims duo")
-			g.Expect(assertionClaims(g, aw)["multifactor"]).To(BeEmpty())
-			g.Expect(f.logs.String()).To(MatchRegexp(
-				`"level":"WARN","msg":"DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo","policy":"apps/admin","rule":"open","provider":"apps/duo-open","user":"approve"`))
-		})
-	}
-	t.Run("unreachable while a push is pending, failMode closed", func(t *testing.T) {
-		g := NewWithT(t)
-		f := newDuoFixture(t)
-		b := f.browser(duotest.UserApprove)
-		g.Expect(b.get(challengeURL(duoRD)).Code).To(Equal(http.StatusOK))
-		g.Expect(b.submit(duoPathPush, nil).Code).To(Equal(http.StatusOK))
-		f.duo.Stop()
-		code, a := b.pollStatus()
-		g.Expect(code).To(Equal(http.StatusOK))
-		g.Expect(a.State).To(Equal("done"), "the form's answer explains")
-		w := b.submit(duoPathCheck, nil)
-		g.Expect(w.Code).To(Equal(http.StatusServiceUnavailable))
-		g.Expect(w.Body.String()).To(ContainSubstring("Duo cannot be reached right now"))
-		g.Expect(f.authFor(b, duoRD).Code).To(Equal(http.StatusUnauthorized))
-	})
-}
-
 // TestDuoPushIsBoundToTheUserAndTheBrowser: the sealed transaction of one
 // user's push cannot be polled or completed by another user or another
 // browser, nor after it expires, nor once tampered with.
