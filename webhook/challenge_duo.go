@@ -132,20 +132,16 @@ type duoDeviceView struct {
 	Label string
 }
 
-// duoUserKey is a user of a Duo provider, the key of the per-user limits.
-// The provider is part of it because a Duo username means something only
-// within one Duo application: one provider's users never use up the
-// allowance of another's.
-type duoUserKey struct{ provider, user string }
-
 // duoPages serves the Duo challenge.
 type duoPages struct {
 	c *challengePages
 	// clients are the Duo clients of the providers in force, rebuilt when
 	// a provider's host or credentials change.
 	clients duoClients
-	// pushes limits pushes per user; polls limits status requests per
-	// client address.
+	// calls limits the calls to Duo's preauth and auth per user and per
+	// client address; pushes limits pushes per user; polls limits status
+	// requests per client address.
+	calls  *duoCallLimiter
 	pushes *rateLimiter[duoUserKey]
 	polls  *rateLimiter[netip.Addr]
 	// used holds the pushes that issued a session, so that a sealed push
@@ -161,6 +157,7 @@ func newDuoPages(c *challengePages) *duoPages {
 	return &duoPages{
 		c:       c,
 		clients: duoClients{m: map[string]*duoClientEntry{}},
+		calls:   newDuoCallLimiter(c.s.opts.DuoCallLimits, c.s),
 		pushes:  newKeyedRateLimiter[duoUserKey](DuoPushRateLimit, c.s.now),
 		polls:   newRateLimiter(duoPollRateLimit, c.s.now),
 		used:    newLRU[string, struct{}](usedTxCacheSize),
@@ -195,11 +192,15 @@ func (d *duoPages) duoOnly(next func(http.ResponseWriter, *http.Request, *challe
 
 // show is the Duo page of a GET: what preauth says.
 func (d *duoPages) show(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
+	if !d.admitCall(w, r, cr, "preauth") {
+		return
+	}
 	d.showOptions(w, r, cr, "", http.StatusOK)
 }
 
 // showOptions asks Duo about the user (preauth) and answers accordingly;
-// problem, when set, is shown above the options with status.
+// problem, when set, is shown above the options with status. The caller
+// has admitted the call (admitCall).
 func (d *duoPages) showOptions(w http.ResponseWriter, r *http.Request, cr *challengeRequest, problem string, status int) {
 	client, ok := d.client(w, cr)
 	if !ok {
@@ -293,8 +294,15 @@ func (d *duoPages) handlePasscode(w http.ResponseWriter, r *http.Request, cr *ch
 		valid = code[i] >= '0' && code[i] <= '9'
 	}
 	if !valid {
-		// Not a passcode: not sent to Duo, not an attempt.
+		// Not a passcode: not sent to Duo, not an attempt; the page's
+		// preauth is a call like any other.
+		if !d.admitCall(w, r, cr, "preauth") {
+			return
+		}
 		d.showOptions(w, r, cr, "Enter the passcode: digits only, as Duo Mobile, your token or your text message shows it.", http.StatusUnprocessableEntity)
+		return
+	}
+	if !d.admitCall(w, r, cr, "passcode") {
 		return
 	}
 	client, ok := d.client(w, cr)
@@ -311,6 +319,8 @@ func (d *duoPages) handlePasscode(w http.ResponseWriter, r *http.Request, cr *ch
 		d.c.s.countChallenge(cr.providerKey(), challengeFailure)
 		d.logf(cr, "second factor refused by Duo", "with", "passcode", "duoStatus", res.Status)
 		// preauth again: a user Duo has just locked out gets Duo's refusal.
+		// Admitting the passcode admitted this preauth too: one form, at
+		// most two calls.
 		d.showOptions(w, r, cr, duoText(res.StatusMsg, "That passcode was not accepted.")+" Check it and try again, or send a push.", http.StatusUnprocessableEntity)
 	}
 }

@@ -20,6 +20,9 @@ func (d *duoPages) handlePush(w http.ResponseWriter, r *http.Request, cr *challe
 		d.factorNotOffered(w, cr, "a push")
 		return
 	}
+	if !d.admitCall(w, r, cr, "push") {
+		return
+	}
 	if ok, retry := d.pushes.allow(duoUserKey{cr.providerKey(), cr.user()}); !ok {
 		d.c.s.countChallenge(cr.providerKey(), challengeRateLimited)
 		d.c.s.log.Warn("Duo push rate limited", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(), "user", cr.user())

@@ -114,8 +114,8 @@ type duoFixture struct {
 }
 
 // newDuoFixture starts a Duo test server and a challenge server configured
-// for it; skey, when set, replaces the server's secret key in the Secret.
-func newDuoFixture(t *testing.T) *duoFixture {
+// for it; opts change the challenge server's options.
+func newDuoFixture(t *testing.T, opts ...func(*Options)) *duoFixture {
 	t.Helper()
 	g := NewWithT(t)
 	ds := duotest.NewServer(t)
@@ -127,7 +127,7 @@ func newDuoFixture(t *testing.T) *duoFixture {
 	t.Cleanup(func() { _ = st.Close() })
 	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	logs := &syncWriter{w: new(bytes.Buffer)}
-	s, err := NewServer(Options{
+	o := Options{
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
@@ -136,7 +136,11 @@ func newDuoFixture(t *testing.T) *duoFixture {
 		Store:          st,
 		Now:            clock.Now,
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s, err := NewServer(o)
 	g.Expect(err).NotTo(HaveOccurred())
 	s.reloadConfigDir()
 	g.Expect(s.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
@@ -465,7 +469,10 @@ func TestDuoPasscode(t *testing.T) {
 	}
 	g.Expect(auths[1].Params.Get("passcode")).To(Equal(duotest.ValidPasscode), "spaces removed")
 
-	// Used once: Duo refuses it the second time.
+	// Used once: Duo refuses it the second time. (Ten seconds later: the
+	// user has used up the burst of calls to Duo, one more comes every ten
+	// seconds.)
+	f.clock.Advance(10 * time.Second)
 	b2 := f.browser(duotest.UserApprove)
 	g.Expect(b2.get(challengeURL(duoRD)).Code).To(Equal(http.StatusOK))
 	g.Expect(b2.submit(duoPathPasscode, url.Values{"passcode": {duotest.ValidPasscode}}).Code).To(Equal(http.StatusUnprocessableEntity))
@@ -475,7 +482,10 @@ func TestDuoPasscode(t *testing.T) {
 
 func TestDuoPushesAreLimitedPerUser(t *testing.T) {
 	g := NewWithT(t)
-	f := newDuoFixture(t)
+	// The push limit alone: the limits of calls to Duo are out of its way.
+	f := newDuoFixture(t, func(o *Options) {
+		o.DuoCallLimits = DuoCallLimits{PerUser: RateLimit{PerMinute: 600, Burst: 100}}
+	})
 	b := f.browser(duotest.UserApprove)
 	push := func(b *browser) *httptest.ResponseRecorder {
 		g.Expect(b.get(challengeURL(duoRD)).Code).To(Equal(http.StatusOK))
