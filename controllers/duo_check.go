@@ -16,8 +16,9 @@ import (
 //
 // Its errors classify as classifyDuoError expects: Duo's refusals
 // (*duo.APIError: 401xx bad keys or signature, 40105 clock skew, ...) are
-// terminal; an unreachable Duo (DNS, connection, TLS, timeout, HTTP 5xx or
-// 429) is not, and is retried with backoff. Settings the client refuses
+// terminal; Duo rate limiting (429), a peer failing TLS verification
+// (*duo.TLSError) and an unreachable Duo (DNS, connection, timeout, HTTP
+// 5xx) are not, and are retried with backoff. Settings the client refuses
 // before calling (a malformed API host, a CA bundle without certificates)
 // are the author's to fix: terminal as well.
 func CheckDuoCredentials(ctx context.Context, apiHost string, creds policy.DuoCredentials) error {

@@ -3,6 +3,7 @@ package webhook
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"time"
@@ -44,7 +45,7 @@ const (
 // beyond the server: the per-address limiter of form submissions.
 type challengePages struct {
 	s       *Server
-	limiter *rateLimiter
+	limiter *rateLimiter[netip.Addr]
 	duo     *duoPages
 }
 

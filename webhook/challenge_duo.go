@@ -1,11 +1,6 @@
 package webhook
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -13,12 +8,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
-	"github.com/mfa-operator/mfa-operator/internal/keyring"
-	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
 // Duo Security as a second factor, through Duo's Auth API v2:
@@ -56,12 +48,16 @@ import (
 //     satisfies the rule for this browser session, is never remembered
 //     and never claims duo (the header is empty); the decision log says
 //     "bypassed by Duo";
-//   - Duo unreachable (duo.IsUnreachable) with failMode open: the same
-//     unclaimed session, logged at WARN with the policy, rule, provider and
-//     user; with failMode closed (the default) a 503 page asks to try again;
-//   - any other failure (Duo refusing the request, an answer this server
-//     does not understand, a provider it cannot build a client for) fails
-//     closed, whatever the fail mode.
+//   - Duo unreachable (duo.IsUnreachable: no answer, or an HTTP 5xx) with
+//     failMode open: the same unclaimed session, logged at WARN with the
+//     policy, rule, provider and user; with failMode closed (the default)
+//     a 503 page asks to try again;
+//   - Duo rate limiting (HTTP 429): a 429 page with Duo's Retry-After,
+//     whatever the fail mode;
+//   - any other failure (Duo refusing the request, a peer at Duo's address
+//     that fails TLS verification, an answer this server does not
+//     understand, a provider it cannot build a client for) fails closed,
+//     whatever the fail mode (see challenge_duo_failure.go).
 
 // Duo form addresses (after /challenge/{namespace}/{policy}), fields and
 // limits.
@@ -76,27 +72,21 @@ const (
 	paramPasscode    = "passcode"
 	paramTx          = "tx"
 
-	// duoTxTTL is how long a sealed push can be polled and completed; Duo
-	// itself times a push out after about a minute.
-	duoTxTTL = 5 * time.Minute
-	// duoTxVersion is the format of the sealed push.
-	duoTxVersion = 1
 	// maxDeviceLabel bounds the device name carried by the push form.
 	maxDeviceLabel = 100
-	// maxTxToken bounds the sealed push read from a form.
-	maxTxToken = 1024
-	// usedTxCacheSize bounds the pushes remembered as used: far more than
-	// can be approved within duoTxTTL at DuoPushRateLimit.
-	usedTxCacheSize = 10000
 )
 
 // Results of Duo challenges, the `result` label of mfa_challenges_total,
 // besides the shared ones.
 const (
-	challengeBypass      = "bypass"
-	challengeFailOpen    = "fail_open"
-	challengeFraud       = "fraud"
-	challengeRateLimited = "rate_limited"
+	challengeBypass   = "bypass"
+	challengeFailOpen = "fail_open"
+	challengeFraud    = "fraud"
+	// challengeRateLimited: this server refused to call Duo (too many
+	// requests from the user or the client); challengeDuoRateLimited: Duo
+	// refused the call (HTTP 429).
+	challengeRateLimited    = "rate_limited"
+	challengeDuoRateLimited = "duo_rate_limited"
 )
 
 // DuoPushRateLimit bounds the pushes one user may start: 3 a minute, in
@@ -148,10 +138,12 @@ type duoPages struct {
 	// clients are the Duo clients of the providers in force, rebuilt when
 	// a provider's host or credentials change.
 	clients duoClients
-	// pushes limits pushes per user; polls limits status requests per
-	// client address.
-	pushes *rateLimiter
-	polls  *rateLimiter
+	// calls limits the calls to Duo's preauth and auth per user and per
+	// client address; pushes limits pushes per user; polls limits status
+	// requests per client address.
+	calls  *duoCallLimiter
+	pushes *rateLimiter[duoUserKey]
+	polls  *rateLimiter[netip.Addr]
 	// used holds the pushes that issued a session, so that a sealed push
 	// issues one session only (a form sent again with the browser's back
 	// button after a sign-out gets nothing). It is per replica: another
@@ -165,7 +157,8 @@ func newDuoPages(c *challengePages) *duoPages {
 	return &duoPages{
 		c:       c,
 		clients: duoClients{m: map[string]*duoClientEntry{}},
-		pushes:  newRateLimiter(DuoPushRateLimit, c.s.now),
+		calls:   newDuoCallLimiter(c.s.opts.DuoCallLimits, c.s),
+		pushes:  newKeyedRateLimiter[duoUserKey](DuoPushRateLimit, c.s.now),
 		polls:   newRateLimiter(duoPollRateLimit, c.s.now),
 		used:    newLRU[string, struct{}](usedTxCacheSize),
 	}
@@ -199,11 +192,15 @@ func (d *duoPages) duoOnly(next func(http.ResponseWriter, *http.Request, *challe
 
 // show is the Duo page of a GET: what preauth says.
 func (d *duoPages) show(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
+	if !d.admitCall(w, r, cr, "preauth") {
+		return
+	}
 	d.showOptions(w, r, cr, "", http.StatusOK)
 }
 
 // showOptions asks Duo about the user (preauth) and answers accordingly;
-// problem, when set, is shown above the options with status.
+// problem, when set, is shown above the options with status. The caller
+// has admitted the call (admitCall).
 func (d *duoPages) showOptions(w http.ResponseWriter, r *http.Request, cr *challengeRequest, problem string, status int) {
 	client, ok := d.client(w, cr)
 	if !ok {
@@ -285,169 +282,6 @@ func (d *duoPages) showEnroll(w http.ResponseWriter, r *http.Request, cr *challe
 	d.c.render(w, http.StatusOK, pageDuoEnroll, p, "")
 }
 
-// handlePush sends a push to the chosen device and shows the waiting page.
-func (d *duoPages) handlePush(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
-	if !slices.Contains(cr.provider.Spec.Duo.GetFactors(), v1alpha1.DuoFactorPush) {
-		d.factorNotOffered(w, cr, "a push")
-		return
-	}
-	if ok, retry := d.pushes.allow(userRateKey(cr.user())); !ok {
-		d.c.s.countChallenge(cr.providerKey(), challengeRateLimited)
-		d.c.s.log.Warn("Duo push rate limited", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(), "user", cr.user())
-		d.c.renderMessage(w, cr, message{
-			status: http.StatusTooManyRequests, title: "Too many pushes", alert: true,
-			text:        "You asked for several pushes in a short time. Wait a minute before asking for another one.",
-			details:     []string{"If a push you did not ask for reaches your phone, deny it and report it."},
-			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
-			actionLabel: "Back to Duo",
-			retryAfter:  retry,
-		})
-		return
-	}
-	client, ok := d.client(w, cr)
-	if !ok {
-		return
-	}
-	device := strings.TrimSpace(r.PostForm.Get(paramDevice))
-	if device == "" {
-		device = duo.DeviceAuto
-	}
-	label := strings.TrimSpace(r.PostForm.Get(paramDeviceLabel))
-	if label == "" || len(label) > maxDeviceLabel {
-		label = "your phone"
-	}
-	info := url.Values{"policy": {cr.policy.Namespace + "/" + cr.policy.Name}}
-	if cr.appHost != "" {
-		info.Set("app", cr.appHost)
-	}
-	txid, err := client.Push(r.Context(), duo.PushRequest{
-		Username: cr.user(),
-		IPAddr:   d.ipaddr(r),
-		Device:   device,
-		PushInfo: info,
-	})
-	if err != nil {
-		d.failed(w, r, cr, err)
-		return
-	}
-	d.logf(cr, "Duo push sent", "device", device)
-	token, err := d.sealTx(r, cr, duoTx{Txid: txid, Label: label})
-	if err != nil {
-		d.c.renderFailure(w, cr, err)
-		return
-	}
-	d.renderWaiting(w, r, cr, token, label, "", http.StatusOK)
-}
-
-// renderWaiting shows the page that waits for the push's answer; its
-// script polls the status endpoint and submits the form once Duo has an
-// answer; without scripts, the form's button asks.
-func (d *duoPages) renderWaiting(w http.ResponseWriter, r *http.Request, cr *challengeRequest, token, label, notice string, status int) {
-	p := d.c.formPage(w, r, cr)
-	p.Title = "Approve the push"
-	p.Duo = &duoView{
-		DeviceLabel:  label,
-		Tx:           token,
-		CheckAction:  d.c.pagePath(cr.policy, duoPathCheck),
-		StatusAction: d.c.pagePath(cr.policy, duoPathStatus),
-		PageURL:      d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
-		Notice:       notice,
-	}
-	d.c.render(&scriptPageWriter{ResponseWriter: w, p: p}, status, pageDuoPush, p, originOf(cr.rd))
-}
-
-// handleCheck asks Duo for the push's outcome.
-func (d *duoPages) handleCheck(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
-	tx, token, ok := d.openTx(w, r, cr)
-	if !ok {
-		return
-	}
-	client, ok := d.client(w, cr)
-	if !ok {
-		return
-	}
-	res, err := client.AuthStatus(r.Context(), tx.Txid)
-	switch {
-	case err != nil:
-		d.failed(w, r, cr, err)
-	case res.Waiting():
-		d.renderWaiting(w, r, cr, token, tx.Label, "Duo has no answer from your device yet. Approve the request in Duo Mobile, then continue.", http.StatusOK)
-	case res.Allowed() && !d.claimTx(tx.Txid):
-		d.txRefused(w, cr, errDuoTxUsed)
-	case res.Allowed():
-		d.allowed(w, r, cr, res, "push")
-	default:
-		d.refused(w, r, cr, res, "push")
-	}
-}
-
-// duoStatusAnswer is the status endpoint's JSON.
-type duoStatusAnswer struct {
-	// State is waiting (poll again) or done (submit the form to see the
-	// outcome).
-	State string `json:"state,omitempty"`
-	Error string `json:"error,omitempty"`
-}
-
-// handleStatus tells the waiting page's script whether Duo has an answer.
-// It says nothing more: the outcome is acted on by the form's POST, so the
-// session is issued by one handler only. It has its own per-address limit
-// (polling is frequent) and answers errors in JSON; the script then
-// submits the form, whose answer explains.
-func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
-	s := d.c.s
-	if ok, retry := d.polls.allow(s.clientIP(r)); !ok {
-		w.Header().Set("Retry-After", retryAfterSeconds(retry))
-		writeDuoStatus(w, http.StatusTooManyRequests, duoStatusAnswer{Error: "too many requests"})
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		writeDuoStatus(w, http.StatusBadRequest, duoStatusAnswer{Error: "form not understood"})
-		return
-	}
-	// prepare answers with a page when the request cannot go on; the
-	// script treats any answer but a 200 as "submit the form".
-	cr, ok := d.c.prepare(w, r, r.PostForm)
-	if !ok {
-		return
-	}
-	if cr.provider == nil || cr.provider.Spec.Type != v1alpha1.ProviderDuo {
-		writeDuoStatus(w, http.StatusBadRequest, duoStatusAnswer{Error: "not a Duo provider"})
-		return
-	}
-	if err := s.checkCSRF(r, cr.user()); err != nil {
-		writeDuoStatus(w, http.StatusForbidden, duoStatusAnswer{Error: "invalid form token"})
-		return
-	}
-	tx, err := d.openTxToken(r, cr)
-	if err != nil {
-		writeDuoStatus(w, http.StatusForbidden, duoStatusAnswer{Error: "invalid or expired push"})
-		return
-	}
-	client, err := d.clients.get(cr.provider)
-	if err != nil || d.txUsed(tx.Txid) {
-		writeDuoStatus(w, http.StatusOK, duoStatusAnswer{State: "done"})
-		return
-	}
-	res, err := client.AuthStatus(r.Context(), tx.Txid)
-	if err == nil && res.Waiting() {
-		writeDuoStatus(w, http.StatusOK, duoStatusAnswer{State: "waiting"})
-		return
-	}
-	// An answer, or an error the form's POST will meet and explain.
-	writeDuoStatus(w, http.StatusOK, duoStatusAnswer{State: "done"})
-}
-
-func writeDuoStatus(w http.ResponseWriter, status int, a duoStatusAnswer) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(a)
-}
-
 // handlePasscode checks a passcode with Duo.
 func (d *duoPages) handlePasscode(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
 	if !slices.Contains(cr.provider.Spec.Duo.GetFactors(), v1alpha1.DuoFactorPasscode) {
@@ -460,8 +294,15 @@ func (d *duoPages) handlePasscode(w http.ResponseWriter, r *http.Request, cr *ch
 		valid = code[i] >= '0' && code[i] <= '9'
 	}
 	if !valid {
-		// Not a passcode: not sent to Duo, not an attempt.
+		// Not a passcode: not sent to Duo, not an attempt; the page's
+		// preauth is a call like any other.
+		if !d.admitCall(w, r, cr, "preauth") {
+			return
+		}
 		d.showOptions(w, r, cr, "Enter the passcode: digits only, as Duo Mobile, your token or your text message shows it.", http.StatusUnprocessableEntity)
+		return
+	}
+	if !d.admitCall(w, r, cr, "passcode") {
 		return
 	}
 	client, ok := d.client(w, cr)
@@ -478,125 +319,9 @@ func (d *duoPages) handlePasscode(w http.ResponseWriter, r *http.Request, cr *ch
 		d.c.s.countChallenge(cr.providerKey(), challengeFailure)
 		d.logf(cr, "second factor refused by Duo", "with", "passcode", "duoStatus", res.Status)
 		// preauth again: a user Duo has just locked out gets Duo's refusal.
+		// Admitting the passcode admitted this preauth too: one form, at
+		// most two calls.
 		d.showOptions(w, r, cr, duoText(res.StatusMsg, "That passcode was not accepted.")+" Check it and try again, or send a push.", http.StatusUnprocessableEntity)
-	}
-}
-
-// allowed issues the session after Duo accepted the second factor, or
-// after Duo's bypass.
-func (d *duoPages) allowed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, res *duo.AuthResult, how string) {
-	if res.Status == "bypass" {
-		d.bypassed(w, r, cr, how, res.StatusMsg)
-		return
-	}
-	d.c.accepted(w, r, cr, "Duo "+how)
-	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
-}
-
-// bypassed lets a user through whom Duo does not ask for a second factor
-// (bypass status, or a policy allowing it). No factor was answered, so the
-// session never claims duo and is not remembered: Duo is asked again in
-// the next browser session.
-func (d *duoPages) bypassed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, stage, statusMsg string) {
-	d.c.s.issueSession(w, r, cr.id, cr.policy, cr.rule, cr.providerKey(), SessionFailOpen)
-	d.c.s.countChallenge(cr.providerKey(), challengeBypass)
-	d.c.s.log.Info("second factor bypassed by Duo; the session does not claim duo", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
-		"rule", cr.rule.Name, "provider", cr.providerKey(), "user", cr.user(), "stage", stage, "duoStatus", statusMsg)
-	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
-}
-
-// refused explains a push Duo did not accept and offers another try.
-func (d *duoPages) refused(w http.ResponseWriter, r *http.Request, cr *challengeRequest, res *duo.AuthResult, how string) {
-	result := challengeFailure
-	title, text := "Request denied", "The request was denied."
-	switch res.Status {
-	case "deny":
-		title, text = "Request denied", "You denied the request in Duo Mobile, so you were not signed in."
-	case "timeout":
-		title, text = "Request timed out", "The request was not answered in time."
-	case "fraud":
-		result = challengeFraud
-		title, text = "Request reported as fraud", "You reported the request as fraudulent. You were not signed in, and Duo has recorded the report."
-	case "locked_out":
-		title, text = "Account locked by Duo", "Duo has locked your account after too many attempts."
-	}
-	d.c.s.countChallenge(cr.providerKey(), result)
-	if result == challengeFraud {
-		d.c.s.log.Warn("Duo push reported as fraud by the user", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
-			"provider", cr.providerKey(), "user", cr.user(), "client", d.ipaddr(r))
-	} else {
-		d.logf(cr, "second factor refused by Duo", "with", how, "duoStatus", res.Status)
-	}
-	details := []string{}
-	if res.StatusMsg != "" {
-		details = append(details, "Duo says: "+res.StatusMsg)
-	}
-	d.c.renderMessage(w, cr, message{
-		status: http.StatusForbidden, title: title, alert: true,
-		text:        text,
-		details:     append(details, "You can try again: send a new push or enter a passcode."),
-		actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
-		actionLabel: "Try again",
-	})
-}
-
-// failed answers an error of a call to Duo. Only an unreachable Duo
-// follows the provider's fail mode; everything else fails closed.
-func (d *duoPages) failed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, err error) {
-	s := d.c.s
-	key := cr.providerKey()
-	policyKey := cr.policy.Namespace + "/" + cr.policy.Name
-	switch {
-	case duo.IsUnreachable(err) && cr.provider.Spec.Duo.GetFailMode() == v1alpha1.FailOpen:
-		s.issueSession(w, r, cr.id, cr.policy, cr.rule, key, SessionFailOpen)
-		s.countChallenge(key, challengeFailOpen)
-		s.log.Warn("DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo",
-			"policy", policyKey, "rule", cr.rule.Name, "provider", key, "user", cr.user(), "error", err.Error())
-		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
-	case duo.IsUnreachable(err):
-		s.countChallenge(key, challengeUnavailable)
-		s.log.Error("Duo unreachable; failMode closed refuses", "policy", policyKey, "rule", cr.rule.Name, "provider", key,
-			"user", cr.user(), "error", err.Error())
-		d.c.renderMessage(w, cr, message{
-			status: http.StatusServiceUnavailable, title: "Duo cannot be reached", alert: true,
-			text:        "Duo cannot be reached right now, so your second step cannot be checked. Try again in a moment.",
-			details:     []string{"Nothing was changed. If it keeps happening, tell the administrator (MFAProvider " + key + ")."},
-			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
-			actionLabel: "Try again",
-			retryAfter:  5 * time.Second,
-		})
-	case errors.Is(err, context.Canceled):
-		// The browser went away; nobody reads the answer.
-		s.log.Debug("Duo call cancelled by the client", "policy", policyKey, "provider", key, "user", cr.user())
-		w.WriteHeader(http.StatusServiceUnavailable)
-	default:
-		var input *duo.InputError
-		if errors.As(err, &input) && input.Field == "username" {
-			s.countChallenge(key, challengeFailure)
-			s.log.Warn("user id cannot be a Duo username", "policy", policyKey, "provider", key, "error", err.Error())
-			d.c.renderMessage(w, cr, message{
-				status: http.StatusForbidden, title: "Account not supported", alert: true,
-				text:    "Your account name cannot be used with Duo.",
-				details: []string{"Tell the administrator: Duo usernames are 1 to 256 bytes of text without control characters."},
-			})
-			return
-		}
-		s.countChallenge(key, challengeUnavailable)
-		s.log.Error("Duo refused or answered unexpectedly; failing closed", "policy", policyKey, "rule", cr.rule.Name,
-			"provider", key, "user", cr.user(), "error", err.Error())
-		details := []string{"Nothing was changed. Tell the administrator (MFAProvider " + key + ")."}
-		var apiErr *duo.APIError
-		if errors.As(err, &apiErr) && apiErr.Message != "" {
-			details = append([]string{"Duo says: " + apiErr.Message}, details...)
-		}
-		d.c.renderMessage(w, cr, message{
-			status: http.StatusServiceUnavailable, title: "Duo verification failed", alert: true,
-			text:        "Duo did not accept the sign-in service's request, so your second step cannot be checked.",
-			details:     details,
-			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
-			actionLabel: "Try again",
-			retryAfter:  5 * time.Second,
-		})
 	}
 }
 
@@ -648,203 +373,4 @@ func duoText(msg, def string) string {
 		return def
 	}
 	return msg
-}
-
-// userRateKey maps a user to a key of the rate limiter, whose keys are
-// addresses: the first 64 bits of the user's SHA-256 as an IPv6 /64 (the
-// limiter groups IPv6 keys by /64).
-func userRateKey(user string) netip.Addr {
-	sum := sha256.Sum256([]byte("mfa-operator duo push\x00" + user))
-	var a [16]byte
-	copy(a[:8], sum[:8])
-	return netip.AddrFrom16(a)
-}
-
-// The sealed push.
-
-// duoTx is a push in flight, sealed into the waiting page's form.
-type duoTx struct {
-	Version int    `json:"v"`
-	Txid    string `json:"t"`
-	Label   string `json:"d,omitempty"`
-	Expiry  int64  `json:"e"`
-}
-
-var errDuoTxInvalid = errors.New("the push is not valid for this user, browser and page")
-var errDuoTxExpired = errors.New("the push has expired")
-var errDuoTxUsed = errors.New("the push was already used")
-
-// duoTxAAD binds a sealed push to the user, the provider, the policy and
-// the browser (its CSRF value).
-func duoTxAAD(cr *challengeRequest, browserID []byte) []byte {
-	aad := "mfa-operator duo push\x00" + cr.user() + "\x00" + cr.providerKey() + "\x00" + cr.policy.Namespace + "/" + cr.policy.Name + "\x00"
-	return append([]byte(aad), browserID...)
-}
-
-func (d *duoPages) sealTx(r *http.Request, cr *challengeRequest, tx duoTx) (string, error) {
-	kr := d.c.s.keyring()
-	browserID := d.c.s.csrfBrowserID(r)
-	if kr == nil || browserID == nil {
-		return "", errors.New("sealing a Duo push: no keyring or no CSRF cookie")
-	}
-	tx.Version = duoTxVersion
-	tx.Expiry = d.c.s.now().Add(duoTxTTL).Unix()
-	plain, err := json.Marshal(tx)
-	if err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(kr.Seal(keyring.PurposeCSRF, plain, duoTxAAD(cr, browserID))), nil
-}
-
-// openTxToken opens the sealed push of the form.
-func (d *duoPages) openTxToken(r *http.Request, cr *challengeRequest) (*duoTx, error) {
-	token := r.PostForm.Get(paramTx)
-	kr := d.c.s.keyring()
-	browserID := d.c.s.csrfBrowserID(r)
-	if token == "" || len(token) > maxTxToken || kr == nil || browserID == nil {
-		return nil, errDuoTxInvalid
-	}
-	sealed, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return nil, errDuoTxInvalid
-	}
-	plain, err := kr.Open(keyring.PurposeCSRF, sealed, duoTxAAD(cr, browserID))
-	if err != nil {
-		return nil, errDuoTxInvalid
-	}
-	var tx duoTx
-	if err := json.Unmarshal(plain, &tx); err != nil || tx.Version != duoTxVersion || tx.Txid == "" {
-		return nil, errDuoTxInvalid
-	}
-	if d.c.s.now().Unix() > tx.Expiry {
-		return nil, errDuoTxExpired
-	}
-	return &tx, nil
-}
-
-// openTx opens the form's sealed push or answers with a page that offers a
-// new one.
-func (d *duoPages) openTx(w http.ResponseWriter, r *http.Request, cr *challengeRequest) (*duoTx, string, bool) {
-	tx, err := d.openTxToken(r, cr)
-	if err == nil && d.txUsed(tx.Txid) {
-		err = errDuoTxUsed
-	}
-	if err == nil {
-		return tx, r.PostForm.Get(paramTx), true
-	}
-	d.txRefused(w, cr, err)
-	return nil, "", false
-}
-
-// txRefused answers a sealed push that cannot be used with a page that
-// offers a new one.
-func (d *duoPages) txRefused(w http.ResponseWriter, cr *challengeRequest, err error) {
-	d.c.s.log.Warn("Duo push form refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(),
-		"user", cr.user(), "reason", err.Error())
-	text := "This page does not belong to a push of yours in this browser."
-	switch {
-	case errors.Is(err, errDuoTxExpired):
-		text = "This push has expired."
-	case errors.Is(err, errDuoTxUsed):
-		text = "This push was already used to sign in."
-	}
-	d.c.renderMessage(w, cr, message{
-		status: http.StatusForbidden, title: "Push expired or invalid", alert: true,
-		text:      text,
-		details:   []string{"Nothing was changed. Send a new push."},
-		actionURL: d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Back to Duo",
-	})
-}
-
-// txUsed reports whether a push already issued a session.
-func (d *duoPages) txUsed(txid string) bool {
-	_, ok := d.used.Get(txid)
-	return ok
-}
-
-// claimTx marks a push as having issued a session; false when it already
-// had.
-func (d *duoPages) claimTx(txid string) bool {
-	d.usedMu.Lock()
-	defer d.usedMu.Unlock()
-	if _, ok := d.used.Get(txid); ok {
-		return false
-	}
-	d.used.Add(txid, struct{}{})
-	return true
-}
-
-// The Duo clients.
-
-// duoClients holds one client per Duo provider, for as long as its host
-// and credentials stay the same.
-type duoClients struct {
-	mu sync.Mutex
-	m  map[string]*duoClientEntry
-}
-
-type duoClientEntry struct {
-	apiHost string
-	creds   policy.DuoCredentials
-	client  duo.Client
-}
-
-// get returns the client of a Duo provider. A provider this server cannot
-// build a client for is a configuration error, never an unreachable Duo:
-// it fails closed. A host that is not a Duo API host is refused unless the
-// provider trusts its own CA for it, as the controller requires.
-func (dc *duoClients) get(bp *policy.BundleProvider) (duo.Client, error) {
-	spec := bp.Spec.Duo
-	if spec == nil || bp.Duo == nil {
-		return nil, fmt.Errorf("MFAProvider %s has no Duo settings or credentials in the bundle", bp.Key())
-	}
-	if !duo.ValidAPIHost(spec.APIHost) && bp.Duo.CABundle == "" {
-		return nil, fmt.Errorf("MFAProvider %s: spec.duo.apiHost %q is not a Duo API host and no caBundleRef is set", bp.Key(), spec.APIHost)
-	}
-	dc.mu.Lock()
-	defer dc.mu.Unlock()
-	if e := dc.m[bp.Key()]; e != nil && e.apiHost == spec.APIHost && e.creds == *bp.Duo {
-		return e.client, nil
-	}
-	c, err := duo.New(spec.APIHost, *bp.Duo, duo.WithUserAgent("mfa-operator-webhook"))
-	if err != nil {
-		return nil, fmt.Errorf("MFAProvider %s: %w", bp.Key(), err)
-	}
-	dc.m[bp.Key()] = &duoClientEntry{apiHost: spec.APIHost, creds: *bp.Duo, client: c}
-	return c, nil
-}
-
-// client returns the provider's client or answers with a page: a
-// configuration this server cannot use fails closed.
-func (d *duoPages) client(w http.ResponseWriter, cr *challengeRequest) (duo.Client, bool) {
-	c, err := d.clients.get(cr.provider)
-	if err == nil {
-		return c, true
-	}
-	d.c.s.countChallenge(cr.providerKey(), challengeUnavailable)
-	d.c.s.log.Error("Duo provider unusable; failing closed", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
-		"provider", cr.providerKey(), "user", cr.user(), "error", err.Error())
-	d.c.renderMessage(w, cr, message{
-		status: http.StatusServiceUnavailable, title: "Duo is not available", alert: true,
-		text:       "Duo verification is not set up correctly, so your second step cannot be checked.",
-		details:    []string{"Tell the administrator (MFAProvider " + cr.providerKey() + ")."},
-		retryAfter: 30 * time.Second,
-	})
-	return nil, false
-}
-
-// scriptPageWriter lets a page run its own inline script: the page's
-// nonce (set by render) is added to the content security policy render
-// writes, with fetches allowed to this origin only.
-type scriptPageWriter struct {
-	http.ResponseWriter
-	p *page
-}
-
-func (w *scriptPageWriter) WriteHeader(status int) {
-	h := w.Header()
-	if csp := h.Get("Content-Security-Policy"); csp != "" && w.p.Nonce != "" {
-		h.Set("Content-Security-Policy", csp+"; script-src 'nonce-"+w.p.Nonce+"'; connect-src 'self'")
-	}
-	w.ResponseWriter.WriteHeader(status)
 }

@@ -7,17 +7,18 @@ import (
 	"time"
 )
 
-// RateLimit bounds how often one client address may submit challenge
-// forms. It complements the per-user lockout: the lockout stops guessing
-// one user's codes, this stops one address from trying many users (or
-// flooding the store).
+// RateLimit bounds how often one key (a client address, a user) may do
+// something. Applied to challenge form submissions per client address, it
+// complements the per-user lockout: the lockout stops guessing one user's
+// codes, this stops one address from trying many users (or flooding the
+// store).
 type RateLimit struct {
-	// PerMinute is the sustained number of submissions allowed per client
-	// address. Default 10.
+	// PerMinute is the sustained number of submissions allowed per key.
+	// Default 10.
 	PerMinute float64
 	// Burst is how many submissions may come at once. Default 10.
 	Burst int
-	// MaxClients bounds the addresses tracked; the least recently seen is
+	// MaxClients bounds the keys tracked; the least recently seen is
 	// forgotten first. Default 10000.
 	MaxClients int
 }
@@ -39,42 +40,52 @@ func (c RateLimit) withDefaults() RateLimit {
 	return c
 }
 
-// rateLimiter is a token bucket per client address, in a map of bounded
-// size with least-recently-used eviction. The bucket is kept as the
-// generic cell rate algorithm's single timestamp (the time at which the
-// bucket would be full again), which is exact in integer time. IPv6 clients
-// are grouped by /64, the block one subscriber usually holds, so rotating
-// addresses within it gains nothing.
-type rateLimiter struct {
+// rateLimiter is a token bucket per key (a client address, a user), in a
+// map of bounded size with least-recently-used eviction. The bucket is
+// kept as the generic cell rate algorithm's single timestamp (the time at
+// which the bucket would be full again), which is exact in integer time.
+// normalize, when set, maps a key to its bucket first: the per-address
+// limiter groups IPv6 clients by /64, the block one subscriber usually
+// holds, so rotating addresses within it gains nothing.
+type rateLimiter[K comparable] struct {
 	interval  time.Duration // one token every interval
 	tolerance time.Duration // (burst-1) intervals: how far ahead a bucket may run
 	maxSize   int
 	now       func() time.Time
+	normalize func(K) K
 
 	mu      sync.Mutex
-	buckets map[netip.Addr]*list.Element // of *bucket
-	lru     *list.List                   // front: most recently seen
+	buckets map[K]*list.Element // of *bucket[K]
+	lru     *list.List          // front: most recently seen
 }
 
-type bucket struct {
-	key netip.Addr
+type bucket[K comparable] struct {
+	key K
 	// full is when the bucket is full again; each submission moves it one
 	// interval later.
 	full time.Time
 }
 
-func newRateLimiter(cfg RateLimit, now func() time.Time) *rateLimiter {
+// newRateLimiter limits per client address (see rateKey).
+func newRateLimiter(cfg RateLimit, now func() time.Time) *rateLimiter[netip.Addr] {
+	l := newKeyedRateLimiter[netip.Addr](cfg, now)
+	l.normalize = rateKey
+	return l
+}
+
+// newKeyedRateLimiter limits per key, keys compared as they are.
+func newKeyedRateLimiter[K comparable](cfg RateLimit, now func() time.Time) *rateLimiter[K] {
 	cfg = cfg.withDefaults()
 	if now == nil {
 		now = time.Now
 	}
 	interval := time.Duration(float64(time.Minute) / cfg.PerMinute)
-	return &rateLimiter{
+	return &rateLimiter[K]{
 		interval:  interval,
 		tolerance: time.Duration(cfg.Burst-1) * interval,
 		maxSize:   cfg.MaxClients,
 		now:       now,
-		buckets:   map[netip.Addr]*list.Element{},
+		buckets:   map[K]*list.Element{},
 		lru:       list.New(),
 	}
 }
@@ -91,24 +102,26 @@ func rateKey(ip netip.Addr) netip.Addr {
 	return ip
 }
 
-// allow takes a token for ip. When none is left it says how long until the
-// next one.
-func (l *rateLimiter) allow(ip netip.Addr) (ok bool, retryAfter time.Duration) {
-	key := rateKey(ip)
+// allow takes a token for key. When none is left it says how long until
+// the next one.
+func (l *rateLimiter[K]) allow(key K) (ok bool, retryAfter time.Duration) {
+	if l.normalize != nil {
+		key = l.normalize(key)
+	}
 	now := l.now()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var b *bucket
+	var b *bucket[K]
 	if e, found := l.buckets[key]; found {
 		l.lru.MoveToFront(e)
-		b = e.Value.(*bucket)
+		b = e.Value.(*bucket[K])
 	} else {
-		b = &bucket{key: key, full: now}
+		b = &bucket[K]{key: key, full: now}
 		l.buckets[key] = l.lru.PushFront(b)
 		for l.lru.Len() > l.maxSize {
 			oldest := l.lru.Back()
-			delete(l.buckets, oldest.Value.(*bucket).key)
+			delete(l.buckets, oldest.Value.(*bucket[K]).key)
 			l.lru.Remove(oldest)
 		}
 	}
@@ -123,8 +136,8 @@ func (l *rateLimiter) allow(ip netip.Addr) (ok bool, retryAfter time.Duration) {
 	return true, 0
 }
 
-// size is the number of addresses tracked.
-func (l *rateLimiter) size() int {
+// size is the number of keys tracked.
+func (l *rateLimiter[K]) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lru.Len()

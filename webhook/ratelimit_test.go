@@ -107,3 +107,38 @@ func TestRateLimitDefaults(t *testing.T) {
 	g.Expect(RateLimit{}.withDefaults()).To(Equal(DefaultRateLimit))
 	g.Expect(RateLimit{PerMinute: 30}.withDefaults()).To(Equal(RateLimit{PerMinute: 30, Burst: 10, MaxClients: 10000}))
 }
+
+func TestKeyedRateLimiterKeepsKeysApartAsTheyAre(t *testing.T) {
+	g := NewWithT(t)
+	clock := &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	l := newKeyedRateLimiter[duoUserKey](RateLimit{PerMinute: 1, Burst: 1, MaxClients: 100}, clock.now)
+	alice := duoUserKey{"apps/duo", "alice@example.com"}
+	ok, _ := l.allow(alice)
+	g.Expect(ok).To(BeTrue())
+	ok, _ = l.allow(alice)
+	g.Expect(ok).To(BeFalse(), "the same user of the same provider")
+	for _, other := range []duoUserKey{
+		{"apps/duo", "bob@example.com"},
+		{"apps/duo", "Alice@example.com"},
+		{"other/duo", "alice@example.com"},
+		{"apps/duo\x00alice@example.com", ""},
+	} {
+		ok, _ = l.allow(other)
+		g.Expect(ok).To(BeTrue(), "%+v has its own bucket", other)
+	}
+	g.Expect(l.size()).To(Equal(5))
+}
+
+func TestKeyedRateLimiterEvictsTheLeastRecentlySeen(t *testing.T) {
+	g := NewWithT(t)
+	clock := &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	l := newKeyedRateLimiter[string](RateLimit{PerMinute: 1, Burst: 1, MaxClients: 2}, clock.now)
+	l.allow("a")
+	l.allow("b")
+	l.allow("c") // forgets a
+	g.Expect(l.size()).To(Equal(2))
+	ok, _ := l.allow("a")
+	g.Expect(ok).To(BeTrue(), "a was forgotten and starts with a full bucket")
+	ok, _ = l.allow("c")
+	g.Expect(ok).To(BeFalse(), "c is still tracked")
+}

@@ -60,6 +60,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Lockout bounds failed second-factor attempts.
 	Lockout totp.Lockout
+	// DuoCallLimits bound the calls to Duo's preauth and auth per user and
+	// per client address; zero fields take the defaults.
+	DuoCallLimits DuoCallLimits
 	// GCHeadroom is the heap growth allowed between garbage collections
 	// while the live heap is small (see tuneGC); 0 leaves Go's default.
 	GCHeadroom uint64

@@ -132,7 +132,10 @@ type DuoSpec struct {
 	// FailMode says what happens when Duo cannot be reached: closed (refuse)
 	// or open (let the user through without a second factor, logged as a
 	// warning; the session never claims duo: X-MFA-Multifactor is empty).
-	// A refusal from Duo always fails closed.
+	// Only no answer at all counts as unreachable: a DNS failure, a connection
+	// refused or reset, a timeout, an HTTP 5xx. Duo refusing (any 4xx, rate
+	// limiting included), a certificate that does not verify and an answer
+	// that is not Duo's always fail closed.
 	// +optional
 	// +kubebuilder:default=closed
 	FailMode FailMode `json:"failMode,omitempty"`

@@ -8,6 +8,9 @@
 // context (with a per-call timeout) into every request it makes, and turns
 // HTTP 429/5xx into transport errors so the library's sleeping retry loop
 // never runs: callers retry with their own backoff.
+//
+// Failures are classified (see errors.go) so that only an outage, never a
+// refusal or an unverified peer, can count as Duo being unreachable.
 package duo
 
 import (
@@ -130,14 +133,15 @@ func New(apiHost string, creds policy.DuoCredentials, opts ...Option) (Client, e
 	}
 	dialer := &net.Dialer{Timeout: o.timeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
-		Proxy:                 o.proxy,
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsConfig,
-		TLSHandshakeTimeout:   o.timeout,
-		ResponseHeaderTimeout: o.timeout,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
+		Proxy:                  o.proxy,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tlsConfig,
+		TLSHandshakeTimeout:    o.timeout,
+		ResponseHeaderTimeout:  o.timeout,
+		OnProxyConnectResponse: onProxyConnectResponse,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConnsPerHost:    4,
+		IdleConnTimeout:        90 * time.Second,
 	}
 	return &client{
 		host:      apiHost,
@@ -331,22 +335,11 @@ func (c *client) call(ctx context.Context, op, method, path string, params url.V
 	})
 	_, body, err := api.SignedCall(method, path, params)
 	if err != nil {
-		return c.failure(ctx, op, rt.status, err)
+		return c.failure(ctx, op, rt, err)
 	}
-	return c.decode(op, rt.status, body, out)
-}
-
-// failure turns a transport error into an UnreachableError, except when
-// the caller cancelled its context: that is not Duo being unreachable, and
-// must never let a fail-open provider through.
-func (c *client) failure(ctx context.Context, op string, status int, err error) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("duo %s: %w", op, context.Canceled)
+	err = c.decode(op, rt.status, body, out)
+	if a, ok := err.(*APIError); ok {
+		a.RetryAfter = rt.retryAfter
 	}
-	var se *statusError
-	if errors.As(err, &se) {
-		status = se.status
-		err = se
-	}
-	return &UnreachableError{Op: op, Host: c.host, HTTPStatus: status, Err: err}
+	return err
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strings"
@@ -97,7 +99,7 @@ func TestUnreachableDuoIsAnUnreachableError(t *testing.T) {
 		{"stopped server", (*duotest.Server).APIHost, (*duotest.Server).Stop},
 		{"HTTP 503", (*duotest.Server).APIHost, func(s *duotest.Server) { s.FailWith(http.StatusServiceUnavailable) }},
 		{"HTTP 500", (*duotest.Server).APIHost, func(s *duotest.Server) { s.FailWith(http.StatusInternalServerError) }},
-		{"HTTP 429", (*duotest.Server).APIHost, func(s *duotest.Server) { s.FailWith(http.StatusTooManyRequests) }},
+		{"HTTP 502", (*duotest.Server).APIHost, func(s *duotest.Server) { s.FailWith(http.StatusBadGateway) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,16 +120,71 @@ func TestUnreachableDuoIsAnUnreachableError(t *testing.T) {
 	}
 }
 
-func TestRateLimitIsNotRetriedByTheLibrary(t *testing.T) {
+// TestRefusalsAreAPIErrorsNeverUnreachable: whatever Duo refuses with, a
+// 4xx is Duo saying no, never Duo being unreachable.
+func TestRefusalsAreAPIErrorsNeverUnreachable(t *testing.T) {
+	tests := []struct {
+		name     string
+		status   int
+		wantCode int
+		terminal bool
+	}{
+		{"HTTP 400", http.StatusBadRequest, 40000, true},
+		{"HTTP 401", http.StatusUnauthorized, 40100, true},
+		{"HTTP 403", http.StatusForbidden, 40300, true},
+		{"HTTP 404", http.StatusNotFound, 40400, true},
+		{"HTTP 429", http.StatusTooManyRequests, 42901, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := duotest.NewServer(t)
+			s.FailWith(tt.status)
+			_, err := newClient(t, s).Preauth(context.Background(), duotest.UserApprove, "192.0.2.10")
+
+			var apiErr *duo.APIError
+			g.Expect(errors.As(err, &apiErr)).To(BeTrue(), "%v", err)
+			g.Expect(apiErr.Op).To(Equal("preauth"))
+			g.Expect(apiErr.HTTPStatus).To(Equal(tt.status))
+			g.Expect(apiErr.Code).To(Equal(tt.wantCode))
+			g.Expect(apiErr.RateLimited()).To(Equal(tt.status == http.StatusTooManyRequests))
+			g.Expect(duo.IsUnreachable(err)).To(BeFalse())
+			g.Expect(duo.IsTerminal(err)).To(Equal(tt.terminal))
+		})
+	}
+}
+
+// TestDuoRateLimitIsARefusalNotRetriedByTheLibrary: a 429 is answered at
+// once, with Duo's code and Retry-After, without the library's sleeping
+// retries.
+func TestDuoRateLimitIsARefusalNotRetriedByTheLibrary(t *testing.T) {
 	g := NewWithT(t)
 	s := duotest.NewServer(t)
-	s.FailWith(http.StatusTooManyRequests)
+	s.RateLimit(30 * time.Second)
 	err := newClient(t, s).Check(context.Background())
 
-	var u *duo.UnreachableError
-	g.Expect(errors.As(err, &u)).To(BeTrue(), "%v", err)
-	g.Expect(u.HTTPStatus).To(Equal(http.StatusTooManyRequests))
+	var apiErr *duo.APIError
+	g.Expect(errors.As(err, &apiErr)).To(BeTrue(), "%v", err)
+	g.Expect(*apiErr).To(Equal(duo.APIError{Op: "check", HTTPStatus: http.StatusTooManyRequests, Code: 42901,
+		Message: "Too Many Requests", RetryAfter: 30 * time.Second}))
+	g.Expect(apiErr.RateLimited()).To(BeTrue())
+	g.Expect(err.Error()).To(ContainSubstring("Duo is rate limiting this application, retry after 30s"))
+	g.Expect(duo.IsUnreachable(err)).To(BeFalse())
+	g.Expect(duo.IsTerminal(err)).To(BeFalse())
 	g.Expect(s.Requests()).To(HaveLen(1))
+}
+
+// TestFailuresDoNotNameTheRequestURL: a GET's query names the push's
+// transaction, which must not reach the logs through an error.
+func TestFailuresDoNotNameTheRequestURL(t *testing.T) {
+	g := NewWithT(t)
+	s := duotest.NewServer(t)
+	s.Stop()
+	const txid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+	_, err := newClient(t, s).AuthStatus(context.Background(), txid)
+	g.Expect(duo.IsUnreachable(err)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).NotTo(ContainSubstring(txid))
+	g.Expect(err.Error()).NotTo(ContainSubstring("/auth/v2/"))
 }
 
 func TestStoppedServerAnswersAgainAfterStart(t *testing.T) {
@@ -143,28 +200,80 @@ func TestStoppedServerAnswersAgainAfterStart(t *testing.T) {
 	g.Expect(c.Check(context.Background())).To(Succeed())
 }
 
-func TestTLSVerificationCannotBeSkipped(t *testing.T) {
+// TestTLSFailuresAreNeverUnreachable: a peer at Duo's address that cannot
+// prove it is Duo may be an interception. It is a TLSError, never
+// UnreachableError, so that a fail-open provider does not open on it.
+func TestTLSFailuresAreNeverUnreachable(t *testing.T) {
 	s := duotest.NewServer(t)
 	other := duotest.NewServer(t)
 	tests := []struct {
 		name     string
 		caBundle string
+		impostor bool
 	}{
-		{"system roots", ""},
-		{"another CA", other.CAPEM()},
+		{"system roots", "", false},
+		{"another CA", other.CAPEM(), false},
+		{"the right CA, an impostor's certificate", s.CAPEM(), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
+			s.PresentUntrustedCertificate(tt.impostor)
 			c, err := duo.New(s.APIHost(), policy.DuoCredentials{IntegrationKey: s.IKey(), SecretKey: s.SKey(), CABundle: tt.caBundle})
 			g.Expect(err).NotTo(HaveOccurred())
 
 			err = c.Check(context.Background())
-			g.Expect(duo.IsUnreachable(err)).To(BeTrue(), "%v", err)
+			var tlsErr *duo.TLSError
+			g.Expect(errors.As(err, &tlsErr)).To(BeTrue(), "%v", err)
+			g.Expect(tlsErr.Host).To(Equal(s.APIHost()))
+			g.Expect(duo.IsUnreachable(err)).To(BeFalse())
+			g.Expect(duo.IsTerminal(err)).To(BeFalse())
 			var unknownCA x509.UnknownAuthorityError
 			var verify *tls.CertificateVerificationError
 			g.Expect(errors.As(err, &unknownCA) || errors.As(err, &verify)).To(BeTrue(), "%v", err)
 			g.Expect(s.RequestsTo("/auth/v2/check")).To(BeEmpty())
+		})
+	}
+	t.Run("its own certificate again", func(t *testing.T) {
+		s.PresentUntrustedCertificate(false)
+		NewWithT(t).Expect(newClient(t, s).Check(context.Background())).To(Succeed())
+	})
+}
+
+// TestEgressProxyAnswers: a proxy that cannot reach Duo (5xx to CONNECT)
+// is an outage; a proxy that refuses to connect is a configuration to fix,
+// which fails closed.
+func TestEgressProxyAnswers(t *testing.T) {
+	tests := []struct {
+		name        string
+		status      int
+		unreachable bool
+	}{
+		{"502 bad gateway", http.StatusBadGateway, true},
+		{"504 gateway timeout", http.StatusGatewayTimeout, true},
+		{"403 forbidden", http.StatusForbidden, false},
+		{"407 proxy authentication required", http.StatusProxyAuthRequired, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := duotest.NewServer(t)
+			proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+			}))
+			t.Cleanup(proxy.Close)
+			proxyURL, err := url.Parse(proxy.URL)
+			g.Expect(err).NotTo(HaveOccurred())
+
+			err = newClient(t, s, duo.WithProxy(http.ProxyURL(proxyURL))).Check(context.Background())
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(duo.IsUnreachable(err)).To(Equal(tt.unreachable), "%v", err)
+			g.Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("HTTP %d", tt.status)))
+			if !tt.unreachable {
+				var re *duo.ResponseError
+				g.Expect(errors.As(err, &re)).To(BeTrue(), "%v", err)
+			}
+			g.Expect(s.Requests()).To(BeEmpty())
 		})
 	}
 }

@@ -17,34 +17,35 @@ const maxBodyBytes = 64 << 10
 
 // duoError is Duo's error answer.
 type duoError struct {
-	status int
-	code   int
-	msg    string
-	detail string
+	status     int
+	code       int
+	msg        string
+	detail     string
+	retryAfter string // the Retry-After header, if any
 }
 
 func errMissingCredentials() *duoError {
-	return &duoError{http.StatusUnauthorized, 40101, "Missing request credentials", ""}
+	return &duoError{status: http.StatusUnauthorized, code: 40101, msg: "Missing request credentials"}
 }
 
 func errInvalidIKey() *duoError {
-	return &duoError{http.StatusUnauthorized, 40102, "Invalid integration key in request credentials", ""}
+	return &duoError{status: http.StatusUnauthorized, code: 40102, msg: "Invalid integration key in request credentials"}
 }
 
 func errInvalidSignature() *duoError {
-	return &duoError{http.StatusUnauthorized, 40103, "Invalid signature in request credentials", ""}
+	return &duoError{status: http.StatusUnauthorized, code: 40103, msg: "Invalid signature in request credentials"}
 }
 
 func errBadTimestamp() *duoError {
-	return &duoError{http.StatusUnauthorized, 40105, "Bad request timestamp", ""}
+	return &duoError{status: http.StatusUnauthorized, code: 40105, msg: "Bad request timestamp"}
 }
 
 func errMissingParam(name string) *duoError {
-	return &duoError{http.StatusBadRequest, 40001, "Missing required request parameters", name}
+	return &duoError{status: http.StatusBadRequest, code: 40001, msg: "Missing required request parameters", detail: name}
 }
 
 func errInvalidParam(name string) *duoError {
-	return &duoError{http.StatusBadRequest, 40002, "Invalid request parameters", name}
+	return &duoError{status: http.StatusBadRequest, code: 40002, msg: "Invalid request parameters", detail: name}
 }
 
 type endpoint struct {
@@ -66,6 +67,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := Request{Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent()}
 	response, derr := s.answer(r, &rec)
 	w.Header().Set("Content-Type", "application/json")
+	if derr != nil && derr.retryAfter != "" {
+		w.Header().Set("Retry-After", derr.retryAfter)
+	}
 	var body any
 	if derr != nil {
 		rec.HTTPStatus, rec.Code = derr.status, derr.code
@@ -89,10 +93,10 @@ func (s *Server) answer(r *http.Request, rec *Request) (any, *duoError) {
 	params, err := readParams(r)
 	rec.Params = params
 	if err != nil {
-		return nil, &duoError{http.StatusBadRequest, 40002, "Invalid request parameters", err.Error()}
+		return nil, &duoError{status: http.StatusBadRequest, code: 40002, msg: "Invalid request parameters", detail: err.Error()}
 	}
 	s.mu.Lock()
-	failWith, hang := s.failWith, s.hang
+	failWith, retryAfter, hang := s.failWith, s.retryAfter, s.hang
 	s.mu.Unlock()
 	if hang != nil {
 		s.mu.Lock()
@@ -105,19 +109,22 @@ func (s *Server) answer(r *http.Request, rec *Request) (any, *duoError) {
 		}()
 		select {
 		case <-r.Context().Done():
-			return nil, &duoError{http.StatusServiceUnavailable, 50301, "Service unavailable", "client gave up"}
+			return nil, &duoError{status: http.StatusServiceUnavailable, code: 50301, msg: "Service unavailable", detail: "client gave up"}
 		case <-hang:
 		}
 	}
+	if failWith == http.StatusTooManyRequests {
+		return nil, &duoError{status: failWith, code: 42901, msg: "Too Many Requests", retryAfter: retryAfter}
+	}
 	if failWith != 0 {
-		return nil, &duoError{failWith, failWith * 100, http.StatusText(failWith), ""}
+		return nil, &duoError{status: failWith, code: failWith * 100, msg: http.StatusText(failWith), retryAfter: retryAfter}
 	}
 	ep, ok := endpoints[r.URL.Path]
 	if !ok {
-		return nil, &duoError{http.StatusNotFound, 40401, "Resource not found", ""}
+		return nil, &duoError{status: http.StatusNotFound, code: 40401, msg: "Resource not found"}
 	}
 	if r.Method != ep.method {
-		return nil, &duoError{http.StatusMethodNotAllowed, 40501, "Method not allowed", ""}
+		return nil, &duoError{status: http.StatusMethodNotAllowed, code: 40501, msg: "Method not allowed"}
 	}
 	if ep.signed {
 		ikey, derr := s.verify(r, params)

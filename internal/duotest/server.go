@@ -9,9 +9,11 @@ import (
 	"crypto/tls"
 	"log"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -49,15 +51,17 @@ type Server struct {
 	now  func() time.Time
 	skew time.Duration
 
-	mu       sync.Mutex
-	srv      *httptest.Server
-	addr     string
-	users    map[string]*User
-	txs      map[string]*transaction
-	requests []Request
-	failWith int
-	hang     chan struct{} // non-nil while requests hang; closed to release them
-	hanging  int           // requests waiting on hang
+	mu         sync.Mutex
+	srv        *httptest.Server
+	addr       string
+	users      map[string]*User
+	txs        map[string]*transaction
+	requests   []Request
+	failWith   int
+	retryAfter string        // Retry-After of the failWith answers
+	impostor   *testPKI      // when set, the certificate presented instead of pki's
+	hang       chan struct{} // non-nil while requests hang; closed to release them
+	hanging    int           // requests waiting on hang
 }
 
 type transaction struct {
@@ -128,13 +132,50 @@ func (s *Server) serve(ln net.Listener) {
 	srv := httptest.NewUnstartedServer(s)
 	srv.Listener.Close()
 	srv.Listener = ln
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{s.pki.cert}, MinVersion: tls.VersionTLS12}
+	srv.TLS = &tls.Config{
+		Certificates:       []tls.Certificate{s.pki.cert},
+		MinVersion:         tls.VersionTLS12,
+		GetConfigForClient: s.impostorConfig,
+	}
 	srv.Config.ReadHeaderTimeout = 10 * time.Second
 	// TLS handshake errors (a client refusing the certificate) go to the
 	// test's log, not to stderr.
 	srv.Config.ErrorLog = log.New(testWriter{s.t}, "duotest: ", 0)
 	srv.StartTLS()
 	s.srv = srv
+}
+
+// impostorConfig presents the impostor's certificate while there is one
+// (see PresentUntrustedCertificate); nil keeps the server's own.
+func (s *Server) impostorConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.impostor == nil {
+		return nil, nil
+	}
+	return &tls.Config{Certificates: []tls.Certificate{s.impostor.cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// PresentUntrustedCertificate makes the server present, on new
+// connections, a certificate for the same names signed by another CA, as
+// an interception would; false restores its own. Open connections are
+// closed so that the next request handshakes again.
+func (s *Server) PresentUntrustedCertificate(on bool) {
+	s.t.Helper()
+	var impostor *testPKI
+	if on {
+		var err error
+		if impostor, err = newTestPKI("impostor"); err != nil {
+			s.t.Fatalf("duotest: %v", err)
+		}
+	}
+	s.mu.Lock()
+	s.impostor = impostor
+	srv := s.srv
+	s.mu.Unlock()
+	if srv != nil {
+		srv.CloseClientConnections()
+	}
 }
 
 // APIHost is the server's host:port, to use as a Duo API host.
@@ -185,7 +226,20 @@ func (s *Server) RequestsTo(path string) []Request {
 func (s *Server) FailWith(status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failWith = status
+	s.failWith, s.retryAfter = status, ""
+}
+
+// RateLimit makes the server answer every request as Duo does when it
+// rate limits an application: HTTP 429, code 42901, with a Retry-After of
+// retryAfter (in seconds) when it is positive. FailWith(0) restores
+// normal answers.
+func (s *Server) RateLimit(retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failWith, s.retryAfter = http.StatusTooManyRequests, ""
+	if retryAfter > 0 {
+		s.retryAfter = strconv.Itoa(int(retryAfter / time.Second))
+	}
 }
 
 // Hang makes every request wait, without an answer, until the client gives

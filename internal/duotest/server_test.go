@@ -273,6 +273,36 @@ func TestFailWithAnswersEveryRequest(t *testing.T) {
 	g.Expect(send(t, s, http.MethodGet, "/auth/v2/ping", url.Values{}, nil).status).To(Equal(http.StatusOK))
 }
 
+func TestRateLimitAnswersAsDuoDoes(t *testing.T) {
+	g := NewWithT(t)
+	s := NewServer(t)
+	s.RateLimit(30 * time.Second)
+	resp, err := httpClient(s).Get("https://" + s.APIHost() + "/auth/v2/ping")
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusTooManyRequests))
+	g.Expect(resp.Header.Get("Retry-After")).To(Equal("30"))
+	var a answer
+	g.Expect(json.NewDecoder(resp.Body).Decode(&a)).To(Succeed())
+	g.Expect(a.Stat).To(Equal("FAIL"))
+	g.Expect(a.Code).To(Equal(42901))
+	g.Expect(a.Msg).To(Equal("Too Many Requests"))
+
+	s.FailWith(0)
+	g.Expect(send(t, s, http.MethodGet, "/auth/v2/ping", url.Values{}, nil).status).To(Equal(http.StatusOK))
+}
+
+func TestUntrustedCertificateIsRefusedByClientsTrustingTheCA(t *testing.T) {
+	g := NewWithT(t)
+	s := NewServer(t)
+	s.PresentUntrustedCertificate(true)
+	_, err := httpClient(s).Get("https://" + s.APIHost() + "/auth/v2/ping")
+	g.Expect(err).To(MatchError(ContainSubstring("certificate signed by unknown authority")))
+
+	s.PresentUntrustedCertificate(false)
+	g.Expect(send(t, s, http.MethodGet, "/auth/v2/ping", url.Values{}, nil).status).To(Equal(http.StatusOK))
+}
+
 func TestHangHoldsRequestsUntilReleased(t *testing.T) {
 	g := NewWithT(t)
 	s := NewServer(t)

@@ -1,0 +1,630 @@
+package webhook
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/webhook/store"
+)
+
+// The tenant boundary, through the server's own handlers: a policy answers
+// only for its hosts and says so in the assertion; a provider of another
+// namespace serves a policy only when it admits the policy's namespace;
+// enrolments, pending secrets and lockouts belong to one provider.
+
+// tenancyHostsYAML: apps/admin lists admin.example.com, apps/wild a
+// wildcard, apps/anyhost no host at all.
+const tenancyHostsYAML = coreAdminPolicyYAML + `
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: wild, namespace: apps }
+spec:
+  hosts: ["*.apps.example.com"]
+  identity: { header: {} }
+  rules:
+  - { name: everyone, when: 'true', action: Allow }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: anyhost, namespace: apps }
+spec:
+  identity: { header: {} }
+  rules:
+  - { name: everyone, when: 'true', action: Allow }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: anyhost-too, namespace: apps }
+spec:
+  identity: { header: {} }
+  rules:
+  - { name: everyone, when: 'true', action: Allow }
+`
+
+func TestTenancyAuthAnswersOnlyForThePolicyHosts(t *testing.T) {
+	f := newCoreServer(t, tenancyHostsYAML)
+	user := map[string]string{"X-Auth-Request-Email": ana}
+	tests := []struct {
+		name     string
+		path     string
+		original string
+		wantCode int
+		wantBody string
+	}{
+		{name: "a host the policy does not list", path: "/auth/apps/admin", original: "https://other.example.com/public/",
+			wantCode: http.StatusForbidden, wantBody: "MFAPolicy apps/admin does not list the host other.example.com in spec.hosts"},
+		{name: "another tenant's host with the listed one as a prefix", path: "/auth/apps/admin", original: "https://admin.example.com.evil.example.net/public/",
+			wantCode: http.StatusForbidden, wantBody: "does not list the host admin.example.com.evil.example.net"},
+		{name: "the listed host", path: "/auth/apps/admin", original: "https://admin.example.com/public/", wantCode: http.StatusOK},
+		{name: "the listed host in upper case, with a port and a trailing dot", path: "/auth/apps/admin", original: "https://ADMIN.Example.com.:8443/public/",
+			wantCode: http.StatusOK},
+		{name: "a host under the listed wildcard", path: "/auth/apps/wild", original: "https://billing.apps.example.com/", wantCode: http.StatusOK},
+		{name: "a host two labels under the listed wildcard", path: "/auth/apps/wild", original: "https://eu.billing.apps.example.com/", wantCode: http.StatusOK},
+		{name: "the wildcard's own domain is not under it", path: "/auth/apps/wild", original: "https://apps.example.com/",
+			wantCode: http.StatusForbidden, wantBody: "MFAPolicy apps/wild does not list the host apps.example.com"},
+		{name: "a host that only ends like the wildcard", path: "/auth/apps/wild", original: "https://evilapps.example.com/",
+			wantCode: http.StatusForbidden, wantBody: "does not list the host evilapps.example.com"},
+		{name: "a policy listing no host answers for the host it is asked about", path: "/auth/apps/anyhost", original: "https://anything.example.net/",
+			wantCode: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			w := f.serve(authRequest(tt.path, tt.original, user))
+			g.Expect(w.Code).To(Equal(tt.wantCode), w.Body.String())
+			g.Expect(w.Body.String()).To(ContainSubstring(tt.wantBody))
+			if tt.wantCode != http.StatusOK {
+				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(HeaderAssertion)).To(BeEmpty())
+			}
+		})
+	}
+
+	t.Run("forward-auth refuses a host the policy does not list", func(t *testing.T) {
+		g := NewWithT(t)
+		w := f.serve(forwardAuthRequest("/forward-auth/apps/admin", map[string]string{
+			"X-Auth-Request-Email": ana, "X-Forwarded-Host": "other.example.com", "X-Forwarded-Uri": "/public/"}))
+		g.Expect(w.Code).To(Equal(http.StatusForbidden), w.Body.String())
+		g.Expect(w.Body.String()).To(ContainSubstring("does not list the host other.example.com"))
+	})
+}
+
+func TestTenancyAssertionNamesTheDecidingPolicy(t *testing.T) {
+	f := newCoreServer(t, tenancyHostsYAML)
+	claimsOf := func(g Gomega, r *http.Request) map[string]any {
+		w := f.serve(r)
+		g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
+		return f.verifyAssertion(w.Header().Get(HeaderAssertion))
+	}
+
+	t.Run("after a second factor", func(t *testing.T) {
+		g := NewWithT(t)
+		cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+		c := claimsOf(g, withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
+		g.Expect(c["policy"]).To(Equal("apps/admin"))
+		g.Expect(c["aud"]).To(Equal("admin.example.com"))
+		g.Expect(c["sub"]).To(Equal(ana))
+	})
+
+	t.Run("the same user and host through two policies get two assertions", func(t *testing.T) {
+		g := NewWithT(t)
+		headers := map[string]string{"X-Auth-Request-Email": ana}
+		a := claimsOf(g, authRequest("/auth/apps/anyhost", "https://shared.example.net/", headers))
+		b := claimsOf(g, authRequest("/auth/apps/anyhost-too", "https://shared.example.net/", headers))
+		g.Expect(a["policy"]).To(Equal("apps/anyhost"))
+		g.Expect(b["policy"]).To(Equal("apps/anyhost-too"), "the assertion cache is keyed by the policy too")
+		g.Expect(a["aud"]).To(Equal("shared.example.net"))
+		g.Expect(b["aud"]).To(Equal("shared.example.net"))
+	})
+}
+
+// tenancyConfigYAML: platform/totp admits team-b by name and the
+// namespaces labelled shared-providers=true (team-c); team-b also has a
+// provider of its own; team-d is neither listed nor labelled.
+const tenancyConfigYAML = `
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-c
+  labels: { mfa.operator.dev/shared-providers: "true" }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: team-d }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAProvider
+metadata: { name: totp, namespace: platform }
+spec:
+  type: totp
+  totp: { issuer: Platform }
+  allowedNamespaces: [team-b]
+  allowedNamespaceSelector:
+    matchLabels: { mfa.operator.dev/shared-providers: "true" }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAProvider
+metadata: { name: own-totp, namespace: team-b }
+spec:
+  type: totp
+  totp: { issuer: Team B }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: portal, namespace: platform }
+spec:
+  hosts: [portal.example.com]
+  identity: { header: { user: X-Auth-Request-Email } }
+  rules:
+  - name: everyone
+    when: 'true'
+    action: RequireMFA
+    multifactor: { providers: [totp] }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: app, namespace: team-b }
+spec:
+  hosts: [app.team-b.example.com]
+  identity: { header: { user: X-Auth-Request-Email } }
+  rules:
+  - name: shared
+    when: 'request.path.startsWith("/shared")'
+    action: RequireMFA
+    multifactor: { providers: [platform/totp] }
+  - name: own
+    when: 'true'
+    action: RequireMFA
+    multifactor: { providers: [own-totp] }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: app, namespace: team-c }
+spec:
+  hosts: [app.team-c.example.com]
+  identity: { header: { user: X-Auth-Request-Email } }
+  rules:
+  - name: everyone
+    when: 'true'
+    action: RequireMFA
+    multifactor: { providers: [platform/totp] }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: app, namespace: team-d }
+spec:
+  hosts: [app.team-d.example.com]
+  identity: { header: { user: X-Auth-Request-Email } }
+  rules:
+  - name: everyone
+    when: 'true'
+    action: RequireMFA
+    multifactor: { providers: [platform/totp] }
+`
+
+// The challenge pages of the tenancy fixture and where they return to.
+const (
+	portalPage = "/challenge/platform/portal"
+	teamBPage  = "/challenge/team-b/app"
+	teamCPage  = "/challenge/team-c/app"
+	portalRD   = "https://portal.example.com/"
+	sharedRD   = "https://app.team-b.example.com/shared/report"
+	ownRD      = "https://app.team-b.example.com/own/report"
+	teamCRD    = "https://app.team-c.example.com/"
+)
+
+// newTenancyFixture is newChallengeFixture with the tenancy objects, in
+// standalone mode (the build reads the Namespaces' labels), logging JSON.
+func newTenancyFixture(t *testing.T) *challengeFixture {
+	t.Helper()
+	g := NewWithT(t)
+	configDir, dataDir := t.TempDir(), t.TempDir()
+	g.Expect(os.WriteFile(filepath.Join(configDir, "objects.yaml"), []byte(tenancyConfigYAML), 0o600)).To(Succeed())
+	st, err := store.NewFileStore(filepath.Join(dataDir, "enrollments.db"))
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = st.Close() })
+	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
+	logs := &bytes.Buffer{}
+	s, err := NewServer(Options{
+		PublicURL:      "https://auth.example.com",
+		CookieDomain:   "example.com",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
+		ConfigDir:      configDir,
+		DataDir:        dataDir,
+		Store:          st,
+		Now:            clock.Now,
+		Logger:         slog.New(slog.NewJSONHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	s.reloadConfigDir()
+	for _, key := range [][2]string{{"platform", "portal"}, {"team-b", "app"}, {"team-c", "app"}} {
+		g.Expect(s.snapshot().Policy(key[0], key[1])).NotTo(BeNil(), "%s/%s is in force; logs:\n%s", key[0], key[1], logs)
+	}
+	return &challengeFixture{t: t, s: s, st: st, clock: clock, logs: logs, clientIP: "198.51.100.20"}
+}
+
+func pageWithRD(page, rd string, extra ...string) string {
+	q := url.Values{"rd": {rd}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		q.Set(extra[i], extra[i+1])
+	}
+	return page + "?" + q.Encode()
+}
+
+// submitTo posts the last page's form whose action ends with suffix to
+// page+suffix, with its hidden fields and the given ones.
+func (b *browser) submitTo(page, suffix string, fields url.Values) *httptest.ResponseRecorder {
+	b.f.t.Helper()
+	form := b.form(suffix)
+	for k, v := range fields {
+		form[k] = v
+	}
+	return b.post(page+suffix, form)
+}
+
+// enrolAt walks the user through enrolment on page for rd and returns the
+// QR code's content.
+func (b *browser) enrolAt(page, rd string) otpauth {
+	b.f.t.Helper()
+	g := NewWithT(b.f.t)
+	w := b.get(pageWithRD(page, rd))
+	g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
+	g.Expect(w.Body.String()).To(ContainSubstring("Set up your authenticator app"))
+	o := b.scanQR()
+	w = b.submitTo(page, "/enroll", url.Values{"code": {b.f.code(o, b.f.clock.Now())}})
+	g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
+	g.Expect(w.Body.String()).To(ContainSubstring("Save your recovery codes"))
+	return o
+}
+
+// authWith asks /auth/{policy} about original with the browser's cookies
+// for the original's host.
+func (b *browser) authWith(policyPath, original string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodGet, "http://mfa-challenge/auth/"+policyPath, nil)
+	r.RemoteAddr = challengeProxyAddr
+	r.Header.Set("X-Original-URL", original)
+	r.Header.Set("X-Original-Method", http.MethodGet)
+	r.Header.Set("X-Real-IP", b.f.clientIP)
+	r.Header.Set("X-Auth-Request-Email", b.user)
+	u, err := url.Parse(original)
+	NewWithT(b.f.t).Expect(err).NotTo(HaveOccurred())
+	for _, c := range b.jar.Cookies(u) {
+		r.AddCookie(c)
+	}
+	w := httptest.NewRecorder()
+	b.f.s.Handler().ServeHTTP(w, r)
+	return w
+}
+
+// TestTenancyProviderNotAdmittedIsNotInForce: a policy naming a provider
+// of another namespace that admits it neither by name nor by label is not
+// loaded at all; its pages and /auth say it is not in force.
+func TestTenancyProviderNotAdmittedIsNotInForce(t *testing.T) {
+	g := NewWithT(t)
+	f := newTenancyFixture(t)
+	g.Expect(f.s.snapshot().Policy("team-d", "app")).To(BeNil())
+	g.Expect(f.logs.String()).To(ContainSubstring(`MFAProvider platform/totp does not admit policies of namespace \"team-d\"`))
+
+	b := f.browser(challengeUser)
+	w := b.authWith("team-d/app", "https://app.team-d.example.com/")
+	g.Expect(w.Code).To(Equal(http.StatusForbidden))
+	g.Expect(w.Body.String()).To(ContainSubstring("no MFAPolicy team-d/app is in force"))
+	w = b.get(pageWithRD("/challenge/team-d/app", "https://app.team-d.example.com/"))
+	g.Expect(w.Code).To(Equal(http.StatusNotFound))
+	g.Expect(w.Body.String()).NotTo(ContainSubstring("<form"))
+}
+
+// tenancyBundleYAML is a bundle whose provider platform/totp admits
+// team-b; TestTenancyChallengeServerChecksAdmissionAgain takes that away
+// in the bundle itself.
+const tenancyBundleYAML = `
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAProvider
+metadata: { name: totp, namespace: platform }
+spec: { type: totp, allowedNamespaces: [team-b] }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAProvider
+metadata: { name: own-totp, namespace: team-b }
+spec: { type: totp }
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: app, namespace: team-b }
+spec:
+  hosts: [app.team-b.example.com]
+  identity: { header: { user: X-Auth-Request-Email } }
+  rules:
+  - name: shared
+    when: 'request.path.startsWith("/shared")'
+    action: RequireMFA
+    multifactor: { providers: [platform/totp] }
+  - name: both
+    when: 'true'
+    action: RequireMFA
+    multifactor: { providers: [own-totp, platform/totp] }
+`
+
+// TestTenancyChallengeServerChecksAdmissionAgain: a bundle whose policy
+// names a provider that does not admit the policy's namespace (as an
+// older controller could have written it) does not reach that provider:
+// the rule's provider is skipped, its factors do not count, its pages do
+// not offer it.
+func TestTenancyChallengeServerChecksAdmissionAgain(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, "")
+	b := bundleFromYAML(t, tenancyBundleYAML)
+	for i := range b.Providers {
+		if b.Providers[i].Key() == "platform/totp" {
+			b.Providers[i].Spec.AllowedNamespaces = nil
+		}
+	}
+	_, hash, err := b.Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(f.s.applyBundle(b, hash, "test")).To(Succeed())
+	g.Expect(f.logs.String()).To(ContainSubstring("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped"))
+
+	user := map[string]string{"X-Auth-Request-Email": ana}
+	shared := f.issue(headerIdentity(ana), "team-b", "app", "shared", "platform/totp", SessionVerified)
+	own := f.issue(headerIdentity(ana), "team-b", "app", "both", "team-b/own-totp", SessionVerified)
+	tests := []struct {
+		name     string
+		original string
+		cookies  []*http.Cookie
+		wantCode int
+	}{
+		{name: "a rule whose only provider does not admit the namespace fails closed", original: "https://app.team-b.example.com/shared/x",
+			cookies: shared, wantCode: http.StatusForbidden},
+		{name: "a factor of the provider that does not admit the namespace does not count", original: "https://app.team-b.example.com/both",
+			cookies: shared, wantCode: http.StatusUnauthorized},
+		{name: "a factor of the policy's own provider counts", original: "https://app.team-b.example.com/both",
+			cookies: own, wantCode: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run("auth: "+tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			w := f.serve(withCookies(authRequest("/auth/team-b/app", tt.original, user), tt.cookies...))
+			g.Expect(w.Code).To(Equal(tt.wantCode), w.Body.String())
+		})
+	}
+
+	page := func(rd string, extra ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "https://auth.example.com"+pageWithRD(teamBPage, rd, extra...), nil)
+		r.RemoteAddr = coreProxyAddr
+		r.Header.Set("X-Auth-Request-Email", ana)
+		return f.serve(r)
+	}
+	t.Run("page: no method is available for a rule whose only provider does not admit the namespace", func(t *testing.T) {
+		g := NewWithT(t)
+		w := page("https://app.team-b.example.com/shared/x")
+		g.Expect(w.Code).To(Equal(http.StatusForbidden))
+		g.Expect(w.Body.String()).To(ContainSubstring("No verification method available"))
+		g.Expect(w.Body.String()).NotTo(ContainSubstring("<form"))
+	})
+	t.Run("page: only the admitted provider is offered", func(t *testing.T) {
+		g := NewWithT(t)
+		w := page("https://app.team-b.example.com/both")
+		g.Expect(w.Code).To(Equal(http.StatusOK))
+		g.Expect(w.Body.String()).NotTo(ContainSubstring("Choose how to verify"))
+		g.Expect(w.Body.String()).To(ContainSubstring("Set up your authenticator app"))
+		g.Expect(w.Body.String()).To(ContainSubstring(`name="provider" value="own-totp"`))
+	})
+	t.Run("page: the provider that does not admit the namespace cannot be chosen", func(t *testing.T) {
+		g := NewWithT(t)
+		w := page("https://app.team-b.example.com/both", "provider", "platform/totp")
+		g.Expect(w.Code).To(Equal(http.StatusBadRequest))
+		g.Expect(w.Body.String()).To(ContainSubstring("Unknown verification method"))
+	})
+}
+
+// TestTenancySharedProviderSharesItsEnrolments: an enrolment with the
+// platform's provider made through an admitted namespace's policy is the
+// platform's enrolment (the sharing the platform team asked for); one made
+// with a namespace's own provider is not.
+func TestTenancySharedProviderSharesItsEnrolments(t *testing.T) {
+	f := newTenancyFixture(t)
+
+	t.Run("enrolled through an admitted namespace, enrolled for the provider", func(t *testing.T) {
+		g := NewWithT(t)
+		alice := f.browser("alice@example.com")
+		o := alice.enrolAt(teamBPage, sharedRD)
+		g.Expect(o.issuer).To(Equal("Platform"), "team-b's rule names the platform's provider")
+
+		f.clock.Advance(2 * time.Minute)
+		for _, p := range []struct{ page, rd string }{{portalPage, portalRD}, {teamCPage, teamCRD}} {
+			other := f.browser("alice@example.com")
+			w := other.get(pageWithRD(p.page, p.rd))
+			g.Expect(w.Code).To(Equal(http.StatusOK), p.page)
+			g.Expect(w.Body.String()).To(ContainSubstring("Enter your verification code"), p.page)
+		}
+		portal := f.browser("alice@example.com")
+		portal.get(pageWithRD(portalPage, portalRD))
+		w := portal.submitTo(portalPage, "/verify", url.Values{"code": {f.code(o, f.clock.Now())}})
+		g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
+		g.Expect(w.Header().Get("Location")).To(Equal(portalRD))
+		g.Expect(portal.authWith("platform/portal", portalRD).Code).To(Equal(http.StatusOK))
+	})
+
+	t.Run("enrolled with a namespace's own provider, not enrolled for the platform's", func(t *testing.T) {
+		g := NewWithT(t)
+		bob := f.browser("bob@example.com")
+		own := bob.enrolAt(teamBPage, ownRD)
+		g.Expect(own.issuer).To(Equal("Team B"))
+		g.Expect(bob.authWith("team-b/app", ownRD).Code).To(Equal(http.StatusOK))
+		g.Expect(bob.authWith("platform/portal", portalRD).Code).To(Equal(http.StatusUnauthorized),
+			"a factor of team-b's provider does not satisfy the platform's policy")
+
+		w := bob.get(pageWithRD(portalPage, portalRD))
+		g.Expect(w.Code).To(Equal(http.StatusOK))
+		g.Expect(w.Body.String()).To(ContainSubstring("Set up your authenticator app"))
+		shared := bob.scanQR()
+		g.Expect(shared.issuer).To(Equal("Platform"))
+		g.Expect(shared.secret).NotTo(Equal(own.secret))
+	})
+}
+
+// TestTenancyPendingSecretIsBoundToItsBrowser: two browsers of one user
+// enrolling at once each get a secret of their own, and a code of one
+// browser's secret does not confirm the other's.
+func TestTenancyPendingSecretIsBoundToItsBrowser(t *testing.T) {
+	g := NewWithT(t)
+	f := newTenancyFixture(t)
+	const carol = "carol@example.com"
+	first, second := f.browser(carol), f.browser(carol)
+
+	first.get(pageWithRD(teamBPage, ownRD))
+	qr1 := first.scanQR()
+	second.get(pageWithRD(teamBPage, ownRD))
+	qr2 := second.scanQR()
+	g.Expect(qr2.secret).NotTo(Equal(qr1.secret), "another browser never sees the first one's secret")
+	first.get(pageWithRD(teamBPage, ownRD))
+	g.Expect(first.scanQR().secret).To(Equal(qr1.secret), "a reload shows the same secret")
+
+	w := second.submitTo(teamBPage, "/enroll", url.Values{"code": {f.code(qr1, f.clock.Now())}})
+	g.Expect(w.Code).To(Equal(http.StatusUnprocessableEntity), w.Body.String())
+	g.Expect(w.Body.String()).To(ContainSubstring("That code is not right"))
+	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(SessionCookieName + "=")))
+
+	w = first.submitTo(teamBPage, "/enroll", url.Values{"code": {f.code(qr1, f.clock.Now())}})
+	g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
+	g.Expect(w.Body.String()).To(ContainSubstring("Save your recovery codes"))
+
+	// Confirming one discards the other: the second browser's secret never
+	// becomes an enrolment.
+	second.get(pageWithRD(teamBPage, ownRD))
+	w = second.submitTo(teamBPage, "/verify", url.Values{"code": {f.code(qr2, f.clock.Now())}})
+	g.Expect(w.Code).To(Equal(http.StatusUnprocessableEntity), w.Body.String())
+}
+
+// TestTenancyLockoutStaysWithItsProvider: failures with one provider lock
+// the user out of that provider only, and the lockout is an audit event.
+func TestTenancyLockoutStaysWithItsProvider(t *testing.T) {
+	g := NewWithT(t)
+	f := newTenancyFixture(t)
+	const dave = "dave@example.com"
+	platform := f.browser(dave).enrolAt(portalPage, portalRD)
+	own := f.browser(dave).enrolAt(teamBPage, ownRD)
+	f.clock.Advance(2 * time.Minute)
+
+	b := f.browser(dave)
+	b.get(pageWithRD(teamBPage, ownRD))
+	var w *httptest.ResponseRecorder
+	for range 5 {
+		w = b.submitTo(teamBPage, "/verify", url.Values{"code": {wrong(f.code(own, f.clock.Now()))}})
+	}
+	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests), w.Body.String())
+	g.Expect(f.logs.String()).To(And(ContainSubstring(`"audit":"lockout"`), ContainSubstring(`"provider":"team-b/own-totp"`),
+		ContainSubstring(`"user":"`+dave+`"`)))
+	var audits []string
+	for _, line := range strings.Split(f.logs.String(), "\n") {
+		if strings.Contains(line, `"audit":"lockout"`) {
+			audits = append(audits, line)
+		}
+	}
+	g.Expect(audits).To(HaveEach(ContainSubstring(`"provider":"team-b/own-totp"`)), "no lockout of the platform's provider")
+
+	// team-b's own provider is locked, even for the right code...
+	w = b.submitTo(teamBPage, "/verify", url.Values{"code": {f.code(own, f.clock.Now())}})
+	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
+
+	// ...the platform's is not: neither through its own policy nor through
+	// team-b's.
+	f.clientIP = "198.51.100.21" // a fresh budget of the per-address form limit
+	portal := f.browser(dave)
+	portal.get(pageWithRD(portalPage, portalRD))
+	w = portal.submitTo(portalPage, "/verify", url.Values{"code": {f.code(platform, f.clock.Now())}})
+	g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
+
+	f.clock.Advance(time.Minute)
+	shared := f.browser(dave)
+	shared.get(pageWithRD(teamBPage, sharedRD))
+	w = shared.submitTo(teamBPage, "/verify", url.Values{"code": {f.code(platform, f.clock.Now())}})
+	g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
+}
+
+// TestTenancyLockoutsEscalate: the second lockout in a row lasts longer
+// than the first, and the audit log counts them.
+func TestTenancyLockoutsEscalate(t *testing.T) {
+	g := NewWithT(t)
+	f := newTenancyFixture(t)
+	const erin = "erin@example.com"
+	o := f.browser(erin).enrolAt(teamBPage, ownRD)
+	f.clock.Advance(2 * time.Minute)
+
+	lockOut := func(clientIP string) *httptest.ResponseRecorder {
+		f.clientIP = clientIP
+		b := f.browser(erin)
+		b.get(pageWithRD(teamBPage, ownRD))
+		var w *httptest.ResponseRecorder
+		for range 5 {
+			w = b.submitTo(teamBPage, "/verify", url.Values{"code": {wrong(f.code(o, f.clock.Now()))}})
+		}
+		return w
+	}
+	w := lockOut("198.51.100.31")
+	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(w.Header().Get("Retry-After")).To(Equal("300"))
+	g.Expect(f.logs.String()).To(ContainSubstring(`"lockoutsInARow":1`))
+
+	f.clock.Advance(6 * time.Minute)
+	w = lockOut("198.51.100.32")
+	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(w.Header().Get("Retry-After")).To(Equal("900"))
+	g.Expect(f.logs.String()).To(ContainSubstring(`"lockoutsInARow":2`))
+}
+
+// TestTenancyIdentityHeadersAreCheckedWhenTheBundleLoads: the challenge
+// server refuses a bundle whose policy names an identity header outside
+// --identity-headers, whoever built it.
+func TestTenancyIdentityHeadersAreCheckedWhenTheBundleLoads(t *testing.T) {
+	tests := []struct {
+		name    string
+		allowed []string
+		user    string
+		wantErr string
+	}{
+		{name: "a header outside the list", allowed: policy.DefaultIdentityHeaders, user: "X-User",
+			wantErr: `spec.identity.header.user: header "X-User" is not one the operator allows`},
+		{name: "a listed header, other case", allowed: policy.DefaultIdentityHeaders, user: "remote-user"},
+		{name: "no list: any header", user: "X-User"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := newCoreServer(t, "", func(o *Options) { o.IdentityHeaders = tt.allowed })
+			b := bundleFromYAML(t, coreProvidersYAML+`
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: app, namespace: apps }
+spec:
+  identity: { header: { user: `+tt.user+` } }
+  rules:
+  - { name: everyone, when: 'true', action: Allow }
+`)
+			_, hash, err := b.Marshal()
+			g.Expect(err).NotTo(HaveOccurred())
+			err = f.s.applyBundle(b, hash, "test")
+			if tt.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
+				g.Expect(f.s.snapshot().Policy("apps", "app")).To(BeNil())
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(f.s.snapshot().Policy("apps", "app")).NotTo(BeNil())
+		})
+	}
+}
