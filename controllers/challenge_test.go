@@ -32,7 +32,7 @@ func TestChallengeDeployment(t *testing.T) {
 			image:    "registry.example.com/mfa-operator:v1",
 			replicas: 3,
 			args: []string{"webhook", "--namespace=mfa-system", "--public-url=https://auth.example.com", "--cookie-domain=example.com",
-				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=false"},
+				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=false", "--identity-headers=*"},
 		},
 		{
 			name: "defaults for image and replicas, derived public URL",
@@ -44,7 +44,7 @@ func TestChallengeDeployment(t *testing.T) {
 			image:    controllers.DefaultWebhookImage,
 			replicas: controllers.DefaultWebhookReplicas,
 			args: []string{"webhook", "--namespace=mfa-system", "--public-url=http://auth.example.com", "--cookie-domain=example.com",
-				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=true"},
+				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=true", "--identity-headers=*"},
 		},
 	}
 	for _, tt := range tests {

@@ -89,7 +89,7 @@ func (cr *challengeRequest) user() string { return cr.id.User.ID }
 
 // enrollment is the key of the user's enrolment with the chosen provider.
 func (cr *challengeRequest) enrollment() store.Key {
-	return store.Key{Provider: cr.providerKey(), User: cr.id.User.ID}
+	return store.Key{Provider: cr.providerKey(), User: cr.id.User.ID, ProviderCreated: cr.provider.Created}
 }
 
 // userLabel is how the user is named on the pages.

@@ -173,6 +173,13 @@ func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyrin
 		if err != nil {
 			return nil, fmt.Errorf("MFAPolicy %s: %w", bp.Key(), err)
 		}
+		// The operator's restriction on identity headers: a policy naming
+		// another header stays out (fail closed for its hosts), the others
+		// load.
+		if err := policy.CheckIdentityHeaders(&bp.Spec, s.opts.IdentityHeaders); err != nil {
+			s.log.Error("MFAPolicy left out: it names an identity header --identity-headers does not allow", "policy", bp.Key(), "error", err)
+			continue
+		}
 		e, err := s.newPolicyEntry(cp, sn.Providers)
 		if err != nil {
 			return nil, fmt.Errorf("MFAPolicy %s: %w", bp.Key(), err)
@@ -226,9 +233,6 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 		maxRemember: map[string]time.Duration{},
 		counters:    s.metrics.countersFor(cp.Namespace, cp.Name),
 		hosts:       newPolicyHosts(cp.Spec.Hosts),
-	}
-	if err := policy.CheckIdentityHeaders(&cp.Spec, s.opts.IdentityHeaders); err != nil {
-		return nil, err
 	}
 	id := &cp.Spec.Identity
 	switch {

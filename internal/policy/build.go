@@ -72,6 +72,10 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 	b := &Bundle{Policies: []BundlePolicy{}, Providers: []BundleProvider{}}
 
 	validProviders := map[types.NamespacedName]bool{}
+	// current are the provider objects as they are now, valid or not: a
+	// provider kept from the last good bundle admits only what it admits
+	// now too, so that its owner can always take a share back.
+	current := map[types.NamespacedName]*v1alpha1.MFAProvider{}
 	// inForce are the providers of the new bundle, valid now or kept.
 	inForce := map[types.NamespacedName]*BundleProvider{}
 	providerDup := duplicates(len(providers), func(i int) types.NamespacedName { return keyOf(providers[i].Namespace, providers[i].Name) })
@@ -83,6 +87,7 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 		}
 		entry, err := resolveAndCheck(p, secrets, providerDup[key], opts.Checks)
 		verdicts.Providers[key] = err
+		current[key] = p
 		switch {
 		case err == nil:
 			b.Providers = append(b.Providers, *entry)
@@ -96,7 +101,11 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 	}
 	admitted := func(k types.NamespacedName, ns string) bool {
 		bp := inForce[k]
-		return bp != nil && bp.admitsByName(ns) || bp != nil && admitsBySelector(&bp.Spec, opts.NamespaceLabels[ns])
+		if bp == nil || !Admits(bp.Namespace, &bp.Spec, ns, opts.NamespaceLabels[ns]) {
+			return false
+		}
+		now := current[k]
+		return validProviders[k] || now != nil && checkSelector(now) == nil && Admits(now.Namespace, &now.Spec, ns, opts.NamespaceLabels[ns])
 	}
 
 	policyDup := duplicates(len(policies), func(i int) types.NamespacedName { return keyOf(policies[i].Namespace, policies[i].Name) })
@@ -130,11 +139,14 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 		switch {
 		case err == nil:
 			b.Policies = append(b.Policies, BundlePolicy{Namespace: p.Namespace, Name: p.Name, Generation: p.Generation, Spec: *p.Spec.DeepCopy()})
-		case prevPolicies[key] != nil && providersInForce(prevPolicies[key], admitted):
+		case prevPolicies[key] != nil && providersInForce(prevPolicies[key], admitted) &&
+			CheckIdentityHeaders(&prevPolicies[key].Spec, opts.IdentityHeaders) == nil:
+			// The last good version stays, unless the providers' owners or
+			// the operator have taken away what it relied on.
 			b.Policies = append(b.Policies, *prevPolicies[key])
 		}
 	}
-	recordSelected(b, opts.NamespaceLabels)
+	recordSelected(b)
 	return b, verdicts
 }
 
@@ -178,7 +190,7 @@ func CheckPolicy(p *v1alpha1.MFAPolicy, t Tenancy) (*CompiledPolicy, error) {
 // from secrets (keyed by namespace/name; Secrets are looked up in the
 // provider's namespace). Errors are *FieldError naming the field.
 func ResolveProvider(p *v1alpha1.MFAProvider, secrets map[types.NamespacedName]*corev1.Secret) (*BundleProvider, error) {
-	entry := &BundleProvider{Namespace: p.Namespace, Name: p.Name, Spec: *p.Spec.DeepCopy()}
+	entry := &BundleProvider{Namespace: p.Namespace, Name: p.Name, Spec: *p.Spec.DeepCopy(), Created: p.CreationTimestamp.UTC()}
 	switch p.Spec.Type {
 	case v1alpha1.ProviderTOTP:
 		if p.Spec.Duo != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
@@ -44,6 +45,9 @@ type BundleProvider struct {
 	Name      string                   `json:"name"`
 	Spec      v1alpha1.MFAProviderSpec `json:"spec"`
 	Duo       *DuoCredentials          `json:"duo,omitempty"`
+	// Created is the MFAProvider's creationTimestamp (zero when unknown:
+	// objects read from files).
+	Created time.Time `json:"created,omitzero"`
 	// SelectedNamespaces are the namespaces of the bundle's policies that
 	// spec.allowedNamespaceSelector admitted when the bundle was built.
 	SelectedNamespaces []string `json:"selectedNamespaces,omitempty"`

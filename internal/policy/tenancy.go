@@ -99,23 +99,27 @@ func (p *BundleProvider) Admits(ns string) bool {
 	return p.admitsByName(ns) || slices.Contains(p.SelectedNamespaces, ns)
 }
 
-// recordSelected writes, on every provider of b with a selector, the
-// namespaces of b's policies that the selector admits, so that the
-// challenge server can check admission without namespace labels.
-func recordSelected(b *Bundle, nsLabels map[string]map[string]string) {
+// recordSelected writes, on every provider of b, the namespaces of b's
+// policies that use it through its allowedNamespaceSelector (admitted, but
+// not by name), so that the challenge server can check admission without
+// namespace labels.
+func recordSelected(b *Bundle) {
+	byKey := make(map[types.NamespacedName]*BundleProvider, len(b.Providers))
 	for i := range b.Providers {
 		bp := &b.Providers[i]
 		bp.SelectedNamespaces = nil
-		if bp.Spec.AllowedNamespaceSelector == nil {
-			continue
-		}
-		for j := range b.Policies {
-			ns := b.Policies[j].Namespace
-			if !bp.admitsByName(ns) && !slices.Contains(bp.SelectedNamespaces, ns) && admitsBySelector(&bp.Spec, nsLabels[ns]) {
+		byKey[keyOf(bp.Namespace, bp.Name)] = bp
+	}
+	for i := range b.Policies {
+		ns := b.Policies[i].Namespace
+		for _, k := range ProviderKeys(ns, &b.Policies[i].Spec) {
+			if bp := byKey[k]; bp != nil && !bp.admitsByName(ns) && !slices.Contains(bp.SelectedNamespaces, ns) {
 				bp.SelectedNamespaces = append(bp.SelectedNamespaces, ns)
 			}
 		}
-		slices.Sort(bp.SelectedNamespaces)
+	}
+	for i := range b.Providers {
+		slices.Sort(b.Providers[i].SelectedNamespaces)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -279,6 +280,20 @@ func TestBuildBundleTenancy(t *testing.T) {
 			},
 		},
 		{
+			name:     "revoked in the same edit that makes the provider invalid: the kept provider admits no more than the current one",
+			policies: []v1alpha1.MFAPolicy{crossPolicy(1, goodWhen)},
+			providers: func() []v1alpha1.MFAProvider {
+				p := sharedTOTP(nil)
+				p.Spec.TOTP = &v1alpha1.TOTPSpec{Period: &metav1.Duration{Duration: 1500 * time.Millisecond}}
+				return []v1alpha1.MFAProvider{p}
+			}(),
+			previous: admittedBefore(),
+			want: want{
+				verdicts: map[string]string{"policy/team-b/app": v1alpha1.ReasonProviderNotReady, "provider/platform/totp": v1alpha1.ReasonInvalidSpec},
+				selected: map[string][]string{"platform/totp": nil},
+			},
+		},
+		{
 			name:      "still admitted: an invalid policy keeps its last good entry",
 			policies:  []v1alpha1.MFAPolicy{crossPolicy(2, badWhen)},
 			providers: []v1alpha1.MFAProvider{sharedTOTP(nil, teamB)},
@@ -409,6 +424,18 @@ func TestBuildBundleIdentityHeaders(t *testing.T) {
 		{name: "a listed header in another case is in force", user: "remote-user", allowed: DefaultIdentityHeaders},
 		{name: "an empty list allows any header", user: "X-User"},
 	}
+	t.Run("a last good policy naming a header no longer allowed leaves the bundle", func(t *testing.T) {
+		g := NewWithT(t)
+		providers := []v1alpha1.MFAProvider{totpProvider(teamB, "totp")}
+		previous, _ := BuildBundle([]v1alpha1.MFAPolicy{withUser("X-User")}, providers, nil, nil, BuildOptions{})
+		g.Expect(previous.Policies).To(HaveLen(1))
+		invalid := withUser("X-User")
+		invalid.Generation = 2
+		invalid.Spec.Rules[0].When = "request.path.startsWith("
+		b, v := BuildBundle([]v1alpha1.MFAPolicy{invalid}, providers, nil, previous, BuildOptions{IdentityHeaders: DefaultIdentityHeaders})
+		g.Expect(reasonOf(v.Policies[types.NamespacedName{Namespace: teamB, Name: "app"}])).To(Equal(v1alpha1.ReasonInvalidExpression))
+		g.Expect(b.Policies).To(BeEmpty())
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)

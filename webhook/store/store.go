@@ -29,6 +29,11 @@ type Key struct {
 	Provider string
 	// User is the user id from the policy's identity source.
 	User string
+	// ProviderCreated is when the provider was created (zero: unknown). A
+	// record from before providers owned enrolments is copied only into a
+	// provider that already existed when that record was confirmed: a
+	// provider made later, by whoever, never inherits it.
+	ProviderCreated time.Time
 }
 
 func (k Key) String() string { return k.Provider + " " + k.User }
@@ -112,9 +117,10 @@ const MaxUserLength = 1024
 // Records written before enrolments had a provider were keyed by the user
 // alone. They are still read: a key with no record of its own starts from
 // a copy of the user's old record (its confirmed TOTP secret, recovery
-// codes, lockout and Duo username; never its unbound pending secret), so
-// every provider keeps working for users enrolled before, and the first
-// change writes the copy under the key. The old record is never written.
+// codes, lockout and Duo username; never its unbound pending secret) when
+// the key's provider existed when that record was confirmed, so the
+// providers users enrolled with keep working, and the first change writes
+// the copy under the key. The old record is never written.
 type Store interface {
 	// Get returns the record of k; a key never seen gets an empty
 	// Enrollment{User, Provider} and no error.
@@ -161,6 +167,9 @@ func migrate(k Key, legacy []byte) (*Enrollment, error) {
 	old, err := decode(Key{User: k.User}, legacy)
 	if err != nil {
 		return nil, err
+	}
+	if !k.ProviderCreated.IsZero() && (old.TOTP == nil || k.ProviderCreated.After(old.TOTP.Created)) {
+		return &Enrollment{User: k.User, Provider: k.Provider}, nil
 	}
 	return &Enrollment{
 		User:               k.User,

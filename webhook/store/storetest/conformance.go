@@ -190,6 +190,16 @@ func RunConformance(t *testing.T, b Backend) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(e.TOTP).To(Equal(want.TOTP), "another provider starts from its own copy")
 		g.Expect(e.RecoveryCodeHashes).To(Equal([]string{"h1", "h2"}))
+
+		existed := store.Key{Provider: "team-c/totp", User: user, ProviderCreated: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)}
+		e, err = s.Get(ctx, existed)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(e.TOTP).To(Equal(want.TOTP), "a provider that existed when the user enrolled gets a copy")
+
+		later := store.Key{Provider: "team-d/totp", User: user, ProviderCreated: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)}
+		e, err = s.Get(ctx, later)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(e).To(Equal(&store.Enrollment{User: user, Provider: later.Provider}), "a provider made after the enrolment never inherits it")
 	})
 
 	t.Run("invalid user ids are refused", func(t *testing.T) {

@@ -1,0 +1,700 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/test/e2e/harness"
+)
+
+// The hosts of the two teams. The platform team (team-a) protects
+// a.example.test; the tenant team-b owns b.example.test and may write
+// MFAPolicies and MFAProviders in its namespace only.
+const (
+	hostA        = "a.example.test"
+	hostB        = "b.example.test"
+	hostBorrowed = "borrowed.b.example.test"
+	hostEvil     = "evil.b.example.test"
+	// tenantB is the user team-b's objects are written as (kubectl --as).
+	tenantB = "tenant-b@example.test"
+)
+
+// teamAYAML is the platform team's namespace, its TOTP provider (shared
+// with the namespace shop, not with team-b) and its policy for
+// a.example.test; team-b's namespace, where tenantB may edit MFAPolicies and
+// MFAProviders through the product's editor roles.
+const teamAYAML = `apiVersion: v1
+kind: Namespace
+metadata: {name: team-a}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-b}
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAProvider
+metadata: {name: google-authenticator, namespace: team-a}
+spec:
+  type: totp
+  totp: {issuer: Team A}
+  allowedNamespaces: [shop]
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: {name: app, namespace: team-a}
+spec:
+  hosts: [a.example.test]
+  identity:
+    header: {user: X-Auth-Request-Email}
+  rules:
+  - name: everyone
+    when: "true"
+    action: RequireMFA
+    multifactor: {providers: [google-authenticator]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: tenant-policies, namespace: team-b}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: mfa-operator-mfapolicy-editor}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: ` + tenantB + `}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: tenant-providers, namespace: team-b}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: mfa-operator-mfaprovider-editor}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: ` + tenantB + `}
+`
+
+// teamBProviderYAML is team-b's own TOTP provider, named like team-a's.
+const teamBProviderYAML = `apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAProvider
+metadata: {name: google-authenticator, namespace: team-b}
+spec:
+  type: totp
+  totp: {issuer: Team B}
+`
+
+// teamBPolicy is an MFAPolicy of team-b: its hosts, the header its identity
+// is read from, and the providers its one rule accepts.
+func teamBPolicy(name string, hosts []string, userHeader string, providers ...string) string {
+	q := func(s []string) string {
+		out := make([]string, len(s))
+		for i, v := range s {
+			out[i] = strconv.Quote(v)
+		}
+		return "[" + strings.Join(out, ", ") + "]"
+	}
+	return `apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: {name: ` + name + `, namespace: team-b}
+spec:
+  hosts: ` + q(hosts) + `
+  identity:
+    header: {user: ` + userHeader + `}
+  rules:
+  - name: everyone
+    when: "true"
+    action: RequireMFA
+    multifactor: {providers: ` + q(providers) + `}
+`
+}
+
+// caddyRoute sends the requests under path ("" for the rest) to the
+// challenge server's forward-auth URL of policy (namespace/name).
+type caddyRoute struct{ path, policy string }
+
+// tenantCaddySite is a Caddy site in front of the sample app with basic
+// auth as the first factor (its user passed as X-Auth-Request-Email,
+// replacing the client's) and forward_auth to the challenge server.
+// The challenge pages are the challenge server's public URL (nginx's host).
+func tenantCaddySite(host string, port int, user, hash, webhook, app string, routes ...caddyRoute) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "http://%s:%d {\n\troute {\n\t\tbasicauth {\n\t\t\t%s %s\n\t\t}\n", host, port, user, hash)
+	b.WriteString("\t\trequest_header X-Auth-Request-Email {http.auth.user.id}\n")
+	for _, r := range routes {
+		if r.path == "" {
+			b.WriteString("\t\thandle {\n")
+		} else {
+			fmt.Fprintf(&b, "\t\thandle %s {\n", r.path)
+		}
+		fmt.Fprintf(&b, "\t\t\tforward_auth %s {\n\t\t\t\turi /forward-auth/%s\n", webhook, r.policy)
+		b.WriteString("\t\t\t\tcopy_headers X-Mfa-User X-Mfa-Multifactor X-Mfa-Assertion\n\t\t\t}\n")
+		fmt.Fprintf(&b, "\t\t\treverse_proxy %s\n\t\t}\n", app)
+	}
+	b.WriteString("\t}\n}\n")
+	return b.String()
+}
+
+// tenantApp is what the sample app saw of a request (its JSON answer).
+type tenantApp struct {
+	User              string `json:"user"`
+	Multifactor       string `json:"multifactor"`
+	Assertion         string `json:"assertion"`
+	AssertionVerified bool   `json:"assertionVerified"`
+	AssertionError    string `json:"assertionError"`
+	Host              string `json:"host"`
+}
+
+// authAnswer is the challenge server's answer to an auth request.
+type authAnswer struct {
+	Status int
+	Body   string
+	Header http.Header
+}
+
+// askAuth sends what a front door in --trusted-proxies sends to path
+// (/auth/{ns}/{policy}, or /auth to choose by host) about a GET of
+// original by client c: its first-factor user in X-Auth-Request-Email (and
+// in the headers of extra), and its cookies for original.
+func askAuth(t *testing.T, env *harness.Env, path, original string, c *harness.Client, extra map[string]string) authAnswer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, env.WebhookURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Original-URL", original)
+	req.Header.Set("X-Original-Method", http.MethodGet)
+	req.Header.Set("X-Auth-Request-Email", c.User)
+	for k, v := range extra {
+		req.Header.Set(k, v)
+	}
+	u, err := url.Parse(original)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ck := range c.Jar.Cookies(u) {
+		req.AddCookie(ck)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return authAnswer{Status: resp.StatusCode, Body: string(b), Header: resp.Header}
+}
+
+// readyJSONPath reads generation, the Ready condition's observed
+// generation, status, reason and message.
+const readyJSONPath = `jsonpath={.metadata.generation}|{.status.conditions[?(@.type=="Ready")].observedGeneration}|` +
+	`{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}|` +
+	`{.status.conditions[?(@.type=="Ready")].message}`
+
+// readyOf returns "Status/Reason" of an MFAPolicy's Ready condition, its
+// message, and whether it describes the current generation.
+func readyOf(env *harness.Env, ns, name string) (verdict, message string, current bool) {
+	out, err := env.Kubectl("", "-n", ns, "get", "mfapolicy", name, "-o", readyJSONPath)
+	if err != nil {
+		return "", err.Error(), false
+	}
+	f := strings.SplitN(out, "|", 4)
+	if len(f) != 4 {
+		return "", out, false
+	}
+	return f[2], f[3], f[0] != "" && f[0] == f[1]
+}
+
+// decidedVerdict waits until the controller has judged the current
+// generation of an MFAPolicy (not waiting on a provider becoming Ready)
+// and returns "Status/Reason" of its Ready condition and its message.
+func decidedVerdict(t *testing.T, env *harness.Env, ns, name string) (string, string) {
+	t.Helper()
+	var verdict, message string
+	NewWithT(t).Eventually(func() bool {
+		var current bool
+		verdict, message, current = readyOf(env, ns, name)
+		_, reason, _ := strings.Cut(verdict, "/")
+		return current && reason != "" && reason != v1alpha1.ReasonProgressing && reason != v1alpha1.ReasonProviderNotReady
+	}).WithTimeout(90*time.Second).WithPolling(250*time.Millisecond).
+		Should(BeTrue(), "the controller has not judged MFAPolicy %s/%s: %s %s", ns, name, verdict, message)
+	return verdict, message
+}
+
+// codeOfNoStep is a well-formed TOTP code that is none of the codes of the
+// time steps around now.
+func codeOfNoStep(t *testing.T, otp *harness.OTP) string {
+	t.Helper()
+	now := otp.Step(time.Now())
+	valid := map[string]bool{}
+	for s := now - 3; s <= now+3; s++ {
+		valid[otp.CodeAt(t, s)] = true
+	}
+	for _, c := range []string{"000000", "111111", "222222", "333333"} {
+		if !valid[c] {
+			return c
+		}
+	}
+	t.Fatal("no wrong code found")
+	return ""
+}
+
+// jwtPayload is the decoded payload (claims) of a JWT, for messages.
+func jwtPayload(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return strconv.Quote(token)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return strconv.Quote(token)
+	}
+	return string(b)
+}
+
+// lockoutAudits returns the providers of the lockouts the challenge
+// server's audit log records.
+func lockoutAudits(log string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec["audit"] != "lockout" {
+			continue
+		}
+		p, _ := rec["provider"].(string)
+		out = append(out, p)
+	}
+	return out
+}
+
+// TestTenantsCannotTouchEachOther runs two teams on one operator: the
+// platform team team-a (a TOTP provider and a policy for a.example.test,
+// behind nginx configured as ingress-nginx renders it and behind Caddy's
+// forward_auth) and team-b, a tenant that may write MFAPolicies and
+// MFAProviders in its own namespace only. Whatever team-b writes, it cannot
+// use team-a's provider, read identities from a header the front door does
+// not set, enrol or lock out team-a's users, answer for team-a's host, or
+// mint an assertion team-a's app would take for its own.
+func TestTenantsCannotTouchEachOther(t *testing.T) {
+	caddy := harness.RequireBinary(t, "caddy")
+	harness.RequireBinary(t, "oathtool")
+	harness.RequireBinary(t, "zbarimg")
+
+	// nginx serves a.example.test and is the challenge server's public URL;
+	// cookies are for example.test, so that one sign-in serves every site
+	// (and every team's cookies reach every team's hosts).
+	env := harness.Start(t, harness.Options{
+		Policy: "team-a/app",
+		Env:    map[string]string{"DEMO_HOST": hostA, "DEMO_COOKIE_DOMAIN": "example.test"},
+	})
+	nginxPort := env.Setting("DEMO_PORT")
+	nginxA := env.URL
+	nginxB := "http://" + hostB + ":" + nginxPort
+	nginxBorrowed := "http://" + hostBorrowed + ":" + nginxPort
+	jwksURL := env.WebhookURL + "/.well-known/jwks.json"
+
+	// Caddy in front of the same sample app: a.example.test for team-a
+	// (with one route a tenant's misconfiguration sends to team-b's policy),
+	// b.example.test for team-b, borrowed.b.example.test for team-b's policy
+	// that names team-a's provider.
+	dir := t.TempDir()
+	caddyPort := harness.FreePort(t)
+	out, err := exec.Command(caddy, "hash-password", "--plaintext", env.Password).Output()
+	if err != nil {
+		t.Fatalf("caddy hash-password: %v", err)
+	}
+	hash := strings.TrimSpace(string(out))
+	webhook := strings.TrimPrefix(env.WebhookURL, "http://")
+	app := strings.TrimPrefix(env.AppURL, "http://")
+	caddyConf := "{\n\tadmin off\n\tauto_https off\n}\n" +
+		tenantCaddySite(hostA, caddyPort, env.User, hash, webhook, app,
+			caddyRoute{"/via-team-b/*", "team-b/b-app"}, caddyRoute{"", "team-a/app"}) +
+		tenantCaddySite(hostB, caddyPort, env.User, hash, webhook, app, caddyRoute{"", "team-b/b-app"}) +
+		tenantCaddySite(hostBorrowed, caddyPort, env.User, hash, webhook, app, caddyRoute{"", "team-b/borrowed"})
+	conf := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(conf, []byte(caddyConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startCaddy(t, caddy, conf, dir, caddyPort)
+	caddyA := "http://" + hostA + ":" + strconv.Itoa(caddyPort)
+	caddyB := "http://" + hostB + ":" + strconv.Itoa(caddyPort)
+	caddyBorrowed := "http://" + hostBorrowed + ":" + strconv.Itoa(caddyPort)
+
+	// Every browser comes from its own loopback address (the challenge
+	// server limits form submissions per client address).
+	browsers := 0
+	browser := func() *harness.Client {
+		browsers++
+		from := netip.AddrFrom4([4]byte{127, 0, 0, byte(10 + browsers%240)})
+		return env.NewSiteClient(from, env.User, env.Password, hostA, hostB, hostBorrowed)
+	}
+	// signedIn is ana with her first factor and no cookies, for auth
+	// requests that carry no second factor.
+	signedIn := browser()
+	asTenant := func(t *testing.T, manifest string) {
+		t.Helper()
+		env.MustKubectl(t, manifest, "--as", tenantB, "apply", "-f", "-")
+	}
+
+	var (
+		otpA, otpB *harness.OTP
+		anaB       *harness.Client // enrolled with team-b, then with team-a
+		bOnly      *harness.Client // ana's cookies right after her team-b enrolment
+		anaLock    *harness.Client // locked out of team-b's provider
+	)
+	step := func(name string, f func(t *testing.T)) {
+		if !t.Run(name, f) {
+			t.FailNow() // every step builds on the previous ones
+		}
+	}
+
+	step("team-a's policy is Ready and in force; team-b may write in team-b only", func(t *testing.T) {
+		g := NewWithT(t)
+		env.Apply(t, teamAYAML)
+		verdict, msg := decidedVerdict(t, env, "team-a", "app")
+		g.Expect(verdict).To(Equal("True/"+v1alpha1.ReasonSucceeded), msg)
+
+		canI := func(verb, resource, ns string) string {
+			out, _ := env.Kubectl("", "auth", "can-i", verb, resource, "-n", ns, "--as", tenantB)
+			return strings.TrimSpace(out)
+		}
+		g.Expect(canI("create", "mfapolicies.mfa.operator.dev", "team-b")).To(Equal("yes"))
+		g.Expect(canI("create", "mfaproviders.mfa.operator.dev", "team-b")).To(Equal("yes"))
+		g.Expect(canI("create", "mfapolicies.mfa.operator.dev", "team-a")).To(Equal("no"))
+		g.Expect(canI("patch", "mfaproviders.mfa.operator.dev", "team-a")).To(Equal("no"))
+		_, err := env.Kubectl("", "--as", tenantB, "-n", "team-a", "patch", "mfaprovider", "google-authenticator",
+			"--type=merge", "-p", `{"spec":{"allowedNamespaces":["shop","team-b"]}}`)
+		g.Expect(err).To(MatchError(ContainSubstring("forbidden")), "team-b cannot make team-a's provider admit it")
+
+		ana := browser()
+		g.Eventually(func() string { return ana.GetNoRedirect(t, nginxA+"/").Location() }).
+			WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).
+			Should(HavePrefix(nginxA+"/challenge/team-a/app?"), "nginx sends ana to team-a's challenge")
+	})
+
+	step("1. team-b's policy naming team-a's provider is ProviderNotAdmitted and not in force", func(t *testing.T) {
+		g := NewWithT(t)
+		asTenant(t, teamBPolicy("borrowed", []string{hostBorrowed}, "X-Auth-Request-Email", "team-a/google-authenticator"))
+		verdict, msg := decidedVerdict(t, env, "team-b", "borrowed")
+		g.Expect(verdict).To(Equal("False/"+v1alpha1.ReasonProviderNotAdmitted), msg)
+		g.Expect(msg).To(ContainSubstring("team-a/google-authenticator"))
+
+		a := askAuth(t, env, "/auth/team-b/borrowed", "https://"+hostBorrowed+"/", signedIn, nil)
+		g.Expect(a.Status).To(Equal(http.StatusForbidden), a.Body)
+		g.Expect(a.Body).To(ContainSubstring("no MFAPolicy team-b/borrowed is in force"))
+
+		p := browser().Get(t, nginxA+"/challenge/team-b/borrowed?rd="+url.QueryEscape("https://"+hostBorrowed+"/"))
+		g.Expect(p.Status).To(BeNumerically(">=", 400), p.Body)
+		g.Expect(p.Has("img", "qr")).To(BeFalse(), "no enrolment with team-a's provider through team-b's pages")
+		for _, f := range p.Forms() {
+			g.Expect(f.Fields).NotTo(HaveKey("code"), "no code form of team-a's provider on team-b's pages")
+		}
+	})
+
+	step("2a. a team-b policy reading identities from X-Evil-User is IdentityHeaderNotAllowed", func(t *testing.T) {
+		g := NewWithT(t)
+		asTenant(t, teamBProviderYAML)
+		env.MustKubectl(t, "", "-n", "team-b", "wait", "--for=condition=Ready", "--timeout=60s", "mfaprovider/google-authenticator")
+		asTenant(t, teamBPolicy("evil-header", []string{hostEvil}, "X-Evil-User", "google-authenticator"))
+		verdict, msg := decidedVerdict(t, env, "team-b", "evil-header")
+		g.Expect(verdict).To(Equal("False/"+v1alpha1.ReasonIdentityHeaderNotAllowed), msg)
+		g.Expect(msg).To(ContainSubstring("X-Evil-User"))
+
+		a := askAuth(t, env, "/auth/team-b/evil-header", "https://"+hostEvil+"/", signedIn,
+			map[string]string{"X-Evil-User": "ana@example.com"})
+		g.Expect(a.Status).To(Equal(http.StatusForbidden), a.Body)
+		g.Expect(a.Body).To(ContainSubstring("no MFAPolicy team-b/evil-header is in force"))
+	})
+
+	step("2b. team-b's own policy with its own provider is Ready and in force; the refused ones still are not", func(t *testing.T) {
+		g := NewWithT(t)
+		asTenant(t, teamBPolicy("b-app", []string{hostB}, "X-Auth-Request-Email", "google-authenticator"))
+		verdict, msg := decidedVerdict(t, env, "team-b", "b-app")
+		g.Expect(verdict).To(Equal("True/"+v1alpha1.ReasonSucceeded), msg)
+		g.Eventually(func() int { return askAuth(t, env, "/auth/team-b/b-app", "https://"+hostB+"/", signedIn, nil).Status }).
+			WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).
+			Should(Equal(http.StatusUnauthorized), "b-app is in force: a second factor is asked for")
+
+		// The bundle in force now was built after the refused policies were
+		// written: they are left out, not merely late.
+		a := askAuth(t, env, "/auth/team-b/borrowed", "https://"+hostBorrowed+"/", signedIn, nil)
+		g.Expect(a.Status).To(Equal(http.StatusForbidden))
+		g.Expect(a.Body).To(ContainSubstring("no MFAPolicy team-b/borrowed is in force"))
+		a = askAuth(t, env, "/auth/team-b/evil-header", "https://"+hostEvil+"/", signedIn, map[string]string{"X-Evil-User": "ana@example.com"})
+		g.Expect(a.Status).To(Equal(http.StatusForbidden))
+		g.Expect(a.Body).To(ContainSubstring("no MFAPolicy team-b/evil-header is in force"))
+	})
+
+	step("2c. ana enrols with team-b through Caddy; team-a still shows her its own enrolment", func(t *testing.T) {
+		g := NewWithT(t)
+		anaB = browser()
+		p := anaB.Get(t, caddyB+"/")
+		g.Expect(p.Status).To(Equal(http.StatusOK), p.Body)
+		g.Expect(p.URL.String()).To(HavePrefix(nginxA + "/challenge/team-b/b-app"))
+		otpB = harness.ParseOTPAuth(t, harness.DecodeQR(t, anaB.Image(t, p, p.Find("img", "qr", "src"))))
+		g.Expect(otpB.Issuer).To(Equal("Team B"))
+		g.Expect(otpB.Account).To(Equal(env.User))
+
+		code, _ := otpB.NextCode(t)
+		p = anaB.Submit(t, p.FormWith(t, "code"), map[string]string{"code": code})
+		g.Expect(p.Status).To(Equal(http.StatusOK), p.Body)
+		g.Expect(p.Texts("ol", "codes", "li")).NotTo(BeEmpty(), "recovery codes are shown")
+		p = anaB.Submit(t, p.FormWith(t, "csrf"), nil)
+		g.Expect(p.Status).To(Equal(http.StatusOK), p.Body)
+		g.Expect(p.URL.String()).To(Equal(caddyB + "/"))
+		var seen tenantApp
+		g.Expect(anaB.GetJSON(t, caddyB+"/", &seen).Status).To(Equal(http.StatusOK))
+		g.Expect(seen.User).To(Equal(env.User))
+		g.Expect(seen.Multifactor).To(Equal("google-authenticator"))
+		g.Expect(seen.AssertionVerified).To(BeTrue(), seen.AssertionError)
+
+		bOnly = browser()
+		for _, c := range anaB.Jar.All() {
+			bOnly.Jar.Put(c)
+		}
+
+		// team-b's session reaches a.example.test (cookie domain example.test)
+		// and counts for nothing there.
+		g.Expect(askAuth(t, env, "/auth/team-a/app", "https://"+hostA+"/", bOnly, nil).Status).To(Equal(http.StatusUnauthorized))
+		p = anaB.GetNoRedirect(t, caddyA+"/")
+		g.Expect(p.Status).To(Equal(http.StatusFound), p.Body)
+		g.Expect(p.Location()).To(HavePrefix(nginxA + "/challenge/team-a/app?"))
+
+		p = anaB.Get(t, nginxA+"/")
+		g.Expect(p.URL.Path).To(Equal("/challenge/team-a/app"))
+		g.Expect(p.Has("img", "qr")).To(BeTrue(), "ana is not enrolled with team-a: its enrolment page, not its code form:\n%s", p.Body)
+		otpA = harness.ParseOTPAuth(t, harness.DecodeQR(t, anaB.Image(t, p, p.Find("img", "qr", "src"))))
+		g.Expect(otpA.Issuer).To(Equal("Team A"))
+		g.Expect(otpA.Account).To(Equal(env.User))
+		g.Expect(otpA.Secret).NotTo(Equal(otpB.Secret))
+	})
+
+	step("2d. five wrong codes lock ana out of team-b's provider, not out of team-a's", func(t *testing.T) {
+		g := NewWithT(t)
+		anaLock = browser()
+		p := anaLock.Get(t, caddyB+"/")
+		g.Expect(p.URL.Path).To(Equal("/challenge/team-b/b-app"))
+		g.Expect(p.Has("img", "qr")).To(BeFalse(), "ana is enrolled with team-b: its code form")
+		wrong := codeOfNoStep(t, otpB)
+		for i := range 5 {
+			p = anaLock.Submit(t, p.FormWith(t, "code"), map[string]string{"code": wrong})
+			g.Expect(p.Status).To(BeElementOf(http.StatusUnprocessableEntity, http.StatusTooManyRequests), "wrong code %d: %s", i+1, p.Body)
+		}
+		code, _ := otpB.NextCode(t)
+		p = anaLock.Submit(t, p.FormWith(t, "code"), map[string]string{"code": code})
+		g.Expect(p.Status).To(Equal(http.StatusTooManyRequests), "locked out: even the right code is refused\n%s", p.Body)
+		g.Expect(p.Text("p", "alert")).To(ContainSubstring("Too many attempts"))
+
+		// team-a: the same pending secret in the same browser, then enrolled.
+		p = anaB.Get(t, nginxA+"/")
+		g.Expect(p.URL.Path).To(Equal("/challenge/team-a/app"))
+		g.Expect(p.Has("img", "qr")).To(BeTrue(), p.Body)
+		again := harness.ParseOTPAuth(t, harness.DecodeQR(t, anaB.Image(t, p, p.Find("img", "qr", "src"))))
+		g.Expect(again.Secret).To(Equal(otpA.Secret), "the pending secret is the same on every reload in one browser")
+		code, _ = otpA.NextCode(t)
+		p = anaB.Submit(t, p.FormWith(t, "code"), map[string]string{"code": code})
+		g.Expect(p.Status).To(Equal(http.StatusOK), "team-a's enrolment is not locked:\n%s", p.Body)
+		g.Expect(p.Texts("ol", "codes", "li")).NotTo(BeEmpty(), p.Body)
+		p = anaB.Submit(t, p.FormWith(t, "csrf"), nil)
+		g.Expect(p.URL.String()).To(Equal(nginxA + "/"))
+
+		var seen tenantApp
+		g.Expect(anaB.GetJSON(t, nginxA+"/", &seen).Status).To(Equal(http.StatusOK))
+		g.Expect(seen.User).To(Equal(env.User))
+		g.Expect(seen.AssertionVerified).To(BeTrue(), seen.AssertionError)
+		claims := harness.VerifyAssertionAt(t, jwksURL, seen.Assertion)
+		g.Expect(claims["policy"]).To(Equal("team-a/app"))
+		aud, err := claims.GetAudience()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect([]string(aud)).To(Equal([]string{hostA}))
+
+		// Another browser of ana's is asked for a team-a code and passes.
+		other := browser()
+		p = other.Get(t, nginxA+"/")
+		g.Expect(p.URL.Path).To(Equal("/challenge/team-a/app"))
+		g.Expect(p.Has("img", "qr")).To(BeFalse(), "enrolled with team-a now: its code form")
+		code, _ = otpA.NextCode(t)
+		p = other.Submit(t, p.FormWith(t, "code"), map[string]string{"code": code})
+		g.Expect(p.URL.String()).To(Equal(nginxA+"/"), p.Body)
+		g.Expect(other.GetNoRedirect(t, nginxA+"/").Status).To(Equal(http.StatusOK))
+
+		// team-b's lockout stands: team-a's success did not lift it.
+		p = anaLock.Get(t, caddyB+"/")
+		g.Expect(p.URL.Path).To(Equal("/challenge/team-b/b-app"))
+		code, _ = otpB.NextCode(t)
+		p = anaLock.Submit(t, p.FormWith(t, "code"), map[string]string{"code": code})
+		g.Expect(p.Status).To(Equal(http.StatusTooManyRequests), p.Body)
+
+		audits := lockoutAudits(env.Log(harness.Webhook))
+		g.Expect(audits).NotTo(BeEmpty(), "the lockout is in the audit log")
+		g.Expect(audits).To(HaveEach(Equal("team-b/google-authenticator")))
+	})
+
+	step("3a. team-b's policy refuses team-a's host; its assertion names team-b's policy and host", func(t *testing.T) {
+		g := NewWithT(t)
+		a := askAuth(t, env, "/auth/team-b/b-app", "https://"+hostA+"/", bOnly, nil)
+		g.Expect(a.Status).To(Equal(http.StatusForbidden), a.Body)
+		g.Expect(a.Body).To(ContainSubstring("does not list the host " + hostA))
+		g.Expect(a.Header.Get("X-Mfa-Assertion")).To(BeEmpty())
+
+		a = askAuth(t, env, "/auth/team-b/b-app", "https://"+hostB+"/", bOnly, nil)
+		g.Expect(a.Status).To(Equal(http.StatusOK), a.Body)
+		assertion := a.Header.Get("X-Mfa-Assertion")
+		g.Expect(assertion).NotTo(BeEmpty())
+		claims := harness.VerifyAssertionAt(t, jwksURL, assertion)
+		g.Expect(claims["policy"]).To(Equal("team-b/b-app"))
+		g.Expect(claims["sub"]).To(Equal(env.User))
+		aud, err := claims.GetAudience()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect([]string(aud)).To(Equal([]string{hostB}))
+
+		// An app on a.example.test that checks aud (the sample app does)
+		// refuses it; on b.example.test it verifies.
+		check := func(host string) tenantApp {
+			req, err := http.NewRequest(http.MethodGet, env.AppURL+"/", nil)
+			g.Expect(err).NotTo(HaveOccurred())
+			req.Host = host
+			req.Header.Set("Accept", "application/json")
+			req.Header.Set("X-MFA-User", env.User)
+			req.Header.Set("X-MFA-Assertion", assertion)
+			resp, err := http.DefaultClient.Do(req)
+			g.Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			var seen tenantApp
+			g.Expect(json.NewDecoder(resp.Body).Decode(&seen)).To(Succeed())
+			return seen
+		}
+		onA := check(hostA)
+		g.Expect(onA.AssertionVerified).To(BeFalse())
+		g.Expect(onA.AssertionError).To(ContainSubstring("audience"))
+		onB := check(hostB)
+		g.Expect(onB.AssertionVerified).To(BeTrue(), onB.AssertionError)
+	})
+
+	step("3b. through Caddy: team-b's refused policy answers 403, and team-b's policy refuses team-a's host", func(t *testing.T) {
+		g := NewWithT(t)
+		p := bOnly.GetNoRedirect(t, caddyBorrowed+"/")
+		g.Expect(p.Status).To(Equal(http.StatusForbidden), p.Body)
+		g.Expect(p.Body).To(ContainSubstring("no MFAPolicy team-b/borrowed is in force"))
+
+		p = bOnly.GetNoRedirect(t, caddyA+"/via-team-b/")
+		g.Expect(p.Status).To(Equal(http.StatusForbidden), p.Body)
+		g.Expect(p.Body).To(ContainSubstring("does not list the host " + hostA))
+
+		var seen tenantApp
+		g.Expect(bOnly.GetJSON(t, caddyB+"/", &seen).Status).To(Equal(http.StatusOK))
+		g.Expect(seen.AssertionVerified).To(BeTrue(), seen.AssertionError)
+		claims := harness.VerifyAssertionAt(t, jwksURL, seen.Assertion)
+		g.Expect(claims["policy"]).To(Equal("team-b/b-app"))
+		aud, _ := claims.GetAudience()
+		g.Expect([]string(aud)).To(Equal([]string{hostB}))
+	})
+
+	step("3c. through nginx wired to team-b's policies: the same refusals, then team-a's wiring back", func(t *testing.T) {
+		g := NewWithT(t)
+		rewired := true
+		t.Cleanup(func() {
+			if rewired {
+				env.WireNginx(t, env.WebhookURL+"/auth/team-a/app", nginxA+"/challenge/team-a/app")
+			}
+		})
+		env.WireNginx(t, env.WebhookURL+"/auth/team-b/borrowed", nginxA+"/challenge/team-b/borrowed")
+		g.Expect(bOnly.GetNoRedirect(t, nginxBorrowed+"/").Status).To(Equal(http.StatusForbidden))
+
+		// team-b's Ingress takes a.example.test: its policy refuses the host.
+		env.WireNginx(t, env.WebhookURL+"/auth/team-b/b-app", nginxA+"/challenge/team-b/b-app")
+		g.Expect(bOnly.GetNoRedirect(t, nginxA+"/").Status).To(Equal(http.StatusForbidden))
+		var seen tenantApp
+		g.Expect(bOnly.GetJSON(t, nginxB+"/", &seen).Status).To(Equal(http.StatusOK))
+		g.Expect(seen.AssertionVerified).To(BeTrue(), seen.AssertionError)
+		claims := harness.VerifyAssertionAt(t, jwksURL, seen.Assertion)
+		g.Expect(claims["policy"]).To(Equal("team-b/b-app"))
+		aud, _ := claims.GetAudience()
+		g.Expect([]string(aud)).To(Equal([]string{hostB}))
+
+		env.WireNginx(t, env.WebhookURL+"/auth/team-a/app", nginxA+"/challenge/team-a/app")
+		rewired = false
+		g.Expect(anaB.GetJSON(t, nginxA+"/", &seen).Status).To(Equal(http.StatusOK))
+		g.Expect(seen.User).To(Equal(env.User))
+	})
+
+	// 4. Host claims: team-b lists team-a's host under another spelling or
+	// under a wildcard. Each case is its own subtest, and each facet too,
+	// so that every facet is reported.
+	g := NewWithT(t)
+	base := askAuth(t, env, "/auth", "https://"+hostA+"/", anaB, nil)
+	g.Expect(base.Status).To(Equal(http.StatusOK), "host-based lookup finds team-a's policy before any claim: %s", base.Body)
+	for _, claim := range []struct{ name, host string }{
+		{"claim-port", hostA + ":443"},
+		{"claim-wild", "*.example.test"},
+	} {
+		t.Run("4. team-b's policy listing "+claim.host, func(t *testing.T) {
+			key := "team-b/" + claim.name
+			asTenant(t, teamBPolicy(claim.name, []string{claim.host}, "X-Auth-Request-Email", "google-authenticator"))
+			t.Cleanup(func() {
+				g := NewWithT(t)
+				env.MustKubectl(t, "", "--as", tenantB, "-n", "team-b", "delete", "mfapolicy", claim.name, "--wait=true")
+				g.Eventually(func() string { v, _, _ := readyOf(env, "team-a", "app"); return v }).
+					WithTimeout(60*time.Second).WithPolling(250*time.Millisecond).
+					Should(Equal("True/"+v1alpha1.ReasonSucceeded), "team-a's policy is Ready again once the claim is gone")
+				g.Eventually(func() int { return askAuth(t, env, "/auth", "https://"+hostA+"/", anaB, nil).Status }).
+					WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).
+					Should(Equal(http.StatusOK), "host-based lookup serves a.example.test again")
+			})
+
+			t.Run("it reports HostConflict naming team-a's policy", func(t *testing.T) {
+				g := NewWithT(t)
+				verdict, msg := decidedVerdict(t, env, "team-b", claim.name)
+				g.Expect(verdict).To(Equal("False/"+v1alpha1.ReasonHostConflict), msg)
+				g.Expect(msg).To(ContainSubstring("team-a/app"))
+			})
+			t.Run("team-a's policy reports HostConflict naming it", func(t *testing.T) {
+				g := NewWithT(t)
+				g.Eventually(func() string { v, m, _ := readyOf(env, "team-a", "app"); return v + " " + m }).
+					WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).
+					Should(And(HavePrefix("False/"+v1alpha1.ReasonHostConflict+" "), ContainSubstring(key)))
+			})
+			t.Run("host-based lookup fails closed for a.example.test", func(t *testing.T) {
+				g := NewWithT(t)
+				var last authAnswer
+				g.Eventually(func() int { last = askAuth(t, env, "/auth", "https://"+hostA+"/", anaB, nil); return last.Status }).
+					WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).
+					Should(Equal(http.StatusForbidden), func() string { return last.Body })
+				g.Expect(last.Body).To(ContainSubstring(key))
+			})
+			t.Run("team-b's policy does not answer for a.example.test by name", func(t *testing.T) {
+				g := NewWithT(t)
+				// Asked before the challenge server has the policy, the answer
+				// is "not in force": wait for any other answer, if one comes.
+				var last authAnswer
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					last = askAuth(t, env, "/auth/"+key, "https://"+hostA+"/", bOnly, nil)
+					if !strings.Contains(last.Body, "is in force") || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				g.Expect(last.Status).To(Equal(http.StatusForbidden), "team-b answered for team-a's host: %d %s (assertion claims %s)",
+					last.Status, last.Body, jwtPayload(last.Header.Get("X-Mfa-Assertion")))
+				g.Expect(last.Header.Get("X-Mfa-Assertion")).To(BeEmpty())
+			})
+			t.Run("team-a's front door still lets ana in, with team-a's assertion", func(t *testing.T) {
+				g := NewWithT(t)
+				var seen tenantApp
+				g.Expect(anaB.GetJSON(t, nginxA+"/", &seen).Status).To(Equal(http.StatusOK))
+				claims := harness.VerifyAssertionAt(t, jwksURL, seen.Assertion)
+				g.Expect(claims["policy"]).To(Equal("team-a/app"))
+			})
+		})
+	}
+}
