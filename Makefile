@@ -18,9 +18,14 @@ all: build
 
 ##@ Development
 
+# Where make manifests writes; hack/verify.sh runs the same target into a
+# scratch folder and compares, so the generator's arguments live only here.
+CRD_DIR ?= config/crd/bases
+RBAC_DIR ?= config/rbac
+
 .PHONY: manifests
 manifests: ## Generate the CRDs and RBAC from the API types and markers.
-	$(CONTROLLER_GEN) rbac:roleName=mfa-operator crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=mfa-operator crd paths="./..." output:crd:artifacts:config=$(CRD_DIR) output:rbac:artifacts:config=$(RBAC_DIR)
 
 .PHONY: generate
 generate: ## Generate deepcopy functions.
