@@ -14,7 +14,7 @@ E2E_TAGS ?= e2e
 export KUBEBUILDER_ASSETS
 
 .PHONY: all
-all: build
+all: build ## The default: make build.
 
 ##@ Development
 
@@ -112,4 +112,4 @@ undeploy: ## Remove the operator.
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_.-]+:.*##/ { printf "  %-16s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
