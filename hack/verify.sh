@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Fails when generated files (CRDs, RBAC, deepcopy) are stale or Go code is
-# not gofmt-clean. It generates into a scratch folder and compares, so it
-# never rewrites the tree.
+# not gofmt-clean. It runs the Makefile's own `manifests` and `generate`
+# targets (one definition of the generators' arguments), the manifests into
+# a scratch folder, and compares, so it never rewrites the tree.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+make=("${MAKE:-make}" -s --no-print-directory)
 
-go tool controller-gen rbac:roleName=mfa-operator crd paths="./..." \
-  output:crd:artifacts:config="$tmp/crd" output:rbac:artifacts:config="$tmp/rbac"
+"${make[@]}" manifests CRD_DIR="$tmp/crd" RBAC_DIR="$tmp/rbac"
 mkdir -p "$tmp/api"
 cp -r api/. "$tmp/api/"
-go tool controller-gen object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+"${make[@]}" generate
 stale=0
 for f in $(cd "$tmp/api" && find . -name 'zz_generated*.go'); do
   if ! cmp -s "api/$f" "$tmp/api/$f"; then

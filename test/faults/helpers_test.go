@@ -1,10 +1,13 @@
+//go:build e2e
+
 // Package faults holds the tests that prove nothing is lost and no door is
 // left open when parts fail or misbehave: several challenge server
 // replicas racing on one store, the API server going away, corrupted
 // Secrets, killed processes, load while the configuration changes, and
 // objects the API server or the controller must refuse. Every server runs
 // as a real process on 127.0.0.1 (hack/demo.sh through test/e2e/harness,
-// or `mfa-operator webhook` started here); every wait is bounded.
+// or `mfa-operator webhook` started here); every wait is bounded. They
+// build only with `-tags e2e` (make test).
 package faults
 
 import (

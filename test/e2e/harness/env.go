@@ -5,6 +5,10 @@
 // directory per test. It also gives the tests a kubectl, an HTTP client
 // that goes through nginx like a browser (cookie jar, basic login), and the
 // real zbarimg and oathtool.
+//
+// The package itself has no build tag, so it compiles and vets with Go
+// alone; the tests that use it (test/e2e, test/faults) build only with
+// `-tags e2e` (make test, make e2e).
 package harness
 
 import (
