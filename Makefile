@@ -107,7 +107,7 @@ deploy: ## Deploy the operator with image IMG.
 	kubectl kustomize config/default | sed 's|mfa-operator:latest|$(IMG)|g' | kubectl apply -f -
 
 .PHONY: undeploy
-undeploy: ## Remove the operator.
+undeploy: ## Remove the operator and its namespace: the challenge server, its Secrets and the enrolments.
 	kubectl delete -k config/default
 
 .PHONY: help

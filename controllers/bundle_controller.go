@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,8 +11,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
-	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -60,23 +60,29 @@ func (t *BundleTrigger) Fire(context.Context) {
 }
 
 // BundleReconciler compiles every valid MFAPolicy and MFAProvider into the
-// bundle Secret and owns what serves it: the challenge Deployment and
-// Service, and the keyring Secret. It has one request key, the bundle
-// Secret's, whatever triggered it.
+// bundle Secret and keeps what serves it: the challenge Deployment,
+// Service and PodDisruptionBudget, and the keyring Secret. It has one
+// request key, the bundle Secret's, whatever triggered it, and runs one
+// reconcile at a time.
 type BundleReconciler struct {
 	client.Client
-	// APIReader reads the previous bundle and the keyring past the cache:
-	// the last good entries must be the last ones written, and a keyring
-	// must never be made twice.
+	// APIReader reads the previous bundle, the keyring and what shows that
+	// a keyring is in use past the cache: the last good entries must be the
+	// last ones written, and a keyring must never be made twice.
 	APIReader client.Reader
-	Scheme    *runtime.Scheme
 	Options   Options
+	// Recorder reports a keyring written back or refused (may be nil).
+	Recorder events.EventRecorder
 	// DuoResults, when set, keeps Duo credentials out of the bundle until
 	// Duo accepted them.
 	DuoResults *DuoResults
 	Trigger    *BundleTrigger
 	// Now is the clock of new keys (time.Now when nil).
 	Now func() time.Time
+
+	// known is what this controller last read or wrote, to write a
+	// deleted Secret back as it was.
+	known knownSecrets
 }
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
@@ -137,6 +143,9 @@ func (r *BundleReconciler) requestsForSecret(ctx context.Context, s client.Objec
 }
 
 // Reconcile writes the bundle and makes sure the challenge server runs it.
+// A refused keyring (see ensureKeyring) does not stop the rest: the bundle
+// and the challenge objects are kept as they should be, and the refusal is
+// returned so that it is retried and logged with a backoff.
 func (r *BundleReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	current, previous, err := r.readBundle(ctx)
 	if err != nil {
@@ -146,40 +155,40 @@ func (r *BundleReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	owner, hash, err := r.writeBundle(ctx, current, bundle)
-	if err != nil {
+	if err := r.writeBundle(ctx, current, bundle); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.ensureKeyring(ctx); err != nil {
-		return ctrl.Result{}, err
+	keyringErr := r.ensureKeyring(ctx)
+	if keyringErr != nil && !errors.Is(keyringErr, errKeyringRefused) {
+		return ctrl.Result{}, keyringErr
 	}
-	if !r.Options.ManageDeployment {
-		return ctrl.Result{}, nil
+	if r.Options.ManageDeployment {
+		if err := r.applyChallengeServer(ctx); err != nil {
+			return ctrl.Result{}, errors.Join(keyringErr, err)
+		}
 	}
-	if err := applyOwned(ctx, r, owner, "Deployment", &appsv1.Deployment{}, ChallengeDeployment(r.Options, hash), MergeDeployment, "bundleHash", hash); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := applyOwned(ctx, r, owner, "Service", &corev1.Service{}, ChallengeService(r.Options), MergeService); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{}, applyOwned(ctx, r, owner, "PodDisruptionBudget", &policyv1.PodDisruptionBudget{}, ChallengeDisruptionBudget(r.Options), MergeDisruptionBudget)
+	return ctrl.Result{}, keyringErr
 }
 
-// readBundle reads the bundle Secret and the bundle in force. A bundle that
-// does not parse is not trusted as "last good": the build starts afresh.
+// readBundle reads the bundle Secret and the bundle in force. When the
+// Secret is missing or does not parse, the last bundle this controller
+// read or wrote stands in as "last good", so that a deleted bundle Secret
+// is written back as it was, policies kept in force by their last good
+// entry included. Only a controller started since then builds afresh.
 func (r *BundleReconciler) readBundle(ctx context.Context) (*corev1.Secret, *policy.Bundle, error) {
 	s := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, r.request().NamespacedName, s); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, nil, nil
+			return nil, r.known.lastBundle(), nil
 		}
 		return nil, nil, fmt.Errorf("reading the bundle Secret: %w", err)
 	}
 	b, err := policy.ParseBundle(s.Data[policy.BundleKey])
 	if err != nil {
 		log.FromContext(ctx).Error(err, "ignoring the bundle in force: it does not parse", "secret", client.ObjectKeyFromObject(s))
-		return s, nil, nil
+		return s, r.known.lastBundle(), nil
 	}
+	r.known.setBundle(b)
 	return s, b, nil
 }
 
@@ -245,82 +254,94 @@ func logVerdicts(ctx context.Context, v policy.Verdicts) {
 	}
 }
 
-// writeBundle writes the bundle Secret when its content changed and returns
-// it (the owner of the challenge objects) and the bundle's hash.
-func (r *BundleReconciler) writeBundle(ctx context.Context, current *corev1.Secret, b *policy.Bundle) (*corev1.Secret, string, error) {
+// writeBundle writes the bundle Secret when its content changed. The hash
+// goes into the Secret and the log; nothing else depends on it.
+func (r *BundleReconciler) writeBundle(ctx context.Context, current *corev1.Secret, b *policy.Bundle) error {
 	data, hash, err := b.Marshal()
 	if err != nil {
-		return nil, "", fmt.Errorf("encoding the bundle: %w", err)
+		return fmt.Errorf("encoding the bundle: %w", err)
 	}
 	desired := BundleSecret(r.Options.Namespace, data, hash)
-	if current == nil {
+	switch {
+	case current == nil:
 		if err := r.Create(ctx, desired); err != nil {
-			return nil, "", fmt.Errorf("creating the bundle Secret: %w", err)
+			return fmt.Errorf("creating the bundle Secret: %w", err)
 		}
-		log.FromContext(ctx).Info("bundle written", "hash", hash, "policies", len(b.Policies), "providers", len(b.Providers))
-		return desired, hash, nil
-	}
-	if string(current.Data[policy.BundleHashKey]) == hash && string(current.Data[policy.BundleKey]) == string(data) {
-		return current, hash, nil
-	}
-	current.Labels = mergeMaps(current.Labels, desired.Labels)
-	current.Data = desired.Data
-	// Update carries the resourceVersion read: a concurrent writer makes it
-	// fail and the reconcile starts over from what is really there.
-	if err := r.Update(ctx, current); err != nil {
-		return nil, "", fmt.Errorf("updating the bundle Secret: %w", err)
-	}
-	log.FromContext(ctx).Info("bundle written", "hash", hash, "policies", len(b.Policies), "providers", len(b.Providers))
-	return current, hash, nil
-}
-
-// ensureKeyring creates the keyring Secret when it does not exist. An
-// existing keyring is never written: its keys protect every stored secret
-// and cookie, and rotation adds keys in front rather than replacing them.
-func (r *BundleReconciler) ensureKeyring(ctx context.Context) error {
-	key := types.NamespacedName{Namespace: r.Options.Namespace, Name: policy.KeyringSecretName}
-	if err := r.APIReader.Get(ctx, key, &corev1.Secret{}); err == nil {
+	case string(current.Data[policy.BundleHashKey]) == hash && string(current.Data[policy.BundleKey]) == string(data):
+		r.known.setBundle(b)
 		return nil
-	} else if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading the keyring Secret: %w", err)
-	}
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
-	data, err := keyring.Generate(now())
-	if err != nil {
-		return fmt.Errorf("generating a keyring: %w", err)
-	}
-	raw, err := data.Marshal()
-	if err != nil {
-		return fmt.Errorf("encoding the keyring: %w", err)
-	}
-	if err := r.Create(ctx, KeyringSecret(r.Options.Namespace, raw)); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return nil
+	default:
+		current.Labels = mergeMaps(current.Labels, desired.Labels)
+		current.Data = desired.Data
+		// Update carries the resourceVersion read: a concurrent writer makes
+		// it fail and the reconcile starts over from what is really there.
+		if err := r.Update(ctx, current); err != nil {
+			return fmt.Errorf("updating the bundle Secret: %w", err)
 		}
-		return fmt.Errorf("creating the keyring Secret: %w", err)
 	}
-	log.FromContext(ctx).Info("keyring created", "secret", key)
+	r.known.setBundle(b)
+	log.FromContext(ctx).Info("bundle written", "hash", hash, "policies", len(b.Policies), "providers", len(b.Providers), "created", current == nil)
 	return nil
 }
 
-// applyOwned creates or updates the object named like desired (obj is an
-// empty one of its type to read it into): merge brings it to desired, and
-// the bundle Secret becomes its controller. kv are logged with a change.
-func applyOwned[T client.Object](ctx context.Context, r *BundleReconciler, owner *corev1.Secret, kind string, obj, desired T, merge func(existing, desired T), kv ...any) error {
+// applyChallengeServer creates or repairs the challenge Deployment, Service
+// and PodDisruptionBudget.
+//
+// None of them has an owner reference, and the controller re-creates any
+// of them that goes missing (it watches them by name). The front door
+// calls this server for every protected request, so nothing that is not
+// an uninstall may take it away by garbage collection: not the bundle
+// Secret (its owner in earlier versions, so deleting one Secret took the
+// whole server down), and not the operator's own Deployment either, which
+// is deleted and created again by some upgrades and GitOps syncs, and
+// whose identity the controller would have to discover (downward API, then
+// Pod, ReplicaSet, Deployment) and cannot have when it runs out of the
+// cluster. Uninstalling (make undeploy, kubectl delete -k config/default)
+// deletes the operator's namespace, which holds them all; when the
+// namespace is kept, they are found by their labels.
+func (r *BundleReconciler) applyChallengeServer(ctx context.Context) error {
+	if err := applyChallengeObject(ctx, r.Client, "Deployment", &appsv1.Deployment{}, ChallengeDeployment(r.Options), MergeDeployment); err != nil {
+		return err
+	}
+	if err := applyChallengeObject(ctx, r.Client, "Service", &corev1.Service{}, ChallengeService(r.Options), MergeService); err != nil {
+		return err
+	}
+	return applyChallengeObject(ctx, r.Client, "PodDisruptionBudget", &policyv1.PodDisruptionBudget{}, ChallengeDisruptionBudget(r.Options), MergeDisruptionBudget)
+}
+
+// applyChallengeObject creates or updates the object named like desired
+// (obj is an empty one of its type to read it into): merge brings it to
+// desired, and the owner reference to the bundle Secret that earlier
+// versions set is dropped.
+func applyChallengeObject[T client.Object](ctx context.Context, c client.Client, kind string, obj, desired T, merge func(existing, desired T)) error {
 	obj.SetName(desired.GetName())
 	obj.SetNamespace(desired.GetNamespace())
-	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, obj, func() error {
+	op, err := controllerutil.CreateOrUpdate(ctx, c, obj, func() error {
 		merge(obj, desired)
-		return controllerutil.SetControllerReference(owner, obj, r.Scheme)
+		dropBundleOwner(obj)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("applying %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
 	}
 	if op != controllerutil.OperationResultNone {
-		log.FromContext(ctx).Info("challenge "+kind+" "+string(op), append([]any{"object", client.ObjectKeyFromObject(obj)}, kv...)...)
+		log.FromContext(ctx).Info("challenge "+kind+" "+string(op), "object", client.ObjectKeyFromObject(obj))
 	}
 	return nil
+}
+
+// dropBundleOwner removes owner references to the bundle Secret; any other
+// owner reference (set by someone else) is kept.
+func dropBundleOwner(obj metav1.Object) {
+	refs := obj.GetOwnerReferences()
+	kept := make([]metav1.OwnerReference, 0, len(refs))
+	for _, ref := range refs {
+		if ref.APIVersion == "v1" && ref.Kind == "Secret" && ref.Name == policy.BundleSecretName {
+			continue
+		}
+		kept = append(kept, ref)
+	}
+	if len(kept) != len(refs) {
+		obj.SetOwnerReferences(kept)
+	}
 }

@@ -57,10 +57,13 @@ func ChallengeArgs(o Options) []string {
 	}
 }
 
-// ChallengeDeployment is the challenge server's Deployment. bundleHash on
-// the pod template rolls the pods when the bundle changes (the server also
-// reloads it live; the roll makes sure no pod is left behind).
-func ChallengeDeployment(o Options, bundleHash string) *appsv1.Deployment {
+// ChallengeDeployment is the challenge server's Deployment. Its pod
+// template depends on the operator's settings only (image, arguments,
+// environment), never on the bundle: the server follows the bundle Secret
+// and reloads it live, and a pod that starts reads the bundle in force, so
+// a policy edit rolls no pod (a roll would drop every pod's caches and its
+// memory of used Duo pushes for nothing). A new image or flag does roll them.
+func ChallengeDeployment(o Options) *appsv1.Deployment {
 	image := o.WebhookImage
 	if image == "" {
 		image = DefaultWebhookImage
@@ -94,10 +97,7 @@ func ChallengeDeployment(o Options, bundleHash string) *appsv1.Deployment {
 				},
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels:      podLabels,
-					Annotations: map[string]string{policy.BundleHashAnnotation: bundleHash},
-				},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: ChallengeName,
 					SecurityContext: &corev1.PodSecurityContext{
@@ -210,11 +210,11 @@ func BundleSecret(namespace string, data []byte, hash string) *corev1.Secret {
 
 // KeyringSecret is the Secret holding the challenge server's keys.
 //
-// It has no owner reference, unlike everything else the controller makes:
-// the keys encrypt the stored TOTP secrets and every cookie, so losing them
-// to garbage collection (deleting the bundle Secret, reinstalling the
-// operator) would log everyone out and force every user to enrol again.
-// The label finds it; deleting it is a deliberate act.
+// Like everything the controller makes, it has no owner reference: the
+// keys encrypt the stored TOTP secrets and every cookie, so losing them to
+// garbage collection would log everyone out and force every user to enrol
+// again. The label finds it. A deleted keyring Secret is written back with
+// the keys in force, never replaced by new ones (see ensureKeyring).
 func KeyringSecret(namespace string, keyringJSON []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: namespace, Labels: labels(ChallengeName, "keyring")},
@@ -223,10 +223,16 @@ func KeyringSecret(namespace string, keyringJSON []byte) *corev1.Secret {
 	}
 }
 
+// legacyBundleHashAnnotation is the pod template annotation by which
+// earlier versions rolled the challenge pods at every bundle change.
+const legacyBundleHashAnnotation = "mfa.operator.dev/bundle-hash"
+
 // MergeDeployment brings existing (as read from the API server) to desired
 // while keeping what the API server defaulted and what others added: the
 // pod template is replaced only when a field desired sets differs, so an
-// unchanged Deployment is not written at all.
+// unchanged Deployment is not written at all. The bundle-hash annotation of
+// earlier versions is removed (one roll, at the upgrade that usually
+// brings a new image anyway); it would otherwise stay, stale, for ever.
 func MergeDeployment(existing, desired *appsv1.Deployment) {
 	existing.Labels = mergeMaps(existing.Labels, desired.Labels)
 	existing.Spec.Replicas = desired.Spec.Replicas
@@ -239,6 +245,7 @@ func MergeDeployment(existing, desired *appsv1.Deployment) {
 	if templateDiffers(&desired.Spec.Template, &existing.Spec.Template) {
 		existing.Spec.Template = desired.Spec.Template
 	}
+	delete(existing.Spec.Template.Annotations, legacyBundleHashAnnotation)
 }
 
 // templateDiffers says whether existing lacks something desired sets.

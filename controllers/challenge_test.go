@@ -6,12 +6,12 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/mfa-operator/mfa-operator/controllers"
-	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
 func TestChallengeDeployment(t *testing.T) {
@@ -20,7 +20,6 @@ func TestChallengeDeployment(t *testing.T) {
 	tests := []struct {
 		name     string
 		opts     func(o controllers.Options) controllers.Options
-		hash     string
 		image    string
 		replicas int32
 		args     []string
@@ -28,7 +27,6 @@ func TestChallengeDeployment(t *testing.T) {
 		{
 			name:     "flags are passed on",
 			opts:     func(o controllers.Options) controllers.Options { return o },
-			hash:     "abc",
 			image:    "registry.example.com/mfa-operator:v1",
 			replicas: 3,
 			args: []string{"webhook", "--namespace=mfa-system", "--public-url=https://auth.example.com", "--cookie-domain=example.com",
@@ -40,7 +38,6 @@ func TestChallengeDeployment(t *testing.T) {
 				o.WebhookImage, o.WebhookReplicas, o.PublicURL, o.InsecureCookies = "", 0, "", true
 				return o
 			},
-			hash:     "def",
 			image:    controllers.DefaultWebhookImage,
 			replicas: controllers.DefaultWebhookReplicas,
 			args: []string{"webhook", "--namespace=mfa-system", "--public-url=http://auth.example.com", "--cookie-domain=example.com",
@@ -50,7 +47,7 @@ func TestChallengeDeployment(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			d := controllers.ChallengeDeployment(tt.opts(base), tt.hash)
+			d := controllers.ChallengeDeployment(tt.opts(base))
 			g.Expect(d.Name).To(Equal("mfa-challenge"))
 			g.Expect(d.Namespace).To(Equal("mfa-system"))
 			g.Expect(d.Spec.Replicas).To(Equal(ptr.To(tt.replicas)))
@@ -60,7 +57,7 @@ func TestChallengeDeployment(t *testing.T) {
 				g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue(k, v))
 			}
 			g.Expect(d.Spec.Strategy.RollingUpdate.MaxUnavailable).To(Equal(ptr.To(intstr.FromInt32(0))))
-			g.Expect(d.Spec.Template.Annotations).To(Equal(map[string]string{policy.BundleHashAnnotation: tt.hash}))
+			g.Expect(d.Spec.Template.Annotations).To(BeEmpty(), "the pod template does not follow the bundle")
 
 			pod := d.Spec.Template.Spec
 			g.Expect(pod.ServiceAccountName).To(Equal("mfa-challenge"))
@@ -97,7 +94,7 @@ func TestChallengeService(t *testing.T) {
 	g := NewWithT(t)
 	o := controllers.Options{Namespace: "auth"}
 	s := controllers.ChallengeService(o)
-	d := controllers.ChallengeDeployment(o, "h")
+	d := controllers.ChallengeDeployment(o)
 	g.Expect(s.Name).To(Equal("mfa-challenge"))
 	g.Expect(s.Namespace).To(Equal("auth"))
 	g.Expect(s.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
@@ -113,16 +110,31 @@ func TestMergeDeployment(t *testing.T) {
 		check    func(g Gomega, got *appsv1.Deployment)
 	}{
 		{
-			name:     "new bundle hash replaces the template",
-			existing: func() *appsv1.Deployment { return controllers.ChallengeDeployment(o, "old") },
+			name: "the bundle-hash annotation of earlier versions is removed, other annotations kept",
+			existing: func() *appsv1.Deployment {
+				d := controllers.ChallengeDeployment(o)
+				d.Spec.Template.Annotations = map[string]string{"mfa.operator.dev/bundle-hash": "old", "kubectl.kubernetes.io/restartedAt": "now"}
+				return d
+			},
 			check: func(g Gomega, got *appsv1.Deployment) {
-				g.Expect(got.Spec.Template.Annotations).To(HaveKeyWithValue(policy.BundleHashAnnotation, "new"))
+				g.Expect(got.Spec.Template.Annotations).To(Equal(map[string]string{"kubectl.kubernetes.io/restartedAt": "now"}))
+			},
+		},
+		{
+			name: "another image replaces the template",
+			existing: func() *appsv1.Deployment {
+				d := controllers.ChallengeDeployment(o)
+				d.Spec.Template.Spec.Containers[0].Image = "mfa-operator:old"
+				return d
+			},
+			check: func(g Gomega, got *appsv1.Deployment) {
+				g.Expect(got.Spec.Template.Spec.Containers[0].Image).To(Equal(controllers.DefaultWebhookImage))
 			},
 		},
 		{
 			name: "an extra argument is removed",
 			existing: func() *appsv1.Deployment {
-				d := controllers.ChallengeDeployment(o, "new")
+				d := controllers.ChallengeDeployment(o)
 				d.Spec.Template.Spec.Containers[0].Args = append(d.Spec.Template.Spec.Containers[0].Args, "--insecure-cookies=true")
 				return d
 			},
@@ -133,7 +145,7 @@ func TestMergeDeployment(t *testing.T) {
 		{
 			name: "an extra sidecar is removed",
 			existing: func() *appsv1.Deployment {
-				d := controllers.ChallengeDeployment(o, "new")
+				d := controllers.ChallengeDeployment(o)
 				d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "sidecar", Image: "x"})
 				return d
 			},
@@ -144,7 +156,7 @@ func TestMergeDeployment(t *testing.T) {
 		{
 			name: "defaults and foreign labels are kept",
 			existing: func() *appsv1.Deployment {
-				d := controllers.ChallengeDeployment(o, "new")
+				d := controllers.ChallengeDeployment(o)
 				d.Labels["team"] = "security"
 				d.Spec.Template.Spec.DNSPolicy = corev1.DNSClusterFirst
 				d.Spec.Template.Spec.Containers[0].TerminationMessagePath = "/dev/termination-log"
@@ -159,7 +171,7 @@ func TestMergeDeployment(t *testing.T) {
 		{
 			name: "the selector of an existing Deployment is left alone",
 			existing: func() *appsv1.Deployment {
-				d := controllers.ChallengeDeployment(o, "new")
+				d := controllers.ChallengeDeployment(o)
 				d.Spec.Selector.MatchLabels = map[string]string{"app": "old"}
 				return d
 			},
@@ -172,8 +184,39 @@ func TestMergeDeployment(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			got := tt.existing()
-			controllers.MergeDeployment(got, controllers.ChallengeDeployment(o, "new"))
+			controllers.MergeDeployment(got, controllers.ChallengeDeployment(o))
 			tt.check(g, got)
+		})
+	}
+}
+
+// TestChallengePodTemplateFollowsOptions: the pod template (what rolls the
+// pods) changes with the image and the flags passed on, and with nothing
+// else; the bundle is not among its inputs at all.
+func TestChallengePodTemplateFollowsOptions(t *testing.T) {
+	base := controllers.Options{Namespace: "mfa-system", PublicURL: "https://auth.example.com", CookieDomain: "example.com",
+		TrustedProxies: "10.0.0.0/8", WebhookImage: "registry.example.com/mfa-operator:v1", WebhookReplicas: 2}
+	tests := []struct {
+		name   string
+		change func(o *controllers.Options)
+		rolls  bool
+	}{
+		{name: "same options", change: func(*controllers.Options) {}, rolls: false},
+		{name: "replicas", change: func(o *controllers.Options) { o.WebhookReplicas = 3 }, rolls: false},
+		{name: "image", change: func(o *controllers.Options) { o.WebhookImage = "registry.example.com/mfa-operator:v2" }, rolls: true},
+		{name: "trusted proxies", change: func(o *controllers.Options) { o.TrustedProxies = "10.0.0.0/8,192.168.0.0/16" }, rolls: true},
+		{name: "cookie domain", change: func(o *controllers.Options) { o.CookieDomain = "example.org" }, rolls: true},
+		{name: "identity headers", change: func(o *controllers.Options) { o.IdentityHeaders = []string{"X-Auth-Request-Email"} }, rolls: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			existing := controllers.ChallengeDeployment(base)
+			before := existing.Spec.Template.DeepCopy()
+			o := base
+			tt.change(&o)
+			controllers.MergeDeployment(existing, controllers.ChallengeDeployment(o))
+			g.Expect(!equality.Semantic.DeepEqual(*before, existing.Spec.Template)).To(Equal(tt.rolls))
 		})
 	}
 }

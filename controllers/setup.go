@@ -45,8 +45,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, duoCheck DuoChec
 	return (&BundleReconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
-		Scheme:     mgr.GetScheme(),
 		Options:    opts,
+		Recorder:   rec,
 		DuoResults: results,
 		Trigger:    trigger,
 	}).SetupWithManager(mgr)

@@ -45,6 +45,7 @@ var (
 	k8sClient  client.Client
 	restConfig *rest.Config
 	kubeconfig string // a kubeconfig file for kubectl
+	manager    ctrl.Manager
 	repoRoot   string
 	assetsDir  string
 	duo        = &duoStub{calls: map[string]int{}}
@@ -142,6 +143,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	manager = mgr
 	mgrCtx, cancel := context.WithCancel(ctx)
 	if err := controllers.Setup(mgrCtx, mgr, opts, duo.check); err != nil {
 		cancel()

@@ -19,9 +19,6 @@ const (
 	BundleHashKey     = "hash"
 	KeyringSecretName = "mfa-keyring"
 	KeyringKey        = "keyring.json"
-	// BundleHashAnnotation on the challenge pod template rolls the pods when
-	// the bundle changes.
-	BundleHashAnnotation = "mfa.operator.dev/bundle-hash"
 )
 
 // Bundle is every Ready policy and provider, compiled by the controller for
