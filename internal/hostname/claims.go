@@ -1,6 +1,7 @@
 package hostname
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -154,4 +155,36 @@ func (c *Claims) Conflicts(x Claim) []Claim {
 		return strings.Compare(a.Pattern, b.Pattern)
 	})
 	return out
+}
+
+// InvalidHostError is a policy host that is not a host name or pattern.
+type InvalidHostError struct {
+	// Index is its place in spec.hosts.
+	Index int
+	Host  string
+	Err   error
+}
+
+func (e *InvalidHostError) Error() string {
+	return fmt.Sprintf("spec.hosts[%d]: %q is not a host name or a wildcard (*.example.com): %v", e.Index, e.Host, e.Err)
+}
+
+// ClaimsOf returns the claims of a policy's spec.hosts, each pattern once.
+// A host that does not normalise claims nothing; it is returned as an
+// *InvalidHostError.
+func ClaimsOf(namespace, name string, hosts []string) ([]Claim, []error) {
+	var claims []Claim
+	var errs []error
+	for i, h := range hosts {
+		p, err := NormalizePattern(h)
+		if err != nil {
+			errs = append(errs, &InvalidHostError{Index: i, Host: h, Err: err})
+			continue
+		}
+		c := Claim{Pattern: Name(p), Namespace: namespace, Policy: namespace + "/" + name}
+		if !slices.Contains(claims, c) {
+			claims = append(claims, c)
+		}
+	}
+	return claims, errs
 }
