@@ -74,6 +74,8 @@ func (f *controllerFlags) options() controllers.Options {
 		CookieDomain:     *f.common.cookieDomain,
 		TrustedProxies:   *f.common.trustedProxies,
 		InsecureCookies:  *f.common.insecureCookie,
+		TrustXRealIP:     *f.common.trustXRealIP,
+		AmbiguousPaths:   *f.common.ambiguousPaths,
 		WebhookImage:     *f.webhookImage,
 		WebhookReplicas:  int32(*f.webhookReplicas),
 		ManageDeployment: *f.manageDeployment,

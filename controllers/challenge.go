@@ -53,6 +53,8 @@ func ChallengeArgs(o Options) []string {
 		"--cookie-domain=" + o.CookieDomain,
 		"--trusted-proxies=" + o.TrustedProxies,
 		"--insecure-cookies=" + strconv.FormatBool(o.InsecureCookies),
+		"--trust-x-real-ip=" + strconv.FormatBool(o.TrustXRealIP),
+		"--allow-ambiguous-paths=" + strconv.FormatBool(o.AmbiguousPaths),
 	}
 }
 

@@ -35,11 +35,14 @@ type Options struct {
 	// PublicURL is the challenge server's external URL; see SigninBaseURL
 	// for the default when it is empty.
 	PublicURL string
-	// CookieDomain, TrustedProxies and InsecureCookies are passed on to the
-	// challenge server.
+	// CookieDomain, TrustedProxies, InsecureCookies, TrustXRealIP and
+	// AmbiguousPaths are passed on to the challenge server
+	// (--trust-x-real-ip, --allow-ambiguous-paths).
 	CookieDomain    string
 	TrustedProxies  string
 	InsecureCookies bool
+	TrustXRealIP    bool
+	AmbiguousPaths  bool
 	// WebhookImage and WebhookReplicas shape the challenge Deployment.
 	WebhookImage    string
 	WebhookReplicas int32
