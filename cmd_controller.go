@@ -78,6 +78,8 @@ func (f *controllerFlags) options() controllers.Options {
 		TrustedProxies:   *f.common.trustedProxies,
 		InsecureCookies:  *f.common.insecureCookie,
 		IdentityHeaders:  must(f.common.identityHeaders()),
+		TrustXRealIP:     *f.common.trustXRealIP,
+		AmbiguousPaths:   *f.common.ambiguousPaths,
 		WebhookImage:     *f.webhookImage,
 		WebhookReplicas:  int32(*f.webhookReplicas),
 		ManageDeployment: *f.manageDeployment,

@@ -73,18 +73,20 @@ func runWebhook(ctx context.Context, args []string) error {
 		return fmt.Errorf("--gc-headroom %q: want a size, e.g. 32Mi, or 0", *gcHeadroom)
 	}
 	opts := webhook.Options{
-		Namespace:       *common.namespace,
-		PublicURL:       *common.publicURL,
-		CookieDomain:    *common.cookieDomain,
-		TrustedProxies:  proxies,
-		InsecureCookies: *common.insecureCookie,
-		IdentityHeaders: identityHeaders,
-		ListenAddr:      *listen,
-		ConfigDir:       *configDir,
-		DataDir:         *dataDir,
-		Logger:          log,
-		Lockout:         lockout,
-		GCHeadroom:      uint64(headroom.Value()),
+		Namespace:           *common.namespace,
+		PublicURL:           *common.publicURL,
+		CookieDomain:        *common.cookieDomain,
+		TrustedProxies:      proxies,
+		InsecureCookies:     *common.insecureCookie,
+		IdentityHeaders:     identityHeaders,
+		TrustXRealIP:        *common.trustXRealIP,
+		AllowAmbiguousPaths: *common.ambiguousPaths,
+		ListenAddr:          *listen,
+		ConfigDir:           *configDir,
+		DataDir:             *dataDir,
+		Logger:              log,
+		Lockout:             lockout,
+		GCHeadroom:          uint64(headroom.Value()),
 	}
 
 	if opts.ConfigDir != "" {

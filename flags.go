@@ -43,6 +43,8 @@ type commonFlags struct {
 	trustedProxies *string
 	insecureCookie *bool
 	identityHdrs   *string
+	trustXRealIP   *bool
+	ambiguousPaths *bool
 }
 
 func addCommonFlags(fs *flag.FlagSet) *commonFlags {
@@ -50,10 +52,14 @@ func addCommonFlags(fs *flag.FlagSet) *commonFlags {
 		namespace:      stringFlag(fs, "namespace", "mfa-system", "namespace of the challenge server, its bundle, keyring and enrolment Secrets"),
 		publicURL:      stringFlag(fs, "public-url", "", "external URL of the challenge server, e.g. https://auth.example.com"),
 		cookieDomain:   stringFlag(fs, "cookie-domain", "", "domain of the MFA cookies, e.g. example.com (empty: host-only)"),
-		trustedProxies: stringFlag(fs, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-*/X-Real-IP/X-Original-* headers are believed"),
+		trustedProxies: stringFlag(fs, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-*/X-Original-* headers are believed"),
 		insecureCookie: boolFlag(fs, "insecure-cookies", false, "drop the Secure attribute of cookies (local http demos only)"),
 		identityHdrs: stringFlag(fs, "identity-headers", strings.Join(policy.DefaultIdentityHeaders, ","),
 			"comma-separated header names that MFAPolicy header identities may name (headers your front door's first factor sets and overwrites); * allows any"),
+		trustXRealIP: boolFlag(fs, "trust-x-real-ip", false, "take the client address from X-Real-IP (from --trusted-proxies) before X-Forwarded-For; "+
+			"only for a front door that sets X-Real-IP itself, replacing the client's (ingress-nginx, nginx), never for Traefik or Caddy, which pass the client's own on"),
+		ambiguousPaths: boolFlag(fs, "allow-ambiguous-paths", false, "judge original paths that servers read differently (encoded slashes or dots, dot segments, \";\", double encoding) "+
+			"on their decoded and cleaned form instead of refusing them (403); only when the front door normalises paths the same way before the app sees them"),
 	}
 }
 

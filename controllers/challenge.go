@@ -54,6 +54,8 @@ func ChallengeArgs(o Options) []string {
 		"--trusted-proxies=" + o.TrustedProxies,
 		"--insecure-cookies=" + strconv.FormatBool(o.InsecureCookies),
 		"--identity-headers=" + o.identityHeadersFlag(),
+		"--trust-x-real-ip=" + strconv.FormatBool(o.TrustXRealIP),
+		"--allow-ambiguous-paths=" + strconv.FormatBool(o.AmbiguousPaths),
 	}
 }
 

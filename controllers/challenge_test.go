@@ -30,18 +30,19 @@ func TestChallengeDeployment(t *testing.T) {
 			image:    "registry.example.com/mfa-operator:v1",
 			replicas: 3,
 			args: []string{"webhook", "--namespace=mfa-system", "--public-url=https://auth.example.com", "--cookie-domain=example.com",
-				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=false", "--identity-headers=*"},
+				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=false", "--identity-headers=*", "--trust-x-real-ip=false", "--allow-ambiguous-paths=false"},
 		},
 		{
-			name: "defaults for image and replicas, derived public URL",
+			name: "defaults for image and replicas, derived public URL, the opt-in flags passed on",
 			opts: func(o controllers.Options) controllers.Options {
 				o.WebhookImage, o.WebhookReplicas, o.PublicURL, o.InsecureCookies = "", 0, "", true
+				o.TrustXRealIP, o.AmbiguousPaths = true, true
 				return o
 			},
 			image:    controllers.DefaultWebhookImage,
 			replicas: controllers.DefaultWebhookReplicas,
 			args: []string{"webhook", "--namespace=mfa-system", "--public-url=http://auth.example.com", "--cookie-domain=example.com",
-				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=true", "--identity-headers=*"},
+				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=true", "--identity-headers=*", "--trust-x-real-ip=true", "--allow-ambiguous-paths=true"},
 		},
 	}
 	for _, tt := range tests {

@@ -33,9 +33,21 @@ type transientError struct {
 func (e *transientError) Error() string { return e.message }
 func (e *transientError) Unwrap() error { return e.err }
 
+// inForceWarning is a valid object in force with something its author must
+// fix: Ready stays True, with this reason and message instead of
+// Succeeded, and a Warning event is recorded. A policy whose host conflicts
+// with another's is one: in force by name, refused by host.
+type inForceWarning struct {
+	reason, message string
+}
+
+func (e *inForceWarning) Error() string { return e.message }
+
 // setVerdict writes Ready and Stalled from the outcome of validation and
 // returns what Reconcile should return:
 //   - nil outcome: Ready=True, no Stalled;
+//   - an *inForceWarning: Ready=True with its reason and message, no
+//     Stalled;
 //   - a *policy.FieldError: a configuration error. Ready=False and, unless
 //     it waits on another object that may become Ready by itself,
 //     Stalled=True. Nothing to retry: the watches bring the object back when
@@ -47,12 +59,17 @@ func (e *transientError) Unwrap() error { return e.err }
 func setVerdict(conds *[]metav1.Condition, observedGeneration *int64, generation int64, readyMessage string, outcome error) error {
 	var fe *policy.FieldError
 	var te *transientError
-	if outcome == nil || errors.As(outcome, &te) || errors.As(outcome, &fe) {
+	var iw *inForceWarning
+	if outcome == nil || errors.As(outcome, &te) || errors.As(outcome, &fe) || errors.As(outcome, &iw) {
 		*observedGeneration = generation
 	}
 	switch {
 	case outcome == nil:
 		setCondition(conds, generation, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, readyMessage)
+		meta.RemoveStatusCondition(conds, v1alpha1.StalledCondition)
+		return nil
+	case errors.As(outcome, &iw):
+		setCondition(conds, generation, v1alpha1.ReadyCondition, metav1.ConditionTrue, iw.reason, statusMessage(outcome))
 		meta.RemoveStatusCondition(conds, v1alpha1.StalledCondition)
 		return nil
 	case errors.As(outcome, &te):
@@ -142,7 +159,8 @@ func patchStatus(ctx context.Context, c client.Client, obj, before client.Object
 }
 
 // emitReadyEvent records an event when the Ready condition changed: Normal
-// when it became True, Warning otherwise. Unchanged verdicts are not
+// when it became True and Succeeded, Warning otherwise (a HostConflict
+// leaves the policy Ready, and still needs its author). Unchanged verdicts are not
 // repeated, so a retried failure does not flood the event stream.
 func emitReadyEvent(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
 	if rec == nil {
@@ -157,7 +175,7 @@ func emitReadyEvent(rec events.EventRecorder, obj runtime.Object, before, after 
 		return
 	}
 	typ := "Warning"
-	if now.Status == metav1.ConditionTrue {
+	if now.Status == metav1.ConditionTrue && now.Reason == v1alpha1.ReasonSucceeded {
 		typ = "Normal"
 	}
 	rec.Eventf(obj, nil, typ, now.Reason, "Validate", "%s", now.Message)

@@ -72,6 +72,7 @@ func TestSetVerdict(t *testing.T) {
 		{"configuration error is terminal", fe(v1alpha1.ReasonInvalidExpression), metav1.ConditionFalse, v1alpha1.ReasonInvalidExpression, true, false, true},
 		{"waiting on a provider is not stalled", fe(v1alpha1.ReasonProviderNotReady), metav1.ConditionFalse, v1alpha1.ReasonProviderNotReady, false, false, true},
 		{"transient error is retried", &transientError{reason: v1alpha1.ReasonDuoUnreachable, message: "down", err: errors.New("x")}, metav1.ConditionFalse, v1alpha1.ReasonDuoUnreachable, false, true, true},
+		{"a host conflict leaves the policy Ready, with its reason", &inForceWarning{reason: v1alpha1.ReasonHostConflict, message: "conflict"}, metav1.ConditionTrue, v1alpha1.ReasonHostConflict, false, false, true},
 		{"API failure leaves the conditions alone", errors.New("etcd timeout"), metav1.ConditionTrue, "Previous", true, true, false},
 	}
 	for _, tt := range tests {

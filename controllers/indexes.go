@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,8 +25,6 @@ const (
 	indexPolicyProviders = ".spec.rules.multifactor.providers"
 	// indexProviderSecrets: MFAProvider -> names of the Secrets it reads.
 	indexProviderSecrets = ".spec.duo.secretRefs"
-	// indexPolicyHosts: MFAPolicy -> the hosts it lists (all namespaces).
-	indexPolicyHosts = ".spec.hosts"
 )
 
 // SetupIndexes registers the field indexes the reconcilers use. Call it
@@ -41,11 +38,6 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 			keys = append(keys, k.String())
 		}
 		return keys
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &v1alpha1.MFAPolicy{}, indexPolicyHosts, func(o client.Object) []string {
-		return o.(*v1alpha1.MFAPolicy).Spec.Hosts
 	}); err != nil {
 		return err
 	}
@@ -130,62 +122,4 @@ func namespaceLabels(ctx context.Context, c client.Reader, providers *v1alpha1.M
 		out[list.Items[i].Name] = list.Items[i].Labels
 	}
 	return out, nil
-}
-
-// policiesSharingHosts returns the other MFAPolicies, in any namespace,
-// that list one of the hosts of p, by host (sorted, each policy once per
-// host).
-func policiesSharingHosts(ctx context.Context, c client.Reader, p *v1alpha1.MFAPolicy) (map[string][]string, error) {
-	var shared map[string][]string
-	for _, h := range p.Spec.Hosts {
-		var list v1alpha1.MFAPolicyList
-		if err := c.List(ctx, &list, client.MatchingFields{indexPolicyHosts: h}); err != nil {
-			return nil, err
-		}
-		for i := range list.Items {
-			o := &list.Items[i]
-			if o.Namespace == p.Namespace && o.Name == p.Name {
-				continue
-			}
-			if shared == nil {
-				shared = map[string][]string{}
-			}
-			shared[h] = append(shared[h], o.Namespace+"/"+o.Name)
-		}
-	}
-	for _, owners := range shared {
-		slices.Sort(owners)
-	}
-	return shared, nil
-}
-
-// requestsForHostSharers maps an MFAPolicy to the other MFAPolicies that
-// list one of its hosts, so that a conflict shows on both and clears on
-// both. For an update the old object is mapped too: hosts it no longer
-// lists no longer conflict.
-func requestsForHostSharers(c client.Reader) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		p, ok := o.(*v1alpha1.MFAPolicy)
-		if !ok || len(p.Spec.Hosts) == 0 {
-			return nil
-		}
-		shared, err := policiesSharingHosts(ctx, c, p)
-		if err != nil {
-			log.FromContext(ctx).Error(err, "listing the MFAPolicies that share a host", "policy", client.ObjectKeyFromObject(p))
-			return nil
-		}
-		seen := map[string]bool{}
-		var reqs []reconcile.Request
-		for _, owners := range shared {
-			for _, key := range owners {
-				if seen[key] {
-					continue
-				}
-				seen[key] = true
-				ns, name, _ := strings.Cut(key, "/")
-				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
-			}
-		}
-		return reqs
-	}
 }

@@ -35,14 +35,17 @@ type Options struct {
 	// PublicURL is the challenge server's external URL; see SigninBaseURL
 	// for the default when it is empty.
 	PublicURL string
-	// CookieDomain, TrustedProxies and InsecureCookies are passed on to the
-	// challenge server.
+	// CookieDomain, TrustedProxies, InsecureCookies, TrustXRealIP and
+	// AmbiguousPaths are passed on to the challenge server
+	// (--trust-x-real-ip, --allow-ambiguous-paths).
 	CookieDomain    string
 	TrustedProxies  string
 	InsecureCookies bool
 	// IdentityHeaders are the only identity headers policies may name
 	// (nil: any); passed on to the challenge server too.
 	IdentityHeaders []string
+	TrustXRealIP    bool
+	AmbiguousPaths  bool
 	// WebhookImage and WebhookReplicas shape the challenge Deployment.
 	WebhookImage    string
 	WebhookReplicas int32

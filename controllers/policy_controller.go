@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,6 +28,9 @@ type MFAPolicyReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Options  Options
+
+	// claims are the hosts of the policies in force, from the bundle.
+	claims bundleClaims
 }
 
 // +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies,verbs=get;list;watch
@@ -39,16 +41,16 @@ type MFAPolicyReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler. A provider's change (its
-// Ready condition included) re-checks the policies that name it; a
-// policy's change re-checks the policies that list one of its hosts.
+// Ready condition included) re-checks the policies that name it; a change
+// of the bundle re-checks the policies in a host conflict before or after
+// it (see hosts.go).
 func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.MFAPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.MFAProvider{}, handler.EnqueueRequestsFromMapFunc(requestsForProvider(mgr.GetClient()))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(requestsForNamespace(mgr.GetClient())),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Watches(&v1alpha1.MFAPolicy{}, handler.EnqueueRequestsFromMapFunc(requestsForHostSharers(mgr.GetClient())),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForHostConflicts(r.Options.Namespace))).
 		Complete(r)
 }
 
@@ -64,7 +66,11 @@ func (r *MFAPolicyReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAPo
 		// RuleCount is what is in force, so it changes only when the policy
 		// is valid: an invalid policy keeps its last good rules in force.
 		obj.Status.RuleCount = int32(len(compiled.Rules))
-		err = r.checkHosts(ctx, obj)
+		var conflicts string
+		if conflicts, err = r.hostConflicts(ctx, obj); err == nil && conflicts != "" {
+			// In force by name, refused by host: Ready stays True.
+			err = &inForceWarning{reason: v1alpha1.ReasonHostConflict, message: readyMessage(compiled) + "; " + conflicts}
+		}
 	}
 	return setVerdict(&obj.Status.Conditions, &obj.Status.ObservedGeneration, obj.Generation, readyMessage(compiled), err)
 }
@@ -125,25 +131,4 @@ func readyMessage(cp *policy.CompiledPolicy) string {
 		return "1 rule compiled and in force"
 	}
 	return fmt.Sprintf("%d rules compiled and in force", len(cp.Rules))
-}
-
-// checkHosts reports a host that another MFAPolicy lists too: /auth cannot
-// know which policy was meant, so the challenge server refuses the host
-// (by name, both policies stay in force).
-func (r *MFAPolicyReconciler) checkHosts(ctx context.Context, obj *v1alpha1.MFAPolicy) error {
-	shared, err := policiesSharingHosts(ctx, r.Client, obj)
-	if err != nil {
-		return fmt.Errorf("listing the MFAPolicies that share a host: %w", err)
-	}
-	for i, h := range obj.Spec.Hosts {
-		if owners := shared[h]; len(owners) > 0 {
-			return &policy.FieldError{
-				Field:  fmt.Sprintf("spec.hosts[%d]", i),
-				Reason: v1alpha1.ReasonHostConflict,
-				Message: fmt.Sprintf("host %q is also listed by MFAPolicy %s; /auth refuses a host that several policies list until one remains "+
-					"(this policy stays in force at %s)", h, strings.Join(owners, ", "), r.Options.AuthURL(obj.Namespace, obj.Name)),
-			}
-		}
-	}
-	return nil
 }

@@ -204,17 +204,13 @@ func TestPolicyWaitsForItsProvider(t *testing.T) {
 	})
 }
 
-// Two policies listing the same host: /auth cannot serve the host, and
-// both say so in status, naming each other; when one drops the host, both
-// are Ready again.
+// Two policies listing the same host: host-based lookup refuses the host,
+// and both say so in status, naming each other, while staying Ready (in
+// force by name); when one drops the host, both are Succeeded again.
 func TestPoliciesListingTheSameHostAreFlagged(t *testing.T) {
 	ns := newNamespace(t)
 	other := newNamespace(t)
 	host := ns + ".example.com"
-	withHosts := func(p *v1alpha1.MFAPolicy, hosts ...string) *v1alpha1.MFAPolicy {
-		p.Spec.Hosts = hosts
-		return p
-	}
 	first := withHosts(mfaPolicy(ns, "first", "false", "totp"), host, "first."+host)
 	second := withHosts(mfaPolicy(other, "second", "false", "totp"), "second."+host)
 	create(t, totpProvider(ns, "totp"), totpProvider(other, "totp"), first, second)
@@ -225,19 +221,24 @@ func TestPoliciesListingTheSameHostAreFlagged(t *testing.T) {
 	}
 
 	update(t, second, func(p *v1alpha1.MFAPolicy) { p.Spec.Hosts = append(p.Spec.Hosts, host) })
-	conflict := verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonHostConflict, stalled: true}
 	waitFor(t, second, func(g Gomega, p *v1alpha1.MFAPolicy) {
-		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, conflict)
-		g.Expect(ready.Message).To(ContainSubstring(`spec.hosts[1]: host "` + host + `" is also listed by MFAPolicy ` + ns + `/first`))
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, hostConflict)
+		g.Expect(ready.Message).To(ContainSubstring(`spec.hosts[1]: host "` + host + `" is also listed by MFAPolicy ` + ns + `/first (another namespace)`))
+		g.Expect(ready.Message).To(ContainSubstring("refuses those hosts (403)"))
 		g.Expect(ready.Message).To(ContainSubstring("/auth/" + other + "/second"))
 	})
 	// The first policy did not change, and says so too.
 	waitFor(t, first, func(g Gomega, p *v1alpha1.MFAPolicy) {
-		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, conflict)
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, hostConflict)
 		g.Expect(ready.Message).To(ContainSubstring(`spec.hosts[0]: host "` + host + `" is also listed by MFAPolicy ` + other + `/second`))
 		g.Expect(p.Status.RuleCount).To(BeEquivalentTo(2), "its rules stay in force")
 	})
 	expectWarningEvent(t, ns, "first", v1alpha1.ReasonHostConflict, "is also listed by MFAPolicy "+other+"/second")
+	NewWithT(t).Eventually(func(g Gomega) {
+		b, _ := bundleInForce(g)
+		g.Expect(bundlePolicy(b, ns, "first")).NotTo(BeNil(), "in force by name")
+		g.Expect(bundlePolicy(b, other, "second")).NotTo(BeNil(), "in force by name")
+	}).WithTimeout(timeout).Should(Succeed())
 
 	update(t, second, func(p *v1alpha1.MFAPolicy) { p.Spec.Hosts = []string{"second." + host} })
 	for _, p := range []*v1alpha1.MFAPolicy{first, second} {
@@ -250,10 +251,108 @@ func TestPoliciesListingTheSameHostAreFlagged(t *testing.T) {
 	third := withHosts(mfaPolicy(other, "third", "false", "totp"), "first."+host)
 	create(t, third)
 	waitFor(t, first, func(g Gomega, p *v1alpha1.MFAPolicy) {
-		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, conflict)
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, hostConflict)
 	})
 	NewWithT(t).Expect(k8sClient.Delete(ctx, third)).To(Succeed())
 	waitFor(t, first, func(g Gomega, p *v1alpha1.MFAPolicy) {
 		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+	})
+}
+
+var hostConflict = verdict{ready: metav1.ConditionTrue, reason: v1alpha1.ReasonHostConflict}
+
+func withHosts(p *v1alpha1.MFAPolicy, hosts ...string) *v1alpha1.MFAPolicy {
+	p.Spec.Hosts = hosts
+	return p
+}
+
+// The spellings and overlaps the challenge server fails closed on are the
+// ones both policies report: a host with and without its default port,
+// and a host inside another namespace's wildcard. Within one namespace the
+// most specific host wins, which is no conflict.
+func TestHostConflictsOfNormalisedAndOverlappingHosts(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	d := ns + ".example.com"
+	shop := withHosts(mfaPolicy(ns, "shop", "false", "totp"), "shop."+d)
+	shop443 := withHosts(mfaPolicy(other, "shop", "false", "totp"), "shop."+d+":443")
+	corp := withHosts(mfaPolicy(ns, "corp", "false", "totp"), "*.corp."+d)
+	payroll := withHosts(mfaPolicy(other, "payroll", "false", "totp"), "payroll.corp."+d)
+	wiki := withHosts(mfaPolicy(ns, "wiki", "false", "totp"), "wiki.corp."+d)
+	create(t, totpProvider(ns, "totp"), totpProvider(other, "totp"), shop, shop443, corp, payroll, wiki)
+
+	for _, tc := range []struct {
+		p    *v1alpha1.MFAPolicy
+		want []string
+	}{
+		{shop, []string{`spec.hosts[0]: host "shop.` + d + `" is also listed by MFAPolicy ` + other + `/shop (another namespace)`}},
+		{shop443, []string{`spec.hosts[0]: host "shop.` + d + `" is also listed by MFAPolicy ` + ns + `/shop (another namespace)`}},
+		{payroll, []string{`spec.hosts[0]: host "payroll.corp.` + d + `" is inside "*.corp.` + d + `" of MFAPolicy ` + ns + `/corp (another namespace)`}},
+		{corp, []string{`spec.hosts[0]: host "*.corp.` + d + `" is over "payroll.corp.` + d + `" of MFAPolicy ` + other + `/payroll (another namespace)`}},
+	} {
+		waitFor(t, tc.p, func(g Gomega, p *v1alpha1.MFAPolicy) {
+			ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, hostConflict)
+			for _, w := range tc.want {
+				g.Expect(ready.Message).To(ContainSubstring(w))
+			}
+			g.Expect(ready.Message).NotTo(ContainSubstring("/wiki"), "a host inside its own namespace's wildcard is no conflict")
+		})
+	}
+	waitFor(t, wiki, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+	})
+
+	// Resolved on one side, cleared on both.
+	update(t, payroll, func(p *v1alpha1.MFAPolicy) { p.Spec.Hosts = []string{"payroll." + d} })
+	for _, p := range []*v1alpha1.MFAPolicy{payroll, corp} {
+		waitFor(t, p, func(g Gomega, p *v1alpha1.MFAPolicy) {
+			expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+		})
+	}
+}
+
+// A policy that is not in force (never valid) does not take a host from
+// the challenge server, so it conflicts with nobody: the valid policy
+// listing the host stays Succeeded, as the server routes the host to it.
+// Once the other becomes valid (here, its provider appears: nothing
+// changes in either policy), both report the conflict.
+func TestHostConflictsCountOnlyPoliciesInForce(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	host := "admin." + ns + ".example.com"
+	valid := withHosts(mfaPolicy(ns, "admin", "false", "totp"), host)
+	waiting := withHosts(mfaPolicy(other, "admin", "false", "totp"), host+":443")
+	create(t, totpProvider(ns, "totp"), valid, waiting)
+
+	waitFor(t, waiting, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration,
+			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound, stalled: true})
+	})
+	waitFor(t, valid, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+	})
+	NewWithT(t).Eventually(func(g Gomega) {
+		b, _ := bundleInForce(g)
+		g.Expect(bundlePolicy(b, ns, "admin")).NotTo(BeNil())
+		g.Expect(bundlePolicy(b, other, "admin")).To(BeNil(), "the server never sees it")
+	}).WithTimeout(timeout).Should(Succeed())
+
+	create(t, totpProvider(other, "totp"))
+	waitFor(t, waiting, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, hostConflict)
+		g.Expect(ready.Message).To(ContainSubstring(`host "` + host + `" is also listed by MFAPolicy ` + ns + `/admin`))
+	})
+	waitFor(t, valid, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, hostConflict)
+		g.Expect(ready.Message).To(ContainSubstring(`host "` + host + `" is also listed by MFAPolicy ` + other + `/admin`))
+	})
+}
+
+func TestPolicyHostThatIsNotAHostNameIsInvalid(t *testing.T) {
+	ns := newNamespace(t)
+	p := withHosts(mfaPolicy(ns, "admin", "false", "totp"), "ok."+ns+".example.com", "*.com")
+	create(t, totpProvider(ns, "totp"), p)
+	waitFor(t, p, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration,
+			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonInvalidSpec, stalled: true})
+		g.Expect(ready.Message).To(ContainSubstring(`spec.hosts[1]: "*.com" is not a host name or a wildcard`))
 	})
 }

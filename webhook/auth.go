@@ -36,8 +36,11 @@ const (
 //     believed, and judging the auth request itself instead could allow
 //     what the original request would not;
 //   - X-Original-URL or X-Original-Method missing or malformed: 403;
+//   - an original path that servers read differently (see pathMode): 403;
 //   - an unknown policy, or no policy for the host on /auth: 403, the body
 //     naming what is missing (not a 404: the front door must refuse);
+//   - on /auth, a host that policies claim in conflict (see hostRoutes):
+//     403 naming them;
 //   - no identity, or a token that does not verify: 401;
 //   - a rule that fails to evaluate (runtime error, cost limit) or a
 //     RequireMFA rule none of whose providers is in force: 403, logged;
@@ -130,7 +133,7 @@ func releaseAuthState(st *authState) {
 }
 
 // originalParser reads what the front door says about the original request.
-type originalParser func(r *http.Request, o *originalRequest) error
+type originalParser func(r *http.Request, paths pathMode, o *originalRequest) error
 
 // decide judges an auth request for the policy ns/name, or by host when ns
 // is empty; st is zeroed scratch space, start the time the request came in.
@@ -147,7 +150,7 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
 	}
 	orig := &st.orig
-	if err := parse(r, orig); err != nil {
+	if err := parse(r, s.paths, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
 	}
 
@@ -156,17 +159,21 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 		if e = snap.byName[policyName{ns, name}]; e == nil {
 			return decision{result: decisionRefused, reason: "no MFAPolicy " + ns + "/" + name + " is in force; check that it exists and is Ready (kubectl get mfapolicies -n " + ns + ")"}
 		}
-	} else if e = snap.entryForHost(orig.hostPort); e == nil && orig.hostPort != orig.host {
-		e = snap.entryForHost(orig.host)
-	}
-	if e == nil {
-		return decision{result: decisionRefused, reason: "no MFAPolicy lists the host " + orig.host + " in spec.hosts; use /auth/{namespace}/{policy} or add the host"}
+	} else {
+		route := snap.hosts.lookup(orig.host)
+		switch {
+		case route == nil:
+			return decision{result: decisionRefused, reason: "no MFAPolicy lists the host " + orig.host + " in spec.hosts; use /auth/{namespace}/{policy} or add the host"}
+		case route.conflict != "":
+			return decision{result: decisionRefused, reason: route.conflict}
+		}
+		e = route.entry
 	}
 	// A policy that lists hosts speaks only for them: asked by name about
 	// another host (a route wired to the wrong policy, or another tenant's
 	// front door), it refuses rather than vouch for a host it never named.
-	if !e.hosts.lists(orig.host) {
-		return decision{result: decisionRefused, reason: "MFAPolicy " + e.key + " does not list the host " + orig.host + " in spec.hosts; add it there or use the policy that lists it"}
+	if why := e.hosts.refuses(e.key, orig.host); why != "" {
+		return decision{result: decisionRefused, reason: why}
 	}
 	d := decision{entry: e, counters: e.counters}
 
@@ -344,7 +351,7 @@ func (s *Server) requiredRule(r *http.Request, p *policy.CompiledPolicy, id *Ide
 		}
 	}
 	var st authState
-	if err := parseOriginalURL(original.String(), http.MethodGet, &st.orig); err != nil {
+	if err := parseOriginalURL(original.String(), http.MethodGet, s.paths, &st.orig); err != nil {
 		return nil, err
 	}
 	_, ip := s.clientAddr(r, peerAddr(r))

@@ -228,7 +228,7 @@ func BenchmarkHTTP(b *testing.B) {
 				r, _ := http.NewRequest(http.MethodGet, url, nil)
 				r.Header.Set("X-Original-URL", "https://app.example.com/reports/2026?page=2")
 				r.Header.Set("X-Original-Method", "GET")
-				r.Header.Set("X-Real-IP", "198.51.100.20")
+				r.Header.Set("X-Forwarded-For", "198.51.100.20")
 				r.Header.Set("X-Auth-Request-Email", ana)
 				r.Header.Set("X-Auth-Request-Groups", "staff")
 				r.AddCookie(rem)

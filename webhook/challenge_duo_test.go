@@ -158,7 +158,7 @@ func (f *duoFixture) authFor(b *browser, rd string) *httptest.ResponseRecorder {
 	r.RemoteAddr = challengeProxyAddr
 	r.Header.Set("X-Original-URL", rd)
 	r.Header.Set("X-Original-Method", http.MethodGet)
-	r.Header.Set("X-Real-IP", f.clientIP)
+	r.Header.Set("X-Forwarded-For", f.clientIP)
 	r.Header.Set("X-Auth-Request-Email", b.user)
 	u, _ := url.Parse(rd)
 	for _, c := range b.jar.Cookies(u) {

@@ -168,7 +168,7 @@ var authServerURL = &url.URL{Scheme: "https", Host: "auth.example.com", Path: "/
 
 func (b *browser) do(r *http.Request) *httptest.ResponseRecorder {
 	r.RemoteAddr = challengeProxyAddr
-	r.Header.Set("X-Real-IP", b.f.clientIP)
+	r.Header.Set("X-Forwarded-For", b.f.clientIP)
 	if b.user != "" {
 		r.Header.Set("X-Auth-Request-Email", b.user)
 	}
@@ -400,7 +400,7 @@ func TestChallengeEnrolmentWalk(t *testing.T) {
 	auth.RemoteAddr = challengeProxyAddr
 	auth.Header.Set("X-Original-URL", challengeRD)
 	auth.Header.Set("X-Original-Method", http.MethodGet)
-	auth.Header.Set("X-Real-IP", f.clientIP)
+	auth.Header.Set("X-Forwarded-For", f.clientIP)
 	auth.Header.Set("X-Auth-Request-Email", challengeUser)
 	for _, c := range b.jar.Cookies(&url.URL{Scheme: "https", Host: "admin.example.com", Path: "/"}) {
 		auth.AddCookie(c)

@@ -148,7 +148,7 @@ func authRequest(path, original string, headers map[string]string) *http.Request
 	r.RemoteAddr = coreProxyAddr
 	r.Header.Set("X-Original-URL", original)
 	r.Header.Set("X-Original-Method", http.MethodGet)
-	r.Header.Set("X-Real-IP", "198.51.100.20")
+	r.Header.Set("X-Forwarded-For", "198.51.100.20")
 	for k, v := range headers {
 		r.Header.Set(k, v)
 	}

@@ -101,10 +101,10 @@ func FuzzOriginalRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw, method string) {
 		var o originalRequest
-		parsed := parseOriginalURL(raw, method, &o) == nil
+		parsed := parseOriginalURL(raw, method, pathsStrict, &o) == nil
 		if parsed {
-			if o.scheme != "http" && o.scheme != "https" || o.host == "" || strings.Contains(o.hostPort, "@") {
-				t.Fatalf("parseOriginalURL(%q) accepted scheme %q host %q", raw, o.scheme, o.hostPort)
+			if o.scheme != "http" && o.scheme != "https" || o.host == "" || strings.ContainsAny(o.host, "@:%/") && !strings.HasPrefix(o.host, "[") {
+				t.Fatalf("parseOriginalURL(%q) accepted scheme %q host %q", raw, o.scheme, o.host)
 			}
 			if !strings.HasPrefix(o.path, "/") || cleanPath(o.path) != o.path || strings.Contains(o.path, "//") ||
 				strings.Contains(o.path+"/", "/../") || strings.Contains(o.path+"/", "/./") {
@@ -125,7 +125,7 @@ func FuzzOriginalRequest(f *testing.F) {
 				}
 			case http.StatusOK:
 				var o originalRequest
-				if parseOriginalURL(strings.TrimSpace(raw), strings.TrimSpace(method), &o) != nil {
+				if parseOriginalURL(strings.TrimSpace(raw), strings.TrimSpace(method), pathsStrict, &o) != nil {
 					t.Fatalf("%s: allowed an X-Original-URL that does not parse: %q", path, raw)
 				}
 				if !strings.HasPrefix(o.path, "/public") && o.method != "OPTIONS" {

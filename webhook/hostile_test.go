@@ -169,14 +169,14 @@ func TestHostileClientAddressHeadersTheServerDoesNotRead(t *testing.T) {
 		t.Run(name+" is not believed, even from the trusted proxy", func(t *testing.T) {
 			g := NewWithT(t)
 			r := authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana, name: spoofHeaders["True-Client-IP"]})
-			w := f.serve(r) // X-Real-IP: 198.51.100.20, set by the proxy
+			w := f.serve(r) // X-Forwarded-For: 198.51.100.20, set by the proxy
 			g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
 		})
 	}
 	t.Run("a trusted proxy that names no client does not make the client look like the proxy", func(t *testing.T) {
 		g := NewWithT(t)
 		r := authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana})
-		r.Header.Del("X-Real-IP")
+		r.Header.Del("X-Forwarded-For")
 		w := f.serve(r)
 		g.Expect(w.Code).NotTo(Equal(http.StatusOK), "the proxy's own 10.9.0.2 must not match the vpn rule")
 		g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
@@ -184,7 +184,7 @@ func TestHostileClientAddressHeadersTheServerDoesNotRead(t *testing.T) {
 	t.Run("left-most X-Forwarded-For hops written by the client are not believed", func(t *testing.T) {
 		g := NewWithT(t)
 		r := authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana})
-		r.Header.Del("X-Real-IP")
+		r.Header.Del("X-Forwarded-For")
 		r.Header["X-Forwarded-For"] = []string{"10.1.2.3", "10.1.2.3, 198.51.100.20"}
 		g.Expect(f.serve(r).Code).To(Equal(http.StatusUnauthorized))
 	})
@@ -201,7 +201,7 @@ func TestHostileSpoofedAddressesDoNotDodgeTheFormRateLimit(t *testing.T) {
 			r.Header.Set("X-Forwarded-For", fmt.Sprintf("192.0.2.%d", i))
 		}},
 		{"a client rotating the left-most X-Forwarded-For hop through the trusted proxy", challengeProxyAddr, func(r *http.Request, i int) {
-			r.Header.Del("X-Real-IP")
+			r.Header.Del("X-Forwarded-For")
 			r.Header["X-Forwarded-For"] = []string{fmt.Sprintf("192.0.2.%d, 198.51.100.20", i)}
 		}},
 	} {
@@ -248,7 +248,7 @@ func TestHostileDuplicatedHeadersAreNotPickedFrom(t *testing.T) {
 		{"X-Original-Method twice", "X-Original-Method", []string{"OPTIONS", "GET"}, http.StatusForbidden, "X-Original-Method is sent more than once", false},
 		{"the user header twice, another user first", "X-Auth-Request-Email", []string{"mallory@example.com", ana}, http.StatusUnauthorized, "", false},
 		{"the user header twice, the cookie's user first", "X-Auth-Request-Email", []string{ana, "mallory@example.com"}, http.StatusUnauthorized, "", false},
-		{"X-Real-IP twice, a VPN address first", "X-Real-Ip", []string{"10.1.2.3", "198.51.100.20"}, http.StatusUnauthorized, "", true},
+		{"X-Real-IP twice, a VPN address first (not believed anyway by default)", "X-Real-Ip", []string{"10.1.2.3", "198.51.100.20"}, http.StatusUnauthorized, "", true},
 		{"the same X-Original-URL twice is one", "X-Original-Url", []string{"https://admin.example.com/billing", "https://admin.example.com/billing"}, http.StatusOK, "", false},
 		{"the same user header twice is one", "X-Auth-Request-Email", []string{ana, " " + ana}, http.StatusOK, "", false},
 	}
@@ -379,7 +379,7 @@ func exchange(t *testing.T, addr, raw string) []int {
 	}
 }
 
-const authHead = "GET /auth/apps/admin HTTP/1.1\r\nHost: auth.example.com\r\nX-Original-Method: GET\r\nX-Real-IP: 198.51.100.20\r\n"
+const authHead = "GET /auth/apps/admin HTTP/1.1\r\nHost: auth.example.com\r\nX-Original-Method: GET\r\nX-Forwarded-For: 198.51.100.20\r\n"
 
 func TestHostileRequestsOnTheWireNeverGet5xx(t *testing.T) {
 	addr, _ := hostileListener(t)
@@ -407,7 +407,7 @@ func TestHostileRequestsOnTheWireNeverGet5xx(t *testing.T) {
 		{"a space before the colon", authHead + "X-Original-URL : https://admin.example.com/public/x\r\n\r\n", [][]int{{400}}},
 		{"underscores instead of dashes", authHead + "X_Original_URL: https://admin.example.com/public/x\r\n\r\n", [][]int{{403}}},
 		{"an identity header with underscores", authHead + "X-Original-URL: https://admin.example.com/billing\r\nX_Auth_Request_Email: " + ana + "\r\n\r\n", [][]int{{401}}},
-		{"lower-case names are the same headers", "GET /auth/apps/admin HTTP/1.1\r\nhost: a\r\nx-original-url: https://admin.example.com/public/x\r\nx-original-method: GET\r\nx-real-ip: 198.51.100.20\r\nx-auth-request-email: " + ana + "\r\n\r\n", [][]int{{200}}},
+		{"lower-case names are the same headers", "GET /auth/apps/admin HTTP/1.1\r\nhost: a\r\nx-original-url: https://admin.example.com/public/x\r\nx-original-method: GET\r\nx-forwarded-for: 198.51.100.20\r\nx-auth-request-email: " + ana + "\r\n\r\n", [][]int{{200}}},
 		{"an absolute-form target for another host", "GET http://evil.com/auth/apps/admin HTTP/1.1\r\nHost: evil.com\r\nX-Original-URL: https://admin.example.com/billing\r\nX-Original-Method: GET\r\n\r\n", [][]int{{401}}},
 		{"pipelined requests are answered one by one", authHead + "X-Original-URL: https://admin.example.com/billing\r\n\r\n" + authHead + "X-Original-URL: https://admin.example.com/public/x\r\nX-Auth-Request-Email: " + ana + "\r\n\r\n", [][]int{{401, 200}}},
 		{"HTTP/1.0 without Host", "GET /auth/apps/admin HTTP/1.0\r\nX-Original-URL: https://admin.example.com/billing\r\nX-Original-Method: GET\r\n\r\n", [][]int{{401}}},

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"path"
 	"strings"
+
+	"github.com/mfa-operator/mfa-operator/internal/hostname"
 )
 
 // peerAddr is the address of the TCP peer.
@@ -40,13 +42,19 @@ func (s *Server) trusted(addr netip.Addr) bool {
 // believed: only when the TCP peer is a configured proxy.
 func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerAddr(r)) }
 
-// clientIP is the client's address: X-Real-IP (sent once), else the right-most
-// X-Forwarded-For address that is not a trusted proxy, when the peer is a
-// trusted proxy; otherwise the peer's own address. Headers from any other
-// peer are ignored, whatever they say. A trusted proxy that names no client
-// (or a garbled one) gives no address: its own address is not the client's,
-// and taking it would let the front door's network match rules on
-// request.ip (which fail closed on no address instead).
+// clientIP is the client's address. From a peer that is not a trusted
+// proxy it is the peer's own address, whatever the headers say. From a
+// trusted proxy it is the right-most X-Forwarded-For address that is not a
+// trusted proxy: each proxy appends the address it got the request from,
+// so that entry was written by the last proxy the operator trusts, and
+// everything left of it by whoever the client is. X-Real-IP is believed
+// first only with Options.TrustXRealIP, for front doors that set it
+// themselves: Traefik and Caddy pass on the X-Real-IP the client sent, so
+// believing it would let the client choose request.ip. A trusted proxy
+// that names no client (or a garbled one) gives no address: its own
+// address is not the client's, and taking it would let the front door's
+// network match rules on request.ip (which fail closed on no address
+// instead).
 func (s *Server) clientIP(r *http.Request) netip.Addr {
 	a, _ := s.clientAddr(r, peerAddr(r))
 	return a
@@ -59,10 +67,12 @@ func (s *Server) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, strin
 	if !s.trusted(peer) {
 		return peer, addrText(peer, "")
 	}
-	if v := firstHeader(r.Header, "X-Real-Ip"); v != "" {
-		if a, err := netip.ParseAddr(v); err == nil {
-			a = a.Unmap()
-			return a, addrText(a, v)
+	if s.opts.TrustXRealIP {
+		if v := firstHeader(r.Header, "X-Real-Ip"); v != "" {
+			if a, err := netip.ParseAddr(v); err == nil {
+				a = a.Unmap()
+				return a, addrText(a, v)
+			}
 		}
 	}
 	if a, text, ok := s.forwardedFor(r.Header["X-Forwarded-For"]); ok {
@@ -126,16 +136,17 @@ type originalRequest struct {
 	raw string
 	// scheme is http or https; rawQuery is the query, undecoded.
 	scheme, rawQuery string
-	// host is the lower-case host name without port; hostPort keeps the
-	// port when the URL has one.
-	host, hostPort string
-	method         string
-	path           string
+	// host is the host name in its one form (internal/hostname), without
+	// the port: what lookup, request.host and the assertion's audience use.
+	host   string
+	method string
+	// path is request.path (see pathView).
+	path string
 }
 
 // parseOriginal reads X-Original-URL and X-Original-Method. The caller has
 // checked that the peer is trusted.
-func parseOriginal(r *http.Request, o *originalRequest) error {
+func parseOriginal(r *http.Request, paths pathMode, o *originalRequest) error {
 	raw := firstHeader(r.Header, "X-Original-Url")
 	if raw == "" {
 		if len(r.Header["X-Original-Url"]) > 1 {
@@ -150,7 +161,7 @@ func parseOriginal(r *http.Request, o *originalRequest) error {
 		}
 		return errors.New("X-Original-Method is missing; configure the front door to send it (with nginx: proxy_set_header X-Original-Method $request_method)")
 	}
-	return parseOriginalURL(raw, method, o)
+	return parseOriginalURL(raw, method, paths, o)
 }
 
 // errSentTwice: a header the front door sets came twice with different
@@ -162,7 +173,7 @@ func errSentTwice(name string) error {
 // parseForwarded reads X-Forwarded-Proto, -Host, -Uri and -Method, as
 // Traefik and Caddy send them. The caller has checked that the peer is
 // trusted.
-func parseForwarded(r *http.Request, o *originalRequest) error {
+func parseForwarded(r *http.Request, paths pathMode, o *originalRequest) error {
 	proto := lowerASCII(firstHeader(r.Header, "X-Forwarded-Proto"))
 	host := firstHeader(r.Header, "X-Forwarded-Host")
 	uri := firstHeader(r.Header, "X-Forwarded-Uri")
@@ -180,29 +191,50 @@ func parseForwarded(r *http.Request, o *originalRequest) error {
 	if method == "" {
 		return errors.New("X-Forwarded-Method is missing; configure the front door to send it")
 	}
-	return parseOriginalURL(proto+"://"+host+uri, method, o)
+	return parseOriginalURL(proto+"://"+host+uri, method, paths, o)
 }
 
-func parseOriginalURL(raw, method string, o *originalRequest) error {
-	scheme, host, p, query, ok := splitPlainURL(raw)
+// parseOriginalURL reads the original request's URL: scheme, host (in its
+// one form) and the path the rules see (pathView, with the server's path
+// mode). The host and path are read from raw's own text, not from what
+// url.Parse decoded, so that a percent-encoded host or path is judged as
+// the front door and the app receive it.
+func parseOriginalURL(raw, method string, paths pathMode, o *originalRequest) error {
+	scheme, authority, rawPath, query, ok := splitPlainURL(raw)
 	if !ok {
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Opaque != "" {
 			return errors.New("X-Original-URL is not an absolute http(s) URL")
 		}
-		scheme, host, p, query = u.Scheme, u.Host, u.Path, u.RawQuery
+		scheme, query = u.Scheme, u.RawQuery
+		authority, rawPath = splitAuthority(raw)
 	}
-	if strings.IndexByte(p, '\\') >= 0 {
-		// Some servers read a backslash as a slash, others as a name: the
-		// rules could not see the path the app serves.
-		return errors.New("X-Original-URL has a backslash in its path")
+	host, err := hostname.Normalize(authority, scheme)
+	if err != nil {
+		return fmt.Errorf("the original host %q is refused: %w", authority, err)
 	}
-	*o = originalRequest{raw: raw, scheme: scheme, rawQuery: query, method: method}
-	o.hostPort = lowerASCII(host)
-	hp := url.URL{Host: o.hostPort}
-	o.host = hp.Hostname()
-	o.path = cleanPath(p)
+	p, err := paths.view(rawPath)
+	if err != nil {
+		return err
+	}
+	*o = originalRequest{raw: raw, scheme: scheme, rawQuery: query, method: method, host: hostname.Name(host), path: p}
 	return nil
+}
+
+// splitAuthority returns the authority and the path of raw as written,
+// once url.Parse has accepted it as an absolute URL: the authority runs
+// from "//" to the first "/", as url.Parse reads it, before any query or
+// fragment.
+func splitAuthority(raw string) (authority, path string) {
+	s, _, _ := strings.Cut(raw, "#")
+	s, _, _ = strings.Cut(s, "?")
+	if i := strings.Index(s, "//"); i >= 0 {
+		s = s[i+2:]
+	}
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i:]
+	}
+	return s, ""
 }
 
 // splitPlainURL reads the common form of an original URL without
@@ -254,56 +286,6 @@ func splitPlainURL(raw string) (scheme, host, path, query string, ok bool) {
 		}
 	}
 	return scheme, host, path, query, true
-}
-
-// cleanPath gives rules the path the app will serve: path parameters
-// ("/admin;jsessionid=x", "..;") dropped from each segment as Java servlet
-// containers do, then dot segments and repeated slashes resolved, so that a
-// rule on "/admin" also sees "/public/../admin", "/public/..;/admin" and
-// "/admin;/x". The raw URL stays in request.url.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	if !needsClean(p) {
-		return p
-	}
-	if strings.IndexByte(p, ';') >= 0 {
-		p = dropPathParams(p)
-	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
-}
-
-func needsClean(p string) bool {
-	for i := 0; i < len(p); i++ {
-		if p[i] == ';' || p[i] == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
-			return true
-		}
-	}
-	return false
-}
-
-// dropPathParams removes ";..." from every segment of p.
-func dropPathParams(p string) string {
-	var b strings.Builder
-	b.Grow(len(p))
-	for i, seg := range strings.Split(p, "/") {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		if j := strings.IndexByte(seg, ';'); j >= 0 {
-			seg = seg[:j]
-		}
-		b.WriteString(seg)
-	}
-	return b.String()
 }
 
 // lowerASCII lower-cases s without allocating when it already is.

@@ -13,22 +13,31 @@ func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 	f := newCoreServer(t, "", func(o *Options) {
 		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("fd00::/8")}
 	})
+	trustRealIP := newCoreServer(t, "", func(o *Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("fd00::/8")}
+		o.TrustXRealIP = true
+	})
 	tests := []struct {
 		name   string
+		s      *Server
 		peer   string
 		realIP string
 		xff    []string
 		want   string
 	}{
-		{"untrusted peer: X-Real-IP ignored", coreClientAddr, "10.1.1.1", nil, "203.0.113.7"},
-		{"untrusted peer: X-Forwarded-For ignored", coreClientAddr, "", []string{"10.1.1.1"}, "203.0.113.7"},
-		{"trusted peer: X-Real-IP", coreProxyAddr, "198.51.100.20", []string{"192.0.2.1"}, "198.51.100.20"},
-		{"trusted peer: right-most untrusted X-Forwarded-For hop", coreProxyAddr, "", []string{"1.1.1.1, 198.51.100.20, 10.9.0.7"}, "198.51.100.20"},
-		{"trusted peer: spoofed left-most hop not believed", coreProxyAddr, "", []string{"10.0.0.1", "198.51.100.20"}, "198.51.100.20"},
-		{"trusted peer: garbled hop leaves the client unknown", coreProxyAddr, "", []string{"1.1.1.1, not-an-ip, 10.9.0.7"}, "invalid IP"},
-		{"trusted peer: garbled X-Real-IP falls back", coreProxyAddr, "nope", []string{"198.51.100.20"}, "198.51.100.20"},
-		{"trusted peer: no header, no client address (not the proxy's)", coreProxyAddr, "", nil, "invalid IP"},
-		{"trusted IPv6 peer, IPv4-mapped client", "[fd00::1]:443", "::ffff:198.51.100.20", nil, "198.51.100.20"},
+		{"untrusted peer: X-Real-IP ignored", f.s, coreClientAddr, "10.1.1.1", nil, "203.0.113.7"},
+		{"untrusted peer: X-Real-IP ignored, even with --trust-x-real-ip", trustRealIP.s, coreClientAddr, "10.1.1.1", nil, "203.0.113.7"},
+		{"untrusted peer: X-Forwarded-For ignored", f.s, coreClientAddr, "", []string{"10.1.1.1"}, "203.0.113.7"},
+		{"trusted peer: X-Real-IP ignored by default (Caddy and Traefik pass the client's on)", f.s, coreProxyAddr, "10.1.1.1", []string{"198.51.100.20"}, "198.51.100.20"},
+		{"trusted peer: X-Real-IP alone names no client by default", f.s, coreProxyAddr, "10.1.1.1", nil, "invalid IP"},
+		{"trusted peer: X-Real-IP with --trust-x-real-ip", trustRealIP.s, coreProxyAddr, "198.51.100.20", []string{"192.0.2.1"}, "198.51.100.20"},
+		{"trusted peer: garbled X-Real-IP falls back with --trust-x-real-ip", trustRealIP.s, coreProxyAddr, "nope", []string{"198.51.100.20"}, "198.51.100.20"},
+		{"trusted peer: right-most untrusted X-Forwarded-For hop", f.s, coreProxyAddr, "", []string{"1.1.1.1, 198.51.100.20, 10.9.0.7"}, "198.51.100.20"},
+		{"trusted peer: right-most untrusted hop over several header lines", f.s, coreProxyAddr, "", []string{"10.0.0.1, 192.0.2.9", "198.51.100.20, 10.9.0.7", "10.9.0.8"}, "198.51.100.20"},
+		{"trusted peer: spoofed left-most hop not believed", f.s, coreProxyAddr, "", []string{"10.0.0.1", "198.51.100.20"}, "198.51.100.20"},
+		{"trusted peer: garbled hop leaves the client unknown", f.s, coreProxyAddr, "", []string{"1.1.1.1, not-an-ip, 10.9.0.7"}, "invalid IP"},
+		{"trusted peer: no header, no client address (not the proxy's)", f.s, coreProxyAddr, "", nil, "invalid IP"},
+		{"trusted IPv6 peer, IPv4-mapped client", f.s, "[fd00::1]:443", "", []string{"::ffff:198.51.100.20"}, "198.51.100.20"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +50,7 @@ func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 			for _, v := range tt.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			g.Expect(f.s.clientIP(r).String()).To(Equal(tt.want))
+			g.Expect(tt.s.clientIP(r).String()).To(Equal(tt.want))
 		})
 	}
 }
@@ -69,7 +78,7 @@ func TestSpoofedHeadersFromUntrustedPeerCannotReachAnAllowRule(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
 	// From the VPN, via the trusted proxy: allowed.
-	ok := authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana, "X-Real-IP": "10.1.2.3"})
+	ok := authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana, "X-Forwarded-For": "10.1.2.3"})
 	g.Expect(f.serve(ok).Code).To(Equal(http.StatusOK))
 	// The same headers straight from a client: refused, whatever they say.
 	spoofed := authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{

@@ -1,13 +1,13 @@
 package webhook
 
 import (
-	"net"
+	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mfa-operator/mfa-operator/internal/hostname"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -35,7 +35,14 @@ func (s *Server) safeRedirect(rd string, p *policy.CompiledPolicy) string {
 		cookieDomain: s.opts.CookieDomain,
 		fallback:     defaultRedirect(hosts, publicURL),
 	}
-	return t.sanitize(rd)
+	out := t.sanitize(rd)
+	// A return address /auth would refuse (a path servers read
+	// differently) is not one to take a second factor for.
+	var o originalRequest
+	if out != t.fallback && strings.Contains(out, "://") && parseOriginalURL(out, http.MethodGet, s.paths, &o) != nil {
+		return t.fallback
+	}
+	return out
 }
 
 // defaultRedirect is where a refused or missing rd leads: the https root of
@@ -43,9 +50,8 @@ func (s *Server) safeRedirect(rd string, p *policy.CompiledPolicy) string {
 // the root of the challenge server.
 func defaultRedirect(hosts []string, publicURL string) string {
 	for _, h := range hosts {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if host, _, ok := splitHostPort(h); ok && asciiHost(host) {
-			return "https://" + h + "/"
+		if p, err := hostname.NormalizePattern(h); err == nil && !strings.HasPrefix(p, "*") {
+			return "https://" + p + "/"
 		}
 	}
 	if u, err := url.Parse(publicURL); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil {
@@ -56,9 +62,10 @@ func defaultRedirect(hosts []string, publicURL string) string {
 
 // redirectTargets says which rd values are acceptable.
 type redirectTargets struct {
-	// hosts are the policy's spec.hosts: "app.example.com" (any port),
-	// "app.example.com:8443" (that port only) or "*.example.com" (exactly
-	// one more label).
+	// hosts are the policy's spec.hosts, read as host-based lookup reads
+	// them (internal/hostname): "app.example.com" (any port; ":443" and
+	// ":80" are the same host), "app.example.com:8443" (that port only) or
+	// "*.example.com" (every host under example.com).
 	hosts []string
 	// cookieDomain accepts itself and every subdomain.
 	cookieDomain string
@@ -168,14 +175,14 @@ func (t redirectTargets) checkAbsolute(rd string) (string, bool) {
 	if !strings.EqualFold(u.Host, authority) {
 		return "", false
 	}
-	host, port, ok := splitHostPort(strings.ToLower(authority))
-	if !ok || !t.allowedHost(host, port) {
+	host, err := hostname.Normalize(authority, scheme)
+	if err != nil || !t.allowedHost(host) {
 		return "", false
 	}
-	// Rebuilt by hand so that a declared non-ASCII host stays as declared
-	// (url.URL.String would percent-encode it).
+	// Rebuilt by hand with the host in its one form (url.URL.String
+	// would percent-encode a non-ASCII one).
 	u.Scheme, u.Host = "", ""
-	return scheme + "://" + strings.ToLower(authority) + u.String(), true
+	return scheme + "://" + host + u.String(), true
 }
 
 // authorityOf returns the authority of "//authority/path...".
@@ -190,102 +197,43 @@ func authorityOf(rest string) string {
 	return a
 }
 
-// splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port"; the port,
-// when present, must be 1 to 65535 without a leading zero.
-func splitHostPort(authority string) (host, port string, ok bool) {
-	if strings.HasPrefix(authority, "[") {
-		end := strings.IndexByte(authority, ']')
-		if end < 0 {
-			return "", "", false
-		}
-		host, rest := authority[:end+1], authority[end+1:]
-		if rest == "" {
-			return host, "", true
-		}
-		if rest[0] != ':' || !validPort(rest[1:]) {
-			return "", "", false
-		}
-		return host, rest[1:], true
-	}
-	if strings.Count(authority, ":") > 1 {
-		return "", "", false
-	}
-	host, port, hasPort := strings.Cut(authority, ":")
-	if host == "" || (hasPort && !validPort(port)) {
-		return "", "", false
-	}
-	return host, port, true
-}
-
-func validPort(p string) bool {
-	if p == "" || len(p) > 5 || p[0] == '0' {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	n, _ := strconv.Atoi(p)
-	return n <= 65535
-}
-
-// allowedHost reports whether host (lower-case) and port are declared: a
-// policy host, or the cookie domain or one of its subdomains. A host that
-// is not plain ASCII is allowed only when declared exactly, so a look-alike
-// of a declared name never passes.
-func (t redirectTargets) allowedHost(host, port string) bool {
-	ascii := asciiHost(host)
+// allowedHost reports whether host (normalised, with its port when it is
+// not the default) is declared: a policy host, or the cookie domain or one
+// of its subdomains. The labels a wildcard or the cookie domain adds must
+// not be internationalised ("xn--"), so that a look-alike of a declared
+// name ("аdmin" in Cyrillic) never passes; an internationalised host is
+// allowed where a policy lists it.
+func (t redirectTargets) allowedHost(host string) bool {
+	name, port := hostname.Name(host), hostname.Port(host)
 	for _, h := range t.hosts {
-		h = strings.ToLower(strings.TrimSpace(h))
-		hh, hp, ok := splitHostPort(h)
-		if !ok {
+		p, err := hostname.NormalizePattern(h)
+		if err != nil {
 			continue
 		}
-		if hp != "" && hp != port {
+		if pp := hostname.Port(p); pp != "" && pp != port {
 			continue
 		}
-		if hh == host {
+		pattern := hostname.Name(p)
+		if pattern == name || hostname.Match(pattern, name) && asciiLabels(name[:len(name)-len(pattern)+1]) {
 			return true
 		}
-		if ascii && strings.HasPrefix(hh, "*.") {
-			suffix := hh[1:] // ".example.com"
-			if label, found := strings.CutSuffix(host, suffix); found && label != "" && !strings.Contains(label, ".") {
-				return true
-			}
-		}
 	}
-	if !ascii {
+	d := strings.TrimPrefix(strings.TrimSpace(t.cookieDomain), ".")
+	if d == "" {
 		return false
 	}
-	d := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(t.cookieDomain)), ".")
-	if !asciiHost(d) {
+	domain, err := hostname.Normalize(d, "")
+	if err != nil {
 		return false
 	}
-	return host == d || strings.HasSuffix(host, "."+d)
+	domain = hostname.Name(domain)
+	return name == domain || hostname.Match("*."+domain, name) && asciiLabels(name[:len(name)-len(domain)])
 }
 
-// asciiHost reports whether host (no port) is a bracketed IPv6 literal or
-// dot-separated labels of ASCII letters, digits and hyphens.
-func asciiHost(host string) bool {
-	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		return net.ParseIP(host[1:len(host)-1]) != nil
-	}
-	if host == "" || len(host) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(host, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
+// asciiLabels says whether no label of the host name part s is
+// internationalised.
+func asciiLabels(s string) bool {
+	return !strings.HasPrefix(s, "xn--") && !strings.Contains(s, ".xn--")
 }
 
 // decodings returns s followed by each distinct percent-decoding of it.

@@ -7,6 +7,8 @@ import (
 	"unicode"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/internal/hostname"
 )
 
 var testRedirectTargets = redirectTargets{
@@ -26,6 +28,9 @@ func TestSanitizeRedirectAcceptsDeclaredTargets(t *testing.T) {
 		{"policy host with another port", "https://admin.example.com:8080/x", "https://admin.example.com:8080/x"},
 		{"fragment", "https://admin.example.com/app#/settings?tab=1", "https://admin.example.com/app#/settings?tab=1"},
 		{"wildcard host, one label", "https://grafana.apps.example.net/d/abc", "https://grafana.apps.example.net/d/abc"},
+		{"wildcard host, two labels: the wildcard serves it on /auth too", "https://a.b.apps.example.net/", "https://a.b.apps.example.net/"},
+		{"trailing dot: the same host, in its one form", "https://admin.example.com./x", "https://admin.example.com/x"},
+		{"default port: the same host, in its one form", "https://admin.example.com:443/x", "https://admin.example.com/x"},
 		{"host with its declared port", "https://legacy.example.net:8443/login", "https://legacy.example.net:8443/login"},
 		{"cookie domain itself", "https://example.com/", "https://example.com/"},
 		{"cookie domain subdomain", "https://wiki.team.example.com/page", "https://wiki.team.example.com/page"},
@@ -49,8 +54,8 @@ func TestSanitizeRedirectRefusesEverythingElse(t *testing.T) {
 		"empty or too long": {"", "https://admin.example.com/" + strings.Repeat("a", maxRedirectLength)},
 		"other hosts": {
 			"https://evil.com/", "https://admin.example.com.evil.com/", "https://evilexample.com/",
-			"https://example.com.evil/", "https://a.b.apps.example.net/", "https://apps.example.net/", "https://apps.example.net.evil.com/",
-			"https://legacy.example.net/", "https://legacy.example.net:9443/", "https://admin.example.com./",
+			"https://example.com.evil/", "https://apps.example.net/", "https://apps.example.net.evil.com/",
+			"https://legacy.example.net/", "https://legacy.example.net:9443/", "https://admin.example.com../", "https://.admin.example.com/",
 			"https://127.0.0.1/", "https://[::1]/", "https://2130706433/",
 		},
 		"network-path references": {"//evil.com", "//evil.com/path", "///evil.com", "////evil.com", "//admin.example.com@evil.com"},
@@ -99,10 +104,15 @@ func TestSanitizeRedirectRefusesEverythingElse(t *testing.T) {
 
 func TestSanitizeRedirectAcceptsADeclaredNonASCIIHostOnlyExactly(t *testing.T) {
 	g := NewWithT(t)
-	targets := redirectTargets{hosts: []string{"bücher.example"}, fallback: redirectFallback}
-	g.Expect(targets.sanitize("https://bücher.example/")).To(Equal("https://bücher.example/"))
+	targets := redirectTargets{hosts: []string{"bücher.example", "*.apps.example"}, cookieDomain: "example.org", fallback: redirectFallback}
+	// Unicode and punycode are one host, given back in punycode.
+	g.Expect(targets.sanitize("https://bücher.example/")).To(Equal("https://xn--bcher-kva.example/"))
+	g.Expect(targets.sanitize("https://xn--bcher-kva.example/")).To(Equal("https://xn--bcher-kva.example/"))
 	g.Expect(targets.sanitize("https://bûcher.example/")).To(Equal(redirectFallback))
-	g.Expect(targets.sanitize("https://xn--bcher-kva.example/")).To(Equal(redirectFallback))
+	// A wildcard or the cookie domain never adds an internationalised label.
+	g.Expect(targets.sanitize("https://bücher.apps.example/")).To(Equal(redirectFallback))
+	g.Expect(targets.sanitize("https://аpp.example.org/")).To(Equal(redirectFallback))
+	g.Expect(targets.sanitize("https://app.example.org/")).To(Equal("https://app.example.org/"))
 }
 
 func TestSanitizeRedirectWithoutCookieDomainAllowsPolicyHostsOnly(t *testing.T) {
@@ -163,8 +173,8 @@ func FuzzSafeRedirect(f *testing.F) {
 		if u.User != nil || u.Opaque != "" {
 			t.Fatalf("sanitize(%q) = %q: userinfo or opaque part", rd, got)
 		}
-		host, port, ok := splitHostPort(u.Host)
-		if !ok || !testRedirectTargets.allowedHost(host, port) {
+		host, err := hostname.Normalize(u.Host, u.Scheme)
+		if err != nil || host != u.Host || !testRedirectTargets.allowedHost(host) {
 			t.Fatalf("sanitize(%q) = %q: host %q is not allowed", rd, got, u.Host)
 		}
 		for _, r := range got {

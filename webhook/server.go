@@ -33,9 +33,18 @@ type Options struct {
 	PublicURL string
 	// CookieDomain is the domain of the MFA cookies (empty: host-only).
 	CookieDomain string
-	// TrustedProxies are the peers whose X-Forwarded-*, X-Real-IP,
-	// X-Original-* and identity headers are believed.
+	// TrustedProxies are the peers whose X-Forwarded-*, X-Original-* and
+	// identity headers are believed.
 	TrustedProxies []netip.Prefix
+	// TrustXRealIP believes X-Real-IP from a trusted proxy before
+	// X-Forwarded-For: only for a front door that sets X-Real-IP itself,
+	// replacing what the client sent (ingress-nginx does; Traefik and
+	// Caddy pass the client's own on).
+	TrustXRealIP bool
+	// AllowAmbiguousPaths judges original paths that servers read
+	// differently (encoded slashes or dots, dot segments, ";", double
+	// encoding) on a cleaned form instead of refusing them; see pathMode.
+	AllowAmbiguousPaths bool
 	// InsecureCookies drops the Secure attribute (local http demos only).
 	InsecureCookies bool
 	// IdentityHeaders are the only identity headers policies may name;
@@ -104,6 +113,9 @@ type Server struct {
 	// its decision's now too (one clock read fewer per request).
 	realClock bool
 	publicURL *url.URL
+	// paths says which original paths are judged and how (from
+	// Options.AllowAmbiguousPaths).
+	paths pathMode
 
 	snap atomic.Pointer[Snapshot]
 	// loadMu serialises loads; loader is what they share; status is the
@@ -145,6 +157,9 @@ func NewServer(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		now:       opts.Now,
 		realClock: realClock,
+	}
+	if opts.AllowAmbiguousPaths {
+		s.paths = pathsAmbiguousAllowed
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)

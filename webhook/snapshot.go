@@ -3,11 +3,11 @@ package webhook
 import (
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/hostname"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
@@ -31,11 +31,9 @@ type Snapshot struct {
 
 	byName   map[policyName]*policyEntry
 	byPolicy map[*policy.CompiledPolicy]*policyEntry
-	// exactHosts maps a host (with its port when the policy names one) to
-	// its policy; wildcardHosts maps a suffix (".example.com" for
-	// "*.example.com").
-	exactHosts    map[string]*policyEntry
-	wildcardHosts map[string]*policyEntry
+	// hosts serves host-based lookup (/auth and /forward-auth without a
+	// policy in the path).
+	hosts hostRoutes
 }
 
 type policyName struct{ namespace, name string }
@@ -59,6 +57,8 @@ type policyEntry struct {
 	counters      *decisionCounters
 	// hosts are the policy's spec.hosts: it answers only for them.
 	hosts policyHosts
+	// created orders conflicting host claims (see yieldHosts).
+	created time.Time
 }
 
 // ruleInfo is what the hot path needs of a rule beyond the compiled rule.
@@ -79,12 +79,11 @@ func (e *policyEntry) ruleInfo(r *policy.CompiledRule) *ruleInfo {
 
 func emptySnapshot() *Snapshot {
 	return &Snapshot{
-		Policies:      map[string]*policy.CompiledPolicy{},
-		Providers:     map[string]*policy.BundleProvider{},
-		byName:        map[policyName]*policyEntry{},
-		byPolicy:      map[*policy.CompiledPolicy]*policyEntry{},
-		exactHosts:    map[string]*policyEntry{},
-		wildcardHosts: map[string]*policyEntry{},
+		Policies:  map[string]*policy.CompiledPolicy{},
+		Providers: map[string]*policy.BundleProvider{},
+		byName:    map[policyName]*policyEntry{},
+		byPolicy:  map[*policy.CompiledPolicy]*policyEntry{},
+		hosts:     newHostRoutes(),
 	}
 }
 
@@ -96,41 +95,15 @@ func (sn *Snapshot) Policy(namespace, name string) *policy.CompiledPolicy {
 	return nil
 }
 
-// PolicyForHost returns the policy serving host (exact match first, then
-// the longest wildcard), or nil.
+// PolicyForHost returns the policy serving host on host-based lookup, or
+// nil: none lists it, or several do in conflict (see hostRoutes).
 func (sn *Snapshot) PolicyForHost(host string) *policy.CompiledPolicy {
-	if e := sn.entryForHost(host); e != nil {
-		return e.compiled
+	n, err := hostname.Normalize(host, "")
+	if err != nil {
+		return nil
 	}
-	return nil
-}
-
-// Hosts returns every host named by a policy in force (wildcards as
-// "*.example.com"), for redirect checks.
-func (sn *Snapshot) Hosts() []string {
-	out := make([]string, 0, len(sn.exactHosts)+len(sn.wildcardHosts))
-	for h := range sn.exactHosts {
-		out = append(out, h)
-	}
-	for suffix := range sn.wildcardHosts {
-		out = append(out, "*"+suffix)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func (sn *Snapshot) entryForHost(host string) *policyEntry {
-	host = lowerASCII(host)
-	if e := sn.exactHosts[host]; e != nil {
-		return e
-	}
-	// Longest wildcard first: the suffix after each dot, left to right.
-	for i := 0; i < len(host); i++ {
-		if host[i] == '.' {
-			if e := sn.wildcardHosts[host[i:]]; e != nil {
-				return e
-			}
-		}
+	if r := sn.hosts.lookup(hostname.Name(n)); r != nil && r.conflict == "" {
+		return r.entry.compiled
 	}
 	return nil
 }
@@ -166,7 +139,7 @@ func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyrin
 		s.metrics.challenges.WithLabelValues(p.Key(), "success")
 		s.metrics.challenges.WithLabelValues(p.Key(), "failure")
 	}
-	hostOwners := map[string][]string{}
+	var claims []hostClaim
 	for i := range b.Policies {
 		bp := &b.Policies[i]
 		cp, err := policy.CompilePolicy(bp.Namespace, bp.Name, &bp.Spec)
@@ -187,29 +160,10 @@ func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyrin
 		sn.Policies[e.key] = cp
 		sn.byName[policyName{cp.Namespace, cp.Name}] = e
 		sn.byPolicy[cp] = e
-		for _, h := range cp.Spec.Hosts {
-			h = lowerASCII(h)
-			hostOwners[h] = append(hostOwners[h], e.key)
-			if suffix, ok := strings.CutPrefix(h, "*"); ok {
-				sn.wildcardHosts[suffix] = e
-			} else {
-				sn.exactHosts[h] = e
-			}
-		}
+		e.created = bp.Created
+		claims = s.appendHostClaims(claims, e)
 	}
-	// A host claimed by two policies is served by neither on /auth: which
-	// one was meant cannot be known, and the weaker must not win.
-	for h, owners := range hostOwners {
-		if len(owners) < 2 {
-			continue
-		}
-		s.log.Warn("host is listed by several MFAPolicies; /auth refuses it until one remains", "host", h, "policies", strings.Join(owners, ","))
-		if suffix, ok := strings.CutPrefix(h, "*"); ok {
-			delete(sn.wildcardHosts, suffix)
-		} else {
-			delete(sn.exactHosts, h)
-		}
-	}
+	sn.hosts = s.routeHosts(claims)
 	return sn, nil
 }
 

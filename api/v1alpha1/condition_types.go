@@ -40,7 +40,10 @@ const (
 	// ReasonProgressing: the controller is working on the object.
 	ReasonProgressing = "Progressing"
 	// ReasonHostConflict: a host of the policy is also listed by another
-	// MFAPolicy, so /auth (by host) refuses it; the policy stays in force
-	// at /auth/{namespace}/{policy}.
+	// MFAPolicy in force (the same host once normalised, or overlapping
+	// hosts of another namespace: a host inside its wildcard, nested
+	// wildcards), so host-based lookup (/auth, /forward-auth) refuses it.
+	// Ready stays True with this reason: the policy stays in force at
+	// /auth/{namespace}/{policy}.
 	ReasonHostConflict = "HostConflict"
 )

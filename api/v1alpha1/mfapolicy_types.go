@@ -151,8 +151,16 @@ type Rule struct {
 
 // MFAPolicySpec is one protected surface and its ordered rules.
 type MFAPolicySpec struct {
-	// Hosts served by this policy on the global /auth endpoint; also the
-	// hosts a browser may be sent back to after the challenge.
+	// Hosts served by this policy on the global /auth and /forward-auth
+	// endpoints; also the hosts a browser may be sent back to after the
+	// challenge. A host is compared in one form: lower-case, without a
+	// trailing dot, internationalised names in punycode; a port never
+	// chooses the policy ("admin.example.com:443" is admin.example.com).
+	// "*.example.com" names every host under example.com, at any depth.
+	// Within a namespace the most specific host wins; the same host in two
+	// policies, or overlapping hosts in two namespaces, are a conflict
+	// (reason HostConflict) and the challenge server refuses them by host
+	// until it is resolved.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=set

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/hostname"
 )
 
 // Verdicts says, for every object given to BuildBundle, whether it is valid
@@ -138,7 +140,7 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 		verdicts.Policies[key] = err
 		switch {
 		case err == nil:
-			b.Policies = append(b.Policies, BundlePolicy{Namespace: p.Namespace, Name: p.Name, Generation: p.Generation, Spec: *p.Spec.DeepCopy()})
+			b.Policies = append(b.Policies, BundlePolicy{Namespace: p.Namespace, Name: p.Name, Generation: p.Generation, Created: p.CreationTimestamp.UTC(), Spec: *p.Spec.DeepCopy()})
 		case prevPolicies[key] != nil && providersInForce(prevPolicies[key], admitted) &&
 			CheckIdentityHeaders(&prevPolicies[key].Spec, opts.IdentityHeaders) == nil:
 			// The last good version stays, unless the providers' owners or
@@ -150,13 +152,27 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 	return b, verdicts
 }
 
-// CheckPolicy compiles a policy (CompilePolicy), checks its identity
-// headers against the operator's list and every provider its rules name.
-// Errors are *FieldError naming the rule and the field.
+// CheckPolicy compiles a policy (CompilePolicy), checks that every host
+// it lists is a host name or a wildcard in the sense of host-based lookup
+// (internal/hostname), checks its identity headers against the operator's
+// list and every provider its rules name. Errors are *FieldError naming the
+// rule and the field.
+//
+// Hosts are checked here rather than in CompilePolicy, which the challenge
+// server runs on the bundle: a bundle written before a host was refused
+// still loads, the server leaving that host out of lookup.
 func CheckPolicy(p *v1alpha1.MFAPolicy, t Tenancy) (*CompiledPolicy, error) {
 	cp, err := CompilePolicy(p.Namespace, p.Name, &p.Spec)
 	if err != nil {
 		return nil, err
+	}
+	if _, errs := hostname.ClaimsOf(p.Namespace, p.Name, p.Spec.Hosts); len(errs) > 0 {
+		var he *hostname.InvalidHostError
+		if errors.As(errs[0], &he) {
+			return nil, &FieldError{Field: fmt.Sprintf("spec.hosts[%d]", he.Index), Reason: v1alpha1.ReasonInvalidSpec,
+				Message: fmt.Sprintf("%q is not a host name or a wildcard (*.example.com): %v", he.Host, he.Err)}
+		}
+		return nil, errs[0]
 	}
 	if err := CheckIdentityHeaders(&p.Spec, t.IdentityHeaders); err != nil {
 		return nil, err

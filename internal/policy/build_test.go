@@ -406,3 +406,23 @@ func orEmpty[V any](m map[string]V) map[string]V {
 	}
 	return m
 }
+
+func TestCheckPolicyRefusesHostsThatAreNotHostNames(t *testing.T) {
+	ready := func(types.NamespacedName, string) ProviderState { return ProviderReady }
+	for _, h := range []string{"a..example.com", "*.com", "admin.example.com:0", "a.*.example.com", "2130706433"} {
+		g := NewWithT(t)
+		p := mfaPolicy("apps", "admin", 1, "true", "totp")
+		p.Spec.Hosts = []string{"ok.example.com", h}
+		_, err := CheckPolicy(&p, Tenancy{Provider: ready})
+		var fe *FieldError
+		g.Expect(errors.As(err, &fe)).To(BeTrue(), "host %q: %v", h, err)
+		g.Expect(fe.Field).To(Equal("spec.hosts[1]"))
+		g.Expect(fe.Reason).To(Equal(v1alpha1.ReasonInvalidSpec))
+		g.Expect(fe.Message).To(ContainSubstring(h))
+	}
+	g := NewWithT(t)
+	p := mfaPolicy("apps", "admin", 1, "true", "totp")
+	p.Spec.Hosts = []string{"admin.example.com", "admin.example.com:443", "*.apps.example.com", "bücher.example.com", "legacy.example.com:8443"}
+	_, err := CheckPolicy(&p, Tenancy{Provider: ready})
+	g.Expect(err).NotTo(HaveOccurred())
+}

@@ -30,10 +30,13 @@ type Bundle struct {
 
 // BundlePolicy is one MFAPolicy in force.
 type BundlePolicy struct {
-	Namespace  string                 `json:"namespace"`
-	Name       string                 `json:"name"`
-	Generation int64                  `json:"generation,omitempty"`
-	Spec       v1alpha1.MFAPolicySpec `json:"spec"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	Generation int64  `json:"generation,omitempty"`
+	// Created is the MFAPolicy's creationTimestamp (zero when unknown):
+	// the older of two policies claiming a host across namespaces keeps it.
+	Created time.Time              `json:"created,omitzero"`
+	Spec    v1alpha1.MFAPolicySpec `json:"spec"`
 }
 
 // BundleProvider is one MFAProvider in force, with its credentials resolved.

@@ -73,7 +73,7 @@ func rdFor(path string) string { return "http://" + appHost + path }
 
 // browser is one browser of one user, talking to challenge servers the
 // way the front door forwards it: the first-factor proxy's user header,
-// the client address in X-Real-IP. Cookies are kept per host, not per
+// the client address in X-Forwarded-For. Cookies are kept per host, not per
 // port, so one browser carries its cookies to every replica on 127.0.0.1,
 // as behind a load balancer.
 type browser struct {
@@ -122,7 +122,7 @@ func (b *browser) try(req *http.Request) (*harness.Page, error) {
 	if b.user != "" {
 		req.Header.Set(userHeader, b.user)
 	}
-	req.Header.Set("X-Real-IP", b.ip)
+	req.Header.Set("X-Forwarded-For", b.ip)
 	resp, err := b.hc.Do(req)
 	if err != nil {
 		return nil, err

@@ -88,7 +88,7 @@ type wrkRun struct {
 func startWrk(t *testing.T, wrk, script, base string, k *loadKind, d time.Duration, connections int) *wrkRun {
 	t.Helper()
 	args := []string{"-t1", "-c" + strconv.Itoa(connections), "-d" + strconv.Itoa(int(d/time.Second)) + "s", "--timeout", "5s", "-s", script,
-		"-H", "X-Original-URL: " + rdFor(k.path), "-H", "X-Original-Method: GET", "-H", "X-Real-IP: 198.51.100.7", "-H", userHeader + ": " + k.user}
+		"-H", "X-Original-URL: " + rdFor(k.path), "-H", "X-Original-Method: GET", "-H", "X-Forwarded-For: 198.51.100.7", "-H", userHeader + ": " + k.user}
 	if len(k.cookies) > 0 {
 		var parts []string
 		for _, c := range k.cookies {

@@ -1,0 +1,160 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/hostname"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// Host conflicts are judged on what the challenge server judges them on:
+// the policies in the bundle (valid now, or kept at their last valid
+// version), with the hosts of the version in force, through the same
+// functions (hostname.Claims). A policy that lists a host but is in no
+// bundle (never valid) conflicts with nobody, on either side. The policy
+// being checked counts with its current hosts: when it is valid, those are
+// the ones the bundle is about to hold. When the bundle changes, the
+// policies whose conflicts changed are checked again.
+
+// bundleClaims keeps the host claims of the bundle in force, parsed once
+// per version of the bundle Secret.
+type bundleClaims struct {
+	mu      sync.Mutex
+	version string
+	claims  []hostname.Claim
+}
+
+// get returns the claims of the bundle Secret key (none while there is no
+// bundle).
+func (b *bundleClaims) get(ctx context.Context, c client.Reader, key types.NamespacedName) ([]hostname.Claim, error) {
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, key, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading the bundle Secret %s: %w", key, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.ResourceVersion != b.version || b.version == "" {
+		b.version, b.claims = s.ResourceVersion, claimsOfBundle(s)
+	}
+	return b.claims, nil
+}
+
+// claimsOfBundle returns the host claims of every policy of a bundle
+// Secret; a bundle that does not parse claims nothing (the challenge
+// server does not load it either).
+func claimsOfBundle(s *corev1.Secret) []hostname.Claim {
+	b, err := policy.ParseBundle(s.Data[policy.BundleKey])
+	if err != nil {
+		return nil
+	}
+	var claims []hostname.Claim
+	for i := range b.Policies {
+		p := &b.Policies[i]
+		cs, _ := hostname.ClaimsOf(p.Namespace, p.Name, p.Spec.Hosts)
+		claims = append(claims, cs...)
+	}
+	return claims
+}
+
+// hostConflicts says, for a valid policy, which of its hosts the challenge
+// server refuses on host-based lookup because of other policies in force,
+// or "" when none.
+func (r *MFAPolicyReconciler) hostConflicts(ctx context.Context, obj *v1alpha1.MFAPolicy) (string, error) {
+	own, _ := hostname.ClaimsOf(obj.Namespace, obj.Name, obj.Spec.Hosts)
+	if len(own) == 0 {
+		return "", nil
+	}
+	inForce, err := r.claims.get(ctx, r.Client, types.NamespacedName{Namespace: r.Options.Namespace, Name: policy.BundleSecretName})
+	if err != nil {
+		return "", err
+	}
+	key := obj.Namespace + "/" + obj.Name
+	all := slices.DeleteFunc(slices.Clone(inForce), func(c hostname.Claim) bool { return c.Policy == key })
+	index := hostname.NewClaims(append(all, own...))
+	var parts []string
+	for _, c := range own {
+		for _, other := range index.Conflicts(c) {
+			parts = append(parts, conflictText(obj.Spec.Hosts, c, other))
+		}
+	}
+	if len(parts) == 0 {
+		return "", nil
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf(". Host-based lookup (/auth, /forward-auth) refuses those hosts (403) until the conflict is resolved; "+
+		"by name, where the other policy is of another namespace, the policy created first keeps answering for the hosts both name and the later one refuses them; "+
+		"this policy stays in force at %s", r.Options.AuthURL(obj.Namespace, obj.Name)), nil
+}
+
+// conflictText names the field, the host and the other policy of one
+// conflict.
+func conflictText(hosts []string, own, other hostname.Claim) string {
+	field := "spec.hosts"
+	for i, h := range hosts {
+		if p, err := hostname.NormalizePattern(h); err == nil && hostname.Name(p) == own.Pattern {
+			field = fmt.Sprintf("spec.hosts[%d]", i)
+			break
+		}
+	}
+	how := "also listed by"
+	switch {
+	case own.Pattern == other.Pattern:
+	case hostname.Contains(other.Pattern, own.Pattern):
+		how = fmt.Sprintf("inside %q of", other.Pattern)
+	default:
+		how = fmt.Sprintf("over %q of", other.Pattern)
+	}
+	where := ""
+	if other.Namespace != own.Namespace {
+		where = " (another namespace)"
+	}
+	return fmt.Sprintf("%s: host %q is %s MFAPolicy %s%s", field, own.Pattern, how, other.Policy, where)
+}
+
+// requestsForHostConflicts maps the bundle Secret to the policies that are
+// in a host conflict in it. An update maps the old and the new bundle, so
+// a conflict that appears or clears is checked again on both sides.
+func requestsForHostConflicts(namespace string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		s, ok := o.(*corev1.Secret)
+		if !ok || s.Namespace != namespace || s.Name != policy.BundleSecretName {
+			return nil
+		}
+		claims := claimsOfBundle(s)
+		index := hostname.NewClaims(claims)
+		seen := map[string]bool{}
+		var reqs []reconcile.Request
+		add := func(key string) {
+			if seen[key] {
+				return
+			}
+			seen[key] = true
+			ns, name, _ := strings.Cut(key, "/")
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+		}
+		for _, c := range claims {
+			if others := index.Conflicts(c); len(others) > 0 {
+				add(c.Policy)
+			}
+		}
+		if len(reqs) > 0 {
+			log.FromContext(ctx).V(1).Info("checking policies in a host conflict", "policies", len(reqs))
+		}
+		return reqs
+	}
+}
