@@ -21,7 +21,10 @@ import (
 // current exp.
 type assertionVerifier struct {
 	jwksURL string
-	client  *http.Client
+	// policy, when set, is the MFAPolicy (namespace/name) the assertion
+	// must name: an app pins the policy meant to protect it.
+	policy string
+	client *http.Client
 
 	mu      sync.Mutex
 	keys    map[string]*ecdsa.PublicKey
@@ -35,8 +38,8 @@ const (
 	jwksMinInterval = 10 * time.Second
 )
 
-func newAssertionVerifier(jwksURL string) *assertionVerifier {
-	return &assertionVerifier{jwksURL: jwksURL, client: &http.Client{Timeout: 5 * time.Second}}
+func newAssertionVerifier(jwksURL, policy string) *assertionVerifier {
+	return &assertionVerifier{jwksURL: jwksURL, policy: policy, client: &http.Client{Timeout: 5 * time.Second}}
 }
 
 // verify returns the claims of a valid assertion for host.
@@ -52,6 +55,9 @@ func (v *assertionVerifier) verify(ctx context.Context, token, host string) (jwt
 		jwt.WithExpirationRequired(), jwt.WithLeeway(30*time.Second))
 	if err != nil {
 		return nil, err
+	}
+	if v.policy != "" && claims["policy"] != v.policy {
+		return nil, fmt.Errorf("the assertion was made by MFAPolicy %v, not %s", claims["policy"], v.policy)
 	}
 	return claims, nil
 }

@@ -109,10 +109,11 @@ func handler(v *assertionVerifier) http.Handler {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
 	jwksURL := flag.String("jwks-url", "", "the challenge server's /.well-known/jwks.json, to verify X-MFA-Assertion (empty: not verified)")
+	pinPolicy := flag.String("policy", "", "the MFAPolicy (namespace/name) an assertion must name (empty: any policy of the challenge server)")
 	flag.Parse()
 	var v *assertionVerifier
 	if *jwksURL != "" {
-		v = newAssertionVerifier(*jwksURL)
+		v = newAssertionVerifier(*jwksURL, *pinPolicy)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
