@@ -7,10 +7,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
+	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
 // Duo Security as a second factor, through Duo's Auth API v2:
@@ -35,9 +35,11 @@ import (
 // browser in clear: it is sealed with the keyring (AES-GCM), bound to the
 // user, the provider, the policy and this browser's CSRF value, and
 // expires, so nobody can poll or complete a push of another user, another
-// browser or another policy; once it issued a session it is refused (see
-// duoPages.used). The waiting page polls the status endpoint with a small
-// script; without scripts its "Continue" button asks once.
+// browser or another policy. Once approved it issues one session only,
+// whichever replica the form reaches: its use is recorded in the enrolment
+// store before the session is issued (see claimTx). The waiting page polls
+// the status endpoint with a small script; without scripts its "Continue"
+// button asks once.
 //
 // Outcomes and what apps are told (X-MFA-Multifactor, the assertion's
 // multifactor and amr claims):
@@ -144,13 +146,13 @@ type duoPages struct {
 	calls  *duoCallLimiter
 	pushes *rateLimiter[duoUserKey]
 	polls  *rateLimiter[netip.Addr]
-	// used holds the pushes that issued a session, so that a sealed push
-	// issues one session only (a form sent again with the browser's back
-	// button after a sign-out gets nothing). It is per replica: another
-	// replica still accepts it until it expires, for the same user in the
-	// same browser only.
-	usedMu sync.Mutex
-	used   *lru[string, struct{}]
+	// store records the approved pushes that issued a session, for every
+	// replica: the authority on whether a push is used (claimTx).
+	store store.Store
+	// used holds the pushes this replica saw issue a session or refused as
+	// used, so that a form sent again here (the back button after a
+	// sign-out) is refused without asking Duo or the store.
+	used *lru[string, struct{}]
 }
 
 func newDuoPages(c *challengePages) *duoPages {
@@ -160,6 +162,7 @@ func newDuoPages(c *challengePages) *duoPages {
 		calls:   newDuoCallLimiter(c.s.opts.DuoCallLimits, c.s),
 		pushes:  newKeyedRateLimiter[duoUserKey](DuoPushRateLimit, c.s.now),
 		polls:   newRateLimiter(duoPollRateLimit, c.s.now),
+		store:   c.s.opts.Store,
 		used:    newLRU[string, struct{}](usedTxCacheSize),
 	}
 }

@@ -104,10 +104,10 @@ func (d *duoPages) handleCheck(w http.ResponseWriter, r *http.Request, cr *chall
 		d.failed(w, r, cr, err)
 	case res.Waiting():
 		d.renderWaiting(w, r, cr, token, tx.Label, "Duo has no answer from your device yet. Approve the request in Duo Mobile, then continue.", http.StatusOK)
-	case res.Allowed() && !d.claimTx(tx.Txid):
-		d.txRefused(w, cr, errDuoTxUsed)
 	case res.Allowed():
-		d.allowed(w, r, cr, res, "push")
+		if d.claimTx(w, r, cr, tx) {
+			d.allowed(w, r, cr, res, "push")
+		}
 	default:
 		d.refused(w, r, cr, res, "push")
 	}

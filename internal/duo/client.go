@@ -11,6 +11,18 @@
 //
 // Failures are classified (see errors.go) so that only an outage, never a
 // refusal or an unverified peer, can count as Duo being unreachable.
+//
+// The User-Agent of every request is this product's token followed by what
+// duo_api_golang v0.3.0 appends to it (NewDuoApi), e.g. from the controller
+//
+//	mfa-operator duo_api_golang/0.3.0 ca_bundle/1.0 (ca_pinning=disabled)
+//
+// and "mfa-operator-webhook ..." from the challenge server. Duo refuses
+// requests from client library versions it has deprecated (error 40301),
+// so the library names its own version, as it writes it; a test holds the
+// string above to the version go.mod requires. ca_pinning=disabled is the
+// truth: the library's pinned Duo roots are not used, this client verifies
+// Duo against the system roots or the provider's CA bundle (see New).
 package duo
 
 import (
@@ -81,7 +93,8 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // WithUserAgent sets the product part of the User-Agent header, e.g.
-// "mfa-operator/v0.3.0"; the library appends its own name.
+// "mfa-operator-webhook"; the library appends its own name and version
+// (see the package documentation).
 func WithUserAgent(ua string) Option {
 	return func(o *options) {
 		if ua != "" {
@@ -143,10 +156,13 @@ func New(apiHost string, creds policy.DuoCredentials, opts ...Option) (Client, e
 		MaxIdleConnsPerHost:    4,
 		IdleConnTimeout:        90 * time.Second,
 	}
+	// The library's own transport, with its pinned Duo roots, is never
+	// used (see call): SetCAPinning(false) keeps its User-Agent truthful.
+	signer := duoapi.NewDuoApi(creds.IntegrationKey, creds.SecretKey, apiHost, o.userAgent, duoapi.SetCAPinning(false))
 	return &client{
 		host:      apiHost,
 		timeout:   o.timeout,
-		signer:    duoapi.NewDuoApi(creds.IntegrationKey, creds.SecretKey, apiHost, o.userAgent),
+		signer:    signer,
 		transport: transport,
 	}, nil
 }

@@ -24,10 +24,10 @@ var lockoutFlags = []string{"--lockout-max-failures=4", "--lockout-window=5m", "
 // startClusterReplicas runs the control plane and the controller, applies
 // the objects, and starts three challenge servers in cluster mode sharing
 // the Secret store.
-func startClusterReplicas(t *testing.T) []string {
+func startClusterReplicas(t *testing.T, objects string) []string {
 	env := harness.Start(t, harness.Options{Components: []string{harness.Controller}})
-	env.Apply(t, namespaceYAML+objectsYAML(""))
-	env.MustKubectl(t, "", "-n", "apps", "wait", "--for=condition=Ready", "--timeout=60s", "mfapolicy/admin")
+	env.Apply(t, namespaceYAML+objects)
+	env.MustKubectl(t, "", "-n", "apps", "wait", "--for=condition=Ready", "--timeout=60s", "mfaprovider/duo", "mfapolicy/admin")
 	var servers []string
 	for _, name := range []string{"replica-a", "replica-b", "replica-c"} {
 		servers = append(servers, env.StartWebhookReplica(t, name, lockoutFlags...).URL)
@@ -39,11 +39,11 @@ func startClusterReplicas(t *testing.T) []string {
 // startStandalone runs one standalone challenge server (file store); the
 // same process stands for the three "replicas", so requests race as
 // concurrent goroutines on one bbolt file.
-func startStandalone(t *testing.T) []string {
+func startStandalone(t *testing.T, objects string) []string {
 	dir := t.TempDir()
 	configDir, dataDir := filepath.Join(dir, "config"), filepath.Join(dir, "data")
 	NewWithT(t).Expect(os.MkdirAll(configDir, 0o755)).To(Succeed())
-	NewWithT(t).Expect(os.WriteFile(filepath.Join(configDir, "objects.yaml"), []byte(objectsYAML("")), 0o600)).To(Succeed())
+	NewWithT(t).Expect(os.WriteFile(filepath.Join(configDir, "objects.yaml"), []byte(objects), 0o600)).To(Succeed())
 	p := harness.StartWebhook(t, harness.WebhookOptions{Name: "standalone", ConfigDir: configDir, DataDir: dataDir, Flags: lockoutFlags})
 	waitForPolicy(t, p.URL)
 	return []string{p.URL, p.URL, p.URL}
@@ -63,19 +63,21 @@ func waitForPolicy(t *testing.T, servers ...string) {
 }
 
 // TestReplicas: several challenge servers on one store behave as one.
-// Codes are accepted once, failures are all counted, an enrolment is seen
-// everywhere at once. The same checks run against the standalone server's
-// file store with concurrent requests.
+// Codes and approved Duo pushes are accepted once, failures are all
+// counted, an enrolment is seen everywhere at once. The same checks run
+// against the standalone server's file store with concurrent requests.
 func TestReplicas(t *testing.T) {
+	ds := newDuoServer(t)
+	objects := objectsYAML(duoRule) + duoObjectsYAML(ds)
 	for _, d := range []struct {
 		name  string
-		start func(t *testing.T) []string
+		start func(t *testing.T, objects string) []string
 	}{
 		{"cluster mode, three replicas sharing the Secret store", startClusterReplicas},
 		{"standalone, one process and its file store, concurrent requests", startStandalone},
 	} {
 		t.Run(d.name, func(t *testing.T) {
-			servers := d.start(t)
+			servers := d.start(t, objects)
 			t.Run("an enrolment made on one is honoured by the others at once", func(t *testing.T) {
 				testEnrolmentSeenEverywhere(t, servers)
 			})
@@ -87,6 +89,12 @@ func TestReplicas(t *testing.T) {
 			})
 			t.Run("concurrent failed attempts spread over all are each counted", func(t *testing.T) {
 				testConcurrentFailuresCounted(t, servers)
+			})
+			t.Run("an approved Duo push completed on one is refused by the others", func(t *testing.T) {
+				testDuoPushCompletedOnceIsRefusedElsewhere(t, servers)
+			})
+			t.Run("an approved Duo push sent to all at once issues exactly one session", func(t *testing.T) {
+				testDuoPushRacedIssuesOneSession(t, servers)
 			})
 		})
 	}

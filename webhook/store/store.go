@@ -1,7 +1,8 @@
 // Package store keeps what the challenge server knows about each user of each
 // provider: the
 // TOTP enrolment (secret sealed with the keyring, replay guard), recovery
-// code hashes, failed attempts and lockout, and the Duo username.
+// code hashes, failed attempts and lockout, the Duo username and the Duo
+// pushes that recently issued a session (their replay guard).
 //
 // Two implementations share one contract: SecretStore (one Secret per user,
 // compare-and-swap on resourceVersion, for replicas in a cluster) and
@@ -69,6 +70,19 @@ type Enrollment struct {
 	Lockouts int `json:"lockouts,omitempty"`
 	// DuoUsername is the user's name at Duo, when it differs from User.
 	DuoUsername string `json:"duoUsername,omitempty"`
+	// DuoPushesUsed are the approved Duo pushes that recently issued a
+	// session: each push issues one, whichever replica is asked (pruned
+	// and bounded by whoever records one).
+	DuoPushesUsed []UsedDuoPush `json:"duoPushesUsed,omitempty"`
+}
+
+// UsedDuoPush is an approved Duo push that issued a session.
+type UsedDuoPush struct {
+	// TxHash is a hash of Duo's transaction ID; the ID itself is not kept.
+	TxHash string `json:"tx"`
+	// Until is when the record may be dropped: the push can no longer be
+	// completed by then.
+	Until time.Time `json:"until"`
 }
 
 // TOTPEnrollment is one TOTP secret and the parameters it was enrolled with.

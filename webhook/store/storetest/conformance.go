@@ -86,6 +86,7 @@ func RunConformance(t *testing.T, b Backend) {
 			FailedAttempts:     []time.Time{now.Add(-time.Minute), now},
 			LockedUntil:        now.Add(5 * time.Minute),
 			DuoUsername:        "ana",
+			DuoPushesUsed:      []store.UsedDuoPush{{TxHash: "h3", Until: now.Add(10 * time.Minute)}},
 		}
 		got, err := s.Update(ctx, Key(user), func(e *store.Enrollment) error {
 			g.Expect(e).To(Equal(&store.Enrollment{User: user, Provider: Provider}), "fn of a new user sees an empty record")
