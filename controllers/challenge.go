@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -53,6 +54,7 @@ func ChallengeArgs(o Options) []string {
 		"--cookie-domain=" + o.CookieDomain,
 		"--trusted-proxies=" + o.TrustedProxies,
 		"--insecure-cookies=" + strconv.FormatBool(o.InsecureCookies),
+		fmt.Sprintf("--metrics-addr=:%d", ChallengeMetricsPort),
 	}
 }
 
@@ -94,8 +96,14 @@ func ChallengeDeployment(o Options, bundleHash string) *appsv1.Deployment {
 			},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels:      podLabels,
-					Annotations: map[string]string{policy.BundleHashAnnotation: bundleHash},
+					Labels: podLabels,
+					Annotations: map[string]string{
+						policy.BundleHashAnnotation: bundleHash,
+						// For Prometheus' usual pod discovery.
+						"prometheus.io/scrape": "true",
+						"prometheus.io/port":   strconv.Itoa(ChallengeMetricsPort),
+						"prometheus.io/path":   "/metrics",
+					},
 				},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: ChallengeName,
@@ -115,7 +123,10 @@ func ChallengeDeployment(o Options, bundleHash string) *appsv1.Deployment {
 						Name:  "challenge",
 						Image: image,
 						Args:  ChallengeArgs(o),
-						Ports: []corev1.ContainerPort{{Name: ChallengePortName, ContainerPort: ChallengePort, Protocol: corev1.ProtocolTCP}},
+						Ports: []corev1.ContainerPort{
+							{Name: ChallengePortName, ContainerPort: ChallengePort, Protocol: corev1.ProtocolTCP},
+							{Name: ChallengeMetricsPortName, ContainerPort: ChallengeMetricsPort, Protocol: corev1.ProtocolTCP},
+						},
 						// The Go runtime collects harder as the heap nears the
 						// container's memory limit instead of being killed.
 						Env: []corev1.EnvVar{{
@@ -159,7 +170,8 @@ func ChallengeDeployment(o Options, bundleHash string) *appsv1.Deployment {
 }
 
 // ChallengeService is the challenge server's Service: port 80 to the
-// container's http port.
+// container's http port, and nothing else (the front doors' address; the
+// metrics port is not on it).
 func ChallengeService(o Options) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: ChallengeName, Namespace: o.Namespace, Labels: labels(ChallengeName, "challenge-server")},

@@ -337,7 +337,7 @@ func hostileListener(t *testing.T) (string, *coreFixture) {
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.Serve(ctx, ln) }()
+	go func() { done <- s.Serve(ctx, ln, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
 	addr := ln.Addr().String()
 	g.Eventually(func() int {
