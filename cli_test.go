@@ -118,7 +118,7 @@ func TestHelpController(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	for _, want := range []string{
-		"Usage: mfa-operator controller [flags]",
+		"Usage: mfa-operator controller [flags]", "Required: --public-url",
 		"\nChallenge server Deployment:\n", "--webhook-replicas N", "--leader-elect", "--kubeconfig FILE",
 	} {
 		if !strings.Contains(stdout, want) {
@@ -229,6 +229,28 @@ func TestStandaloneListensOnLoopbackByDefault(t *testing.T) {
 		}
 		if *f.listen != tc.want {
 			t.Errorf("%q: listens on %s, want %s", tc.args, *f.listen, tc.want)
+		}
+	}
+}
+
+// TestControllerNeedsPublicURL: the controller that runs the challenge
+// server refuses to start without knowing where browsers reach it.
+func TestControllerNeedsPublicURL(t *testing.T) {
+	cleanEnv(t)
+	if _, err := parseControllerFlags(nil); err == nil || !strings.Contains(err.Error(), "--public-url") {
+		t.Errorf("no --public-url: %v, want an error naming --public-url", err)
+	}
+	t.Setenv("MFA_PUBLIC_URL", "")
+	if _, err := parseControllerFlags(nil); err == nil {
+		t.Error("MFA_PUBLIC_URL empty (as config/manager ships it): no error")
+	}
+	for _, args := range [][]string{
+		{"--public-url=https://auth.example.com"},
+		{"--cookie-domain=example.com"},
+		{"--manage-deployment=false"},
+	} {
+		if _, err := parseControllerFlags(args); err != nil {
+			t.Errorf("%q: %v", args, err)
 		}
 	}
 }

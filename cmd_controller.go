@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -55,6 +56,12 @@ func parseControllerFlags(args []string) (*controllerFlags, error) {
 	}
 	if err := f.common.validate(); err != nil {
 		return nil, badUsage(err)
+	}
+	if *f.manageDeployment && *f.common.publicURL == "" && *f.common.cookieDomain == "" {
+		// Derived, the sign-in URL would be the in-cluster Service, which
+		// browsers do not reach: every challenge would be a dead end.
+		return nil, badUsage(errors.New("--public-url is required (MFA_PUBLIC_URL is empty or unset): the external URL of the challenge pages, " +
+			"where the front door sends browsers, e.g. --public-url=https://auth.example.com (--cookie-domain=example.com alone means https://auth.example.com)"))
 	}
 	return f, nil
 }

@@ -182,6 +182,11 @@ webhook, the same image) as the Deployment mfa-challenge with its Service,
 passing on the front door and cookie flags below; with
 --manage-deployment=false it leaves running the challenge server to you.
 
+Required: --public-url (or --cookie-domain, which means
+https://auth.DOMAIN) while it runs the challenge server: browsers are sent
+there to answer the second factor, and the policies' status.signinURL says
+it.
+
 The cluster: --kubeconfig (MFA_KUBECONFIG), else the KUBECONFIG variable,
 else the pod's service account when it runs in a cluster, else
 ~/.kube/config.
