@@ -144,6 +144,21 @@ func BenchmarkCookieCheck(b *testing.B) {
 			f.s.checkSession(r, sn.Keyring, ri, id, now)
 		}
 	})
+	// A sibling host's app set cookies of our name first: each costs a
+	// cache lookup and a look at its key id.
+	foreign := withCookies(authRequest("/auth/apps/bench", "https://app.example.com/", nil),
+		sealedElsewhere(b, f, RememberCookieName), sealedElsewhere(b, f, RememberCookieName),
+		sealedElsewhere(b, f, RememberCookieName), sealedElsewhere(b, f, RememberCookieName),
+		cookieNamed(cookies, RememberCookieName))
+	b.Run("cached-behind-4-foreign", func(b *testing.B) {
+		if _, ok := f.s.checkSession(foreign, sn.Keyring, ri, id, now); !ok {
+			b.Fatal("cookie refused")
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			f.s.checkSession(foreign, sn.Keyring, ri, id, now)
+		}
+	})
 	b.Run("uncached", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
