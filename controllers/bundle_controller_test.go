@@ -105,7 +105,8 @@ func TestChallengeServerObjects(t *testing.T) {
 	}).WithTimeout(timeout).Should(Succeed())
 
 	g.Expect(dep.OwnerReferences).To(BeEmpty())
-	g.Expect(dep.Spec.Template.Annotations).To(BeEmpty(), "nothing of the bundle on the pod template")
+	g.Expect(dep.Spec.Template.Annotations).To(Equal(map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}),
+		"nothing of the bundle on the pod template")
 	g.Expect(dep.Spec.Replicas).To(Equal(ptr.To[int32](2)))
 	c := dep.Spec.Template.Spec.Containers[0]
 	g.Expect(c.Image).To(Equal("mfa-operator:test"))
