@@ -32,10 +32,11 @@ type DuoCallLimits struct {
 }
 
 var (
-	// DefaultDuoUserLimit: a burst of 5 calls to Duo per user, then one
-	// every 10 seconds. Loading the Duo page is one call, a push or a
-	// passcode another.
-	DefaultDuoUserLimit = RateLimit{PerMinute: 6, Burst: 5, MaxClients: 10000}
+	// DefaultDuoUserLimit: a burst of 10 calls to Duo per user, then one
+	// every 6 seconds. Loading the Duo page is one call, a push or a
+	// passcode another: a user who pushes, mistypes a passcode and signs
+	// in on a second device stays within it.
+	DefaultDuoUserLimit = RateLimit{PerMinute: 10, Burst: 10, MaxClients: 10000}
 	// DefaultDuoClientLimit: a burst of 20 calls to Duo per client
 	// address, then one a second, room for a shared office address.
 	DefaultDuoClientLimit = RateLimit{PerMinute: 60, Burst: 20, MaxClients: 10000}

@@ -32,7 +32,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 		text    string
 	}{
 		{
-			name: "per user, from many addresses", burst: DefaultDuoUserLimit.Burst, refill: 10 * time.Second,
+			name: "per user, from many addresses", burst: DefaultDuoUserLimit.Burst, refill: 6 * time.Second,
 			page: func(f *duoFixture, i int) *httptest.ResponseRecorder {
 				f.clientIP = fmt.Sprintf("198.51.100.%d", 100+i)
 				return f.browser(duotest.UserApprove).get(challengeURL(duoRD))
@@ -40,7 +40,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 			another: func(f *duoFixture) *httptest.ResponseRecorder {
 				return f.browser(duotest.UserDeny).get(challengeURL(duoRD))
 			},
-			text: "Duo was asked about your account too often in a short time. Wait 10 seconds, then try again.",
+			text: "Duo was asked about your account too often in a short time. Wait 6 seconds, then try again.",
 		},
 		{
 			name: "per client address, for many users", burst: DefaultDuoClientLimit.Burst, refill: time.Second,
@@ -135,7 +135,9 @@ func TestDuoPushAndPasscodeShareTheUsersAllowance(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			f := newDuoFixture(t)
+			f := newDuoFixture(t, func(o *Options) {
+				o.DuoCallLimits = DuoCallLimits{PerUser: RateLimit{PerMinute: 6, Burst: 5}}
+			})
 			b := f.browser(duotest.UserApprove)
 			do := func(step string) *httptest.ResponseRecorder {
 				switch step {
@@ -166,7 +168,7 @@ func TestDuoPushAndPasscodeShareTheUsersAllowance(t *testing.T) {
 func TestDuoCallLimitsDefaults(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(DuoCallLimits{}.withDefaults()).To(Equal(DuoCallLimits{PerUser: DefaultDuoUserLimit, PerClient: DefaultDuoClientLimit}))
-	g.Expect(DuoCallLimits{PerUser: RateLimit{Burst: 2}}.withDefaults().PerUser).To(Equal(RateLimit{PerMinute: 6, Burst: 2, MaxClients: 10000}))
-	g.Expect(DefaultDuoUserLimit).To(Equal(RateLimit{PerMinute: 6, Burst: 5, MaxClients: 10000}), "a burst of 5, then one every 10 seconds")
+	g.Expect(DuoCallLimits{PerUser: RateLimit{Burst: 2}}.withDefaults().PerUser).To(Equal(RateLimit{PerMinute: 10, Burst: 2, MaxClients: 10000}))
+	g.Expect(DefaultDuoUserLimit).To(Equal(RateLimit{PerMinute: 10, Burst: 10, MaxClients: 10000}), "a burst of 10, then one every 6 seconds")
 	g.Expect(DefaultDuoClientLimit).To(Equal(RateLimit{PerMinute: 60, Burst: 20, MaxClients: 10000}), "a burst of 20, then one a second")
 }
