@@ -106,19 +106,19 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, statu
 	})
 }
 
-// statusMessage makes an error fit a condition message: one line, bounded.
-// CEL errors span several lines (the expression and a caret under the
-// position); the position is already in the first line ("<input>:1:16",
-// as in Kubernetes' own CEL errors), so the drawing is dropped.
+// statusMessage makes an error fit a condition message and an event note:
+// at most maxMessageLength bytes, without blank lines. A CEL error keeps
+// its drawing (the line of the expression, a caret under the problem),
+// which internal/policy has already cut to a few dozen characters, so the
+// message may span a few lines, as kubectl describe shows them.
 func statusMessage(err error) string {
-	var parts []string
+	var lines []string
 	for _, line := range strings.Split(err.Error(), "\n") {
-		if strings.HasPrefix(line, " |") || strings.TrimSpace(line) == "" {
-			continue
+		if line = strings.TrimRight(line, " \t\r"); strings.TrimSpace(line) != "" {
+			lines = append(lines, line)
 		}
-		parts = append(parts, strings.TrimSpace(line))
 	}
-	msg := strings.Join(parts, "; ")
+	msg := strings.Join(lines, "\n")
 	if len(msg) > maxMessageLength {
 		cut := maxMessageLength - 3
 		for cut > 0 && !utf8.RuneStart(msg[cut]) {

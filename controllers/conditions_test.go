@@ -104,10 +104,10 @@ func TestStatusMessage(t *testing.T) {
 		name, in, want string
 	}{
 		{"one line", "spec.x: bad", "spec.x: bad"},
-		{"CEL drawing dropped", "rule \"a\" (spec.rules[0].when): ERROR: <input>:1:5: Syntax error\n | a &&\n | ....^",
-			"rule \"a\" (spec.rules[0].when): ERROR: <input>:1:5: Syntax error"},
-		{"several CEL errors joined", "ERROR: <input>:1:1: one\n | x\n | ^\nERROR: <input>:1:3: two\n | x\n | ..^",
-			"ERROR: <input>:1:1: one; ERROR: <input>:1:3: two"},
+		{"CEL drawing kept", "rule \"a\" (spec.rules[0].when): ERROR: <input>:1:5: Syntax error\n | a &&\n | ....^",
+			"rule \"a\" (spec.rules[0].when): ERROR: <input>:1:5: Syntax error\n | a &&\n | ....^"},
+		{"blank lines and trailing spaces dropped", "ERROR: <input>:1:1: one \n | x\n | ^\n\n  \nERROR: <input>:1:3: two\n | x\n | ..^\n",
+			"ERROR: <input>:1:1: one\n | x\n | ^\nERROR: <input>:1:3: two\n | x\n | ..^"},
 		{"bounded", strings.Repeat("x", 5000), strings.Repeat("x", maxMessageLength-3) + "..."},
 		{"bounded on a character boundary", strings.Repeat("é", 1000), strings.Repeat("é", (maxMessageLength-4)/2) + "..."},
 	}

@@ -105,8 +105,10 @@ func newEnv(extra ...cel.EnvOption) (*cel.Env, error) {
 	return cel.NewEnv(opts...)
 }
 
-// CompileError is a rule expression that cannot be used; its message names
-// the position of the problem in the expression.
+// CompileError is a rule expression that cannot be used. For an expression
+// that does not parse or type-check, its message is CEL's: the position,
+// the problem, and the line of the expression with a caret under the
+// position (see formatIssues).
 type CompileError struct {
 	Reason  string // InvalidExpression
 	Message string
@@ -130,7 +132,7 @@ func compileWhen(expr string) (cel.Program, nativeCheck, error) {
 	}
 	ast, iss := e.Compile(expr)
 	if iss.Err() != nil {
-		return nil, nil, &CompileError{Message: iss.Err().Error()}
+		return nil, nil, &CompileError{Message: formatIssues(expr, iss.Errors())}
 	}
 	if ast.OutputType() != cel.BoolType {
 		return nil, nil, &CompileError{Message: fmt.Sprintf("expression must be of type bool, not %s", ast.OutputType())}
