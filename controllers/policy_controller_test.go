@@ -148,6 +148,21 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 			},
 		},
 		{
+			name:   "user.claims under a header identity, fixed by reading the user from a JWT",
+			policy: func(ns string) *v1alpha1.MFAPolicy { return mfaPolicy(ns, "claims", `"sc" in user.claims.amr`, "totp") },
+			reason: v1alpha1.ReasonInvalidExpression,
+			messages: []string{
+				`rule "office" (spec.rules[0].when): ERROR: <input>:1:9: user.claims is only set for a jwt identity; `,
+				"\n | \"sc\" in user.claims.amr\n | ........^",
+			},
+			fix: func(t *testing.T, _ string, p *v1alpha1.MFAPolicy) {
+				update(t, p, func(p *v1alpha1.MFAPolicy) {
+					p.Spec.Identity = v1alpha1.IdentitySpec{JWT: &v1alpha1.JWTIdentity{
+						Issuer: "https://login.example.com", Audiences: []string{"admin"}, JWKSURL: "https://login.example.com/jwks"}}
+				})
+			},
+		},
+		{
 			name: "unknown provider, fixed by creating it",
 			policy: func(ns string) *v1alpha1.MFAPolicy {
 				return mfaPolicy(ns, "unknown-provider", "false", "totp", "later")

@@ -152,18 +152,23 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 	return b, verdicts
 }
 
-// CheckPolicy compiles a policy (CompilePolicy), checks that every host
+// CheckPolicy compiles a policy (CompilePolicy), checks that its rules
+// read only what its identity sets (user.claims needs a JWT), that every host
 // it lists is a host name or a wildcard in the sense of host-based lookup
 // (internal/hostname), checks its identity headers against the operator's
 // list and every provider its rules name. Errors are *FieldError naming the
 // rule and the field.
 //
-// Hosts are checked here rather than in CompilePolicy, which the challenge
-// server runs on the bundle: a bundle written before a host was refused
-// still loads, the server leaving that host out of lookup.
+// Hosts and identity fields are checked here rather than in CompilePolicy,
+// which the challenge server runs on the bundle: a bundle written before
+// they were refused still loads, the server leaving such a host out of
+// lookup.
 func CheckPolicy(p *v1alpha1.MFAPolicy, t Tenancy) (*CompiledPolicy, error) {
 	cp, err := CompilePolicy(p.Namespace, p.Name, &p.Spec)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkIdentityFields(&p.Spec, cp); err != nil {
 		return nil, err
 	}
 	if _, errs := hostname.ClaimsOf(p.Namespace, p.Name, p.Spec.Hosts); len(errs) > 0 {

@@ -126,6 +126,15 @@ func Compile(expr string) (cel.Program, error) {
 // compileWhen is Compile, with the expression's Go evaluation when it has
 // one (see nativeWhen).
 func compileWhen(expr string) (cel.Program, nativeCheck, error) {
+	prg, ast, err := compileChecked(expr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prg, nativeWhen(ast), nil
+}
+
+// compileChecked is Compile, with the type-checked expression.
+func compileChecked(expr string) (cel.Program, *cel.Ast, error) {
 	e, err := Env()
 	if err != nil {
 		return nil, nil, fmt.Errorf("building CEL environment: %w", err)
@@ -148,7 +157,7 @@ func compileWhen(expr string) (cel.Program, nativeCheck, error) {
 	if err != nil {
 		return nil, nil, &CompileError{Message: err.Error()}
 	}
-	return prg, nativeWhen(ast), nil
+	return prg, ast, nil
 }
 
 // programOptions are the options of a program whose estimated worst-case
