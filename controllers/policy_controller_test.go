@@ -1,59 +1,42 @@
 package controllers_test
 
 import (
-	"os"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
 
-// TestSamplesBecomeReady applies config/samples (as kustomize lists them)
-// in the namespace "default" and checks that the provider and the policy
-// become Ready and that the sample Ingress carries the policy's URLs.
+// TestSamplesBecomeReady applies config/samples as `kubectl apply -k`
+// does (kustomize's output, in its order) in the namespace "default" and
+// checks that the provider comes before the policy, that both become
+// Ready without a Warning event, and that the sample Ingress carries the
+// policy's URLs.
 func TestSamplesBecomeReady(t *testing.T) {
 	g := NewWithT(t)
-	dir := filepath.Join(repoRoot, "config", "samples")
-	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-	var kustomization struct {
-		Resources []string `json:"resources"`
+	objs := kustomize(t, filepath.Join(repoRoot, "config", "samples"))
+	var kinds []string
+	for _, u := range objs {
+		u.SetNamespace("default")
+		g.Expect(k8sClient.Create(ctx, u)).To(Succeed(), "%s %s", u.GetKind(), u.GetName())
+		kinds = append(kinds, u.GetKind())
 	}
-	g.Expect(yaml.Unmarshal(raw, &kustomization)).To(Succeed())
-	g.Expect(kustomization.Resources).NotTo(BeEmpty())
-
-	kinds := map[string]int{}
-	for _, file := range kustomization.Resources {
-		f, err := os.Open(filepath.Join(dir, file))
-		g.Expect(err).NotTo(HaveOccurred())
-		dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); err != nil {
-				break
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			u.SetNamespace("default")
-			g.Expect(k8sClient.Create(ctx, u)).To(Succeed(), "%s %s", file, u.GetName())
-			kinds[u.GetKind()]++
-		}
-		f.Close()
-	}
-	g.Expect(kinds).To(HaveKeyWithValue("MFAProvider", 1))
-	g.Expect(kinds).To(HaveKeyWithValue("MFAPolicy", 1))
-	g.Expect(kinds).To(HaveKeyWithValue("Ingress", 1))
+	g.Expect(kinds).To(Equal([]string{"MFAProvider", "MFAPolicy", "Ingress"}), "the provider first: a policy applied before its provider waits for it")
 
 	waitFor(t, &v1alpha1.MFAProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "google-authenticator"}},
 		func(g Gomega, p *v1alpha1.MFAProvider) {
@@ -80,6 +63,34 @@ func TestSamplesBecomeReady(t *testing.T) {
 		g.Expect(bundlePolicy(b, "default", "admin")).NotTo(BeNil())
 		g.Expect(bundleProvider(b, "default", "google-authenticator")).NotTo(BeNil())
 	}).WithTimeout(timeout).Should(Succeed())
+
+	expectNoWarningEvents(t, "default", "google-authenticator", "admin")
+}
+
+// kustomize renders a kustomization as `kubectl apply -k` would, in the
+// order kubectl applies the objects.
+func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, filepath.Join(assetsDir, "kubectl"), "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
+	}
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("decoding kubectl kustomize %s: %v", dir, err)
+			}
+			return objs
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
 }
 
 // TestPolicyCreateToReadyTime measures, for the record, how long one policy
@@ -162,17 +173,6 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 				})
 			},
 		},
-		{
-			name: "unknown provider, fixed by creating it",
-			policy: func(ns string) *v1alpha1.MFAPolicy {
-				return mfaPolicy(ns, "unknown-provider", "false", "totp", "later")
-			},
-			reason: v1alpha1.ReasonProviderNotFound,
-			messages: []string{
-				`rule "everyone-else" (spec.rules[1].multifactor.providers[1]): MFAProvider "later" not found in namespace`,
-			},
-			fix: func(t *testing.T, ns string, _ *v1alpha1.MFAPolicy) { create(t, totpProvider(ns, "later")) },
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,6 +200,34 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestPolicyWaitsForAProviderNotCreatedYet: a policy applied before its
+// provider is Ready=False, reason ProviderNotFound, naming the rule and
+// the field; it is not stalled and gets a Normal event, not a Warning, as
+// the provider may be on its way (the same apply, another team); the
+// provider's creation makes it Ready.
+func TestPolicyWaitsForAProviderNotCreatedYet(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, totpProvider(ns, "totp"))
+	pol := mfaPolicy(ns, "unknown-provider", "false", "totp", "later")
+	create(t, pol)
+
+	const message = `rule "everyone-else" (spec.rules[1].multifactor.providers[1]): MFAProvider "later" not found in namespace`
+	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration,
+			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound})
+		g.Expect(ready.Message).To(ContainSubstring(message))
+		g.Expect(p.Status.RuleCount).To(BeZero(), "no rule of a never-valid policy is in force")
+	})
+	expectEvent(t, ns, pol.Name, corev1.EventTypeNormal, v1alpha1.ReasonProviderNotFound, message)
+
+	create(t, totpProvider(ns, "later"))
+	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+		g.Expect(p.Status.RuleCount).To(BeEquivalentTo(2))
+	})
+	expectNoWarningEvents(t, ns, pol.Name)
 }
 
 // TestPolicyWaitsForItsProvider: a policy naming a provider that is not
@@ -343,7 +371,7 @@ func TestHostConflictsCountOnlyPoliciesInForce(t *testing.T) {
 
 	waitFor(t, waiting, func(g Gomega, p *v1alpha1.MFAPolicy) {
 		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration,
-			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound, stalled: true})
+			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound})
 	})
 	waitFor(t, valid, func(g Gomega, p *v1alpha1.MFAPolicy) {
 		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
