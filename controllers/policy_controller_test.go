@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -18,22 +19,39 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
 
 // TestSamplesBecomeReady applies config/samples as `kubectl apply -k`
 // does (kustomize's output, in its order) in the namespace "default" and
-// checks that the provider comes before the policy, that both become
-// Ready without a Warning event, and that the sample Ingress carries the
-// policy's URLs.
+// checks that every file of config/samples is in it, that the provider
+// comes before the policy, that both become Ready without a Warning
+// event, and that the sample Ingress carries the policy's URLs.
 func TestSamplesBecomeReady(t *testing.T) {
 	g := NewWithT(t)
-	objs := kustomize(t, filepath.Join(repoRoot, "config", "samples"))
+	dir := filepath.Join(repoRoot, "config", "samples")
+	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var kustomization struct {
+		Resources []string `json:"resources"`
+	}
+	g.Expect(yaml.Unmarshal(raw, &kustomization)).To(Succeed())
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, f := range files {
+		if f := filepath.Base(f); f != "kustomization.yaml" {
+			g.Expect(kustomization.Resources).To(ContainElement(f), "config/samples/%s is not in its kustomization.yaml", f)
+		}
+	}
+
+	objs := kustomize(t, dir)
 	var kinds []string
 	for _, u := range objs {
 		u.SetNamespace("default")
 		g.Expect(k8sClient.Create(ctx, u)).To(Succeed(), "%s %s", u.GetKind(), u.GetName())
+		t.Cleanup(func() { deleteAndWait(t, u) })
 		kinds = append(kinds, u.GetKind())
 	}
 	g.Expect(kinds).To(Equal([]string{"MFAProvider", "MFAPolicy", "Ingress"}), "the provider first: a policy applied before its provider waits for it")
