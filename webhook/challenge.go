@@ -10,6 +10,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
@@ -45,13 +46,13 @@ const (
 // beyond the server: the per-address limiter of form submissions.
 type challengePages struct {
 	s       *Server
-	limiter *rateLimiter[netip.Addr]
+	limiter *ratelimit.Limiter[netip.Addr]
 	duo     *duoPages
 }
 
 // registerChallengeRoutes adds the challenge pages to the server's router.
 func (s *Server) registerChallengeRoutes(mux *http.ServeMux) {
-	c := &challengePages{s: s, limiter: newRateLimiter(s.challengeRateLimit(), s.now)}
+	c := &challengePages{s: s, limiter: ratelimit.PerAddress(ratelimit.Default, s.now)}
 	c.duo = newDuoPages(c)
 	c.duo.register(mux)
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}", c.handleShow)
@@ -63,10 +64,6 @@ func (s *Server) registerChallengeRoutes(mux *http.ServeMux) {
 	// after the POST was answered) leads back to the page.
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}/{action}", c.handleFormAddress)
 }
-
-// challengeRateLimit is the limit of challenge form submissions per client
-// address.
-func (s *Server) challengeRateLimit() RateLimit { return DefaultRateLimit }
 
 // challengeRequest is one request to a challenge page, once the policy,
 // the user, the rule and the provider are known.
@@ -333,7 +330,7 @@ func (c *challengePages) showUnavailable(w http.ResponseWriter, cr *challengeReq
 // check against that user.
 func (c *challengePages) post(next func(http.ResponseWriter, *http.Request, *challengeRequest)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if ok, retry := c.limiter.allow(c.s.clientIP(r)); !ok {
+		if ok, retry := c.limiter.Allow(c.s.clientIP(r)); !ok {
 			c.s.log.Warn("challenge form rate limited", "client", c.s.clientIP(r).String(), "path", r.URL.Path)
 			c.renderMessage(w, nil, message{
 				status: http.StatusTooManyRequests, title: "Too many attempts", alert: true,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
@@ -94,11 +95,11 @@ const (
 // DuoPushRateLimit bounds the pushes one user may start: 3 a minute, in
 // bursts of 3. Each push buzzes the user's phone; more would only be
 // "push fatigue".
-var DuoPushRateLimit = RateLimit{PerMinute: 3, Burst: 3, MaxClients: 10000}
+var DuoPushRateLimit = ratelimit.Limit{PerMinute: 3, Burst: 3, MaxClients: 10000}
 
 // duoPollRateLimit bounds the waiting page's status requests per client
 // address: one every 2 seconds per open page, with room for a few pages.
-var duoPollRateLimit = RateLimit{PerMinute: 120, Burst: 30, MaxClients: 10000}
+var duoPollRateLimit = ratelimit.Limit{PerMinute: 120, Burst: 30, MaxClients: 10000}
 
 // Templates of the Duo pages (listed in mustParseTemplates).
 const (
@@ -144,8 +145,8 @@ type duoPages struct {
 	// client address; pushes limits pushes per user; polls limits status
 	// requests per client address.
 	calls  *duoCallLimiter
-	pushes *rateLimiter[duoUserKey]
-	polls  *rateLimiter[netip.Addr]
+	pushes *ratelimit.Limiter[duoUserKey]
+	polls  *ratelimit.Limiter[netip.Addr]
 	// store records the approved pushes that issued a session, for every
 	// replica: the authority on whether a push is used (claimTx).
 	store store.Store
@@ -160,8 +161,8 @@ func newDuoPages(c *challengePages) *duoPages {
 		c:       c,
 		clients: duoClients{m: map[string]*duoClientEntry{}},
 		calls:   newDuoCallLimiter(c.s.opts.DuoCallLimits, c.s),
-		pushes:  newKeyedRateLimiter[duoUserKey](DuoPushRateLimit, c.s.now),
-		polls:   newRateLimiter(duoPollRateLimit, c.s.now),
+		pushes:  ratelimit.New[duoUserKey](DuoPushRateLimit, c.s.now),
+		polls:   ratelimit.PerAddress(duoPollRateLimit, c.s.now),
 		store:   c.s.opts.Store,
 		used:    newLRU[string, struct{}](usedTxCacheSize),
 	}

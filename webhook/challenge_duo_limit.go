@@ -3,6 +3,8 @@ package webhook
 import (
 	"net/http"
 	"net/netip"
+
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 )
 
 // The calls the Duo challenge makes to Duo's preauth and auth (a push, a
@@ -25,51 +27,37 @@ type duoUserKey struct{ provider, user string }
 type DuoCallLimits struct {
 	// PerUser bounds the calls for one user of one Duo provider, whatever
 	// the client address. Zero fields take DefaultDuoUserLimit's.
-	PerUser RateLimit
+	PerUser ratelimit.Limit
 	// PerClient bounds the calls from one client address (an IPv6 /64),
 	// whatever the user. Zero fields take DefaultDuoClientLimit's.
-	PerClient RateLimit
+	PerClient ratelimit.Limit
 }
 
 var (
 	// DefaultDuoUserLimit: a burst of 5 calls to Duo per user, then one
 	// every 10 seconds. Loading the Duo page is one call, a push or a
 	// passcode another.
-	DefaultDuoUserLimit = RateLimit{PerMinute: 6, Burst: 5, MaxClients: 10000}
+	DefaultDuoUserLimit = ratelimit.Limit{PerMinute: 6, Burst: 5, MaxClients: 10000}
 	// DefaultDuoClientLimit: a burst of 20 calls to Duo per client
 	// address, then one a second, room for a shared office address.
-	DefaultDuoClientLimit = RateLimit{PerMinute: 60, Burst: 20, MaxClients: 10000}
+	DefaultDuoClientLimit = ratelimit.Limit{PerMinute: 60, Burst: 20, MaxClients: 10000}
 )
 
-// or fills the zero fields of c with def's.
-func (c RateLimit) or(def RateLimit) RateLimit {
-	if c.PerMinute <= 0 {
-		c.PerMinute = def.PerMinute
-	}
-	if c.Burst <= 0 {
-		c.Burst = def.Burst
-	}
-	if c.MaxClients <= 0 {
-		c.MaxClients = def.MaxClients
-	}
-	return c
-}
-
 func (l DuoCallLimits) withDefaults() DuoCallLimits {
-	return DuoCallLimits{PerUser: l.PerUser.or(DefaultDuoUserLimit), PerClient: l.PerClient.or(DefaultDuoClientLimit)}
+	return DuoCallLimits{PerUser: l.PerUser.Or(DefaultDuoUserLimit), PerClient: l.PerClient.Or(DefaultDuoClientLimit)}
 }
 
 // duoCallLimiter holds the allowances of DuoCallLimits.
 type duoCallLimiter struct {
-	perUser   *rateLimiter[duoUserKey]
-	perClient *rateLimiter[netip.Addr]
+	perUser   *ratelimit.Limiter[duoUserKey]
+	perClient *ratelimit.Limiter[netip.Addr]
 }
 
 func newDuoCallLimiter(l DuoCallLimits, s *Server) *duoCallLimiter {
 	l = l.withDefaults()
 	return &duoCallLimiter{
-		perUser:   newKeyedRateLimiter[duoUserKey](l.PerUser, s.now),
-		perClient: newRateLimiter(l.PerClient, s.now),
+		perUser:   ratelimit.New[duoUserKey](l.PerUser, s.now),
+		perClient: ratelimit.PerAddress(l.PerClient, s.now),
 	}
 }
 
@@ -80,10 +68,10 @@ func (d *duoPages) admitCall(w http.ResponseWriter, r *http.Request, cr *challen
 	s := d.c.s
 	client := s.clientIP(r)
 	limit := "client"
-	ok, retry := d.calls.perClient.allow(client)
+	ok, retry := d.calls.perClient.Allow(client)
 	if ok {
 		limit = "user"
-		ok, retry = d.calls.perUser.allow(duoUserKey{cr.providerKey(), cr.user()})
+		ok, retry = d.calls.perUser.Allow(duoUserKey{cr.providerKey(), cr.user()})
 	}
 	if ok {
 		return true

@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 )
 
 // TestDuoCallsAreLimitedBeforeCallingDuo: the Duo page's preauth is
@@ -166,7 +167,7 @@ func TestDuoPushAndPasscodeShareTheUsersAllowance(t *testing.T) {
 func TestDuoCallLimitsDefaults(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(DuoCallLimits{}.withDefaults()).To(Equal(DuoCallLimits{PerUser: DefaultDuoUserLimit, PerClient: DefaultDuoClientLimit}))
-	g.Expect(DuoCallLimits{PerUser: RateLimit{Burst: 2}}.withDefaults().PerUser).To(Equal(RateLimit{PerMinute: 6, Burst: 2, MaxClients: 10000}))
-	g.Expect(DefaultDuoUserLimit).To(Equal(RateLimit{PerMinute: 6, Burst: 5, MaxClients: 10000}), "a burst of 5, then one every 10 seconds")
-	g.Expect(DefaultDuoClientLimit).To(Equal(RateLimit{PerMinute: 60, Burst: 20, MaxClients: 10000}), "a burst of 20, then one a second")
+	g.Expect(DuoCallLimits{PerUser: ratelimit.Limit{Burst: 2}}.withDefaults().PerUser).To(Equal(ratelimit.Limit{PerMinute: 6, Burst: 2, MaxClients: 10000}))
+	g.Expect(DefaultDuoUserLimit).To(Equal(ratelimit.Limit{PerMinute: 6, Burst: 5, MaxClients: 10000}), "a burst of 5, then one every 10 seconds")
+	g.Expect(DefaultDuoClientLimit).To(Equal(ratelimit.Limit{PerMinute: 60, Burst: 20, MaxClients: 10000}), "a burst of 20, then one a second")
 }

@@ -23,7 +23,7 @@ func (d *duoPages) handlePush(w http.ResponseWriter, r *http.Request, cr *challe
 	if !d.admitCall(w, r, cr, "push") {
 		return
 	}
-	if ok, retry := d.pushes.allow(duoUserKey{cr.providerKey(), cr.user()}); !ok {
+	if ok, retry := d.pushes.Allow(duoUserKey{cr.providerKey(), cr.user()}); !ok {
 		d.c.s.countChallenge(cr.providerKey(), challengeRateLimited)
 		d.c.s.log.Warn("Duo push rate limited", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(), "user", cr.user())
 		d.c.renderMessage(w, cr, message{
@@ -128,7 +128,7 @@ type duoStatusAnswer struct {
 // submits the form, whose answer explains.
 func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
 	s := d.c.s
-	if ok, retry := d.polls.allow(s.clientIP(r)); !ok {
+	if ok, retry := d.polls.Allow(s.clientIP(r)); !ok {
 		w.Header().Set("Retry-After", retryAfterSeconds(retry))
 		writeDuoStatus(w, http.StatusTooManyRequests, duoStatusAnswer{Error: "too many requests"})
 		return

@@ -20,6 +20,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
@@ -484,7 +485,7 @@ func TestDuoPushesAreLimitedPerUser(t *testing.T) {
 	g := NewWithT(t)
 	// The push limit alone: the limits of calls to Duo are out of its way.
 	f := newDuoFixture(t, func(o *Options) {
-		o.DuoCallLimits = DuoCallLimits{PerUser: RateLimit{PerMinute: 600, Burst: 100}}
+		o.DuoCallLimits = DuoCallLimits{PerUser: ratelimit.Limit{PerMinute: 600, Burst: 100}}
 	})
 	b := f.browser(duotest.UserApprove)
 	push := func(b *browser) *httptest.ResponseRecorder {

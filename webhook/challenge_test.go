@@ -22,6 +22,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
@@ -628,7 +629,7 @@ func TestChallengeRateLimitsFormsPerAddress(t *testing.T) {
 	b.get(challengeURL(challengeRD))
 	form := b.form("/enroll")
 	form.Set("code", "x")
-	for i := range DefaultRateLimit.Burst {
+	for i := range ratelimit.Default.Burst {
 		w := b.post(challengePath+"/enroll", form)
 		g.Expect(w.Code).To(Equal(http.StatusUnprocessableEntity), "submission %d", i+1)
 	}

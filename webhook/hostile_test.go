@@ -20,6 +20,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 )
 
 // Known bypass classes of auth proxies, tried against the real handler
@@ -213,7 +215,7 @@ func TestHostileSpoofedAddressesDoNotDodgeTheFormRateLimit(t *testing.T) {
 			form := b.form("/enroll")
 			form.Set("code", "x")
 			var last *httptest.ResponseRecorder
-			for i := range DefaultRateLimit.Burst + 1 {
+			for i := range ratelimit.Default.Burst + 1 {
 				r := httptest.NewRequest(http.MethodPost, "https://auth.example.com"+challengePath+"/enroll", strings.NewReader(form.Encode()))
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				r.Header.Set("X-Auth-Request-Email", challengeUser)
@@ -221,7 +223,7 @@ func TestHostileSpoofedAddressesDoNotDodgeTheFormRateLimit(t *testing.T) {
 				r.RemoteAddr = tc.peer
 				last = httptest.NewRecorder()
 				f.s.Handler().ServeHTTP(last, r)
-				if i < DefaultRateLimit.Burst {
+				if i < ratelimit.Default.Burst {
 					g.Expect(last.Code).NotTo(Equal(http.StatusTooManyRequests), "submission %d", i+1)
 				}
 			}
