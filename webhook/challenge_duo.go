@@ -140,7 +140,7 @@ type duoPages struct {
 	c *challengePages
 	// clients are the Duo clients of the providers in force, rebuilt when
 	// a provider's host or credentials change.
-	clients duoClients
+	clients *duo.Clients
 	// calls limits the calls to Duo's preauth and auth per user and per
 	// client address; pushes limits pushes per user; polls limits status
 	// requests per client address.
@@ -159,7 +159,7 @@ type duoPages struct {
 func newDuoPages(c *challengePages) *duoPages {
 	return &duoPages{
 		c:       c,
-		clients: duoClients{m: map[string]*duoClientEntry{}},
+		clients: duo.NewClients(duo.WithUserAgent("mfa-operator-webhook")),
 		calls:   newDuoCallLimiter(c.s.opts.DuoCallLimits, c.s),
 		pushes:  ratelimit.New[duoUserKey](DuoPushRateLimit, c.s.now),
 		polls:   ratelimit.PerAddress(duoPollRateLimit, c.s.now),

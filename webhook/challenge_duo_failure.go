@@ -19,6 +19,25 @@ import (
 // otherwise, whoever can make Duo refuse (by flooding it) or can answer in
 // its place would switch the second factor off.
 
+// client returns the provider's client or answers with a page: a
+// configuration this server cannot use fails closed.
+func (d *duoPages) client(w http.ResponseWriter, cr *challengeRequest) (duo.Client, bool) {
+	c, err := d.clients.Get(cr.provider)
+	if err == nil {
+		return c, true
+	}
+	d.c.s.countChallenge(cr.providerKey(), challengeUnavailable)
+	d.c.s.log.Error("Duo provider unusable; failing closed", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
+		"provider", cr.providerKey(), "user", cr.user(), "error", err.Error())
+	d.c.renderMessage(w, cr, message{
+		status: http.StatusServiceUnavailable, title: "Duo is not available", alert: true,
+		text:       "Duo verification is not set up correctly, so your second step cannot be checked.",
+		details:    []string{"Tell the administrator (MFAProvider " + cr.providerKey() + ")."},
+		retryAfter: 30 * time.Second,
+	})
+	return nil, false
+}
+
 // duoRetryAfterDefault is the wait asked of the user when Duo rate limits
 // without saying for how long.
 const duoRetryAfterDefault = time.Minute

@@ -157,7 +157,7 @@ func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeDuoStatus(w, http.StatusForbidden, duoStatusAnswer{Error: "invalid or expired push"})
 		return
 	}
-	client, err := d.clients.get(cr.provider)
+	client, err := d.clients.Get(cr.provider)
 	if err != nil || d.txUsed(tx.Txid) {
 		writeDuoStatus(w, http.StatusOK, duoStatusAnswer{State: "done"})
 		return
