@@ -9,6 +9,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/internal/jwks"
 )
 
 // verifyAssertion checks an X-MFA-Assertion against the keys published at
@@ -18,14 +20,14 @@ func (f *coreFixture) verifyAssertion(token string) jwt.MapClaims {
 	g := NewWithT(f.t)
 	w := f.serve(httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
-	keys, err := parseJWKS(w.Body.Bytes())
+	keys, err := jwks.Parse(w.Body.Bytes())
 	g.Expect(err).NotTo(HaveOccurred())
 	claims := jwt.MapClaims{}
 	_, err = jwt.NewParser(jwt.WithValidMethods([]string{"ES256"}), jwt.WithTimeFunc(f.clock.Now), jwt.WithExpirationRequired()).
 		ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 			k, ok := keys[t.Header["kid"].(string)]
 			g.Expect(ok).To(BeTrue(), "kid %v published", t.Header["kid"])
-			return k.key, nil
+			return k.Key, nil
 		})
 	g.Expect(err).NotTo(HaveOccurred())
 	return claims

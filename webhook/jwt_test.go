@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/gomega"
 
+	"github.com/mfa-operator/mfa-operator/internal/jwks"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -278,13 +279,13 @@ func TestJWKSRefetchedOnUnknownKidAtMostEveryInterval(t *testing.T) {
 	ec2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	idp.publishEC("ec-2", &ec2.PublicKey)
 	tok := idp.signWith(t, jwt.SigningMethodES256, ec2, "ec-2", jwt.MapClaims{"sub": "ana"})
-	f.clock.Advance(jwksMinRefresh / 2)
+	f.clock.Advance(jwks.MinRefresh / 2)
 	for range 5 {
 		g.Expect(f.serve(req(tok)).Code).To(Equal(http.StatusUnauthorized))
 	}
 	g.Expect(idp.fetchCount()).To(Equal(fetched))
 
-	f.clock.Advance(jwksMinRefresh)
+	f.clock.Advance(jwks.MinRefresh)
 	g.Expect(f.serve(req(tok)).Code).To(Equal(http.StatusOK))
 	g.Expect(idp.fetchCount()).To(Equal(fetched + 1))
 }
@@ -308,7 +309,7 @@ func TestJWKSRefreshedWhenOldSoRemovedKeysStopWorking(t *testing.T) {
 	idp.mu.Lock()
 	idp.keys = idp.keys[1:]
 	idp.mu.Unlock()
-	f.clock.Advance(jwksMaxAge + time.Minute)
+	f.clock.Advance(jwks.MaxAge + time.Minute)
 	g.Expect(req("bob")).To(Equal(http.StatusOK)) // served with the keys known, starts the refresh
 	g.Eventually(idp.fetchCount, 10*time.Second, 10*time.Millisecond).Should(BeNumerically(">", fetched))
 	g.Eventually(func() int { return req("carol") }, 10*time.Second, 10*time.Millisecond).Should(Equal(http.StatusUnauthorized))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/internal/jwks"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
@@ -126,11 +127,11 @@ func (s *Server) publishStatus() {
 // prefetchKeys fetches, in the background, the keys of JWT issuers not
 // fetched lately, so that the first request does not wait for them.
 func (s *Server) prefetchKeys(sn *Snapshot) {
-	seen := map[*jwks]bool{}
+	seen := map[*jwks.KeySet]bool{}
 	for _, e := range sn.byName {
 		if e.verifier != nil && !seen[e.verifier.keys] {
 			seen[e.verifier.keys] = true
-			go e.verifier.keys.refreshIfOld(context.Background())
+			go e.verifier.keys.RefreshIfOld(context.Background())
 		}
 	}
 }
