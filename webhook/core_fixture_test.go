@@ -14,11 +14,10 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/webhook/store"
 )
 
@@ -129,9 +128,9 @@ func (f *coreFixture) load(yamlDocs string) {
 func bundleFromYAML(t testing.TB, yamlDocs string) *policy.Bundle {
 	t.Helper()
 	g := NewWithT(t)
-	objs := &configObjects{secrets: map[types.NamespacedName]*corev1.Secret{}}
-	g.Expect(objs.addFile("test.yaml", []byte(yamlDocs))).To(Succeed())
-	b, verdicts := policy.BuildBundle(objs.policies, objs.providers, objs.secrets, nil, policy.BuildOptions{})
+	objs := source.NewObjects()
+	g.Expect(objs.AddFile("test.yaml", []byte(yamlDocs))).To(Succeed())
+	b, verdicts := objs.Build(nil, nil)
 	for k, err := range verdicts.Policies {
 		g.Expect(err).NotTo(HaveOccurred(), "MFAPolicy %s", k)
 	}

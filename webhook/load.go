@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/mfa-operator/mfa-operator/internal/jwks"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 )
 
 // loadStatus is what /readyz reports: whether a bundle and a keyring are
@@ -33,6 +33,8 @@ type loaderState struct {
 	// keyringRaw is the stored form of the keyring in force, to skip
 	// reloading an unchanged one.
 	keyringRaw []byte
+	// dir is the standalone source, once built (see configDir).
+	dir *source.Dir
 }
 
 // applyBundle builds a snapshot from a bundle and swaps it in. A bundle that
@@ -142,12 +144,37 @@ func (s *Server) prefetchKeys(sn *Snapshot) {
 func (s *Server) watch(ctx context.Context) error {
 	switch {
 	case s.opts.ConfigDir != "":
-		return s.watchConfigDir(ctx)
+		return s.configDir().Run(ctx, (*sink)(s))
 	case s.opts.Client != nil:
-		return s.watchCluster(ctx)
+		return (&source.Cluster{Client: s.opts.Client, Namespace: s.opts.Namespace, Log: s.log}).Run(ctx, (*sink)(s))
 	}
 	return errors.New("no configuration source: set --config-dir (standalone) or run in a cluster")
 }
+
+// configDir is the standalone source of Options.ConfigDir.
+func (s *Server) configDir() *source.Dir {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if s.loader.dir == nil {
+		s.loader.dir = &source.Dir{ConfigDir: s.opts.ConfigDir, DataDir: s.opts.DataDir, IdentityHeaders: s.opts.IdentityHeaders, Now: s.now, Log: s.log}
+	}
+	return s.loader.dir
+}
+
+// reloadConfigDir loads the config directory once.
+func (s *Server) reloadConfigDir() { s.configDir().Reload((*sink)(s)) }
+
+// sink is the server as the sources see it.
+type sink Server
+
+func (k *sink) ApplyBundle(b *policy.Bundle, hash, origin string) error {
+	return (*Server)(k).applyBundle(b, hash, origin)
+}
+func (k *sink) ApplyKeyring(raw []byte, origin string) error {
+	return (*Server)(k).applyKeyring(raw, origin)
+}
+func (k *sink) RefuseBundle(err error)  { (*Server)(k).refuseBundle(err) }
+func (k *sink) RefuseKeyring(err error) { (*Server)(k).refuseKeyring(err) }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -195,10 +222,4 @@ func shortHash(h string) string {
 		return h[:12]
 	}
 	return h
-}
-
-// retryDelay is a capped exponential backoff.
-func retryDelay(attempt int) time.Duration {
-	d := time.Second << min(attempt, 5)
-	return min(d, 30*time.Second)
 }

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 )
 
 // standalonePolicy is an MFAPolicy apps/app for app.example.com whose only
@@ -74,12 +75,12 @@ func TestStandaloneLoadsConfigDirAndGeneratesKeyring(t *testing.T) {
 	g.Expect(body).To(HavePrefix("ok: bundle "))
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 
-	fi, err := os.Stat(filepath.Join(f.s.opts.DataDir, keyringFileName))
+	fi, err := os.Stat(filepath.Join(f.s.opts.DataDir, source.KeyringFileName))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(fi.Mode().Perm()).To(Equal(os.FileMode(0o600)))
 	// The same keyring is read back next time.
-	raw, _ := os.ReadFile(filepath.Join(f.s.opts.DataDir, keyringFileName))
-	again, err := f.s.readOrCreateKeyring()
+	raw, _ := os.ReadFile(filepath.Join(f.s.opts.DataDir, source.KeyringFileName))
+	again, err := f.s.configDir().ReadOrCreateKeyring()
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(again).To(Equal(raw))
 }
@@ -159,7 +160,7 @@ func TestBundleSecretThatDoesNotCompileIsRefusedWhole(t *testing.T) {
 	code, _ := f.readyz()
 	g.Expect(code).To(Equal(http.StatusServiceUnavailable)) // a keyring but no bundle yet
 
-	f.s.applySecret(secret(data, hash))
+	source.ApplySecret((*sink)(f.s), secret(data, hash))
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 
 	// A bundle whose second policy does not compile: nothing of it is used.
@@ -172,14 +173,14 @@ func TestBundleSecretThatDoesNotCompileIsRefusedWhole(t *testing.T) {
 	bad.Policies = append(bad.Policies, broken)
 	badData, badHash, err := bad.Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
-	f.s.applySecret(secret(badData, badHash))
+	source.ApplySecret((*sink)(f.s), secret(badData, badHash))
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 	code, body := f.readyz()
 	g.Expect(code).To(Equal(http.StatusOK))
 	g.Expect(body).To(And(ContainSubstring("with warnings"), ContainSubstring("MFAPolicy apps/broken"), ContainSubstring("spec.rules[0].when")))
 
 	// Not JSON at all.
-	f.s.applySecret(secret([]byte("{not json"), "x"))
+	source.ApplySecret((*sink)(f.s), secret([]byte("{not json"), "x"))
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 	_, body = f.readyz()
 	g.Expect(body).To(ContainSubstring("decoding bundle"))
@@ -188,7 +189,7 @@ func TestBundleSecretThatDoesNotCompileIsRefusedWhole(t *testing.T) {
 func TestKeyringThatDoesNotParseIsRefused(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, standalonePolicy("Allow"))
-	f.s.applySecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: "mfa-system"},
+	source.ApplySecret((*sink)(f.s), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: "mfa-system"},
 		Data: map[string][]byte{policy.KeyringKey: []byte(`{"symmetricKeys":[],"signingKeys":[]}`)}})
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 	code, body := f.readyz()
