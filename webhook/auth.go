@@ -191,27 +191,21 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	_, ip := s.clientAddr(r, peer)
 	buildRequest(r, e, orig, ip, now, &st.req)
 	st.vars = policy.Vars{User: &id.User, Request: &st.req}
-	rule, err := e.compiled.Decide(&st.vars)
-	d.rule = rule
+	v, err := e.judge(&st.vars)
+	d.rule = v.rule
 	if err != nil {
 		d.result, d.err, d.reason = decisionError, err, "rule evaluation failed"
 		return d
 	}
-	action := e.compiled.Default
-	var ri *ruleInfo
-	if rule != nil {
-		action = rule.Action
-		ri = e.ruleInfo(rule)
-	}
-	switch action {
+	switch v.action {
 	case v1alpha1.ActionAllow:
 		d.result = decisionAllow
 	case v1alpha1.ActionRequireMFA:
-		if ri == nil || len(ri.providerKeys) == 0 {
+		if v.info == nil || len(v.info.providerKeys) == 0 {
 			d.result, d.reason = decisionError, "none of the rule's providers is in force"
 			return d
 		}
-		c, ok := s.checkSession(r, snap.Keyring, ri, id, now)
+		c, ok := s.checkSession(r, snap.Keyring, v.info, id, now)
 		if !ok {
 			d.result, d.location, d.reason = decisionChallenge, s.challengeURL(e, orig.raw), "second factor required"
 			d.user = id.User.ID
@@ -335,20 +329,38 @@ func (d *decision) attrs() []slog.Attr {
 	return a
 }
 
-// requiredRule evaluates the policy for the request the browser will be
-// sent back to (original, from rd) and returns the RequireMFA rule that
+// verdict is what a policy's rules decide for one request.
+type verdict struct {
+	action v1alpha1.Action
+	// rule is the rule that decided; nil when the default did.
+	rule *policy.CompiledRule
+	// info is what the policy entry knows of rule (its providers in
+	// force); nil when the default decided.
+	info *ruleInfo
+}
+
+// judge evaluates the policy's rules: the first rule whose condition holds
+// decides, else the policy's default. /auth and the challenge pages both
+// judge with it. On an error, rule is the rule that failed.
+func (e *policyEntry) judge(vars *policy.Vars) (verdict, error) {
+	rule, err := e.compiled.Decide(vars)
+	v := verdict{action: e.compiled.Default, rule: rule}
+	if err != nil {
+		return v, err
+	}
+	if rule != nil {
+		v.action, v.info = rule.Action, e.ruleInfo(rule)
+	}
+	return v, nil
+}
+
+// requiredRule judges the request the browser will be sent back to
+// (original, from rd) as /auth would, and returns the RequireMFA rule that
 // asks for a second factor. nil, nil: no second factor is needed;
 // ErrDenied: a rule or the default denies; any other error: fail closed.
-func (s *Server) requiredRule(r *http.Request, p *policy.CompiledPolicy, id *Identity, original *url.URL) (*policy.CompiledRule, error) {
+func (s *Server) requiredRule(r *http.Request, e *policyEntry, id *Identity, original *url.URL) (*ruleInfo, error) {
 	if id == nil {
 		return nil, ErrDenied
-	}
-	e := s.snapshot().entryOf(p)
-	if e == nil {
-		var err error
-		if e, err = s.newPolicyEntry(p, nil); err != nil {
-			return nil, err
-		}
 	}
 	var st authState
 	if err := parseOriginalURL(original.String(), http.MethodGet, s.paths, &st.orig); err != nil {
@@ -356,17 +368,13 @@ func (s *Server) requiredRule(r *http.Request, p *policy.CompiledPolicy, id *Ide
 	}
 	_, ip := s.clientAddr(r, peerAddr(r))
 	buildRequest(r, e, &st.orig, ip, s.now(), &st.req)
-	rule, err := p.Decide(&policy.Vars{User: &id.User, Request: &st.req})
+	v, err := e.judge(&policy.Vars{User: &id.User, Request: &st.req})
 	if err != nil {
 		return nil, err
 	}
-	action := p.Default
-	if rule != nil {
-		action = rule.Action
-	}
-	switch action {
+	switch v.action {
 	case v1alpha1.ActionRequireMFA:
-		return rule, nil
+		return v.info, nil
 	case v1alpha1.ActionAllow:
 		return nil, nil
 	}

@@ -275,7 +275,7 @@ spec:
 
 func TestRequiredRuleForTheReturnURL(t *testing.T) {
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	p := f.s.snapshot().Policy("apps", "admin")
+	e := f.s.snapshot().entry("apps", "admin")
 	tests := []struct {
 		rd       string
 		groups   []string
@@ -295,17 +295,17 @@ func TestRequiredRuleForTheReturnURL(t *testing.T) {
 			id := headerIdentity(ana)
 			id.User.Groups = tt.groups
 			u, _ := url.Parse(tt.rd)
-			rule, err := f.s.requiredRule(r, p, id, u)
+			ri, err := f.s.requiredRule(r, e, id, u)
 			if tt.wantErr != nil {
 				g.Expect(err).To(MatchError(tt.wantErr))
 				return
 			}
 			g.Expect(err).NotTo(HaveOccurred())
 			if tt.wantRule == "" {
-				g.Expect(rule).To(BeNil())
+				g.Expect(ri).To(BeNil())
 			} else {
-				g.Expect(rule).NotTo(BeNil())
-				g.Expect(rule.Name).To(Equal(tt.wantRule))
+				g.Expect(ri).NotTo(BeNil())
+				g.Expect(ri.rule.Name).To(Equal(tt.wantRule))
 			}
 		})
 	}

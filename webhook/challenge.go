@@ -46,13 +46,22 @@ const (
 // beyond the server: the per-address limiter of form submissions.
 type challengePages struct {
 	s       *Server
+	csrf    *csrfGuard
 	limiter *ratelimit.Limiter[netip.Addr]
 	duo     *duoPages
 }
 
 // registerChallengeRoutes adds the challenge pages to the server's router.
 func (s *Server) registerChallengeRoutes(mux *http.ServeMux) {
-	c := &challengePages{s: s, limiter: ratelimit.PerAddress(ratelimit.Default, s.now)}
+	publicHost := ""
+	if s.publicURL != nil {
+		publicHost = s.publicURL.Host
+	}
+	c := &challengePages{
+		s:       s,
+		csrf:    newCSRFGuard(s.opts.InsecureCookies, publicHost, s.now),
+		limiter: ratelimit.PerAddress(ratelimit.Default, s.now),
+	}
 	c.duo = newDuoPages(c)
 	c.duo.register(mux)
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}", c.handleShow)
@@ -68,6 +77,10 @@ func (s *Server) registerChallengeRoutes(mux *http.ServeMux) {
 // challengeRequest is one request to a challenge page, once the policy,
 // the user, the rule and the provider are known.
 type challengeRequest struct {
+	// snap is the configuration the request is served with, read once;
+	// entry is the policy in it.
+	snap     *Snapshot
+	entry    *policyEntry
 	policy   *policy.CompiledPolicy
 	id       *Identity
 	rd       string // validated; where the browser goes afterwards
@@ -137,8 +150,8 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		return nil, false
 	}
 	ns, name := r.PathValue("namespace"), r.PathValue("policy")
-	p := snap.Policy(ns, name)
-	if p == nil {
+	e := snap.entry(ns, name)
+	if e == nil {
 		c.renderMessage(w, nil, message{
 			status: http.StatusNotFound, title: "Sign-in page not found", alert: true,
 			text:    "This two-step verification page is not configured.",
@@ -146,14 +159,15 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		})
 		return nil, false
 	}
-	cr := &challengeRequest{policy: p}
+	p := e.compiled
+	cr := &challengeRequest{snap: snap, entry: e, policy: p}
 	cr.rd = s.safeRedirect(params.Get(paramRedirect), p)
 	rdURL, rdErr := url.Parse(cr.rd)
 	if rdErr == nil {
 		cr.appHost = rdURL.Host
 	}
 
-	id, err := s.identify(r, p)
+	id, err := s.identifyWith(r, e, nil)
 	if err != nil || id == nil || id.User.ID == "" {
 		if err != nil {
 			s.log.Info("challenge identity refused", "policy", ns+"/"+name, "error", err)
@@ -178,7 +192,7 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		})
 		return nil, false
 	}
-	rule, err := s.requiredRule(r, p, id, rdURL)
+	ri, err := s.requiredRule(r, e, id, rdURL)
 	switch {
 	case errors.Is(err, ErrDenied):
 		c.renderMessage(w, cr, message{
@@ -194,7 +208,7 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 			details: []string{"Try again later. If it keeps happening, tell the administrator (MFAPolicy " + p.Namespace + "/" + p.Name + ")."},
 		})
 		return nil, false
-	case rule == nil:
+	case ri == nil:
 		// No second factor is needed for rd (any more). A page rather than
 		// a redirect: should /auth see the request differently (another
 		// client address through a misconfigured proxy), an automatic
@@ -207,13 +221,10 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		})
 		return nil, false
 	}
+	rule := ri.rule
 	cr.rule = rule
-	if e := snap.entryOf(p); e != nil {
-		if ri := e.ruleInfo(rule); ri != nil {
-			for _, k := range ri.providerKeys {
-				cr.choices = append(cr.choices, snap.Providers[k])
-			}
-		}
+	for _, k := range ri.providerKeys {
+		cr.choices = append(cr.choices, snap.Providers[k])
 	}
 	if len(cr.choices) == 0 {
 		s.log.Error("no provider of the rule is in force", "policy", p.Namespace+"/"+p.Name, "rule", rule.Name, "providers", rule.Providers)
@@ -351,7 +362,7 @@ func (c *challengePages) post(next func(http.ResponseWriter, *http.Request, *cha
 		if !ok {
 			return
 		}
-		if err := c.s.checkCSRF(r, cr.user()); err != nil {
+		if err := c.csrf.check(r, cr.snap.Keyring, cr.user()); err != nil {
 			c.s.log.Warn("challenge form refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "user", cr.user(), "reason", err.Error())
 			text := "This form could not be accepted because it did not come from this page in this browser."
 			if errors.Is(err, errCSRFExpired) {

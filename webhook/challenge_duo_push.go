@@ -148,7 +148,7 @@ func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeDuoStatus(w, http.StatusBadRequest, duoStatusAnswer{Error: "not a Duo provider"})
 		return
 	}
-	if err := s.checkCSRF(r, cr.user()); err != nil {
+	if err := d.c.csrf.check(r, cr.snap.Keyring, cr.user()); err != nil {
 		writeDuoStatus(w, http.StatusForbidden, duoStatusAnswer{Error: "invalid form token"})
 		return
 	}

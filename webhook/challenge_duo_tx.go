@@ -62,8 +62,8 @@ func duoTxAAD(cr *challengeRequest, browserID []byte) []byte {
 }
 
 func (d *duoPages) sealTx(r *http.Request, cr *challengeRequest, tx duoTx) (string, error) {
-	kr := d.c.s.keyring()
-	browserID := d.c.s.csrfBrowserID(r)
+	kr := cr.snap.Keyring
+	browserID := d.c.csrf.browserID(r)
 	if kr == nil || browserID == nil {
 		return "", errors.New("sealing a Duo push: no keyring or no CSRF cookie")
 	}
@@ -79,8 +79,8 @@ func (d *duoPages) sealTx(r *http.Request, cr *challengeRequest, tx duoTx) (stri
 // openTxToken opens the sealed push of the form.
 func (d *duoPages) openTxToken(r *http.Request, cr *challengeRequest) (*duoTx, error) {
 	token := r.PostForm.Get(paramTx)
-	kr := d.c.s.keyring()
-	browserID := d.c.s.csrfBrowserID(r)
+	kr := cr.snap.Keyring
+	browserID := d.c.csrf.browserID(r)
 	if token == "" || len(token) > maxTxToken || kr == nil || browserID == nil {
 		return nil, errDuoTxInvalid
 	}

@@ -68,7 +68,7 @@ func (c *challengePages) showEnroll(w http.ResponseWriter, r *http.Request, cr *
 	params := totp.ParamsFrom(cr.provider.Spec.TOTP)
 	// The pending secret is bound to this browser: another browser, even
 	// with the same first factor, never sees it.
-	browser := c.s.ensureCSRFCookie(w, r)
+	browser := c.csrf.ensureCookie(w, r)
 	uri, secret, err := c.s.totp.BeginEnrollment(r.Context(), cr.enrollment(), browser, params)
 	if errors.Is(err, totp.ErrAlreadyEnrolled) {
 		// Confirmed meanwhile (another tab): the code form is next.
@@ -108,7 +108,7 @@ func (c *challengePages) formPage(w http.ResponseWriter, r *http.Request, cr *ch
 	p := &page{
 		AppHost:  cr.appHost,
 		User:     cr.userLabel(),
-		CSRF:     c.s.csrfToken(w, r, cr.user()),
+		CSRF:     c.csrf.token(w, r, cr.snap.Keyring, cr.user()),
 		RD:       cr.rd,
 		Provider: choiceName(cr.policy, cr.provider),
 	}
@@ -125,7 +125,7 @@ func (c *challengePages) handleEnroll(w http.ResponseWriter, r *http.Request, cr
 	if !ok {
 		return
 	}
-	codes, err := c.s.totp.ConfirmEnrollment(r.Context(), cr.enrollment(), c.s.csrfBrowserID(r), code)
+	codes, err := c.s.totp.ConfirmEnrollment(r.Context(), cr.enrollment(), c.csrf.browserID(r), code)
 	switch {
 	case err == nil:
 	case errors.Is(err, totp.ErrAlreadyEnrolled), errors.Is(err, totp.ErrNoPending):

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
-	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
 // Identity sources.
@@ -32,24 +31,11 @@ func newHeaderSource(h *v1alpha1.HeaderIdentity) *headerSource {
 	return hs
 }
 
-// identify finds the user of a request through the policy's identity
+// identifyWith finds the user of a request through the policy's identity
 // source; nil, nil means no identity (answer 401). Header identities are
 // believed only from a trusted proxy; a JWT is verified against the
-// issuer's keys wherever it comes from.
-func (s *Server) identify(r *http.Request, p *policy.CompiledPolicy) (*Identity, error) {
-	e := s.snapshot().entryOf(p)
-	if e == nil {
-		// A policy from an older snapshot: derive what is needed now.
-		var err error
-		if e, err = s.newPolicyEntry(p, nil); err != nil {
-			return nil, err
-		}
-	}
-	return s.identifyWith(r, e, nil)
-}
-
-// identifyWith is identify for a policy entry; a header identity is put in
-// buf when given (the hot path's per-request state), so that it costs no
+// issuer's keys wherever it comes from. A header identity is put in buf
+// when given (the hot path's per-request state), so that it costs no
 // allocation of its own.
 func (s *Server) identifyWith(r *http.Request, e *policyEntry, buf *Identity) (*Identity, error) {
 	return s.identifyFrom(r, e, buf, e.header != nil && s.fromTrustedProxy(r))

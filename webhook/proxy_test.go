@@ -58,17 +58,17 @@ func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 func TestUntrustedPeerGetsNoHeaderIdentity(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	p := f.s.snapshot().Policy("apps", "admin")
+	e := f.s.snapshot().entry("apps", "admin")
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("X-Auth-Request-Email", ana)
 
 	r.RemoteAddr = coreClientAddr
-	id, err := f.s.identify(r, p)
+	id, err := f.s.identifyWith(r, e, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id).To(BeNil())
 
 	r.RemoteAddr = coreProxyAddr
-	id, err = f.s.identify(r, p)
+	id, err = f.s.identifyWith(r, e, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id.User.ID).To(Equal(ana))
 	g.Expect(id.Source).To(Equal(SourceHeader))

@@ -89,10 +89,15 @@ func emptySnapshot() *Snapshot {
 
 // Policy returns the policy namespace/name, or nil.
 func (sn *Snapshot) Policy(namespace, name string) *policy.CompiledPolicy {
-	if e := sn.byName[policyName{namespace, name}]; e != nil {
+	if e := sn.entry(namespace, name); e != nil {
 		return e.compiled
 	}
 	return nil
+}
+
+// entry returns the entry of the policy namespace/name, or nil.
+func (sn *Snapshot) entry(namespace, name string) *policyEntry {
+	return sn.byName[policyName{namespace, name}]
 }
 
 // PolicyForHost returns the policy serving host on host-based lookup, or
@@ -174,13 +179,9 @@ func (sn *Snapshot) withKeyring(kr *keyring.Keyring) *Snapshot {
 	return &c
 }
 
-// newPolicyEntry derives what the hot path needs of a compiled policy.
-// providers may be nil (a policy from an older snapshot): then the
-// providers in force now are used.
+// newPolicyEntry derives what the hot path needs of a compiled policy,
+// with the providers in force of its snapshot.
 func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]*policy.BundleProvider) (*policyEntry, error) {
-	if providers == nil {
-		providers = s.snapshot().Providers
-	}
 	e := &policyEntry{
 		compiled:    cp,
 		key:         cp.Namespace + "/" + cp.Name,
