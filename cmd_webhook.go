@@ -31,7 +31,8 @@ import (
 func runWebhook(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
 	common := addCommonFlags(fs)
-	listen := stringFlag(fs, "listen", ":8080", "address to serve on")
+	listen := stringFlag(fs, "listen", ":8080", "address to serve the auth endpoints and the pages on")
+	metricsAddr := stringFlag(fs, "metrics-addr", ":9090", "address to serve Prometheus metrics (/metrics) on, apart from --listen (0 or empty: none)")
 	configDir := stringFlag(fs, "config-dir", "", "standalone mode: directory of MFAPolicy, MFAProvider and Secret YAML/JSON files, reloaded on change")
 	dataDir := stringFlag(fs, "data-dir", "mfa-data", "standalone mode: directory of the keyring (keyring.json, generated when absent) and the enrolment store (enrollments.db)")
 	maxFailures := stringFlag(fs, "lockout-max-failures", "5", "failed second-factor attempts within --lockout-window that lock a user out")
@@ -82,6 +83,7 @@ func runWebhook(ctx context.Context, args []string) error {
 		TrustXRealIP:        *common.trustXRealIP,
 		AllowAmbiguousPaths: *common.ambiguousPaths,
 		ListenAddr:          *listen,
+		MetricsAddr:         *metricsAddr,
 		ConfigDir:           *configDir,
 		DataDir:             *dataDir,
 		Logger:              log,

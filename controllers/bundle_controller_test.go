@@ -110,7 +110,8 @@ func TestChallengeServerObjects(t *testing.T) {
 	c := dep.Spec.Template.Spec.Containers[0]
 	g.Expect(c.Image).To(Equal("mfa-operator:test"))
 	g.Expect(c.Args).To(Equal([]string{"webhook", "--namespace=mfa-system", "--public-url=https://auth.example.com",
-		"--cookie-domain=example.com", "--trusted-proxies=10.0.0.0/8", "--insecure-cookies=false", "--identity-headers=*", "--trust-x-real-ip=false", "--allow-ambiguous-paths=false"}))
+		"--cookie-domain=example.com", "--trusted-proxies=10.0.0.0/8", "--insecure-cookies=false", "--identity-headers=*", "--trust-x-real-ip=false", "--allow-ambiguous-paths=false", "--metrics-addr=:9090"}))
+	g.Expect(c.Ports).To(ContainElement(HaveField("Name", "metrics")))
 
 	svc := &corev1.Service{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: opts.Namespace, Name: controllers.ChallengeName}, svc)).To(Succeed())

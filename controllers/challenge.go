@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -56,6 +57,7 @@ func ChallengeArgs(o Options) []string {
 		"--identity-headers=" + o.identityHeadersFlag(),
 		"--trust-x-real-ip=" + strconv.FormatBool(o.TrustXRealIP),
 		"--allow-ambiguous-paths=" + strconv.FormatBool(o.AmbiguousPaths),
+		fmt.Sprintf("--metrics-addr=:%d", ChallengeMetricsPort),
 	}
 }
 
@@ -99,7 +101,15 @@ func ChallengeDeployment(o Options) *appsv1.Deployment {
 				},
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				ObjectMeta: metav1.ObjectMeta{
+					Labels: podLabels,
+					Annotations: map[string]string{
+						// For Prometheus' usual pod discovery.
+						"prometheus.io/scrape": "true",
+						"prometheus.io/port":   strconv.Itoa(ChallengeMetricsPort),
+						"prometheus.io/path":   "/metrics",
+					},
+				},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: ChallengeName,
 					SecurityContext: &corev1.PodSecurityContext{
@@ -118,7 +128,10 @@ func ChallengeDeployment(o Options) *appsv1.Deployment {
 						Name:  "challenge",
 						Image: image,
 						Args:  ChallengeArgs(o),
-						Ports: []corev1.ContainerPort{{Name: ChallengePortName, ContainerPort: ChallengePort, Protocol: corev1.ProtocolTCP}},
+						Ports: []corev1.ContainerPort{
+							{Name: ChallengePortName, ContainerPort: ChallengePort, Protocol: corev1.ProtocolTCP},
+							{Name: ChallengeMetricsPortName, ContainerPort: ChallengeMetricsPort, Protocol: corev1.ProtocolTCP},
+						},
 						// The Go runtime collects harder as the heap nears the
 						// container's memory limit instead of being killed.
 						Env: []corev1.EnvVar{{
@@ -162,7 +175,8 @@ func ChallengeDeployment(o Options) *appsv1.Deployment {
 }
 
 // ChallengeService is the challenge server's Service: port 80 to the
-// container's http port.
+// container's http port, and nothing else (the front doors' address; the
+// metrics port is not on it).
 func ChallengeService(o Options) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: ChallengeName, Namespace: o.Namespace, Labels: labels(ChallengeName, "challenge-server")},

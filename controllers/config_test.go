@@ -8,6 +8,12 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mfa-operator/mfa-operator/controllers"
 )
 
 // TestKustomizeDefaultIsAcceptedByAPIServer: `kubectl apply -k
@@ -34,6 +40,7 @@ func TestKustomizeDefaultIsAcceptedByAPIServer(t *testing.T) {
 		"rolebinding.rbac.authorization.k8s.io/mfa-challenge",
 		"serviceaccount/mfa-challenge",
 		"deployment.apps/mfa-operator",
+		"networkpolicy.networking.k8s.io/mfa-challenge",
 	} {
 		g.Expect(string(out)).To(ContainSubstring(want))
 	}
@@ -52,4 +59,40 @@ func TestMissingControlPlaneSaysMakeControlPlane(t *testing.T) {
 		ContainSubstring(filepath.Join(root, "bin", "k8s", "v1.99.1")),
 		ContainSubstring("run `make control-plane`"),
 	)))
+}
+
+// TestNetworkPolicyFitsTheChallengeServer: the NetworkPolicy of
+// config/network-policy selects the pods the controller creates and names
+// their ports: one namespace (the front doors') the page port, another
+// (monitoring) the metrics port, nothing else.
+func TestNetworkPolicyFitsTheChallengeServer(t *testing.T) {
+	g := NewWithT(t)
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "network-policy", "challenge_network_policy.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var np networkingv1.NetworkPolicy
+	g.Expect(yaml.UnmarshalStrict(raw, &np)).To(Succeed())
+
+	d := controllers.ChallengeDeployment(controllers.Options{Namespace: "mfa-system"})
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sel.Matches(labels.Set(d.Spec.Template.Labels))).To(BeTrue(), "the policy selects the challenge pods")
+	g.Expect(sel.Matches(labels.Set{"app.kubernetes.io/name": "mfa-operator", "app.kubernetes.io/part-of": "mfa-operator"})).To(BeFalse(),
+		"and not the controller's")
+	g.Expect(np.Spec.PolicyTypes).To(Equal([]networkingv1.PolicyType{networkingv1.PolicyTypeIngress}))
+
+	containerPorts := map[string]bool{}
+	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+		containerPorts[p.Name] = true
+	}
+	// One rule per port: the page port's clients never read the metrics.
+	var ports []string
+	for _, rule := range np.Spec.Ingress {
+		g.Expect(rule.From).To(HaveLen(1))
+		g.Expect(rule.From[0].PodSelector).To(BeNil())
+		g.Expect(rule.From[0].NamespaceSelector.MatchLabels).To(HaveKeyWithValue("kubernetes.io/metadata.name", Not(BeEmpty())))
+		g.Expect(rule.Ports).To(HaveLen(1))
+		g.Expect(containerPorts).To(HaveKey(rule.Ports[0].Port.String()), "a port of the challenge container")
+		ports = append(ports, rule.Ports[0].Port.String())
+	}
+	g.Expect(ports).To(ConsistOf(controllers.ChallengePortName, controllers.ChallengeMetricsPortName))
 }

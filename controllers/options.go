@@ -18,6 +18,11 @@ const (
 	ChallengePortName = "http"
 	// ChallengePort is the challenge server's container port.
 	ChallengePort = 8080
+	// ChallengeMetricsPortName and ChallengeMetricsPort are the container
+	// port of the challenge server's metrics (--metrics-addr). The Service
+	// does not expose it: Prometheus scrapes the pods.
+	ChallengeMetricsPortName = "metrics"
+	ChallengeMetricsPort     = 9090
 	// DefaultWebhookImage is the challenge server's image when neither
 	// --webhook-image nor MFA_WEBHOOK_IMAGE says otherwise.
 	DefaultWebhookImage = "mfa-operator:latest"

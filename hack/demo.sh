@@ -19,6 +19,7 @@
 #   DEMO_STATE [tmp/demo]   state: certificates, etcd data, logs, pid files
 #   DEMO_HOST [app.localhost] DEMO_PORT [18080]   where nginx serves the app
 #   DEMO_WEBHOOK_PORT [18090] DEMO_APP_PORT [18070]
+#   DEMO_WEBHOOK_METRICS_PORT [18093]   the challenge server's /metrics
 #   DEMO_METRICS_PORT [18091] DEMO_PROBE_PORT [18092]   the controller's
 #   DEMO_APISERVER_PORT [16443] DEMO_ETCD_PORT [12379] DEMO_ETCD_PEER_PORT [12380]
 #   DEMO_NAMESPACE [mfa-system]  the operator's namespace
@@ -50,6 +51,7 @@ demo_settings() {
   DEMO_HOST=${DEMO_HOST:-app.localhost}
   DEMO_PORT=${DEMO_PORT:-18080}
   DEMO_WEBHOOK_PORT=${DEMO_WEBHOOK_PORT:-18090}
+  DEMO_WEBHOOK_METRICS_PORT=${DEMO_WEBHOOK_METRICS_PORT:-18093}
   DEMO_APP_PORT=${DEMO_APP_PORT:-18070}
   DEMO_METRICS_PORT=${DEMO_METRICS_PORT:-18091}
   DEMO_PROBE_PORT=${DEMO_PROBE_PORT:-18092}
@@ -226,7 +228,8 @@ start_webhook() {
   local flags
   mapfile -t flags < <(common_flags)
   KUBECONFIG=$STATE/kubeconfig-webhook start_proc webhook "$DEMO_BIN" webhook "${flags[@]}" \
-    --listen="127.0.0.1:$DEMO_WEBHOOK_PORT"
+    --listen="127.0.0.1:$DEMO_WEBHOOK_PORT" \
+    --metrics-addr="127.0.0.1:$DEMO_WEBHOOK_METRICS_PORT"
   wait_for webhook "the challenge server's /readyz" 90 http_ok "http://127.0.0.1:$DEMO_WEBHOOK_PORT/readyz"
 }
 
@@ -349,6 +352,7 @@ DEMO_PASSWORD=$DEMO_PASSWORD
 DEMO_USER2=$DEMO_USER2
 DEMO_PASSWORD2=$DEMO_PASSWORD2
 DEMO_WEBHOOK_URL=http://127.0.0.1:$DEMO_WEBHOOK_PORT
+DEMO_WEBHOOK_METRICS_URL=http://127.0.0.1:$DEMO_WEBHOOK_METRICS_PORT
 DEMO_APP_URL=http://127.0.0.1:$DEMO_APP_PORT
 DEMO_METRICS_URL=http://127.0.0.1:$DEMO_METRICS_PORT
 DEMO_PROBE_URL=http://127.0.0.1:$DEMO_PROBE_PORT
@@ -356,6 +360,7 @@ DEMO_SIGNIN_URL=${DEMO_SIGNIN_URL:-$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME}
 DEMO_AUTH_URL=${DEMO_AUTH_URL:-http://127.0.0.1:$DEMO_WEBHOOK_PORT/auth/$POLICY_NS/$POLICY_NAME}
 DEMO_AUTH_RESPONSE_HEADERS=${DEMO_AUTH_RESPONSE_HEADERS:-X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion}
 DEMO_WEBHOOK_PORT=$DEMO_WEBHOOK_PORT
+DEMO_WEBHOOK_METRICS_PORT=$DEMO_WEBHOOK_METRICS_PORT
 DEMO_APP_PORT=$DEMO_APP_PORT
 DEMO_METRICS_PORT=$DEMO_METRICS_PORT
 DEMO_PROBE_PORT=$DEMO_PROBE_PORT
@@ -447,7 +452,7 @@ demo_up() {
   rm -f "$STATE/stopping" "$STATE"/pids/*.restarting
   local ports=()
   if wants controller; then ports+=(DEMO_METRICS_PORT DEMO_PROBE_PORT); fi
-  if wants webhook; then ports+=(DEMO_WEBHOOK_PORT); fi
+  if wants webhook; then ports+=(DEMO_WEBHOOK_PORT DEMO_WEBHOOK_METRICS_PORT); fi
   if wants sampleapp; then ports+=(DEMO_APP_PORT); fi
   if wants nginx; then ports+=(DEMO_PORT); fi
   require_free_ports "${ports[@]}"

@@ -43,7 +43,7 @@ func FuzzSessionCookie(f *testing.F) {
 	for _, seed := range []string{
 		whole, session, session[:len(session)-1], session + "A", `mfa_session="` + strings.TrimPrefix(session, "mfa_session=") + `"`,
 		"other=1; " + whole, "mfa_session=; mfa_remember=", "mfa_session=" + strings.Repeat("A", 200),
-		"mfa_session=x; mfa_session=y; mfa_session=z; mfa_session=w; " + session, ";;;=;", "mfa_session2=" + strings.TrimPrefix(session, "mfa_session="),
+		"mfa_session=x; mfa_session=y; mfa_session=z; mfa_session=w; " + session, strings.Repeat("mfa_session=AQIDBAUGBwgJ; ", 20) + session, ";;;=;", "mfa_session2=" + strings.TrimPrefix(session, "mfa_session="),
 		" MFA_SESSION=" + strings.TrimPrefix(session, "mfa_session="), "",
 	} {
 		f.Add(seed)
@@ -55,18 +55,13 @@ func FuzzSessionCookie(f *testing.F) {
 		if w.Code != http.StatusOK && w.Code != http.StatusUnauthorized {
 			t.Fatalf("Cookie %q: status %d", cookie, w.Code)
 		}
-		// One pass for both names finds what a pass for each finds.
-		var both [2][maxCookiesPerName]string
-		na, nb := cookieValuesOf(r, SessionCookieName, RememberCookieName, both[0][:], both[1][:])
 		opened := false
-		for i, name := range []string{SessionCookieName, RememberCookieName} {
+		for _, name := range []string{SessionCookieName, RememberCookieName} {
 			var values [maxCookiesPerName]string
 			n := cookieValues(r, name, values[:])
-			if got := both[i][:[2]int{na, nb}[i]]; !slices.Equal(got, values[:n]) {
-				t.Fatalf("Cookie %q: %s values %q in one pass, %q alone", cookie, name, got, values[:n])
-			}
 			for _, v := range values[:n] {
-				if fx.s.openSession(fx.s.keyring(), name, v, fx.clock.Now()) == nil {
+				var budget cookieBudget
+				if fx.s.openWithin(fx.s.keyring(), name, v, fx.clock.Now(), &budget) == nil {
 					continue
 				}
 				b, err := base64.RawURLEncoding.DecodeString(v)

@@ -339,7 +339,7 @@ func hostileListener(t *testing.T) (string, *coreFixture) {
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.Serve(ctx, ln) }()
+	go func() { done <- s.Serve(ctx, ln, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
 	addr := ln.Addr().String()
 	g.Eventually(func() int {
@@ -395,6 +395,7 @@ func TestHostileRequestsOnTheWireNeverGet5xx(t *testing.T) {
 		{"a header over the limit", authHead + "X-Original-URL: https://admin.example.com/public/" + big + "\r\n\r\n", [][]int{{431}}},
 		{"a cookie over the limit", authHead + "X-Original-URL: https://admin.example.com/billing\r\nCookie: mfa_session=" + big + "\r\n\r\n", [][]int{{431}}},
 		{"many headers over the limit", authHead + strings.Repeat("X-Pad: "+strings.Repeat("p", 100)+"\r\n", 400) + "\r\n", [][]int{{431}}},
+		{"fifty same-named cookies: looked at up to the limit, then a challenge", authHead + "X-Original-URL: https://admin.example.com/billing\r\nX-Auth-Request-Email: " + ana + "\r\nCookie: " + strings.Repeat("mfa_session=CAECAwQFBgcIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; ", 50) + "\r\n\r\n", [][]int{{401}}},
 		{"a request line over the limit", "GET /auth/apps/admin?" + big + " HTTP/1.1\r\nHost: a\r\n\r\n", [][]int{{431}, {414}}},
 		{"a long URL under the limit: judged", authHead + "X-Original-URL: https://admin.example.com/public/" + strings.Repeat("a", 20<<10) + "\r\n\r\n", [][]int{{401}}},
 		// Transfer-Encoding wins (RFC 9112): the smuggled request is judged

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,19 +211,23 @@ func TestServeAnswersUntilCancelledThenShutsDown(t *testing.T) {
 	writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	g.Expect(err).NotTo(HaveOccurred())
+	metricsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- f.s.Serve(ctx, ln) }()
+	go func() { done <- f.s.Serve(ctx, ln, metricsLn) }()
 
 	url := "http://" + ln.Addr().String()
-	g.Eventually(func() int {
-		resp, err := http.Get(url + "/readyz")
+	metricsURL := "http://" + metricsLn.Addr().String()
+	get := func(url string) int {
+		resp, err := http.Get(url)
 		if err != nil {
 			return 0
 		}
 		resp.Body.Close()
 		return resp.StatusCode
-	}, 10*time.Second, 20*time.Millisecond).Should(Equal(http.StatusOK))
+	}
+	g.Eventually(func() int { return get(url + "/readyz") }, 10*time.Second, 20*time.Millisecond).Should(Equal(http.StatusOK))
 
 	// Bodies are bounded.
 	resp, err := http.Post(url+"/auth/apps/app", "text/plain", strings.NewReader(strings.Repeat("x", maxBodyBytes+1)))
@@ -230,8 +235,49 @@ func TestServeAnswersUntilCancelledThenShutsDown(t *testing.T) {
 	resp.Body.Close()
 	g.Expect(resp.StatusCode).To(Equal(http.StatusRequestEntityTooLarge))
 
+	// Metrics are served on their own listener, and only there.
+	g.Expect(get(metricsURL + "/metrics")).To(Equal(http.StatusOK))
+	g.Expect(get(url + "/metrics")).To(Equal(http.StatusNotFound))
+	g.Expect(get(metricsURL + "/readyz")).To(Equal(http.StatusNotFound))
+	g.Expect(get(metricsURL + "/auth/apps/app")).To(Equal(http.StatusNotFound))
+
 	cancel()
 	g.Eventually(done, 15*time.Second).Should(Receive(BeNil()))
 	_, err = http.Get(url + "/healthz")
 	g.Expect(err).To(HaveOccurred())
+	_, err = http.Get(metricsURL + "/metrics")
+	g.Expect(err).To(HaveOccurred(), "the metrics listener stops with the server")
+}
+
+func TestListenOpensAMetricsListenerOnlyWhenAsked(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	defer taken.Close()
+	for _, tt := range []struct {
+		metricsAddr string
+		want        bool
+		err         string
+	}{
+		{"", false, ""},
+		{"0", false, ""},
+		{"127.0.0.1:0", true, ""},
+		{taken.Addr().String(), false, "(--metrics-addr)"},
+	} {
+		t.Run(strconv.Quote(tt.metricsAddr), func(t *testing.T) {
+			g := NewWithT(t)
+			f, _ := newStandalone(t)
+			f.s.opts.ListenAddr, f.s.opts.MetricsAddr = "127.0.0.1:0", tt.metricsAddr
+			ln, metricsLn, err := f.s.listen()
+			if tt.err != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tt.err)))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			defer ln.Close()
+			g.Expect(metricsLn != nil).To(Equal(tt.want))
+			if metricsLn != nil {
+				metricsLn.Close()
+			}
+		})
+	}
 }

@@ -27,7 +27,8 @@ func TestMetricsCountDecisions(t *testing.T) {
 	f.s.countChallenge("apps/google-authenticator", "failure")
 	f.s.countLockout()
 
-	w := f.serve(httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	w := httptest.NewRecorder()
+	f.s.MetricsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
 	body := w.Body.String()
 	for _, line := range []string{
@@ -44,6 +45,16 @@ func TestMetricsCountDecisions(t *testing.T) {
 		g.Expect(body).To(ContainSubstring(line))
 	}
 	g.Expect(body).NotTo(ContainSubstring(`namespace="nope"`))
+}
+
+func TestMetricsAreNotServedOnThePageListener(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	for _, path := range []string{"/metrics", "/metrics/"} {
+		w := f.serve(httptest.NewRequest(http.MethodGet, path, nil))
+		g.Expect(w.Code).To(Equal(http.StatusNotFound), path)
+		g.Expect(w.Body.String()).NotTo(ContainSubstring("mfa_decisions_total"), path)
+	}
 }
 
 func TestLockoutsAreCountedWhenAnUpdateLocksAUser(t *testing.T) {

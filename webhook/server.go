@@ -50,8 +50,13 @@ type Options struct {
 	// IdentityHeaders are the only identity headers policies may name;
 	// nil allows any. A policy naming another one is refused.
 	IdentityHeaders []string
-	// ListenAddr is the address Run listens on (default :8080).
+	// ListenAddr is the address Run serves the auth endpoints and the
+	// pages on (default :8080).
 	ListenAddr string
+	// MetricsAddr is the address Run serves Prometheus metrics on, a
+	// listener of its own so that the front door's clients never reach
+	// them ("" or "0": no metrics endpoint).
+	MetricsAddr string
 	// ConfigDir, when set, selects standalone mode: MFAPolicy, MFAProvider
 	// and Secret objects are read from YAML/JSON files there and the
 	// directory is polled for changes.
@@ -184,8 +189,17 @@ func NewServer(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the server's HTTP handler.
+// Handler returns the server's HTTP handler: the auth endpoints and the
+// pages.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// MetricsHandler returns the handler of the metrics listener: /metrics in
+// the Prometheus text format, nothing else.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.handler())
+	return mux
+}
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -195,7 +209,6 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/forward-auth", s.handleForwardAuth)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	s.registerChallengeRoutes(mux)
 	return &router{s: s, mux: mux}
@@ -263,23 +276,84 @@ const (
 // Run loads the configuration, keeps it up to date and serves until ctx is
 // cancelled, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.opts.ListenAddr)
+	ln, metricsLn, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.opts.ListenAddr, err)
+		return err
 	}
-	return s.Serve(ctx, ln)
+	return s.Serve(ctx, ln, metricsLn)
 }
 
-// Serve is Run on a given listener.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// listen opens the listeners of ListenAddr and MetricsAddr (nil when
+// metrics are off).
+func (s *Server) listen() (ln, metricsLn net.Listener, err error) {
+	ln, err = net.Listen("tcp", s.opts.ListenAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listening on %s: %w", s.opts.ListenAddr, err)
+	}
+	if addr := s.opts.MetricsAddr; addr != "" && addr != "0" {
+		if metricsLn, err = net.Listen("tcp", addr); err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("listening on %s (--metrics-addr): %w", addr, err)
+		}
+	}
+	return ln, metricsLn, nil
+}
+
+// Serve is Run on given listeners: ln for the auth endpoints and the
+// pages, metricsLn (nil: none) for the metrics. Both stop together, and
+// both are closed when it returns.
+func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	loaderDone := make(chan error, 1)
 	go func() { loaderDone <- s.watch(ctx) }()
 	go tuneGC(ctx, s.opts.GCHeadroom, s.log)
 
-	srv := &http.Server{
-		Handler:           limitBody(s.handler),
+	servers := []*http.Server{s.httpServer(ctx, limitBody(s.handler))}
+	listeners := []net.Listener{ln}
+	if metricsLn != nil {
+		servers = append(servers, s.httpServer(ctx, s.MetricsHandler()))
+		listeners = append(listeners, metricsLn)
+	}
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { serveErr <- srv.Serve(listeners[i]) }()
+	}
+	s.log.Info("challenge server listening", "addr", ln.Addr().String())
+	if metricsLn != nil {
+		s.log.Info("metrics listening", "addr", metricsLn.Addr().String())
+	}
+	// stop shuts every server down and waits for the pending Serve calls
+	// to return, so that every listener is closed.
+	stop := func(pending int) {
+		shutdown(servers, s.log)
+		for range pending {
+			<-serveErr
+		}
+	}
+
+	select {
+	case err := <-serveErr:
+		cancel()
+		stop(len(servers) - 1)
+		<-loaderDone
+		return err
+	case err := <-loaderDone:
+		stop(len(servers))
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+		stop(len(servers))
+		<-loaderDone
+		return nil
+	}
+}
+
+func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -287,26 +361,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	s.log.Info("challenge server listening", "addr", ln.Addr().String())
-
-	select {
-	case err := <-serveErr:
-		cancel()
-		<-loaderDone
-		return err
-	case err := <-loaderDone:
-		shutdown(srv, s.log)
-		if err != nil && ctx.Err() == nil {
-			return err
-		}
-		return nil
-	case <-ctx.Done():
-		shutdown(srv, s.log)
-		<-loaderDone
-		return nil
 	}
 }
 
@@ -325,10 +379,13 @@ func limitBody(h http.Handler) http.Handler {
 	})
 }
 
-func shutdown(srv *http.Server, log *slog.Logger) {
+// shutdown stops the servers gracefully, all within one shutdownGrace.
+func shutdown(servers []*http.Server, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn("graceful shutdown did not finish", "error", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn("graceful shutdown did not finish", "error", err)
+		}
 	}
 }

@@ -24,9 +24,21 @@ const (
 
 	cookieCacheSize = 10000
 	sessionVersion  = 1
-	// maxCookiesPerName bounds the same-named cookies considered (a
-	// sibling domain may set one of its own next to ours).
-	maxCookiesPerName = 4
+)
+
+// A request may carry several cookies of one name: a sibling domain's app
+// may set its own next to ours, and a hostile client may send hundreds.
+// The values of a name are looked at up to maxCookiesPerName times (a
+// cache lookup and a look at the key id, no decryption); values sealed
+// with a key of our keyring and not yet cached are decrypted at most
+// maxCookieOpens times. Other apps' and installations' cookies therefore
+// never push ours out, and no request costs more than 2*maxCookieOpens
+// decryptions.
+const (
+	maxCookiesPerName = 16
+	maxCookieOpens    = 4
+	// maxCookieValueLen is what browsers keep of a cookie (name included).
+	maxCookieValueLen = 4096
 )
 
 // session is the sealed content of both cookies.
@@ -69,13 +81,23 @@ type cookieCache = lru[cookieKey, *openedSession]
 
 func newCookieCache(size int) *cookieCache { return newLRU[cookieKey, *openedSession](size) }
 
-// openSession decrypts a cookie value, answering from the cache when the
-// same value was opened with the same keyring. Nil when the cookie is
-// forged, made with a key no longer listed, or expired.
-func (s *Server) openSession(kr *keyring.Keyring, name, value string, now time.Time) *openedSession {
-	if kr == nil || value == "" {
+// cookieBudget counts what one request's cookies of one name cost (see
+// maxCookiesPerName).
+type cookieBudget struct{ looked, opened int }
+
+func (b *cookieBudget) spent() bool { return b.looked >= maxCookiesPerName }
+
+// openWithin opens one value of a cookie called name, paying from b, the
+// budget of the request's cookies of that name. It answers from the cache
+// when the same value was opened with the same keyring (a lookup); a value
+// that does not name a key of kr costs nothing more; only the others are
+// decrypted, while b lasts. Nil when the cookie is forged, made with a key
+// no longer listed, expired, or past the budget.
+func (s *Server) openWithin(kr *keyring.Keyring, name, value string, now time.Time, b *cookieBudget) *openedSession {
+	if kr == nil || value == "" || len(value) > maxCookieValueLen || b.spent() {
 		return nil
 	}
+	b.looked++
 	k := cookieKey{name, value}
 	if o, ok := s.cookies.Get(k); ok && o.kr == kr {
 		if now.Before(o.expires) {
@@ -83,6 +105,10 @@ func (s *Server) openSession(kr *keyring.Keyring, name, value string, now time.T
 		}
 		return nil
 	}
+	if b.opened >= maxCookieOpens || !sealedByKeyOf(kr, value) {
+		return nil
+	}
+	b.opened++
 	sealed, err := base64.RawURLEncoding.DecodeString(value)
 	if err != nil {
 		return nil
@@ -103,6 +129,40 @@ func (s *Server) openSession(kr *keyring.Keyring, name, value string, now time.T
 	return o
 }
 
+// sealedByKeyOf says, decoding only the start of value (the key id's
+// length byte and the id) and allocating nothing, whether value names a
+// key of kr (see keyring.KnowsKeyOf).
+func sealedByKeyOf(kr *keyring.Keyring, value string) bool {
+	// Ids are 8 bytes: with their length byte, 12 characters. (head is
+	// longer than the 9 bytes they decode to: Decode then takes its fast
+	// path.)
+	var src [12]byte
+	var head [12]byte
+	n, err := base64.RawURLEncoding.Decode(head[:], src[:copy(src[:], value)])
+	if err != nil || n == 0 {
+		return false
+	}
+	if idLen := int(head[0]); 1+idLen > 9 {
+		return sealedByLongKeyOf(kr, value, idLen)
+	}
+	return kr.KnowsKeyOf(keyring.PurposeCookie, head[:n])
+}
+
+// sealedByLongKeyOf is sealedByKeyOf for an id of idLen bytes, up to 255.
+func sealedByLongKeyOf(kr *keyring.Keyring, value string, idLen int) bool {
+	var src [344]byte
+	var head [256]byte
+	m := base64.RawURLEncoding.EncodedLen(1 + idLen)
+	if len(value) < m {
+		return false
+	}
+	n, err := base64.RawURLEncoding.Decode(head[:], src[:copy(src[:m], value)])
+	if err != nil {
+		return false
+	}
+	return kr.KnowsKeyOf(keyring.PurposeCookie, head[:n])
+}
+
 // sessionCheck is what a satisfied RequireMFA rule reports.
 type sessionCheck struct {
 	// multifactor: the names of the claimed factors that satisfied the
@@ -114,30 +174,47 @@ type sessionCheck struct {
 // remembered-browser cookie of this user that satisfies the rule: one of
 // the rule's providers, answered within its rememberFor. With ignoreCookie
 // the remembered cookie does not count, and a session older than the
-// identity's login (JWT auth_time) does not either.
+// identity's login (JWT auth_time) does not either. A session cookie that
+// satisfies the rule wins over a remembered one (their factors may
+// differ); both are found in one pass over the Cookie header.
 func (s *Server) checkSession(r *http.Request, kr *keyring.Keyring, ri *ruleInfo, id *Identity, now time.Time) (sessionCheck, bool) {
-	var values [2][maxCookiesPerName]string
 	remember := RememberCookieName
 	if ri.rule.IgnoreCookie {
 		remember = ""
 	}
-	var n [2]int
-	n[0], n[1] = cookieValuesOf(r, SessionCookieName, remember, values[0][:], values[1][:])
-	for i, name := range [2]string{SessionCookieName, remember} {
-		for _, v := range values[i][:n[i]] {
-			o := s.openSession(kr, name, v, now)
-			if o == nil || o.User != id.User.ID {
-				continue
+	var sessions, remembered cookieBudget
+	var fallback sessionCheck
+	found := false
+	c := cookieCursor{lines: r.Header["Cookie"]}
+	for !sessions.spent() || (remember != "" && !found && !remembered.spent()) {
+		part, ok := c.next()
+		if !ok {
+			break
+		}
+		if v, ok := cookiePart(part, SessionCookieName); ok {
+			if sc, ok := s.sessionSatisfies(kr, SessionCookieName, v, ri, id, now, &sessions); ok {
+				return sc, true
 			}
-			if ri.rule.IgnoreCookie && id.Source == SourceJWT && !id.AuthTime.IsZero() && id.AuthTime.Unix() > o.AuthTime {
-				continue
-			}
-			if c, ok := o.satisfies(ri, now); ok {
-				return c, true
+		} else if remember != "" && !found {
+			if v, ok := cookiePart(part, remember); ok {
+				fallback, found = s.sessionSatisfies(kr, remember, v, ri, id, now, &remembered)
 			}
 		}
 	}
-	return sessionCheck{}, false
+	return fallback, found
+}
+
+// sessionSatisfies opens one cookie value and says whether it is this
+// user's and satisfies the rule.
+func (s *Server) sessionSatisfies(kr *keyring.Keyring, name, value string, ri *ruleInfo, id *Identity, now time.Time, b *cookieBudget) (sessionCheck, bool) {
+	o := s.openWithin(kr, name, value, now, b)
+	if o == nil || o.User != id.User.ID {
+		return sessionCheck{}, false
+	}
+	if ri.rule.IgnoreCookie && id.Source == SourceJWT && !id.AuthTime.IsZero() && id.AuthTime.Unix() > o.AuthTime {
+		return sessionCheck{}, false
+	}
+	return o.satisfies(ri, now)
 }
 
 // satisfies finds the session's factors that the rule accepts.
@@ -173,37 +250,51 @@ func containsName(list, name string) bool {
 	return false
 }
 
+// cookieCursor walks the "name=value" pairs of a request's Cookie header
+// lines without parsing (or allocating) them.
+type cookieCursor struct {
+	lines []string
+	line  string
+}
+
+// next is the next non-empty pair, spaces trimmed; false at the end.
+func (c *cookieCursor) next() (string, bool) {
+	for {
+		if c.line == "" {
+			if len(c.lines) == 0 {
+				return "", false
+			}
+			c.line, c.lines = c.lines[0], c.lines[1:]
+			continue
+		}
+		var part string
+		if i := strings.IndexByte(c.line, ';'); i >= 0 {
+			part, c.line = c.line[:i], c.line[i+1:]
+		} else {
+			part, c.line = c.line, ""
+		}
+		if part = strings.TrimSpace(part); part != "" {
+			return part, true
+		}
+	}
+}
+
 // cookieValues finds the values of the cookies called name without
 // parsing (or allocating) the others; it returns how many it put in out.
 func cookieValues(r *http.Request, name string, out []string) int {
-	n, _ := cookieValuesOf(r, name, "", out, nil)
-	return n
-}
-
-// cookieValuesOf is cookieValues for two names in one pass over the Cookie
-// header: the values of a go to outA, those of b (unless b is "") to outB.
-func cookieValuesOf(r *http.Request, a, b string, outA, outB []string) (na, nb int) {
-	for _, line := range r.Header["Cookie"] {
-		for line != "" && (na < len(outA) || nb < len(outB)) {
-			var part string
-			if i := strings.IndexByte(line, ';'); i >= 0 {
-				part, line = line[:i], line[i+1:]
-			} else {
-				part, line = line, ""
-			}
-			part = strings.TrimSpace(part)
-			if v, ok := cookiePart(part, a); ok {
-				if na < len(outA) {
-					outA[na] = v
-					na++
-				}
-			} else if v, ok := cookiePart(part, b); ok && b != "" && nb < len(outB) {
-				outB[nb] = v
-				nb++
-			}
+	n := 0
+	c := cookieCursor{lines: r.Header["Cookie"]}
+	for n < len(out) {
+		part, ok := c.next()
+		if !ok {
+			break
+		}
+		if v, ok := cookiePart(part, name); ok {
+			out[n] = v
+			n++
 		}
 	}
-	return na, nb
+	return n
 }
 
 // cookiePart is the value of part, a "name=value" pair, when it is a
@@ -278,9 +369,18 @@ func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, kr *ke
 		sess.AuthTime = id.AuthTime.Unix()
 	}
 	// Keep this user's other factors from the current cookie.
-	var values [maxCookiesPerName]string
-	for _, v := range values[:cookieValues(r, name, values[:])] {
-		old := s.openSession(kr, name, v, now)
+	var b cookieBudget
+	cur := cookieCursor{lines: r.Header["Cookie"]}
+	for !b.spent() {
+		part, ok := cur.next()
+		if !ok {
+			break
+		}
+		v, ok := cookiePart(part, name)
+		if !ok {
+			continue
+		}
+		old := s.openWithin(kr, name, v, now, &b)
 		if old == nil || old.User != id.User.ID {
 			continue
 		}

@@ -1,8 +1,12 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,4 +242,153 @@ func TestSessionKeepsFactorsOfOtherProviders(t *testing.T) {
 	w = f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana}),
 		cookieNamed(first, SessionCookieName)))
 	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+}
+
+// sealedElsewhere is a cookie of our name that another installation (its
+// own keyring) set for the same user under the cookie domain.
+func sealedElsewhere(t *testing.T, f *coreFixture, name string) *http.Cookie {
+	t.Helper()
+	kd, err := keyring.Generate(f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.New(*kd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := `{"v":1,"u":"ana@example.com","f":[{"p":"apps/google-authenticator","m":"google-authenticator","t":1795766000}],"iat":1795766000,"sid":"x","exp":1895766000}`
+	return &http.Cookie{Name: name, Value: base64.RawURLEncoding.EncodeToString(kr.Seal(keyring.PurposeCookie, []byte(plain), []byte(name)))}
+}
+
+// forgedUnderOurKey carries our current key id, then random bytes: only a
+// decryption tells it from a genuine cookie.
+func forgedUnderOurKey(f *coreFixture, name string, i int) *http.Cookie {
+	sealed := []byte{8}
+	id, _ := hex.DecodeString(f.kr.SymmetricKeys[0].ID)
+	sealed = append(sealed, id...)
+	sealed = append(sealed, bytes.Repeat([]byte{byte(i)}, 12+100+16)...)
+	return &http.Cookie{Name: name, Value: base64.RawURLEncoding.EncodeToString(sealed)}
+}
+
+func TestSessionCookieIsFoundBehindOtherAppsCookiesOfTheSameName(t *testing.T) {
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	junk := map[string]func(name string) *http.Cookie{
+		"sealed by another installation": func(name string) *http.Cookie { return sealedElsewhere(t, f, name) },
+		"base64 of something else":       func(name string) *http.Cookie { return &http.Cookie{Name: name, Value: "bm90LWEtY29va2ll"} },
+		"not base64":                     func(name string) *http.Cookie { return &http.Cookie{Name: name, Value: "s%3Aabc.def!"} },
+		"too long to be ours": func(name string) *http.Cookie {
+			return &http.Cookie{Name: name, Value: strings.Repeat("A", maxCookieValueLen+1)}
+		},
+	}
+	for kind, make := range junk {
+		for _, name := range []string{SessionCookieName, RememberCookieName} {
+			t.Run(kind+" before the "+name+" cookie", func(t *testing.T) {
+				g := NewWithT(t)
+				// More than the values ever decrypted for one name: these
+				// cost none of that.
+				var sent []*http.Cookie
+				for range maxCookieOpens + 4 {
+					sent = append(sent, make(name))
+				}
+				sent = append(sent, cookieNamed(cookies, name))
+				w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}), sent...))
+				g.Expect(w.Code).To(Equal(http.StatusOK))
+				g.Expect(w.Header().Get(HeaderMultifactor)).To(Equal("google-authenticator"))
+			})
+		}
+	}
+}
+
+func TestSameNamedCookiesCostBoundedWork(t *testing.T) {
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	kr := f.s.keyring()
+	now := f.clock.Now()
+
+	t.Run("values under our key id are decrypted at most maxCookieOpens times", func(t *testing.T) {
+		g := NewWithT(t)
+		var b cookieBudget
+		for i := range 50 {
+			g.Expect(f.s.openWithin(kr, SessionCookieName, forgedUnderOurKey(f, SessionCookieName, i).Value, now, &b)).To(BeNil())
+		}
+		g.Expect(b.opened).To(Equal(maxCookieOpens))
+		g.Expect(b.looked).To(Equal(maxCookiesPerName))
+	})
+	t.Run("other values are decrypted never", func(t *testing.T) {
+		g := NewWithT(t)
+		var b cookieBudget
+		for range maxCookiesPerName {
+			g.Expect(f.s.openWithin(kr, SessionCookieName, sealedElsewhere(t, f, SessionCookieName).Value, now, &b)).To(BeNil())
+		}
+		g.Expect(b.opened).To(BeZero())
+		g.Expect(f.s.openWithin(kr, SessionCookieName, cookieNamed(cookies, SessionCookieName).Value, now, &b)).To(BeNil(), "the budget is spent")
+	})
+	for _, tt := range []struct {
+		name string
+		junk func(i int, name string) *http.Cookie
+	}{
+		{"fifty cookies of another installation", func(_ int, name string) *http.Cookie { return sealedElsewhere(t, f, name) }},
+		{"fifty forgeries under our key id", func(i int, name string) *http.Cookie { return forgedUnderOurKey(f, name, i) }},
+	} {
+		t.Run(tt.name+" before ours are a challenge, not an error", func(t *testing.T) {
+			g := NewWithT(t)
+			var sent []*http.Cookie
+			for i := range 50 {
+				sent = append(sent, tt.junk(i, SessionCookieName), tt.junk(i, RememberCookieName))
+			}
+			sent = append(sent, cookies...)
+			w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}), sent...))
+			g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+		})
+	}
+}
+
+func TestSessionCookieWinsOverRememberedCookieInAnyOrder(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	duo := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/duo", SessionVerified)
+	totp := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	r := authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana})
+	r.Header.Set("Cookie", RememberCookieName+"="+cookieNamed(duo, RememberCookieName).Value+"; "+SessionCookieName+"="+cookieNamed(totp, SessionCookieName).Value)
+	w := f.serve(r)
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	g.Expect(w.Header().Get(HeaderMultifactor)).To(Equal("google-authenticator"))
+}
+
+func TestNewSessionKeepsFactorsBehindOtherAppsCookies(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	first := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/duo", SessionVerified)
+	var sent []*http.Cookie
+	for range maxCookieOpens + 4 {
+		sent = append(sent, sealedElsewhere(t, f, SessionCookieName))
+	}
+	sent = append(sent, first...)
+	both := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified, sent...)
+	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}),
+		cookieNamed(both, SessionCookieName)))
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	g.Expect(w.Header().Get(HeaderMultifactor)).To(Equal("duo,google-authenticator"))
+}
+
+func TestSealedByKeyOfDecodesOnlyTheKeyID(t *testing.T) {
+	for _, idLen := range []int{1, 8, 31, 100, 255} {
+		t.Run(strconv.Itoa(idLen)+"-byte key id", func(t *testing.T) {
+			g := NewWithT(t)
+			kd, err := keyring.Generate(time.Unix(1_800_000_000, 0))
+			g.Expect(err).NotTo(HaveOccurred())
+			kd.SymmetricKeys[0].ID = strings.Repeat("ab", idLen)
+			kr, err := keyring.New(*kd)
+			g.Expect(err).NotTo(HaveOccurred())
+			value := base64.RawURLEncoding.EncodeToString(kr.Seal(keyring.PurposeCookie, []byte("{}"), nil))
+			idChars := base64.RawURLEncoding.EncodedLen(1 + idLen)
+
+			g.Expect(sealedByKeyOf(kr, value)).To(BeTrue())
+			g.Expect(sealedByKeyOf(kr, value[:idChars])).To(BeTrue(), "the key id is enough")
+			g.Expect(sealedByKeyOf(kr, value[:idChars-1])).To(BeFalse(), "a key id cut short is not")
+			g.Expect(sealedByKeyOf(kr, "!"+value[1:])).To(BeFalse(), "not base64")
+			g.Expect(testing.AllocsPerRun(10, func() { sealedByKeyOf(kr, value) })).To(BeZero())
+		})
+	}
 }

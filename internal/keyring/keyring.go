@@ -57,8 +57,11 @@ type Keyring struct {
 }
 
 type keyedAEAD struct {
-	id   string
-	aead cipher.AEAD
+	id string
+	// rawID is id decoded, as Seal writes it; nil when id is not
+	// lower-case hex, and then nothing sealed with the key opens.
+	rawID []byte
+	aead  cipher.AEAD
 }
 
 // Signer is a decoded signing key.
@@ -154,7 +157,7 @@ func New(d Data) (*Keyring, error) {
 			if err != nil {
 				return nil, err
 			}
-			kr.aeads[purpose] = append(kr.aeads[purpose], keyedAEAD{id: k.ID, aead: aead})
+			kr.aeads[purpose] = append(kr.aeads[purpose], keyedAEAD{id: k.ID, rawID: rawID(k.ID), aead: aead})
 		}
 	}
 	for _, k := range d.SigningKeys {
@@ -201,28 +204,57 @@ func (k *Keyring) Seal(purpose string, plaintext, aad []byte) []byte {
 
 // Open reverses Seal with whichever listed key sealed the data.
 func (k *Keyring) Open(purpose string, sealed, aad []byte) ([]byte, error) {
-	if len(sealed) < 1 {
+	ka, rest := k.keyOf(purpose, sealed)
+	if ka == nil {
 		return nil, ErrNoKey
+	}
+	ns := ka.aead.NonceSize()
+	if len(rest) < ns+ka.aead.Overhead() {
+		return nil, ErrNoKey
+	}
+	pt, err := ka.aead.Open(nil, rest[:ns], rest[ns:], aad)
+	if err != nil {
+		return nil, ErrNoKey
+	}
+	return pt, nil
+}
+
+// KnowsKeyOf says whether the key id at the start of sealed (which may be
+// cut short after it) names a key listed for purpose. It decrypts and
+// allocates nothing: a cheap test that data sealed by another keyring, or
+// not sealed at all, fails before anyone spends a decryption on it. Open
+// still decides.
+func (k *Keyring) KnowsKeyOf(purpose string, sealed []byte) bool {
+	ka, _ := k.keyOf(purpose, sealed)
+	return ka != nil
+}
+
+// keyOf finds the key whose id sealed starts with (a length byte, then
+// the id's bytes, see Seal), and returns it with what follows the id.
+func (k *Keyring) keyOf(purpose string, sealed []byte) (*keyedAEAD, []byte) {
+	if len(sealed) < 1 {
+		return nil, nil
 	}
 	n := int(sealed[0])
 	if len(sealed) < 1+n {
-		return nil, ErrNoKey
+		return nil, nil
 	}
-	id := hex.EncodeToString(sealed[1 : 1+n])
-	rest := sealed[1+n:]
-	for _, ka := range k.aeads[purpose] {
-		if ka.id != id {
-			continue
+	id := sealed[1 : 1+n]
+	keys := k.aeads[purpose]
+	for i := range keys {
+		if keys[i].rawID != nil && string(keys[i].rawID) == string(id) {
+			return &keys[i], sealed[1+n:]
 		}
-		ns := ka.aead.NonceSize()
-		if len(rest) < ns+ka.aead.Overhead() {
-			return nil, ErrNoKey
-		}
-		pt, err := ka.aead.Open(nil, rest[:ns], rest[ns:], aad)
-		if err != nil {
-			return nil, ErrNoKey
-		}
-		return pt, nil
 	}
-	return nil, ErrNoKey
+	return nil, nil
+}
+
+// rawID decodes a key id that is lower-case hex (nil otherwise): the
+// sealed id of a key matches exactly when its hex form is the key's id.
+func rawID(id string) []byte {
+	b, err := hex.DecodeString(id)
+	if err != nil || hex.EncodeToString(b) != id {
+		return nil
+	}
+	return b
 }

@@ -30,6 +30,17 @@ func TestDemoRunsTheSamplesAndStopsOnCtrlC(t *testing.T) {
 		`jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 	g.Expect(ready).To(Equal("True"))
 
+	// The challenge server's metrics are on a listener of their own.
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	g.Expect(demo.WebhookMetricsURL).NotTo(BeEmpty())
+	g.Expect(status(demo.WebhookMetricsURL + "/metrics")).To(Equal(http.StatusOK))
+	g.Expect(status(demo.WebhookURL + "/metrics")).To(Equal(http.StatusNotFound))
+
 	c := demo.NewClient(demo.User, demo.Password)
 	p := c.GetNoRedirect(t, "/")
 	g.Expect(p.Status).To(Equal(http.StatusFound))

@@ -71,6 +71,8 @@ type Env struct {
 	User2, Password2 string
 	// WebhookURL is the challenge server, reached directly.
 	WebhookURL string
+	// WebhookMetricsURL is the challenge server's metrics listener.
+	WebhookMetricsURL string
 	// AppURL is the sample app, reached directly (no nginx).
 	AppURL string
 	// Kubeconfig is the admin kubeconfig; KubectlPath the kubectl binary.
@@ -191,6 +193,7 @@ func (e *Env) readSettings() {
 	e.User, e.Password = e.settings["DEMO_USER"], e.settings["DEMO_PASSWORD"]
 	e.User2, e.Password2 = e.settings["DEMO_USER2"], e.settings["DEMO_PASSWORD2"]
 	e.WebhookURL = e.settings["DEMO_WEBHOOK_URL"]
+	e.WebhookMetricsURL = e.settings["DEMO_WEBHOOK_METRICS_URL"]
 	e.AppURL = e.settings["DEMO_APP_URL"]
 	e.Kubeconfig = e.settings["KUBECONFIG"]
 	e.KubectlPath = e.settings["KUBECTL"]
@@ -279,6 +282,8 @@ func demoEnviron(t testing.TB, state string, opts Options, components []string, 
 		"DEMO_APISERVER_PORT": port(),
 		"DEMO_ETCD_PORT":      port(),
 		"DEMO_ETCD_PEER_PORT": port(),
+		// The challenge server's metrics listener.
+		"DEMO_WEBHOOK_METRICS_PORT": port(),
 	}
 	if opts.WebhookPort != 0 {
 		vars["DEMO_WEBHOOK_PORT"] = strconv.Itoa(opts.WebhookPort)

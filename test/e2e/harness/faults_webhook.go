@@ -40,6 +40,8 @@ type WebhookProcess struct {
 	Name string
 	// URL is http://127.0.0.1:PORT.
 	URL string
+	// MetricsURL is http://127.0.0.1:PORT of its metrics listener.
+	MetricsURL string
 	// Log is the path of its standard output and error.
 	Log string
 
@@ -78,9 +80,13 @@ func StartWebhook(t testing.TB, opts WebhookOptions) *WebhookProcess {
 	if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port := FreePort(t)
+	port, metricsPort := FreePort(t), FreePort(t)
+	for metricsPort == port {
+		metricsPort = FreePort(t)
+	}
 	args := []string{"webhook",
 		"--listen=127.0.0.1:" + strconv.Itoa(port),
+		"--metrics-addr=127.0.0.1:" + strconv.Itoa(metricsPort),
 		"--trusted-proxies=127.0.0.1/32",
 		"--insecure-cookies=true",
 	}
@@ -101,12 +107,13 @@ func StartWebhook(t testing.TB, opts WebhookOptions) *WebhookProcess {
 	}
 	args = append(args, opts.Flags...)
 	p := &WebhookProcess{
-		Name: opts.Name,
-		URL:  "http://127.0.0.1:" + strconv.Itoa(port),
-		Log:  filepath.Join(opts.LogDir, opts.Name+".log"),
-		t:    t,
-		args: args,
-		env:  env,
+		Name:       opts.Name,
+		URL:        "http://127.0.0.1:" + strconv.Itoa(port),
+		MetricsURL: "http://127.0.0.1:" + strconv.Itoa(metricsPort),
+		Log:        filepath.Join(opts.LogDir, opts.Name+".log"),
+		t:          t,
+		args:       args,
+		env:        env,
 	}
 	t.Cleanup(func() {
 		p.stop(15 * time.Second)
