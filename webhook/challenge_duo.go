@@ -11,7 +11,7 @@ import (
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // Duo Security as a second factor, through Duo's Auth API v2:

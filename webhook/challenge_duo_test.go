@@ -21,7 +21,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // The Duo challenge is tested against a Duo Auth API test server on

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // The sealed push: a push in flight travels in the waiting page's form,

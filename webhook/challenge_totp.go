@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mfa-operator/mfa-operator/webhook/store"
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
+	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 // qrPixels is the size of the QR code image; it is shown at half that

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // lockedOut counts a lockout in mfa_lockouts_total and writes it to the
