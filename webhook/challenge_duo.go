@@ -10,6 +10,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
+	"github.com/mfa-operator/mfa-operator/internal/lru"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
@@ -153,7 +154,7 @@ type duoPages struct {
 	// used holds the pushes this replica saw issue a session or refused as
 	// used, so that a form sent again here (the back button after a
 	// sign-out) is refused without asking Duo or the store.
-	used *lru[string, struct{}]
+	used *lru.Cache[string, struct{}]
 }
 
 func newDuoPages(c *challengePages) *duoPages {
@@ -164,7 +165,7 @@ func newDuoPages(c *challengePages) *duoPages {
 		pushes:  ratelimit.New[duoUserKey](DuoPushRateLimit, c.s.now),
 		polls:   ratelimit.PerAddress(duoPollRateLimit, c.s.now),
 		store:   c.s.opts.Store,
-		used:    newLRU[string, struct{}](usedTxCacheSize),
+		used:    lru.New[string, struct{}](usedTxCacheSize),
 	}
 }
 

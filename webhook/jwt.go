@@ -15,6 +15,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/jwks"
+	"github.com/mfa-operator/mfa-operator/internal/lru"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -62,7 +63,7 @@ func (vr *verifierRegistry) get(cfg *v1alpha1.JWTIdentity) *jwtVerifier {
 		cfg:    *cfg,
 		keys:   vr.issuers.KeySet(cfg.JWKSURL),
 		now:    vr.s.now,
-		tokens: newLRU[string, *verifiedToken](tokenCacheSize),
+		tokens: lru.New[string, *verifiedToken](tokenCacheSize),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(validJWTMethods),
 			jwt.WithIssuer(cfg.Issuer),
@@ -89,7 +90,7 @@ type jwtVerifier struct {
 	keys   *jwks.KeySet
 	now    func() time.Time
 	parser *jwt.Parser
-	tokens *lru[string, *verifiedToken]
+	tokens *lru.Cache[string, *verifiedToken]
 	// Where the token is: Authorization: Bearer, another header, a cookie.
 	bearer bool
 	header string

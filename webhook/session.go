@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
+	"github.com/mfa-operator/mfa-operator/internal/lru"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -77,9 +78,9 @@ type openedSession struct {
 
 type cookieKey struct{ name, value string }
 
-type cookieCache = lru[cookieKey, *openedSession]
+type cookieCache = lru.Cache[cookieKey, *openedSession]
 
-func newCookieCache(size int) *cookieCache { return newLRU[cookieKey, *openedSession](size) }
+func newCookieCache(size int) *cookieCache { return lru.New[cookieKey, *openedSession](size) }
 
 // cookieBudget counts what one request's cookies of one name cost (see
 // maxCookiesPerName).
