@@ -12,6 +12,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 const (
@@ -116,7 +117,7 @@ func amr(multifactor string) []string {
 		return []string{}
 	}
 	out := []string{"mfa"}
-	if containsName(multifactor, v1alpha1.MultifactorGoogleAuthenticator) {
+	if session.HasFactor(multifactor, v1alpha1.MultifactorGoogleAuthenticator) {
 		out = append(out, "otp")
 	}
 	return out

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/jwks"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // verifyAssertion checks an X-MFA-Assertion against the keys published at
@@ -36,7 +37,7 @@ func (f *coreFixture) verifyAssertion(token string) jwt.MapClaims {
 func TestAssertionClaims(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com:8443/home", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
 	c := f.verifyAssertion(w.Header().Get(HeaderAssertion))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // Response headers of an allowed request, for the front door to pass on to
@@ -119,6 +120,7 @@ type authState struct {
 	req  policy.Request
 	vars policy.Vars
 	id   Identity
+	user session.User
 }
 
 // authStates recycles the per-request state of decisions: nothing of it
@@ -201,17 +203,18 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	case v1alpha1.ActionAllow:
 		d.result = decisionAllow
 	case v1alpha1.ActionRequireMFA:
-		if v.info == nil || len(v.info.providerKeys) == 0 {
+		if v.info == nil || len(v.info.accepts.Providers) == 0 {
 			d.result, d.reason = decisionError, "none of the rule's providers is in force"
 			return d
 		}
-		c, ok := s.checkSession(r, snap.Keyring, v.info, id, now)
+		st.user = session.User{ID: id.User.ID, AuthTime: id.AuthTime, AuthTimeVerified: id.Source == SourceJWT}
+		multifactor, ok := s.sessions.Check(r, snap.Keyring, &v.info.accepts, &st.user, now)
 		if !ok {
 			d.result, d.location, d.reason = decisionChallenge, s.challengeURL(e, orig.raw), "second factor required"
 			d.user = id.User.ID
 			return d
 		}
-		d.result, d.multifactor = decisionAllow, c.multifactor
+		d.result, d.multifactor = decisionAllow, multifactor
 	default:
 		d.result, d.reason = decisionDeny, "denied"
 		d.user = id.User.ID

@@ -11,29 +11,34 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 const ana = "ana@example.com"
 
 // issue answers a second factor for user as the challenge pages do and
 // returns the cookies set.
-func (f *coreFixture) issue(id *Identity, ns, name, ruleName, providerKey string, mode SessionMode, existing ...*http.Cookie) []*http.Cookie {
+func (f *coreFixture) issue(id *Identity, ns, name, ruleName, providerKey string, mode session.Mode, existing ...*http.Cookie) []*http.Cookie {
 	f.t.Helper()
-	p := f.s.snapshot().Policy(ns, name)
-	NewWithT(f.t).Expect(p).NotTo(BeNil())
+	sn := f.s.snapshot()
+	e := sn.entry(ns, name)
+	NewWithT(f.t).Expect(e).NotTo(BeNil())
 	var rule *policy.CompiledRule
-	for i := range p.Rules {
-		if p.Rules[i].Name == ruleName {
-			rule = &p.Rules[i]
+	for i := range e.compiled.Rules {
+		if e.compiled.Rules[i].Name == ruleName {
+			rule = &e.compiled.Rules[i]
 		}
 	}
 	NewWithT(f.t).Expect(rule).NotTo(BeNil(), "rule %s", ruleName)
+	prov := sn.Providers[providerKey]
+	NewWithT(f.t).Expect(prov).NotTo(BeNil(), "provider %s", providerKey)
 	r := httptest.NewRequest(http.MethodPost, "https://auth.example.com/challenge/"+ns+"/"+name, nil)
 	for _, c := range existing {
 		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	f.s.issueSession(w, r, id, p, rule, providerKey, mode)
+	cr := &challengeRequest{snap: sn, entry: e, policy: e.compiled, id: id, rule: rule, provider: prov}
+	f.s.pages.issueSession(w, r, cr, mode)
 	return w.Result().Cookies()
 }
 
@@ -314,7 +319,7 @@ func TestRequiredRuleForTheReturnURL(t *testing.T) {
 func TestAuthLogsNeverHoldCookies(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	cookies := f.issue(headerIdentity(ana), "apps", "admin", "billing", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "billing", "apps/google-authenticator", session.Verified)
 	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
 	for _, c := range cookies {

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // benchWriter is a ResponseWriter that keeps nothing, so that benchmarks
@@ -102,8 +103,8 @@ func BenchmarkAuthRemembered(b *testing.B) {
 						map[string]string{"Authorization": "Bearer " + tok})
 					id.User.ID = ana
 				}
-				cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
-				withCookies(r, cookieNamed(cookies, RememberCookieName))
+				cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", session.Verified)
+				withCookies(r, cookieNamed(cookies, session.RememberCookieName))
 				r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
 				benchServe(b, f, r, http.StatusOK)
 			})
@@ -119,40 +120,10 @@ func BenchmarkAuthChallenge(b *testing.B) {
 
 func BenchmarkAuthByHost(b *testing.B) {
 	f := benchFixture(b, benchPolicy("{ header: {} }", 10))
-	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", session.Verified)
 	r := withCookies(authRequest("/auth", "https://app.example.com/reports/2026?page=2", map[string]string{"X-Auth-Request-Email": ana}),
-		cookieNamed(cookies, RememberCookieName))
+		cookieNamed(cookies, session.RememberCookieName))
 	benchServe(b, f, r, http.StatusOK)
-}
-
-func BenchmarkCookieCheck(b *testing.B) {
-	f := benchFixture(b, benchPolicy("{ header: {} }", 1))
-	id := headerIdentity(ana)
-	cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
-	r := withCookies(authRequest("/auth/apps/bench", "https://app.example.com/", nil), cookieNamed(cookies, RememberCookieName))
-	r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
-	sn := f.s.snapshot()
-	e := sn.byName[policyName{"apps", "bench"}]
-	ri := &e.rules[0]
-	now := f.clock.Now()
-	b.Run("cached", func(b *testing.B) {
-		if _, ok := f.s.checkSession(r, sn.Keyring, ri, id, now); !ok {
-			b.Fatal("cookie refused")
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			f.s.checkSession(r, sn.Keyring, ri, id, now)
-		}
-	})
-	b.Run("uncached", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			f.s.cookies.Remove(cookieKey{RememberCookieName, cookieNamed(cookies, RememberCookieName).Value})
-			if _, ok := f.s.checkSession(r, sn.Keyring, ri, id, now); !ok {
-				b.Fatal("cookie refused")
-			}
-		}
-	})
 }
 
 func BenchmarkCELEval(b *testing.B) {
@@ -205,8 +176,8 @@ func BenchmarkEmptyHandler(b *testing.B) {
 // front door sees.
 func BenchmarkHTTP(b *testing.B) {
 	f := benchFixture(b, benchPolicy("{ header: { groups: X-Auth-Request-Groups } }", 10))
-	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
-	rem := cookieNamed(cookies, RememberCookieName)
+	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", session.Verified)
+	rem := cookieNamed(cookies, session.RememberCookieName)
 	empty := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	for _, tt := range []struct {
 		name    string

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
@@ -45,10 +47,13 @@ const (
 // challengePages serves the challenge pages; it holds what they need
 // beyond the server: the per-address limiter of form submissions.
 type challengePages struct {
-	s       *Server
-	csrf    *csrfGuard
-	limiter *ratelimit.Limiter[netip.Addr]
-	duo     *duoPages
+	s        *Server
+	log      *slog.Logger
+	now      func() time.Time
+	sessions *session.Jar
+	csrf     *csrfGuard
+	limiter  *ratelimit.Limiter[netip.Addr]
+	duo      *duoPages
 }
 
 // registerChallengeRoutes adds the challenge pages to the server's router.
@@ -58,10 +63,14 @@ func (s *Server) registerChallengeRoutes(mux *http.ServeMux) {
 		publicHost = s.publicURL.Host
 	}
 	c := &challengePages{
-		s:       s,
-		csrf:    newCSRFGuard(s.opts.InsecureCookies, publicHost, s.now),
-		limiter: ratelimit.PerAddress(ratelimit.Default, s.now),
+		s:        s,
+		log:      s.log,
+		now:      s.now,
+		sessions: s.sessions,
+		csrf:     newCSRFGuard(s.opts.InsecureCookies, publicHost, s.now),
+		limiter:  ratelimit.PerAddress(ratelimit.Default, s.now),
 	}
+	s.pages = c
 	c.duo = newDuoPages(c)
 	c.duo.register(mux)
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}", c.handleShow)
@@ -223,7 +232,7 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 	}
 	rule := ri.rule
 	cr.rule = rule
-	for _, k := range ri.providerKeys {
+	for _, k := range ri.accepts.Providers {
 		cr.choices = append(cr.choices, snap.Providers[k])
 	}
 	if len(cr.choices) == 0 {

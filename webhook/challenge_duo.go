@@ -48,7 +48,7 @@ import (
 //   - a push or passcode Duo accepts: a session like TOTP's, claiming duo;
 //   - Duo's bypass (preauth "allow", or an answer with status "bypass"):
 //     the user passes, as Duo decided, but no factor was used, so the
-//     session is marked like a fail-open one (SessionFailOpen): it
+//     session is marked like a fail-open one (session.FailOpen): it
 //     satisfies the rule for this browser session, is never remembered
 //     and never claims duo (the header is empty); the decision log says
 //     "bypassed by Duo";

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // A call to Duo that failed. Only an unreachable Duo (duo.IsUnreachable:
@@ -55,7 +56,7 @@ func (d *duoPages) failed(w http.ResponseWriter, r *http.Request, cr *challengeR
 	)
 	switch {
 	case duo.IsUnreachable(err) && failMode == v1alpha1.FailOpen:
-		s.issueSession(w, r, cr.id, cr.policy, cr.rule, key, SessionFailOpen)
+		d.c.issueSession(w, r, cr, session.FailOpen)
 		s.countChallenge(key, challengeFailOpen)
 		s.log.Warn("DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo",
 			"policy", policyKey, "rule", cr.rule.Name, "provider", key, "user", cr.user(), "error", err.Error())

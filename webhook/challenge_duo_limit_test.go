@@ -13,6 +13,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // TestDuoCallsAreLimitedBeforeCallingDuo: the Duo page's preauth is
@@ -88,7 +89,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 			g.Expect(w.Body.String()).To(ContainSubstring("Too many requests"))
 			g.Expect(w.Body.String()).To(ContainSubstring(tt.text))
 			g.Expect(w.Body.String()).To(ContainSubstring("Nothing was sent to Duo."))
-			g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+			g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 			g.Expect(preauths()).To(Equal(tt.burst), "Duo was not called")
 			g.Expect(f.logs.String()).To(ContainSubstring("too many calls to Duo; refused without calling Duo"))
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/mfa-operator/mfa-operator/internal/duo"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // allowed issues the session after Duo accepted the second factor, or
@@ -22,7 +23,7 @@ func (d *duoPages) allowed(w http.ResponseWriter, r *http.Request, cr *challenge
 // session never claims duo and is not remembered: Duo is asked again in
 // the next browser session.
 func (d *duoPages) bypassed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, stage, statusMsg string) {
-	d.c.s.issueSession(w, r, cr.id, cr.policy, cr.rule, cr.providerKey(), SessionFailOpen)
+	d.c.issueSession(w, r, cr, session.FailOpen)
 	d.c.s.countChallenge(cr.providerKey(), challengeBypass)
 	d.c.s.log.Info("second factor bypassed by Duo; the session does not claim duo", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
 		"rule", cr.rule.Name, "provider", cr.providerKey(), "user", cr.user(), "stage", stage, "duoStatus", statusMsg)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
@@ -353,7 +354,7 @@ func TestDuoPushApprovedIssuesTheSessionClaimingDuo(t *testing.T) {
 	w = b.submit(duoPathCheck, nil)
 	g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
 	g.Expect(w.Header().Get("Location")).To(Equal(duoRD))
-	g.Expect(cookieNames(w)).To(ContainElements(SessionCookieName, RememberCookieName))
+	g.Expect(cookieNames(w)).To(ContainElements(session.CookieName, session.RememberCookieName))
 
 	aw := f.authFor(b, duoRD)
 	g.Expect(aw.Code).To(Equal(http.StatusOK), aw.Body.String())
@@ -369,7 +370,7 @@ func TestDuoPushApprovedIssuesTheSessionClaimingDuo(t *testing.T) {
 	w = b.post(challengePath+duoPathCheck, form)
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
 	g.Expect(w.Body.String()).To(ContainSubstring("This push was already used to sign in."))
-	g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+	g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 	logDuoRequests(t, f.duo)
 }
 
@@ -401,7 +402,7 @@ func TestDuoPushRefusalsSayWhyAndOfferAnotherTry(t *testing.T) {
 			g.Expect(w.Body.String()).To(ContainSubstring(tt.title))
 			g.Expect(w.Body.String()).To(ContainSubstring("Duo says: " + tt.msg))
 			g.Expect(w.Body.String()).To(ContainSubstring(`>Try again</a>`))
-			g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+			g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 			g.Expect(f.authFor(b, duoRD).Code).To(Equal(http.StatusUnauthorized))
 
 			// Trying again offers the push again.
@@ -422,7 +423,7 @@ func TestDuoBypassPassesWithoutClaimingDuo(t *testing.T) {
 	w := b.get(challengeURL(duoRD))
 	g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
 	g.Expect(w.Header().Get("Location")).To(Equal(duoRD))
-	g.Expect(cookieNames(w)).To(ConsistOf(SessionCookieName), "a session for this browser session only, never remembered")
+	g.Expect(cookieNames(w)).To(ConsistOf(session.CookieName), "a session for this browser session only, never remembered")
 
 	aw := f.authFor(b, duoRD)
 	g.Expect(aw.Code).To(Equal(http.StatusOK))
@@ -560,7 +561,7 @@ func TestDuoPushIsBoundToTheUserAndTheBrowser(t *testing.T) {
 			tc.b.last = last
 			g.Expect(w.Code).To(Equal(http.StatusForbidden))
 			g.Expect(w.Body.String()).To(ContainSubstring("Push expired or invalid"))
-			g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+			g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 		})
 	}
 	g.Expect(f.duo.RequestsTo("/auth/v2/auth_status")).To(HaveLen(statusBefore), "no refused transaction reached Duo")

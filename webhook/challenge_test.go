@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
@@ -387,9 +388,9 @@ func TestChallengeEnrolmentWalk(t *testing.T) {
 	for _, c := range w.Result().Cookies() {
 		cookies[c.Name] = c
 	}
-	g.Expect(cookies).To(HaveKey(SessionCookieName))
-	g.Expect(cookies).To(HaveKey(RememberCookieName))
-	g.Expect(cookies[SessionCookieName].Domain).To(Equal("example.com"))
+	g.Expect(cookies).To(HaveKey(session.CookieName))
+	g.Expect(cookies).To(HaveKey(session.RememberCookieName))
+	g.Expect(cookies[session.CookieName].Domain).To(Equal("example.com"))
 
 	// "I saved them, continue" leads back to rd.
 	w = b.submit("/continue", nil)
@@ -439,7 +440,7 @@ func TestChallengeVerifyWithACode(t *testing.T) {
 	w = b.submit("/verify", url.Values{"code": {f.code(o, f.clock.Now())}})
 	g.Expect(w.Code).To(Equal(http.StatusSeeOther))
 	g.Expect(w.Header().Get("Location")).To(Equal(challengeRD))
-	g.Expect(w.Header().Values("Set-Cookie")).To(ContainElement(HavePrefix(SessionCookieName + "=")))
+	g.Expect(w.Header().Values("Set-Cookie")).To(ContainElement(HavePrefix(session.CookieName + "=")))
 }
 
 func TestChallengeRefusedCodesSayWhy(t *testing.T) {
@@ -513,7 +514,7 @@ func TestChallengeLocksOutAfterFiveFailures(t *testing.T) {
 	w = b.submit("/verify", url.Values{"code": {right}})
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
 	g.Expect(w.Body.String()).To(ContainSubstring("verification is paused until 09:37 UTC"))
-	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(SessionCookieName + "=")))
+	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(session.CookieName + "=")))
 
 	// Recovery codes are locked too.
 	w = b.get(challengeURL(challengeRD, "method", "recovery"))
@@ -595,7 +596,7 @@ func TestChallengeFormsNeedTheirCSRFToken(t *testing.T) {
 			w := b.do(r)
 			g.Expect(w.Code).To(Equal(http.StatusForbidden))
 			g.Expect(w.Body.String()).To(ContainSubstring("Form expired or invalid"))
-			g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(SessionCookieName + "=")))
+			g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(session.CookieName + "=")))
 		})
 	}
 }

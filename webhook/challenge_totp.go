@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
@@ -200,7 +201,7 @@ func (c *challengePages) totpCodeInput(w http.ResponseWriter, r *http.Request, c
 
 // accepted issues the session after a second factor.
 func (c *challengePages) accepted(w http.ResponseWriter, r *http.Request, cr *challengeRequest, how string) {
-	c.s.issueSession(w, r, cr.id, cr.policy, cr.rule, cr.providerKey(), SessionVerified)
+	c.issueSession(w, r, cr, session.Verified)
 	c.s.countChallenge(cr.providerKey(), challengeSuccess)
 	c.s.log.Info("second factor accepted", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "rule", cr.rule.Name,
 		"provider", cr.providerKey(), "user", cr.user(), "with", how)

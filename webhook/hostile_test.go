@@ -22,6 +22,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // Known bypass classes of auth proxies, tried against the real handler
@@ -142,7 +143,7 @@ var spoofHeaders = map[string]string{
 
 func TestHostileForwardedHeadersFromAnUntrustedPeerAreRefused(t *testing.T) {
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 	for name := range spoofHeaders {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -234,7 +235,7 @@ func TestHostileSpoofedAddressesDoNotDodgeTheFormRateLimit(t *testing.T) {
 
 func TestHostileDuplicatedHeadersAreNotPickedFrom(t *testing.T) {
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 	tests := []struct {
 		name   string
 		header string

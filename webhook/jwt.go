@@ -17,6 +17,7 @@ import (
 	"github.com/mfa-operator/mfa-operator/internal/jwks"
 	"github.com/mfa-operator/mfa-operator/internal/lru"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 const (
@@ -106,7 +107,7 @@ func (v *jwtVerifier) token(r *http.Request) string {
 	var t string
 	switch {
 	case v.cfg.Cookie != "":
-		t = cookieValue(r, v.cfg.Cookie)
+		t = session.CookieValue(r, v.cfg.Cookie)
 	case v.bearer:
 		h := firstHeader(r.Header, "Authorization")
 		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
@@ -92,19 +93,6 @@ type Identity struct {
 	Source string
 }
 
-// SessionMode says what a session proves.
-type SessionMode int
-
-const (
-	// SessionVerified: the user answered the provider.
-	SessionVerified SessionMode = iota
-	// SessionFailOpen: the provider could not be reached and its fail mode
-	// is open. The session lets the user through for this browser session
-	// but never claims the factor (no X-MFA-Multifactor, no amr) and is
-	// never remembered.
-	SessionFailOpen
-)
-
 // ErrDenied is returned by requiredRule when the request being returned to
 // is denied by a rule or by the policy's default.
 var ErrDenied = errors.New("denied by policy")
@@ -131,7 +119,8 @@ type Server struct {
 	jwks   atomic.Pointer[jwksDoc]
 
 	metrics    *metrics
-	cookies    *cookieCache
+	sessions   *session.Jar
+	pages      *challengePages
 	assertions *assertionCache
 	verifiers  *verifierRegistry
 
@@ -175,7 +164,7 @@ func NewServer(opts Options) (*Server, error) {
 		s.publicURL = u
 	}
 	s.metrics = newMetrics()
-	s.cookies = newCookieCache(cookieCacheSize)
+	s.sessions = session.NewJar(opts.CookieDomain, !opts.InsecureCookies)
 	s.assertions = newAssertionCache()
 	s.verifiers = newVerifierRegistry(s)
 	s.snap.Store(emptySnapshot())

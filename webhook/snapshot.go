@@ -10,6 +10,7 @@ import (
 	"github.com/mfa-operator/mfa-operator/internal/hostname"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 const defaultRememberFor = v1alpha1.DefaultRememberFor
@@ -64,8 +65,10 @@ type policyEntry struct {
 // ruleInfo is what the hot path needs of a rule beyond the compiled rule.
 type ruleInfo struct {
 	rule *policy.CompiledRule
-	// providerKeys are the namespace/name of the rule's providers in force.
-	providerKeys []string
+	// accepts is what a session must show to satisfy the rule: a factor
+	// of one of the rule's providers in force (namespace/name), answered
+	// within its rememberFor.
+	accepts session.Rule
 }
 
 func (e *policyEntry) ruleInfo(r *policy.CompiledRule) *ruleInfo {
@@ -208,7 +211,7 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 	e.rules = make([]ruleInfo, len(cp.Rules))
 	for i := range cp.Rules {
 		r := &cp.Rules[i]
-		ri := ruleInfo{rule: r}
+		ri := ruleInfo{rule: r, accepts: session.Rule{RememberFor: r.RememberFor, IgnoreCookie: r.IgnoreCookie}}
 		for _, k := range r.Providers {
 			bp := providers[k]
 			if bp == nil {
@@ -219,7 +222,7 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 				s.log.Warn("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
 				continue
 			}
-			ri.providerKeys = append(ri.providerKeys, k)
+			ri.accepts.Providers = append(ri.accepts.Providers, k)
 			e.maxRemember[k] = max(e.maxRemember[k], r.RememberFor)
 		}
 		e.rules[i] = ri

@@ -16,6 +16,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
@@ -112,7 +113,7 @@ func TestTenancyAssertionNamesTheDecidingPolicy(t *testing.T) {
 
 	t.Run("after a second factor", func(t *testing.T) {
 		g := NewWithT(t)
-		cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+		cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 		c := claimsOf(g, withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
 		g.Expect(c["policy"]).To(Equal("apps/admin"))
 		g.Expect(c["aud"]).To(Equal("admin.example.com"))
@@ -378,8 +379,8 @@ func TestTenancyChallengeServerChecksAdmissionAgain(t *testing.T) {
 	g.Expect(f.logs.String()).To(ContainSubstring("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped"))
 
 	user := map[string]string{"X-Auth-Request-Email": ana}
-	shared := f.issue(headerIdentity(ana), "team-b", "app", "shared", "platform/totp", SessionVerified)
-	own := f.issue(headerIdentity(ana), "team-b", "app", "both", "team-b/own-totp", SessionVerified)
+	shared := f.issue(headerIdentity(ana), "team-b", "app", "shared", "platform/totp", session.Verified)
+	own := f.issue(headerIdentity(ana), "team-b", "app", "both", "team-b/own-totp", session.Verified)
 	tests := []struct {
 		name     string
 		original string
@@ -496,7 +497,7 @@ func TestTenancyPendingSecretIsBoundToItsBrowser(t *testing.T) {
 	w := second.submitTo(teamBPage, "/enroll", url.Values{"code": {f.code(qr1, f.clock.Now())}})
 	g.Expect(w.Code).To(Equal(http.StatusUnprocessableEntity), w.Body.String())
 	g.Expect(w.Body.String()).To(ContainSubstring("That code is not right"))
-	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(SessionCookieName + "=")))
+	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(session.CookieName + "=")))
 
 	w = first.submitTo(teamBPage, "/enroll", url.Values{"code": {f.code(qr1, f.clock.Now())}})
 	g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
