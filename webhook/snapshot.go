@@ -30,8 +30,7 @@ type Snapshot struct {
 	// LoadedAt is when the bundle was loaded.
 	LoadedAt time.Time
 
-	byName   map[policyName]*policyEntry
-	byPolicy map[*policy.CompiledPolicy]*policyEntry
+	byName map[policyName]*policyEntry
 	// hosts serves host-based lookup (/auth and /forward-auth without a
 	// policy in the path).
 	hosts hostRoutes
@@ -85,7 +84,6 @@ func emptySnapshot() *Snapshot {
 		Policies:  map[string]*policy.CompiledPolicy{},
 		Providers: map[string]*policy.BundleProvider{},
 		byName:    map[policyName]*policyEntry{},
-		byPolicy:  map[*policy.CompiledPolicy]*policyEntry{},
 		hosts:     newHostRoutes(),
 	}
 }
@@ -114,13 +112,6 @@ func (sn *Snapshot) PolicyForHost(host string) *policy.CompiledPolicy {
 		return r.entry.compiled
 	}
 	return nil
-}
-
-func (sn *Snapshot) entryOf(p *policy.CompiledPolicy) *policyEntry {
-	if p == nil {
-		return nil
-	}
-	return sn.byPolicy[p]
 }
 
 // Provider returns the provider namespace/name, or nil.
@@ -167,7 +158,6 @@ func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyrin
 		}
 		sn.Policies[e.key] = cp
 		sn.byName[policyName{cp.Namespace, cp.Name}] = e
-		sn.byPolicy[cp] = e
 		e.created = bp.Created
 		claims = s.appendHostClaims(claims, e)
 	}
