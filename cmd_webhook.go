@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
+	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
 	"github.com/mfa-operator/mfa-operator/webhook"
@@ -74,7 +75,6 @@ func runWebhook(ctx context.Context, args []string) error {
 		return fmt.Errorf("--gc-headroom %q: want a size, e.g. 32Mi, or 0", *gcHeadroom)
 	}
 	opts := webhook.Options{
-		Namespace:           *common.namespace,
 		PublicURL:           *common.publicURL,
 		CookieDomain:        *common.cookieDomain,
 		TrustedProxies:      proxies,
@@ -84,24 +84,25 @@ func runWebhook(ctx context.Context, args []string) error {
 		AllowAmbiguousPaths: *common.ambiguousPaths,
 		ListenAddr:          *listen,
 		MetricsAddr:         *metricsAddr,
-		ConfigDir:           *configDir,
-		DataDir:             *dataDir,
 		Logger:              log,
 		Lockout:             lockout,
 		GCHeadroom:          uint64(headroom.Value()),
 	}
 
-	if opts.ConfigDir != "" {
-		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+	// The configuration's source and the enrolment store are chosen here,
+	// once: files in standalone mode, Secrets in a cluster.
+	if *configDir != "" {
+		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 			return fmt.Errorf("--data-dir: %w", err)
 		}
-		fstore, err := store.NewFileStore(filepath.Join(opts.DataDir, "enrollments.db"))
+		fstore, err := store.NewFileStore(filepath.Join(*dataDir, "enrollments.db"))
 		if err != nil {
-			return fmt.Errorf("opening the enrolment store in --data-dir %s: %w", opts.DataDir, err)
+			return fmt.Errorf("opening the enrolment store in --data-dir %s: %w", *dataDir, err)
 		}
 		defer fstore.Close()
 		opts.Store = fstore
-		log.Info("standalone mode", "configDir", opts.ConfigDir, "dataDir", opts.DataDir)
+		opts.Source = &source.Dir{ConfigDir: *configDir, DataDir: *dataDir, IdentityHeaders: identityHeaders, Log: log}
+		log.Info("standalone mode", "configDir", *configDir, "dataDir", *dataDir)
 	} else {
 		cfg, err := config.GetConfig()
 		if err != nil {
@@ -115,9 +116,10 @@ func runWebhook(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("building the cluster client: %w", err)
 		}
-		opts.Client = c
-		opts.Store = store.NewSecretStore(c, opts.Namespace)
-		log.Info("cluster mode", "namespace", opts.Namespace)
+		namespace := *common.namespace
+		opts.Store = store.NewSecretStore(c, namespace)
+		opts.Source = &source.Cluster{Client: c, Namespace: namespace, Log: log}
+		log.Info("cluster mode", "namespace", namespace)
 	}
 
 	srv, err := webhook.NewServer(opts)

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,23 @@ const (
 	HeaderMultifactor = "X-Mfa-Multifactor"
 	HeaderAssertion   = "X-Mfa-Assertion"
 )
+
+// authHandler answers the auth endpoints, which the front door calls on
+// every protected request: the hot path. It reads the configuration once
+// per request and decides with that snapshot and its policy entry.
+type authHandler struct {
+	config     *config
+	proxies    *proxies
+	paths      pathMode
+	sessions   *session.Jar
+	assertions *assertionSigner
+	metrics    *metrics
+	log        *slog.Logger
+	now        func() time.Time
+	// realClock: now is time.Now, so the time an auth request started is
+	// its decision's now too (one clock read fewer per request).
+	realClock bool
+}
 
 // handleAuth answers the front door about one protected request:
 // /auth/{namespace}/{policy}, or /auth choosing the policy by host.
@@ -46,8 +64,8 @@ const (
 //   - a rule that fails to evaluate (runtime error, cost limit) or a
 //     RequireMFA rule none of whose providers is in force: 403, logged;
 //   - nothing loaded yet: 403.
-func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
-	s.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseOriginal, false)
+func (a *authHandler) handleAuth(w http.ResponseWriter, r *http.Request) {
+	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseOriginal, false)
 }
 
 // handleForwardAuth answers Traefik ForwardAuth and Caddy forward_auth:
@@ -55,42 +73,42 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 // request comes in X-Forwarded-Method/Proto/Host/Uri (believed only from a
 // trusted proxy), and a missing second factor is a 302 to the challenge,
 // since these proxies hand the answer to the browser as it is.
-func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
-	s.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseForwarded, true)
+func (a *authHandler) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
+	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseForwarded, true)
 }
 
 // serveDecision answers an auth request for the policy ns/name, or for the
 // original request's host when ns is empty.
-func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, parse originalParser, redirect bool) {
+func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, parse originalParser, redirect bool) {
 	start := time.Now()
-	defer s.recoverClosed(w)
+	defer a.recoverClosed(w)
 	st := authStates.Get().(*authState)
 	defer releaseAuthState(st)
-	d := s.decide(r, ns, name, parse, st, start)
+	d := a.decide(r, ns, name, parse, st, start)
 	if redirect && d.result == decisionChallenge && d.location != "" {
 		w.Header()["Cache-Control"] = []string{"no-store"}
 		http.Redirect(w, r, d.location, http.StatusFound)
 	} else {
-		s.respond(w, d)
+		respond(w, d)
 	}
 	if d.counters != nil {
 		d.counters[d.result].Inc()
 	} else {
-		s.metrics.decisions.WithLabelValues("", "", d.result.String()).Inc()
+		a.metrics.decisions.WithLabelValues("", "", d.result.String()).Inc()
 	}
-	s.metrics.duration.Observe(time.Since(start).Seconds())
-	s.logDecision(r.Context(), d)
+	a.metrics.duration.Observe(time.Since(start).Seconds())
+	a.logDecision(r.Context(), d)
 }
 
 // recoverClosed turns a panic while deciding into a 403: a bug must close
 // the door, not drop the connection (which a front door may treat as 5xx).
-func (s *Server) recoverClosed(w http.ResponseWriter) {
+func (a *authHandler) recoverClosed(w http.ResponseWriter) {
 	if v := recover(); v != nil {
 		if v == http.ErrAbortHandler {
 			panic(v)
 		}
-		s.log.Error("auth decision panicked; answered 403", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		s.metrics.decisions.WithLabelValues("", "", resultError).Inc()
+		a.log.Error("auth decision panicked; answered 403", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		a.metrics.decisions.WithLabelValues("", "", resultError).Inc()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = w.Write([]byte("forbidden: the policy could not be evaluated (see the challenge server's log)\n"))
@@ -139,8 +157,8 @@ type originalParser func(r *http.Request, paths pathMode, o *originalRequest) er
 
 // decide judges an auth request for the policy ns/name, or by host when ns
 // is empty; st is zeroed scratch space, start the time the request came in.
-func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, st *authState, start time.Time) decision {
-	snap := s.snapshot()
+func (a *authHandler) decide(r *http.Request, ns, name string, parse originalParser, st *authState, start time.Time) decision {
+	snap := a.config.snapshot()
 	if snap.Keyring == nil {
 		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
 	}
@@ -148,11 +166,11 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	// believed. Judging the auth request itself instead could allow what
 	// the original request would not, so the request is refused.
 	peer := peerAddr(r)
-	if !s.trusted(peer) {
+	if !a.proxies.isTrusted(peer) {
 		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
 	}
 	orig := &st.orig
-	if err := parse(r, s.paths, orig); err != nil {
+	if err := parse(r, a.paths, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
 	}
 
@@ -179,18 +197,18 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	}
 	d := decision{entry: e, counters: e.counters}
 
-	id, err := s.identifyFrom(r, e, &st.id, true)
+	id, err := e.identify(r, &st.id, true)
 	if err != nil || id == nil {
-		d.result, d.err, d.location = decisionChallenge, err, s.challengeURL(e, orig.raw)
+		d.result, d.err, d.location = decisionChallenge, err, e.challengeURL(orig.raw)
 		d.reason = "no identity"
 		return d
 	}
 
 	now := start
-	if !s.realClock {
-		now = s.now()
+	if !a.realClock {
+		now = a.now()
 	}
-	_, ip := s.clientAddr(r, peer)
+	_, ip := a.proxies.clientAddr(r, peer)
 	buildRequest(r, e, orig, ip, now, &st.req)
 	st.vars = policy.Vars{User: &id.User, Request: &st.req}
 	v, err := e.judge(&st.vars)
@@ -208,9 +226,9 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 			return d
 		}
 		st.user = session.User{ID: id.User.ID, AuthTime: id.AuthTime, AuthTimeVerified: id.Source == SourceJWT}
-		multifactor, ok := s.sessions.Check(r, snap.Keyring, &v.info.accepts, &st.user, now)
+		multifactor, ok := a.sessions.Check(r, snap.Keyring, &v.info.accepts, &st.user, now)
 		if !ok {
-			d.result, d.location, d.reason = decisionChallenge, s.challengeURL(e, orig.raw), "second factor required"
+			d.result, d.location, d.reason = decisionChallenge, e.challengeURL(orig.raw), "second factor required"
 			d.user = id.User.ID
 			return d
 		}
@@ -221,8 +239,8 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 		return d
 	}
 	d.user = id.User.ID
-	if a := s.assertion(snap.Keyring, e.key, id.User.ID, orig.host, d.multifactor, now); a != nil {
-		d.answer = &a.answer
+	if sa := a.assertions.sign(snap.Keyring, e.key, id.User.ID, orig.host, d.multifactor, now); sa != nil {
+		d.answer = &sa.answer
 	}
 	return d
 }
@@ -250,7 +268,7 @@ func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip str
 	}
 }
 
-func (s *Server) respond(w http.ResponseWriter, d decision) {
+func respond(w http.ResponseWriter, d decision) {
 	h := w.Header()
 	switch d.result {
 	case decisionAllow:
@@ -292,20 +310,20 @@ func (s *Server) respond(w http.ResponseWriter, d decision) {
 }
 
 // challengeURL is <public-url>/challenge/{ns}/{policy}?rd=<original url>.
-func (s *Server) challengeURL(e *policyEntry, original string) string {
+func (e *policyEntry) challengeURL(original string) string {
 	return e.challengeBase + url.QueryEscape(original)
 }
 
-func (s *Server) logDecision(ctx context.Context, d decision) {
+func (a *authHandler) logDecision(ctx context.Context, d decision) {
 	switch {
 	case d.result == decisionError:
-		s.log.LogAttrs(ctx, slog.LevelError, "auth decision failed closed", d.attrs()...)
+		a.log.LogAttrs(ctx, slog.LevelError, "auth decision failed closed", d.attrs()...)
 	case d.result == decisionRefused:
-		s.log.LogAttrs(ctx, slog.LevelWarn, "auth request refused", d.attrs()...)
-	case s.log.Enabled(ctx, slog.LevelDebug):
+		a.log.LogAttrs(ctx, slog.LevelWarn, "auth request refused", d.attrs()...)
+	case a.log.Enabled(ctx, slog.LevelDebug):
 		// Refused tokens (expired ones are common) are debug too; an
 		// issuer that cannot be reached is logged where it is fetched.
-		s.log.LogAttrs(ctx, slog.LevelDebug, "auth decision", d.attrs()...)
+		a.log.LogAttrs(ctx, slog.LevelDebug, "auth decision", d.attrs()...)
 	}
 }
 
@@ -332,6 +350,10 @@ func (d *decision) attrs() []slog.Attr {
 	return a
 }
 
+// errDenied is returned by requiredRule when the request being returned
+// to is denied by a rule or by the policy's default.
+var errDenied = errors.New("denied by policy")
+
 // verdict is what a policy's rules decide for one request.
 type verdict struct {
 	action v1alpha1.Action
@@ -355,31 +377,4 @@ func (e *policyEntry) judge(vars *policy.Vars) (verdict, error) {
 		v.action, v.info = rule.Action, e.ruleInfo(rule)
 	}
 	return v, nil
-}
-
-// requiredRule judges the request the browser will be sent back to
-// (original, from rd) as /auth would, and returns the RequireMFA rule that
-// asks for a second factor. nil, nil: no second factor is needed;
-// ErrDenied: a rule or the default denies; any other error: fail closed.
-func (s *Server) requiredRule(r *http.Request, e *policyEntry, id *Identity, original *url.URL) (*ruleInfo, error) {
-	if id == nil {
-		return nil, ErrDenied
-	}
-	var st authState
-	if err := parseOriginalURL(original.String(), http.MethodGet, s.paths, &st.orig); err != nil {
-		return nil, err
-	}
-	_, ip := s.clientAddr(r, peerAddr(r))
-	buildRequest(r, e, &st.orig, ip, s.now(), &st.req)
-	v, err := e.judge(&policy.Vars{User: &id.User, Request: &st.req})
-	if err != nil {
-		return nil, err
-	}
-	switch v.action {
-	case v1alpha1.ActionRequireMFA:
-		return v.info, nil
-	case v1alpha1.ActionAllow:
-		return nil, nil
-	}
-	return nil, ErrDenied
 }

@@ -20,7 +20,7 @@ const ana = "ana@example.com"
 // returns the cookies set.
 func (f *coreFixture) issue(id *Identity, ns, name, ruleName, providerKey string, mode session.Mode, existing ...*http.Cookie) []*http.Cookie {
 	f.t.Helper()
-	sn := f.s.snapshot()
+	sn := f.s.config.snapshot()
 	e := sn.entry(ns, name)
 	NewWithT(f.t).Expect(e).NotTo(BeNil())
 	var rule *policy.CompiledRule
@@ -280,7 +280,7 @@ spec:
 
 func TestRequiredRuleForTheReturnURL(t *testing.T) {
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	e := f.s.snapshot().entry("apps", "admin")
+	e := f.s.config.snapshot().entry("apps", "admin")
 	tests := []struct {
 		rd       string
 		groups   []string
@@ -289,7 +289,7 @@ func TestRequiredRuleForTheReturnURL(t *testing.T) {
 	}{
 		{rd: "https://admin.example.com/billing", wantRule: "billing"},
 		{rd: "https://admin.example.com/public/", wantRule: ""},
-		{rd: "https://admin.example.com/x", groups: []string{"blocked"}, wantErr: ErrDenied},
+		{rd: "https://admin.example.com/x", groups: []string{"blocked"}, wantErr: errDenied},
 	}
 	for _, tt := range tests {
 		t.Run(tt.rd, func(t *testing.T) {
@@ -300,7 +300,7 @@ func TestRequiredRuleForTheReturnURL(t *testing.T) {
 			id := headerIdentity(ana)
 			id.User.Groups = tt.groups
 			u, _ := url.Parse(tt.rd)
-			ri, err := f.s.requiredRule(r, e, id, u)
+			ri, err := f.s.pages.requiredRule(r, e, id, u)
 			if tt.wantErr != nil {
 				g.Expect(err).To(MatchError(tt.wantErr))
 				return
@@ -332,9 +332,9 @@ func TestAuthPanicFailsClosed(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
 	// Corrupt the snapshot in force so that deciding panics.
-	sn := *f.s.snapshot()
+	sn := *f.s.config.snapshot()
 	sn.byName = map[policyName]*policyEntry{{"apps", "admin"}: {header: newHeaderSource(&v1alpha1.HeaderIdentity{})}}
-	f.s.snap.Store(&sn)
+	f.s.config.snap.Store(&sn)
 	w := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/", map[string]string{"X-Auth-Request-Email": ana}))
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
 	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())

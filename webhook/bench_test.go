@@ -57,7 +57,7 @@ spec:
 
 func benchServe(b *testing.B, f *coreFixture, r *http.Request, want int) {
 	b.Helper()
-	h := f.s.Handler()
+	h := f.s.handler
 	w := &benchWriter{h: http.Header{}}
 	h.ServeHTTP(w, r)
 	if w.code != want {
@@ -75,10 +75,8 @@ func benchServe(b *testing.B, f *coreFixture, r *http.Request, want int) {
 }
 
 func benchFixture(b *testing.B, yaml string) *coreFixture {
-	f := newCoreServer(b, yaml)
 	// Production logs at info: the hot path logs nothing then.
-	f.s.log = discardLogger()
-	return f
+	return newCoreServer(b, yaml, func(o *Options) { o.Logger = discardLogger() })
 }
 
 func BenchmarkAuthRemembered(b *testing.B) {
@@ -145,7 +143,7 @@ spec:
 			URL: "https://app.example.com/reports", IP: "10.1.2.3", Time: f.clock.Now()},
 	}
 	for _, name := range []string{"bench", "office"} {
-		p := f.s.snapshot().Policy("apps", name)
+		p := f.s.config.snapshot().Policy("apps", name)
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -184,7 +182,7 @@ func BenchmarkHTTP(b *testing.B) {
 		handler http.Handler
 	}{
 		{"empty", limitBody(empty)},
-		{"auth-remembered", limitBody(f.s.Handler())},
+		{"auth-remembered", limitBody(f.s.handler)},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			srv := httptest.NewUnstartedServer(tt.handler)
@@ -192,7 +190,7 @@ func BenchmarkHTTP(b *testing.B) {
 			srv.Start()
 			defer srv.Close()
 			// The proxy is the loopback peer here.
-			f.s.opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			f.s.pages.proxies.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 			c := srv.Client()
 			url := srv.URL + "/auth/apps/bench"
 			do := func() {

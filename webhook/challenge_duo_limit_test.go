@@ -34,7 +34,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 		text    string
 	}{
 		{
-			name: "per user, from many addresses", burst: DefaultDuoUserLimit.Burst, refill: 10 * time.Second,
+			name: "per user, from many addresses", burst: defaultDuoUserLimit.Burst, refill: 10 * time.Second,
 			page: func(f *duoFixture, i int) *httptest.ResponseRecorder {
 				f.clientIP = fmt.Sprintf("198.51.100.%d", 100+i)
 				return f.browser(duotest.UserApprove).get(challengeURL(duoRD))
@@ -45,7 +45,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 			text: "Duo was asked about your account too often in a short time. Wait 10 seconds, then try again.",
 		},
 		{
-			name: "per client address, for many users", burst: DefaultDuoClientLimit.Burst, refill: time.Second,
+			name: "per client address, for many users", burst: defaultDuoClientLimit.Burst, refill: time.Second,
 			page: func(f *duoFixture, i int) *httptest.ResponseRecorder {
 				f.clientIP = "198.51.100.20"
 				return f.browser(fmt.Sprintf("user-%d@example.com", i)).get(challengeURL(duoRD))
@@ -57,7 +57,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 			text: "Too many requests to Duo came from your network in a short time. Wait a second, then try again.",
 		},
 		{
-			name: "per IPv6 /64, for many users", burst: DefaultDuoClientLimit.Burst, refill: time.Second,
+			name: "per IPv6 /64, for many users", burst: defaultDuoClientLimit.Burst, refill: time.Second,
 			page: func(f *duoFixture, i int) *httptest.ResponseRecorder {
 				f.clientIP = fmt.Sprintf("2001:db8:1:2::%x", i+1)
 				return f.browser(fmt.Sprintf("user-%d@example.com", i)).get(challengeURL(duoRD))
@@ -167,8 +167,8 @@ func TestDuoPushAndPasscodeShareTheUsersAllowance(t *testing.T) {
 
 func TestDuoCallLimitsDefaults(t *testing.T) {
 	g := NewWithT(t)
-	g.Expect(DuoCallLimits{}.withDefaults()).To(Equal(DuoCallLimits{PerUser: DefaultDuoUserLimit, PerClient: DefaultDuoClientLimit}))
-	g.Expect(DuoCallLimits{PerUser: ratelimit.Limit{Burst: 2}}.withDefaults().PerUser).To(Equal(ratelimit.Limit{PerMinute: 6, Burst: 2, MaxClients: 10000}))
-	g.Expect(DefaultDuoUserLimit).To(Equal(ratelimit.Limit{PerMinute: 6, Burst: 5, MaxClients: 10000}), "a burst of 5, then one every 10 seconds")
-	g.Expect(DefaultDuoClientLimit).To(Equal(ratelimit.Limit{PerMinute: 60, Burst: 20, MaxClients: 10000}), "a burst of 20, then one a second")
+	g.Expect(duoCallLimits{}.withDefaults()).To(Equal(duoCallLimits{PerUser: defaultDuoUserLimit, PerClient: defaultDuoClientLimit}))
+	g.Expect(duoCallLimits{PerUser: ratelimit.Limit{Burst: 2}}.withDefaults().PerUser).To(Equal(ratelimit.Limit{PerMinute: 6, Burst: 2, MaxClients: 10000}))
+	g.Expect(defaultDuoUserLimit).To(Equal(ratelimit.Limit{PerMinute: 6, Burst: 5, MaxClients: 10000}), "a burst of 5, then one every 10 seconds")
+	g.Expect(defaultDuoClientLimit).To(Equal(ratelimit.Limit{PerMinute: 60, Burst: 20, MaxClients: 10000}), "a burst of 20, then one a second")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
 	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
@@ -27,10 +28,13 @@ func newDuoReplica(f *duoFixture) *challengeFixture {
 	logs := &syncWriter{w: new(bytes.Buffer)}
 	o := f.s.opts
 	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dir := *o.Source.(*source.Dir)
+	dir.Log = o.Logger
+	o.Source = &dir
 	s, err := NewServer(o)
 	g.Expect(err).NotTo(HaveOccurred())
-	s.reloadConfigDir()
-	g.Expect(s.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
+	reloadConfigDir(s)
+	g.Expect(s.config.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
 	replica := *f.challengeFixture
 	replica.s, replica.logs = s, logs.w
 	return &replica

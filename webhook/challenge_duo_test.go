@@ -22,6 +22,7 @@ import (
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
@@ -129,24 +130,24 @@ func newDuoFixture(t *testing.T, opts ...func(*Options)) *duoFixture {
 	t.Cleanup(func() { _ = st.Close() })
 	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	logs := &syncWriter{w: new(bytes.Buffer)}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o := Options{
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
-		ConfigDir:      configDir,
-		DataDir:        dataDir,
+		Source:         &source.Dir{ConfigDir: configDir, DataDir: dataDir, Now: clock.Now, Log: log},
 		Store:          st,
 		Now:            clock.Now,
-		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         log,
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	s, err := NewServer(o)
 	g.Expect(err).NotTo(HaveOccurred())
-	s.reloadConfigDir()
-	g.Expect(s.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
-	g.Expect(s.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads; logs:\n%s", logs.w.String())
+	reloadConfigDir(s)
+	g.Expect(s.config.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
+	g.Expect(s.config.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads; logs:\n%s", logs.w.String())
 	return &duoFixture{
 		challengeFixture: &challengeFixture{t: t, s: s, st: st, clock: clock, logs: logs.w, clientIP: "198.51.100.20"},
 		duo:              ds,
@@ -167,7 +168,7 @@ func (f *duoFixture) authFor(b *browser, rd string) *httptest.ResponseRecorder {
 		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	f.s.Handler().ServeHTTP(w, r)
+	f.s.handler.ServeHTTP(w, r)
 	return w
 }
 
@@ -486,21 +487,21 @@ func TestDuoPushesAreLimitedPerUser(t *testing.T) {
 	g := NewWithT(t)
 	// The push limit alone: the limits of calls to Duo are out of its way.
 	f := newDuoFixture(t, func(o *Options) {
-		o.DuoCallLimits = DuoCallLimits{PerUser: ratelimit.Limit{PerMinute: 600, Burst: 100}}
+		o.duoCallLimits = duoCallLimits{PerUser: ratelimit.Limit{PerMinute: 600, Burst: 100}}
 	})
 	b := f.browser(duotest.UserApprove)
 	push := func(b *browser) *httptest.ResponseRecorder {
 		g.Expect(b.get(challengeURL(duoRD)).Code).To(Equal(http.StatusOK))
 		return b.submit(duoPathPush, nil)
 	}
-	for i := 0; i < int(DuoPushRateLimit.Burst); i++ {
+	for i := 0; i < int(duoPushRateLimit.Burst); i++ {
 		g.Expect(push(b).Code).To(Equal(http.StatusOK), "push %d", i+1)
 	}
 	w := push(b)
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
 	g.Expect(w.Body.String()).To(ContainSubstring("Too many pushes"))
 	g.Expect(w.Header().Get("Retry-After")).To(Equal("20"))
-	g.Expect(f.duo.RequestsTo("/auth/v2/auth")).To(HaveLen(DuoPushRateLimit.Burst), "the refused push never reached Duo")
+	g.Expect(f.duo.RequestsTo("/auth/v2/auth")).To(HaveLen(duoPushRateLimit.Burst), "the refused push never reached Duo")
 
 	// Another browser of the same user, from another address: still limited.
 	other := f.browser(duotest.UserApprove)

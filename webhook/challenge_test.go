@@ -24,6 +24,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
@@ -123,20 +124,20 @@ func newChallengeFixture(t *testing.T) *challengeFixture {
 	t.Cleanup(func() { _ = st.Close() })
 	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := NewServer(Options{
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
-		ConfigDir:      configDir,
-		DataDir:        dataDir,
+		Source:         &source.Dir{ConfigDir: configDir, DataDir: dataDir, Now: clock.Now, Log: log},
 		Store:          st,
 		Now:            clock.Now,
-		Logger:         slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         log,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	s.reloadConfigDir()
-	g.Expect(s.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads from the config directory; logs:\n%s", logs)
-	g.Expect(s.snapshot().Keyring).NotTo(BeNil())
+	reloadConfigDir(s)
+	g.Expect(s.config.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads from the config directory; logs:\n%s", logs)
+	g.Expect(s.config.snapshot().Keyring).NotTo(BeNil())
 	return &challengeFixture{t: t, s: s, st: st, clock: clock, logs: logs, clientIP: "198.51.100.20"}
 }
 
@@ -178,7 +179,7 @@ func (b *browser) do(r *http.Request) *httptest.ResponseRecorder {
 		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	b.f.s.Handler().ServeHTTP(w, r)
+	b.f.s.handler.ServeHTTP(w, r)
 	b.jar.SetCookies(r.URL, w.Result().Cookies())
 	b.last = w.Body.String()
 	return w
@@ -332,7 +333,7 @@ func TestChallengeWithoutIdentityShowsSignInFirst(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "https://auth.example.com"+challengeURL(challengeRD), nil)
 			tc.prep(r)
 			w := httptest.NewRecorder()
-			f.s.Handler().ServeHTTP(w, r)
+			f.s.handler.ServeHTTP(w, r)
 			g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
 			body := w.Body.String()
 			g.Expect(body).To(ContainSubstring("Sign in first"))
@@ -408,7 +409,7 @@ func TestChallengeEnrolmentWalk(t *testing.T) {
 		auth.AddCookie(c)
 	}
 	aw := httptest.NewRecorder()
-	f.s.Handler().ServeHTTP(aw, auth)
+	f.s.handler.ServeHTTP(aw, auth)
 	g.Expect(aw.Code).To(Equal(http.StatusOK), aw.Body.String())
 
 	// The recovery codes are never shown again: the page now asks for a code.

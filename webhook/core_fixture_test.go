@@ -71,7 +71,6 @@ func newCoreServer(t testing.TB, yamlDocs string, opts ...coreOption) *coreFixtu
 	t.Cleanup(func() { _ = st.Close() })
 	logs := &bytes.Buffer{}
 	o := Options{
-		Namespace:      "mfa-system",
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
@@ -110,7 +109,7 @@ func (f *coreFixture) setKeyring(kd *keyring.Data) {
 	f.t.Helper()
 	raw, err := kd.Marshal()
 	NewWithT(f.t).Expect(err).NotTo(HaveOccurred())
-	NewWithT(f.t).Expect(f.s.applyKeyring(raw, "test")).To(Succeed())
+	NewWithT(f.t).Expect(f.s.config.ApplyKeyring(raw, "test")).To(Succeed())
 	f.kr = kd
 }
 
@@ -122,7 +121,7 @@ func (f *coreFixture) load(yamlDocs string) {
 	b := bundleFromYAML(f.t, yamlDocs)
 	_, hash, err := b.Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(f.s.applyBundle(b, hash, "test")).To(Succeed())
+	g.Expect(f.s.config.ApplyBundle(b, hash, "test")).To(Succeed())
 }
 
 func bundleFromYAML(t testing.TB, yamlDocs string) *policy.Bundle {
@@ -156,7 +155,7 @@ func authRequest(path, original string, headers map[string]string) *http.Request
 
 func (f *coreFixture) serve(r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
-	f.s.Handler().ServeHTTP(w, r)
+	f.s.handler.ServeHTTP(w, r)
 	return w
 }
 
@@ -224,4 +223,12 @@ spec:
 
 func discardLogger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// reloadConfigDir loads the server's config directory (its Source) once.
+func reloadConfigDir(s *Server) { s.opts.Source.(*source.Dir).Reload(s.config) }
+
+// identifyAt identifies the user of r through e as the challenge pages do.
+func identifyAt(s *Server, r *http.Request, e *policyEntry) (*Identity, error) {
+	return e.identify(r, nil, s.pages.proxies.fromTrustedProxy(r))
 }

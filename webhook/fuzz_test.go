@@ -59,7 +59,7 @@ func FuzzSessionCookie(f *testing.F) {
 			t.Fatalf("Cookie %q: status %d", cookie, w.Code)
 		}
 		opened := false
-		kr := fx.s.snapshot().Keyring
+		kr := fx.s.config.snapshot().Keyring
 		for _, name := range []string{session.CookieName, session.RememberCookieName} {
 			var values [session.MaxValuesPerName]string
 			n := session.CookieValues(r, name, values[:])
@@ -202,7 +202,7 @@ func FuzzClientAddress(f *testing.F) {
 				r.Header["X-Forwarded-For"] = append(r.Header["X-Forwarded-For"], v)
 			}
 		}
-		got := fx.s.clientIP(r)
+		got := fx.s.pages.proxies.clientIP(r)
 		if !trusted {
 			if got != netip.MustParseAddr("203.0.113.7") {
 				t.Fatalf("untrusted peer: client %s from X-Real-IP %q, X-Forwarded-For %q %q", got, realIP, xff1, xff2)
@@ -232,7 +232,7 @@ func FuzzClientAddress(f *testing.F) {
 // none.
 func FuzzHeaderIdentity(f *testing.F) {
 	fx := newCoreServer(f, coreAdminPolicyYAML, func(o *Options) { o.Logger = discardLogger() })
-	e := fx.s.snapshot().byName[policyName{"apps", "admin"}]
+	e := fx.s.config.snapshot().byName[policyName{"apps", "admin"}]
 	for _, seed := range [][4]string{
 		{ana, "", "ops, admins", "Ana"}, {" ana@example.com ", "", " , ,ops,, ", ""}, {ana, "mallory@example.com", "", ""},
 		{ana, ana, "a", "b"}, {"", ana, "", ""}, {"\t", "", "", ""}, {"@example.com", "", "", ""}, {"ana", "", ",", ""},
@@ -252,7 +252,7 @@ func FuzzHeaderIdentity(f *testing.F) {
 		}
 		r.Header["X-Auth-Request-Groups"] = []string{groups}
 		r.Header["X-Auth-Request-User"] = []string{name}
-		id, err := fx.s.identifyWith(r, e, nil)
+		id, err := identifyAt(fx.s, r, e)
 		if err != nil {
 			t.Fatalf("header identity: error %v", err)
 		}
@@ -282,12 +282,12 @@ func FuzzJWTIdentity(f *testing.F) {
 	idp.clock = fx.clock
 	now := fx.clock.Now()
 	valid := idp.sign(f, jwt.MapClaims{"sub": "ana", "groups": []string{"ops"}})
-	e := fx.s.snapshot().byName[policyName{"apps", "jwt-app"}]
+	e := fx.s.config.snapshot().byName[policyName{"apps", "jwt-app"}]
 	// Load the issuer's keys once; with the clock fixed they are never
 	// fetched again, so fuzzing does no I/O.
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Authorization", "Bearer "+valid)
-	if id, err := fx.s.identifyWith(r, e, nil); err != nil || id == nil || id.User.ID != "ana" {
+	if id, err := identifyAt(fx.s, r, e); err != nil || id == nil || id.User.ID != "ana" {
 		f.Fatalf("the genuine token does not identify ana: %v", err)
 	}
 	parts := strings.Split(valid, ".")
@@ -305,7 +305,7 @@ func FuzzJWTIdentity(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header["Authorization"] = []string{"Bearer " + token}
-		id, _ := fx.s.identifyWith(r, e, nil)
+		id, _ := identifyAt(fx.s, r, e)
 		if id != nil && id.User.ID != "ana" {
 			t.Fatalf("token %q identifies %q", token, id.User.ID)
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 )
 
 // Known bypass classes of auth proxies, tried against the real handler
@@ -223,7 +224,7 @@ func TestHostileSpoofedAddressesDoNotDodgeTheFormRateLimit(t *testing.T) {
 				tc.vary(r, i)
 				r.RemoteAddr = tc.peer
 				last = httptest.NewRecorder()
-				f.s.Handler().ServeHTTP(last, r)
+				f.s.handler.ServeHTTP(last, r)
 				if i < ratelimit.Default.Burst {
 					g.Expect(last.Code).NotTo(Equal(http.StatusTooManyRequests), "submission %d", i+1)
 				}
@@ -329,7 +330,7 @@ func hostileListener(t *testing.T) (string, *coreFixture) {
 	g.Expect(os.Mkdir(cfg, 0o755)).To(Succeed())
 	writeFile(t, filepath.Join(cfg, "objects.yaml"), coreAdminPolicyYAML)
 	f := newCoreServer(t, "", func(o *Options) {
-		o.ConfigDir, o.DataDir = cfg, filepath.Join(dir, "data")
+		o.Source = &source.Dir{ConfigDir: cfg, DataDir: filepath.Join(dir, "data"), Log: o.Logger}
 		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		o.Now = nil
 	})
@@ -340,7 +341,7 @@ func hostileListener(t *testing.T) (string, *coreFixture) {
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.Serve(ctx, ln, nil) }()
+	go func() { done <- s.serve(ctx, ln, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
 	addr := ln.Addr().String()
 	g.Eventually(func() int {

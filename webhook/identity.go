@@ -4,9 +4,21 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
+
+// Identity is who the first factor says the user is.
+type Identity struct {
+	User policy.User
+	// AuthTime is when the user logged in upstream (JWT auth_time, else
+	// iat); zero when the identity source does not say.
+	AuthTime time.Time
+	// Source is the identity source: "header" or "jwt".
+	Source string
+}
 
 // Identity sources.
 const (
@@ -31,19 +43,13 @@ func newHeaderSource(h *v1alpha1.HeaderIdentity) *headerSource {
 	return hs
 }
 
-// identifyWith finds the user of a request through the policy's identity
+// identify finds the user of a request through the policy's identity
 // source; nil, nil means no identity (answer 401). Header identities are
-// believed only from a trusted proxy; a JWT is verified against the
-// issuer's keys wherever it comes from. A header identity is put in buf
-// when given (the hot path's per-request state), so that it costs no
-// allocation of its own.
-func (s *Server) identifyWith(r *http.Request, e *policyEntry, buf *Identity) (*Identity, error) {
-	return s.identifyFrom(r, e, buf, e.header != nil && s.fromTrustedProxy(r))
-}
-
-// identifyFrom is identifyWith when the caller has already checked whether
-// the peer is a trusted proxy.
-func (s *Server) identifyFrom(r *http.Request, e *policyEntry, buf *Identity, trustedPeer bool) (*Identity, error) {
+// believed only when trustedPeer, the TCP peer being a trusted proxy; a
+// JWT is verified against the issuer's keys wherever it comes from. A
+// header identity is put in buf when given (the hot path's per-request
+// state), so that it costs no allocation of its own.
+func (e *policyEntry) identify(r *http.Request, buf *Identity, trustedPeer bool) (*Identity, error) {
 	switch {
 	case e.header != nil:
 		if !trustedPeer {

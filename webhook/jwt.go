@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -37,17 +38,17 @@ var validJWTMethods = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS5
 // reloads, so that keys and verified tokens stay cached when a policy does
 // not change; issuers' key sets are shared by URL.
 type verifierRegistry struct {
-	s         *Server
+	now       func() time.Time
 	mu        sync.Mutex
 	verifiers map[string]*jwtVerifier
 	issuers   *jwks.Issuers
 }
 
-func newVerifierRegistry(s *Server) *verifierRegistry {
+func newVerifierRegistry(now func() time.Time, log *slog.Logger) *verifierRegistry {
 	return &verifierRegistry{
-		s:         s,
+		now:       now,
 		verifiers: map[string]*jwtVerifier{},
-		issuers:   jwks.NewIssuers(s.now, s.log),
+		issuers:   jwks.NewIssuers(now, log),
 	}
 }
 
@@ -63,7 +64,7 @@ func (vr *verifierRegistry) get(cfg *v1alpha1.JWTIdentity) *jwtVerifier {
 	v := &jwtVerifier{
 		cfg:    *cfg,
 		keys:   vr.issuers.KeySet(cfg.JWKSURL),
-		now:    vr.s.now,
+		now:    vr.now,
 		tokens: lru.New[string, *verifiedToken](tokenCacheSize),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(validJWTMethods),
@@ -72,7 +73,7 @@ func (vr *verifierRegistry) get(cfg *v1alpha1.JWTIdentity) *jwtVerifier {
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(jwtLeeway),
-			jwt.WithTimeFunc(vr.s.now),
+			jwt.WithTimeFunc(vr.now),
 			jwt.WithJSONNumber(),
 		),
 	}

@@ -210,7 +210,7 @@ spec:
 `)
 	idp.clock = f.clock
 	login := f.clock.Now().Add(-time.Hour).Truncate(time.Second)
-	e := f.s.snapshot().entry("apps", "cookie-app")
+	e := f.s.config.snapshot().entry("apps", "cookie-app")
 	for _, tt := range []struct {
 		name   string
 		claims jwt.MapClaims
@@ -223,7 +223,7 @@ spec:
 			g := NewWithT(t)
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.AddCookie(&http.Cookie{Name: "id_token", Value: idp.sign(t, tt.claims)})
-			id, err := f.s.identifyWith(r, e, nil)
+			id, err := identifyAt(f.s, r, e)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(id).NotTo(BeNil())
 			g.Expect(id.Source).To(Equal(SourceJWT))
@@ -234,7 +234,7 @@ spec:
 	// A bearer header is not where this policy looks.
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Authorization", "Bearer "+idp.sign(t, jwt.MapClaims{"email": ana}))
-	id, err := f.s.identifyWith(r, e, nil)
+	id, err := identifyAt(f.s, r, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id).To(BeNil())
 }
@@ -251,7 +251,7 @@ func TestJWTVerificationIsCachedUntilExpiry(t *testing.T) {
 		return authRequest("/auth/apps/jwt-app", "https://app.example.com/", map[string]string{"Authorization": "Bearer " + tok})
 	}
 	g.Expect(f.serve(req()).Code).To(Equal(http.StatusOK))
-	e := f.s.snapshot().entry("apps", "jwt-app")
+	e := f.s.config.snapshot().entry("apps", "jwt-app")
 	g.Expect(e.verifier.tokens.Len()).To(Equal(1))
 	g.Expect(f.serve(req()).Code).To(Equal(http.StatusOK))
 	g.Expect(e.verifier.tokens.Len()).To(Equal(1))

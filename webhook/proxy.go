@@ -25,12 +25,20 @@ func peerAddr(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// trusted says whether addr is one of the configured proxies.
-func (s *Server) trusted(addr netip.Addr) bool {
+// proxies are the front door's proxies: the peers whose forwarded
+// headers (X-Forwarded-*, X-Original-*, identity headers) are believed.
+type proxies struct {
+	trusted []netip.Prefix
+	// trustXRealIP believes X-Real-IP first (Options.TrustXRealIP).
+	trustXRealIP bool
+}
+
+// isTrusted says whether addr is one of the configured proxies.
+func (px *proxies) isTrusted(addr netip.Addr) bool {
 	if !addr.IsValid() {
 		return false
 	}
-	for _, p := range s.opts.TrustedProxies {
+	for _, p := range px.trusted {
 		if p.Contains(addr) {
 			return true
 		}
@@ -40,7 +48,7 @@ func (s *Server) trusted(addr netip.Addr) bool {
 
 // fromTrustedProxy says whether the request's forwarded headers may be
 // believed: only when the TCP peer is a configured proxy.
-func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerAddr(r)) }
+func (px *proxies) fromTrustedProxy(r *http.Request) bool { return px.isTrusted(peerAddr(r)) }
 
 // clientIP is the client's address. From a peer that is not a trusted
 // proxy it is the peer's own address, whatever the headers say. From a
@@ -48,26 +56,26 @@ func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerA
 // trusted proxy: each proxy appends the address it got the request from,
 // so that entry was written by the last proxy the operator trusts, and
 // everything left of it by whoever the client is. X-Real-IP is believed
-// first only with Options.TrustXRealIP, for front doors that set it
+// first only with trustXRealIP (Options.TrustXRealIP), for front doors that set it
 // themselves: Traefik and Caddy pass on the X-Real-IP the client sent, so
 // believing it would let the client choose request.ip. A trusted proxy
 // that names no client (or a garbled one) gives no address: its own
 // address is not the client's, and taking it would let the front door's
 // network match rules on request.ip (which fail closed on no address
 // instead).
-func (s *Server) clientIP(r *http.Request) netip.Addr {
-	a, _ := s.clientAddr(r, peerAddr(r))
+func (px *proxies) clientIP(r *http.Request) netip.Addr {
+	a, _ := px.clientAddr(r, peerAddr(r))
 	return a
 }
 
 // clientAddr is clientIP for a peer already parsed, with the address's
 // text: the header's own bytes when they are already in canonical form
 // (the usual case), so that the rules' request.ip costs no allocation.
-func (s *Server) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, string) {
-	if !s.trusted(peer) {
+func (px *proxies) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, string) {
+	if !px.isTrusted(peer) {
 		return peer, addrText(peer, "")
 	}
-	if s.opts.TrustXRealIP {
+	if px.trustXRealIP {
 		if v := firstHeader(r.Header, "X-Real-Ip"); v != "" {
 			if a, err := netip.ParseAddr(v); err == nil {
 				a = a.Unmap()
@@ -75,7 +83,7 @@ func (s *Server) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, strin
 			}
 		}
 	}
-	if a, text, ok := s.forwardedFor(r.Header["X-Forwarded-For"]); ok {
+	if a, text, ok := px.forwardedFor(r.Header["X-Forwarded-For"]); ok {
 		return a, addrText(a, text)
 	}
 	return netip.Addr{}, ""
@@ -98,7 +106,7 @@ func addrText(a netip.Addr, raw string) string {
 // proxies: the first other address is the client. Addresses left of it were
 // written by the client and are not believed; a hop that does not parse
 // leaves the client unknown.
-func (s *Server) forwardedFor(values []string) (netip.Addr, string, bool) {
+func (px *proxies) forwardedFor(values []string) (netip.Addr, string, bool) {
 	var leftmost netip.Addr
 	var leftText string
 	for i := len(values) - 1; i >= 0; i-- {
@@ -118,7 +126,7 @@ func (s *Server) forwardedFor(values []string) (netip.Addr, string, bool) {
 				return netip.Addr{}, "", false
 			}
 			a = a.Unmap()
-			if !s.trusted(a) {
+			if !px.isTrusted(a) {
 				return a, part, true
 			}
 			leftmost, leftText = a, part

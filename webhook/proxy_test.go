@@ -50,7 +50,7 @@ func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 			for _, v := range tt.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			g.Expect(tt.s.clientIP(r).String()).To(Equal(tt.want))
+			g.Expect(tt.s.pages.proxies.clientIP(r).String()).To(Equal(tt.want))
 		})
 	}
 }
@@ -58,17 +58,17 @@ func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 func TestUntrustedPeerGetsNoHeaderIdentity(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	e := f.s.snapshot().entry("apps", "admin")
+	e := f.s.config.snapshot().entry("apps", "admin")
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("X-Auth-Request-Email", ana)
 
 	r.RemoteAddr = coreClientAddr
-	id, err := f.s.identifyWith(r, e, nil)
+	id, err := identifyAt(f.s, r, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id).To(BeNil())
 
 	r.RemoteAddr = coreProxyAddr
-	id, err = f.s.identifyWith(r, e, nil)
+	id, err = identifyAt(f.s, r, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id.User.ID).To(Equal(ana))
 	g.Expect(id.Source).To(Equal(SourceHeader))

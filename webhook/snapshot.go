@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -119,24 +120,32 @@ func (sn *Snapshot) Provider(namespace, name string) *policy.BundleProvider {
 	return sn.Providers[namespace+"/"+name]
 }
 
-// snapshot returns the configuration in force; never nil (empty, with a
-// nil Keyring, before the first load).
-func (s *Server) snapshot() *Snapshot { return s.snap.Load() }
-
-// keyring returns the keyring in force, nil before the first load.
-func (s *Server) keyring() *keyring.Keyring { return s.snap.Load().Keyring }
+// snapshotBuilder compiles bundles into snapshots, with what the hot path
+// derives from each policy.
+type snapshotBuilder struct {
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	// verifiers keep JWT verifiers (and their caches) across reloads.
+	verifiers *verifierRegistry
+	// publicURL prefixes the challenge URLs (nil: relative).
+	publicURL *url.URL
+	// identityHeaders are the only identity headers policies may name
+	// (nil: any).
+	identityHeaders []string
+}
 
 // buildSnapshot compiles every policy of a bundle. One policy that does not
 // compile refuses the whole bundle, so that the last good one stays.
-func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyring) (*Snapshot, error) {
+func (sb *snapshotBuilder) build(b *policy.Bundle, hash string, kr *keyring.Keyring) (*Snapshot, error) {
 	sn := emptySnapshot()
-	sn.Keyring, sn.BundleHash, sn.LoadedAt = kr, hash, s.now()
+	sn.Keyring, sn.BundleHash, sn.LoadedAt = kr, hash, sb.now()
 	for i := range b.Providers {
 		p := &b.Providers[i]
 		sn.Providers[p.Key()] = p
 		// Expose the provider's challenge counters before the first one.
-		s.metrics.challenges.WithLabelValues(p.Key(), "success")
-		s.metrics.challenges.WithLabelValues(p.Key(), "failure")
+		sb.metrics.challenges.WithLabelValues(p.Key(), "success")
+		sb.metrics.challenges.WithLabelValues(p.Key(), "failure")
 	}
 	var claims []hostClaim
 	for i := range b.Policies {
@@ -148,20 +157,20 @@ func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyrin
 		// The operator's restriction on identity headers: a policy naming
 		// another header stays out (fail closed for its hosts), the others
 		// load.
-		if err := policy.CheckIdentityHeaders(&bp.Spec, s.opts.IdentityHeaders); err != nil {
-			s.log.Error("MFAPolicy left out: it names an identity header --identity-headers does not allow", "policy", bp.Key(), "error", err)
+		if err := policy.CheckIdentityHeaders(&bp.Spec, sb.identityHeaders); err != nil {
+			sb.log.Error("MFAPolicy left out: it names an identity header --identity-headers does not allow", "policy", bp.Key(), "error", err)
 			continue
 		}
-		e, err := s.newPolicyEntry(cp, sn.Providers)
+		e, err := sb.newPolicyEntry(cp, sn.Providers)
 		if err != nil {
 			return nil, fmt.Errorf("MFAPolicy %s: %w", bp.Key(), err)
 		}
 		sn.Policies[e.key] = cp
 		sn.byName[policyName{cp.Namespace, cp.Name}] = e
 		e.created = bp.Created
-		claims = s.appendHostClaims(claims, e)
+		claims = sb.appendHostClaims(claims, e)
 	}
-	sn.hosts = s.routeHosts(claims)
+	sn.hosts = sb.routeHosts(claims)
 	return sn, nil
 }
 
@@ -174,12 +183,12 @@ func (sn *Snapshot) withKeyring(kr *keyring.Keyring) *Snapshot {
 
 // newPolicyEntry derives what the hot path needs of a compiled policy,
 // with the providers in force of its snapshot.
-func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]*policy.BundleProvider) (*policyEntry, error) {
+func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]*policy.BundleProvider) (*policyEntry, error) {
 	e := &policyEntry{
 		compiled:    cp,
 		key:         cp.Namespace + "/" + cp.Name,
 		maxRemember: map[string]time.Duration{},
-		counters:    s.metrics.countersFor(cp.Namespace, cp.Name),
+		counters:    sb.metrics.countersFor(cp.Namespace, cp.Name),
 		hosts:       newPolicyHosts(cp.Spec.Hosts),
 	}
 	id := &cp.Spec.Identity
@@ -190,7 +199,7 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 		if _, err := url.Parse(id.JWT.JWKSURL); err != nil {
 			return nil, fmt.Errorf("spec.identity.jwt.jwksURL: %w", err)
 		}
-		e.verifier = s.verifiers.get(id.JWT)
+		e.verifier = sb.verifiers.get(id.JWT)
 	default:
 		return nil, fmt.Errorf("spec.identity: set one of header and jwt")
 	}
@@ -205,11 +214,11 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 		for _, k := range r.Providers {
 			bp := providers[k]
 			if bp == nil {
-				s.log.Warn("rule names an MFAProvider that is not in force; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
+				sb.log.Warn("rule names an MFAProvider that is not in force; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
 				continue
 			}
 			if !bp.Admits(cp.Namespace) {
-				s.log.Warn("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
+				sb.log.Warn("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
 				continue
 			}
 			ri.accepts.Providers = append(ri.accepts.Providers, k)
@@ -218,8 +227,8 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 		e.rules[i] = ri
 	}
 	base := "/challenge/" + url.PathEscape(cp.Namespace) + "/" + url.PathEscape(cp.Name) + "?rd="
-	if s.publicURL != nil {
-		base = strings.TrimSuffix(s.publicURL.String(), "/") + base
+	if sb.publicURL != nil {
+		base = strings.TrimSuffix(sb.publicURL.String(), "/") + base
 	}
 	e.challengeBase = base
 	return e, nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
@@ -239,20 +240,20 @@ func newTenancyFixture(t *testing.T) *challengeFixture {
 	t.Cleanup(func() { _ = st.Close() })
 	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewJSONHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := NewServer(Options{
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
-		ConfigDir:      configDir,
-		DataDir:        dataDir,
+		Source:         &source.Dir{ConfigDir: configDir, DataDir: dataDir, Now: clock.Now, Log: log},
 		Store:          st,
 		Now:            clock.Now,
-		Logger:         slog.New(slog.NewJSONHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         log,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	s.reloadConfigDir()
+	reloadConfigDir(s)
 	for _, key := range [][2]string{{"platform", "portal"}, {"team-b", "app"}, {"team-c", "app"}} {
-		g.Expect(s.snapshot().Policy(key[0], key[1])).NotTo(BeNil(), "%s/%s is in force; logs:\n%s", key[0], key[1], logs)
+		g.Expect(s.config.snapshot().Policy(key[0], key[1])).NotTo(BeNil(), "%s/%s is in force; logs:\n%s", key[0], key[1], logs)
 	}
 	return &challengeFixture{t: t, s: s, st: st, clock: clock, logs: logs, clientIP: "198.51.100.20"}
 }
@@ -306,7 +307,7 @@ func (b *browser) authWith(policyPath, original string) *httptest.ResponseRecord
 		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	b.f.s.Handler().ServeHTTP(w, r)
+	b.f.s.handler.ServeHTTP(w, r)
 	return w
 }
 
@@ -316,7 +317,7 @@ func (b *browser) authWith(policyPath, original string) *httptest.ResponseRecord
 func TestTenancyProviderNotAdmittedIsNotInForce(t *testing.T) {
 	g := NewWithT(t)
 	f := newTenancyFixture(t)
-	g.Expect(f.s.snapshot().Policy("team-d", "app")).To(BeNil())
+	g.Expect(f.s.config.snapshot().Policy("team-d", "app")).To(BeNil())
 	g.Expect(f.logs.String()).To(ContainSubstring(`MFAProvider platform/totp does not admit policies of namespace \"team-d\"`))
 
 	b := f.browser(challengeUser)
@@ -375,7 +376,7 @@ func TestTenancyChallengeServerChecksAdmissionAgain(t *testing.T) {
 	}
 	_, hash, err := b.Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(f.s.applyBundle(b, hash, "test")).To(Succeed())
+	g.Expect(f.s.config.ApplyBundle(b, hash, "test")).To(Succeed())
 	g.Expect(f.logs.String()).To(ContainSubstring("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped"))
 
 	user := map[string]string{"X-Auth-Request-Email": ana}
@@ -626,14 +627,14 @@ spec:
 `)
 			_, hash, err := b.Marshal()
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(f.s.applyBundle(b, hash, "test")).To(Succeed())
-			g.Expect(f.s.snapshot().Policy("team-b", "other")).NotTo(BeNil(), "one policy left out never holds back the others")
+			g.Expect(f.s.config.ApplyBundle(b, hash, "test")).To(Succeed())
+			g.Expect(f.s.config.snapshot().Policy("team-b", "other")).NotTo(BeNil(), "one policy left out never holds back the others")
 			if tt.wantLog != "" {
 				g.Expect(f.logs.String()).To(ContainSubstring(tt.wantLog))
-				g.Expect(f.s.snapshot().Policy("apps", "app")).To(BeNil())
+				g.Expect(f.s.config.snapshot().Policy("apps", "app")).To(BeNil())
 				return
 			}
-			g.Expect(f.s.snapshot().Policy("apps", "app")).NotTo(BeNil())
+			g.Expect(f.s.config.snapshot().Policy("apps", "app")).NotTo(BeNil())
 		})
 	}
 }
