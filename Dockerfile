@@ -1,8 +1,11 @@
-# One image, two modes: `mfa-operator controller` (the default) and
-# `mfa-operator webhook` (the challenge server the controller deploys).
+# One image, two modes, always named: `mfa-operator controller` (the CMD
+# below; config/manager passes it too) and `mfa-operator webhook` (the
+# challenge server the controller deploys with that argument).
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH
+# What `mfa-operator version` prints (make docker-build passes git describe).
+ARG VERSION=devel
 
 WORKDIR /workspace
 # Modules first, so that a source change does not download them again.
@@ -12,7 +15,7 @@ RUN go mod download
 COPY . .
 # Static binary: the runtime image has no libc.
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w" -o mfa-operator .
+    go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o mfa-operator .
 
 # distroless static: no shell, no package manager, runs as nonroot.
 FROM gcr.io/distroless/static:nonroot

@@ -1,6 +1,10 @@
 # mfa-operator
 
 IMG ?= mfa-operator:dev
+# What `mfa-operator version` prints; stamped into the binary by make build,
+# make run and make docker-build.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS ?= -X main.version=$(VERSION)
 # The control plane's version follows client-go in go.mod (v0.X.Y -> v1.X.Y).
 K8S_VERSION ?= $(shell awk '$$1 == "k8s.io/client-go" { sub(/^v0\./, "v1.", $$2); print $$2 }' go.mod)
 KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/$(K8S_VERSION)
@@ -68,12 +72,12 @@ bench: control-plane deps ## Print the performance figures (/auth vs an empty ha
 ##@ Run
 
 .PHONY: build
-build: ## Build bin/mfa-operator.
-	go build -o bin/mfa-operator .
+build: ## Build bin/mfa-operator, stamped with VERSION (git describe).
+	go build -ldflags "$(LDFLAGS)" -o bin/mfa-operator .
 
 .PHONY: run
-run: ## Run the controller against the current kubeconfig.
-	go run . controller
+run: ## Run the controller against the current kubeconfig, e.g. make run ARGS=--public-url=https://auth.example.com
+	go run -ldflags "$(LDFLAGS)" . controller $(ARGS)
 
 .PHONY: demo
 demo: build control-plane deps ## Run the whole product locally (control plane, operator, challenge server, nginx, sample app).
@@ -91,7 +95,7 @@ e2e: control-plane deps ## Run the end-to-end tests (each starts its own control
 
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
 .PHONY: install
 install: ## Install the CRDs into the current cluster.

@@ -3,19 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -25,6 +21,7 @@ import (
 
 // controllerFlags are the flags of `mfa-operator controller`.
 type controllerFlags struct {
+	cmd              *cmdFlags
 	common           *commonFlags
 	webhookReplicas  *int
 	webhookImage     *string
@@ -32,40 +29,39 @@ type controllerFlags struct {
 	metricsAddr      *string
 	probeAddr        *string
 	leaderElect      *bool
-	logLevel         *string
+	logLevel         *slog.Level
+}
+
+func newControllerFlags() *controllerFlags {
+	c := newCmdFlags("controller")
+	f := &controllerFlags{cmd: c, common: addCommonFlags(c)}
+	c.section(groupCluster)
+	c.Kubeconfig()
+	f.leaderElect = c.Bool("leader-elect", false, "elect a leader, so that only one replica of the controller works at a time")
+	c.section(groupChallenge)
+	f.manageDeployment = c.Bool("manage-deployment", true, "run the challenge server as a Deployment and Service; false when it runs elsewhere (a local process)")
+	f.webhookImage = c.String("webhook-image", "IMAGE", controllers.DefaultWebhookImage, "image of the challenge server (the operator's own image)")
+	f.webhookReplicas = c.Int("webhook-replicas", controllers.DefaultWebhookReplicas, 1, "replicas of the challenge server Deployment")
+	c.section(groupObservability)
+	f.logLevel = c.LogLevel()
+	f.metricsAddr = c.String("metrics-bind-address", "ADDR", "0", "address of the metrics endpoint, e.g. :8080 (0 disables it)")
+	f.probeAddr = c.String("health-probe-bind-address", "ADDR", ":8081", "address of the /healthz and /readyz endpoints")
+	return f
 }
 
 func parseControllerFlags(args []string) (*controllerFlags, error) {
-	fs := flag.NewFlagSet("mfa-operator controller", flag.ContinueOnError)
-	replicas, err := intFlag(fs, "webhook-replicas", controllers.DefaultWebhookReplicas, "replicas of the challenge server Deployment")
-	if err != nil {
-		return nil, err
+	f := newControllerFlags()
+	if err := f.cmd.parse(args); err != nil {
+		return nil, badUsage(err)
 	}
-	f := &controllerFlags{
-		common:           addCommonFlags(fs),
-		webhookReplicas:  replicas,
-		webhookImage:     stringFlag(fs, "webhook-image", controllers.DefaultWebhookImage, "image of the challenge server (the operator's own image)"),
-		manageDeployment: boolFlag(fs, "manage-deployment", true, "run the challenge server as a Deployment and Service; false when it runs elsewhere (a local process)"),
-		metricsAddr:      stringFlag(fs, "metrics-bind-address", "0", "address of the metrics endpoint, e.g. :8080 (0 disables it)"),
-		probeAddr:        stringFlag(fs, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints"),
-		leaderElect:      boolFlag(fs, "leader-elect", false, "elect a leader, so that only one replica of the controller works at a time"),
-		logLevel:         stringFlag(fs, "log-level", "info", "debug, info, warn or error"),
+	if err := f.common.validate(); err != nil {
+		return nil, badUsage(err)
 	}
-	config.RegisterFlags(fs) // --kubeconfig
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if *f.webhookReplicas < 1 {
-		return nil, fmt.Errorf("--webhook-replicas must be at least 1, got %d", *f.webhookReplicas)
-	}
-	if *f.common.namespace == "" {
-		return nil, errors.New("--namespace must not be empty")
-	}
-	if _, err := f.common.identityHeaders(); err != nil {
-		return nil, err
+	if *f.manageDeployment && *f.common.publicURL == "" && *f.common.cookieDomain == "" {
+		// Derived, the sign-in URL would be the in-cluster Service, which
+		// browsers do not reach: every challenge would be a dead end.
+		return nil, badUsage(errors.New("--public-url is required (MFA_PUBLIC_URL is empty or unset): the external URL of the challenge pages, " +
+			"where the front door sends browsers, e.g. --public-url=https://auth.example.com (--cookie-domain=example.com alone means https://auth.example.com)"))
 	}
 	return f, nil
 }
@@ -92,17 +88,10 @@ func must[T any](v T, _ error) T { return v }
 func runController(ctx context.Context, args []string) error {
 	f, err := parseControllerFlags(args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*f.logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *f.logLevel)
-	}
 	// JSON lines through slog, as the challenge server logs.
-	logger := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: *f.logLevel}))
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger) // client-go and leader election log through klog
 	opts := f.options()
@@ -116,7 +105,7 @@ func runController(ctx context.Context, args []string) error {
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return fmt.Errorf("finding the cluster (--kubeconfig, KUBECONFIG or in-cluster): %w", err)
+		return fmt.Errorf("finding the cluster (--kubeconfig, else KUBECONFIG, else in-cluster, else ~/.kube/config): %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
@@ -145,14 +134,4 @@ func runController(ctx context.Context, args []string) error {
 	ctrl.Log.WithName("setup").Info("starting the controller", "namespace", opts.Namespace,
 		"signinBaseURL", opts.SigninBaseURL(), "manageDeployment", opts.ManageDeployment, "webhookImage", opts.WebhookImage)
 	return mgr.Start(ctx)
-}
-
-// intFlag declares an int flag whose default may come from the environment.
-func intFlag(fs *flag.FlagSet, name string, def int, usage string) (*int, error) {
-	env := "MFA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-	v, err := strconv.Atoi(envOr(name, strconv.Itoa(def)))
-	if err != nil {
-		return nil, fmt.Errorf("%s must be a whole number: %w", env, err)
-	}
-	return fs.Int(name, v, usage+" (env "+env+")"), nil
 }

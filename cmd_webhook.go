@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,37 +22,74 @@ import (
 	"github.com/mfa-operator/mfa-operator/webhook"
 )
 
+// webhookFlags are the flags of `mfa-operator webhook`.
+type webhookFlags struct {
+	cmd         *cmdFlags
+	common      *commonFlags
+	listen      *string
+	metricsAddr *string
+	configDir   *string
+	dataDir     *string
+	maxFailures *int
+	window      *time.Duration
+	duration    *time.Duration
+	logLevel    *slog.Level
+	gcHeadroom  *resource.Quantity
+}
+
+func newWebhookFlags() *webhookFlags {
+	c := newCmdFlags("webhook")
+	f := &webhookFlags{cmd: c}
+	c.section(groupFrontDoor)
+	f.listen = c.String("listen", "ADDR", "", "address to serve on (default :8080 in a cluster, 127.0.0.1:8080 standalone)")
+	f.common = addCommonFlags(c)
+	c.section(groupCluster)
+	c.Kubeconfig()
+	c.section(groupStore)
+	f.configDir = c.String("config-dir", "DIR", "", "directory of MFAPolicy, MFAProvider and Secret YAML/JSON files, reloaded on change (objects without a namespace are in \"default\"); set, the server runs without a cluster")
+	f.dataDir = c.String("data-dir", "DIR", "mfa-data", "directory of the keyring (keyring.json, generated when absent) and the enrolment store (enrollments.db)")
+	c.section(groupLockout)
+	f.maxFailures = c.Int("lockout-max-failures", 5, 1, "failed second-factor attempts within --lockout-window that lock a user out")
+	f.window = c.Duration("lockout-window", 5*time.Minute, "window in which failed attempts are counted")
+	f.duration = c.Duration("lockout-duration", 5*time.Minute, "how long a user stays locked out the first time (longer for each lockout that follows)")
+	c.section(groupObservability)
+	f.metricsAddr = c.String("metrics-addr", "ADDR", ":9090", "address to serve Prometheus metrics (/metrics) on, apart from --listen (0 or empty: none)")
+	f.logLevel = c.LogLevel()
+	c.section(groupRuntime)
+	f.gcHeadroom = c.Size("gc-headroom", "32Mi", "heap growth allowed between garbage collections while the live heap is small: more memory, less CPU per request (0: Go's default; an explicit GOGC wins)")
+	return f
+}
+
+func parseWebhookFlags(args []string) (*webhookFlags, error) {
+	f := newWebhookFlags()
+	if err := f.cmd.parse(args); err != nil {
+		return nil, badUsage(err)
+	}
+	if err := f.common.validate(); err != nil {
+		return nil, badUsage(err)
+	}
+	if *f.listen == "" {
+		// Standalone, the server is usually next to its front door; in a
+		// cluster the Service reaches it on the pod's address.
+		*f.listen = ":8080"
+		if *f.configDir != "" {
+			*f.listen = "127.0.0.1:8080"
+		}
+	}
+	return f, nil
+}
+
 // runWebhook runs the challenge server until ctx is cancelled (SIGINT,
 // SIGTERM). With --config-dir it is standalone (objects from files, a file
 // store); otherwise it reads its bundle and keyring Secrets from the
 // cluster and keeps enrolments in Secrets.
 func runWebhook(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
-	common := addCommonFlags(fs)
-	listen := stringFlag(fs, "listen", ":8080", "address to serve the auth endpoints and the pages on")
-	metricsAddr := stringFlag(fs, "metrics-addr", ":9090", "address to serve Prometheus metrics (/metrics) on, apart from --listen (0 or empty: none)")
-	configDir := stringFlag(fs, "config-dir", "", "standalone mode: directory of MFAPolicy, MFAProvider and Secret YAML/JSON files, reloaded on change")
-	dataDir := stringFlag(fs, "data-dir", "mfa-data", "standalone mode: directory of the keyring (keyring.json, generated when absent) and the enrolment store (enrollments.db)")
-	maxFailures := stringFlag(fs, "lockout-max-failures", "5", "failed second-factor attempts within --lockout-window that lock a user out")
-	window := stringFlag(fs, "lockout-window", "5m", "window in which failed attempts are counted")
-	duration := stringFlag(fs, "lockout-duration", "5m", "how long a user stays locked out")
-	logLevel := stringFlag(fs, "log-level", "info", "debug, info, warn or error")
-	gcHeadroom := stringFlag(fs, "gc-headroom", "32Mi", "heap growth allowed between garbage collections while the live heap is small: more memory, less CPU per request (0: Go's default; an explicit GOGC wins)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	f, err := parseWebhookFlags(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)
-	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	common := f.common
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: *f.logLevel}))
 	slog.SetDefault(log)
 
 	proxies, err := parsePrefixes(*common.trustedProxies)
@@ -66,14 +100,7 @@ func runWebhook(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	lockout, err := parseLockout(*maxFailures, *window, *duration)
-	if err != nil {
-		return err
-	}
-	headroom, err := resource.ParseQuantity(*gcHeadroom)
-	if err != nil || headroom.Sign() < 0 {
-		return fmt.Errorf("--gc-headroom %q: want a size, e.g. 32Mi, or 0", *gcHeadroom)
-	}
+	lockout := totp.Lockout{MaxFailures: *f.maxFailures, Window: *f.window, Duration: *f.duration}
 	opts := webhook.Options{
 		PublicURL:           *common.publicURL,
 		CookieDomain:        *common.cookieDomain,
@@ -82,27 +109,27 @@ func runWebhook(ctx context.Context, args []string) error {
 		IdentityHeaders:     identityHeaders,
 		TrustXRealIP:        *common.trustXRealIP,
 		AllowAmbiguousPaths: *common.ambiguousPaths,
-		ListenAddr:          *listen,
-		MetricsAddr:         *metricsAddr,
+		ListenAddr:          *f.listen,
+		MetricsAddr:         *f.metricsAddr,
 		Logger:              log,
 		Lockout:             lockout,
-		GCHeadroom:          uint64(headroom.Value()),
+		GCHeadroom:          uint64(f.gcHeadroom.Value()),
 	}
 
 	// The configuration's source and the enrolment store are chosen here,
 	// once: files in standalone mode, Secrets in a cluster.
-	if *configDir != "" {
-		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+	if configDir, dataDir := *f.configDir, *f.dataDir; configDir != "" {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return fmt.Errorf("--data-dir: %w", err)
 		}
-		fstore, err := store.NewFileStore(filepath.Join(*dataDir, "enrollments.db"))
+		fstore, err := store.NewFileStore(filepath.Join(dataDir, "enrollments.db"))
 		if err != nil {
-			return fmt.Errorf("opening the enrolment store in --data-dir %s: %w", *dataDir, err)
+			return fmt.Errorf("opening the enrolment store in --data-dir %s: %w", dataDir, err)
 		}
 		defer fstore.Close()
 		opts.Store = fstore
-		opts.Source = &source.Dir{ConfigDir: *configDir, DataDir: *dataDir, IdentityHeaders: identityHeaders, Log: log}
-		log.Info("standalone mode", "configDir", *configDir, "dataDir", *dataDir)
+		opts.Source = &source.Dir{ConfigDir: configDir, DataDir: dataDir, IdentityHeaders: identityHeaders, Log: log}
+		log.Info("standalone mode", "configDir", configDir, "dataDir", dataDir)
 	} else {
 		cfg, err := config.GetConfig()
 		if err != nil {
@@ -152,20 +179,4 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
-}
-
-func parseLockout(maxFailures, window, duration string) (totp.Lockout, error) {
-	n, err := strconv.Atoi(maxFailures)
-	if err != nil || n < 1 {
-		return totp.Lockout{}, fmt.Errorf("--lockout-max-failures %q: want a positive number", maxFailures)
-	}
-	w, err := time.ParseDuration(window)
-	if err != nil || w <= 0 {
-		return totp.Lockout{}, fmt.Errorf("--lockout-window %q: want a positive duration, e.g. 5m", window)
-	}
-	d, err := time.ParseDuration(duration)
-	if err != nil || d <= 0 {
-		return totp.Lockout{}, fmt.Errorf("--lockout-duration %q: want a positive duration, e.g. 5m", duration)
-	}
-	return totp.Lockout{MaxFailures: n, Window: w, Duration: d}, nil
 }

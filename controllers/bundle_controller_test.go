@@ -80,6 +80,9 @@ func TestBundleDropsDeletedProvider(t *testing.T) {
 		g.Expect(bundleProvider(b, ns, "totp")).NotTo(BeNil())
 		g.Expect(bundlePolicy(b, ns, "admin")).NotTo(BeNil())
 	}).WithTimeout(timeout).Should(Succeed())
+	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+	})
 
 	g.Expect(k8sClient.Delete(ctx, prov)).To(Succeed())
 	g.Eventually(func(g Gomega) {
@@ -89,8 +92,10 @@ func TestBundleDropsDeletedProvider(t *testing.T) {
 	}).WithTimeout(timeout).Should(Succeed())
 	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
 		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration,
-			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound, stalled: true})
+			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound})
 	})
+	// Out of force: a Warning, although recreating the provider is enough.
+	expectWarningEvent(t, ns, pol.Name, v1alpha1.ReasonProviderNotFound, `MFAProvider "totp" not found`)
 }
 
 // TestChallengeServerObjects: the Deployment, the Service, the
@@ -105,7 +110,8 @@ func TestChallengeServerObjects(t *testing.T) {
 	}).WithTimeout(timeout).Should(Succeed())
 
 	g.Expect(dep.OwnerReferences).To(BeEmpty())
-	g.Expect(dep.Spec.Template.Annotations).To(BeEmpty(), "nothing of the bundle on the pod template")
+	g.Expect(dep.Spec.Template.Annotations).To(Equal(map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}),
+		"nothing of the bundle on the pod template")
 	g.Expect(dep.Spec.Replicas).To(Equal(ptr.To[int32](2)))
 	c := dep.Spec.Template.Spec.Containers[0]
 	g.Expect(c.Image).To(Equal("mfa-operator:test"))

@@ -259,7 +259,18 @@ func MergeDeployment(existing, desired *appsv1.Deployment) {
 		existing.Spec.Strategy = desired.Spec.Strategy
 	}
 	if templateDiffers(&desired.Spec.Template, &existing.Spec.Template) {
-		existing.Spec.Template = desired.Spec.Template
+		// Annotations others put on the template (kubectl rollout
+		// restart's restartedAt) stay.
+		others := existing.Spec.Template.Annotations
+		existing.Spec.Template = *desired.Spec.Template.DeepCopy()
+		for k, v := range others {
+			if _, set := existing.Spec.Template.Annotations[k]; !set {
+				if existing.Spec.Template.Annotations == nil {
+					existing.Spec.Template.Annotations = map[string]string{}
+				}
+				existing.Spec.Template.Annotations[k] = v
+			}
+		}
 	}
 	delete(existing.Spec.Template.Annotations, legacyBundleHashAnnotation)
 }

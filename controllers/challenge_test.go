@@ -123,7 +123,8 @@ func TestMergeDeployment(t *testing.T) {
 				return d
 			},
 			check: func(g Gomega, got *appsv1.Deployment) {
-				g.Expect(got.Spec.Template.Annotations).To(Equal(map[string]string{"kubectl.kubernetes.io/restartedAt": "now"}))
+				g.Expect(got.Spec.Template.Annotations).To(Equal(map[string]string{"kubectl.kubernetes.io/restartedAt": "now",
+					"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}))
 			},
 		},
 		{

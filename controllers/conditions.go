@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -91,9 +92,16 @@ func setVerdict(conds *[]metav1.Condition, observedGeneration *int64, generation
 }
 
 // waitsOnOthers says whether a reason means "waiting on another object",
-// which may become Ready without a change from this object's author.
+// which may become Ready without a change from this object's author: a
+// provider not created yet (applied after the policy, or by another team
+// in its namespace) or not Ready yet, Duo's answer. The watches bring the
+// object back when the other one changes.
 func waitsOnOthers(reason string) bool {
-	return reason == v1alpha1.ReasonProviderNotReady || reason == v1alpha1.ReasonProgressing
+	switch reason {
+	case v1alpha1.ReasonProviderNotFound, v1alpha1.ReasonProviderNotReady, v1alpha1.ReasonProgressing:
+		return true
+	}
+	return false
 }
 
 func setCondition(conds *[]metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason, message string) {
@@ -106,19 +114,19 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, statu
 	})
 }
 
-// statusMessage makes an error fit a condition message: one line, bounded.
-// CEL errors span several lines (the expression and a caret under the
-// position); the position is already in the first line ("<input>:1:16",
-// as in Kubernetes' own CEL errors), so the drawing is dropped.
+// statusMessage makes an error fit a condition message and an event note:
+// at most maxMessageLength bytes, without blank lines. A CEL error keeps
+// its drawing (the line of the expression, a caret under the problem),
+// which internal/policy has already cut to a few dozen characters, so the
+// message may span a few lines, as kubectl describe shows them.
 func statusMessage(err error) string {
-	var parts []string
+	var lines []string
 	for _, line := range strings.Split(err.Error(), "\n") {
-		if strings.HasPrefix(line, " |") || strings.TrimSpace(line) == "" {
-			continue
+		if line = strings.TrimRight(line, " \t\r"); strings.TrimSpace(line) != "" {
+			lines = append(lines, line)
 		}
-		parts = append(parts, strings.TrimSpace(line))
 	}
-	msg := strings.Join(parts, "; ")
+	msg := strings.Join(lines, "\n")
 	if len(msg) > maxMessageLength {
 		cut := maxMessageLength - 3
 		for cut > 0 && !utf8.RuneStart(msg[cut]) {
@@ -159,9 +167,15 @@ func patchStatus(ctx context.Context, c client.Client, obj, before client.Object
 }
 
 // emitReadyEvent records an event when the Ready condition changed: Normal
-// when it became True and Succeeded, Warning otherwise (a HostConflict
-// leaves the policy Ready, and still needs its author). Unchanged verdicts are not
-// repeated, so a retried failure does not flood the event stream.
+// when it became True and Succeeded, or when a new generation of the
+// object waits on another (waitsOnOthers), which is how a healthy first
+// apply begins when the policy is seen before its provider. Warning
+// otherwise: an error in the object itself, a failure to retry, a
+// HostConflict (which leaves the policy Ready and still needs its
+// author), or an object that was Ready at this generation and now waits
+// (its provider deleted or broken: it is out of force). Unchanged
+// verdicts are not repeated, so a retried failure does not flood the
+// event stream.
 func emitReadyEvent(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
 	if rec == nil {
 		return
@@ -174,9 +188,11 @@ func emitReadyEvent(rec events.EventRecorder, obj runtime.Object, before, after 
 	if was != nil && was.Status == now.Status && was.Reason == now.Reason && was.Message == now.Message {
 		return
 	}
-	typ := "Warning"
-	if now.Status == metav1.ConditionTrue && now.Reason == v1alpha1.ReasonSucceeded {
-		typ = "Normal"
+	wasReady := was != nil && was.Status == metav1.ConditionTrue && was.ObservedGeneration == now.ObservedGeneration
+	typ := corev1.EventTypeWarning
+	if now.Status == metav1.ConditionTrue && now.Reason == v1alpha1.ReasonSucceeded ||
+		now.Status == metav1.ConditionFalse && waitsOnOthers(now.Reason) && !wasReady {
+		typ = corev1.EventTypeNormal
 	}
 	rec.Eventf(obj, nil, typ, now.Reason, "Validate", "%s", now.Message)
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
@@ -71,6 +72,7 @@ func TestSetVerdict(t *testing.T) {
 		{"valid", nil, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, false, false, true},
 		{"configuration error is terminal", fe(v1alpha1.ReasonInvalidExpression), metav1.ConditionFalse, v1alpha1.ReasonInvalidExpression, true, false, true},
 		{"waiting on a provider is not stalled", fe(v1alpha1.ReasonProviderNotReady), metav1.ConditionFalse, v1alpha1.ReasonProviderNotReady, false, false, true},
+		{"waiting for a provider to be created is not stalled", fe(v1alpha1.ReasonProviderNotFound), metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound, false, false, true},
 		{"transient error is retried", &transientError{reason: v1alpha1.ReasonDuoUnreachable, message: "down", err: errors.New("x")}, metav1.ConditionFalse, v1alpha1.ReasonDuoUnreachable, false, true, true},
 		{"a host conflict leaves the policy Ready, with its reason", &inForceWarning{reason: v1alpha1.ReasonHostConflict, message: "conflict"}, metav1.ConditionTrue, v1alpha1.ReasonHostConflict, false, false, true},
 		{"API failure leaves the conditions alone", errors.New("etcd timeout"), metav1.ConditionTrue, "Previous", true, true, false},
@@ -99,15 +101,64 @@ func TestSetVerdict(t *testing.T) {
 	}
 }
 
+// TestReadyEventType: a new generation that waits on another object gets
+// a Normal event; an object with an error of its own, or one that was
+// Ready at this generation and now waits, a Warning; an unchanged verdict,
+// none.
+func TestReadyEventType(t *testing.T) {
+	readyAt := func(generation int64, status metav1.ConditionStatus, reason, message string) []metav1.Condition {
+		return []metav1.Condition{{Type: v1alpha1.ReadyCondition, Status: status, Reason: reason, Message: message, ObservedGeneration: generation}}
+	}
+	ready := func(status metav1.ConditionStatus, reason, message string) []metav1.Condition {
+		return readyAt(1, status, reason, message)
+	}
+	tests := []struct {
+		name   string
+		before []metav1.Condition
+		after  []metav1.Condition
+		want   string
+	}{
+		{"Ready", nil, ready(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "3 rules"), "Normal Succeeded 3 rules"},
+		{"provider not created yet", nil, ready(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound, "not found"), "Normal ProviderNotFound not found"},
+		{"provider not Ready yet", nil, ready(metav1.ConditionFalse, v1alpha1.ReasonProviderNotReady, "not Ready"), "Normal ProviderNotReady not Ready"},
+		{"Duo's answer awaited", nil, ready(metav1.ConditionFalse, v1alpha1.ReasonProgressing, "waiting"), "Normal Progressing waiting"},
+		{"invalid expression", nil, ready(metav1.ConditionFalse, v1alpha1.ReasonInvalidExpression, "bad"), "Warning InvalidExpression bad"},
+		{"provider not admitted", nil, ready(metav1.ConditionFalse, v1alpha1.ReasonProviderNotAdmitted, "no"), "Warning ProviderNotAdmitted no"},
+		{"Duo unreachable", nil, ready(metav1.ConditionFalse, v1alpha1.ReasonDuoUnreachable, "down"), "Warning DuoUnreachable down"},
+		{"host conflict, Ready", nil, ready(metav1.ConditionTrue, v1alpha1.ReasonHostConflict, "conflict"), "Warning HostConflict conflict"},
+		{"Ready, then its provider deleted", ready(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "ok"), ready(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound, "not found"), "Warning ProviderNotFound not found"},
+		{"Ready, then its provider broken", ready(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "ok"), ready(metav1.ConditionFalse, v1alpha1.ReasonProviderNotReady, "not Ready"), "Warning ProviderNotReady not Ready"},
+		{"Ready, then edited to name a provider not created yet", ready(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "ok"), readyAt(2, metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound, "not found"), "Normal ProviderNotFound not found"},
+		{"unchanged", ready(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound, "not found"), ready(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound, "not found"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			rec := events.NewFakeRecorder(1)
+			emitReadyEvent(rec, &v1alpha1.MFAPolicy{}, tt.before, tt.after)
+			close(rec.Events)
+			var got []string
+			for e := range rec.Events {
+				got = append(got, e)
+			}
+			if tt.want == "" {
+				g.Expect(got).To(BeEmpty())
+			} else {
+				g.Expect(got).To(ConsistOf(tt.want))
+			}
+		})
+	}
+}
+
 func TestStatusMessage(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
 		{"one line", "spec.x: bad", "spec.x: bad"},
-		{"CEL drawing dropped", "rule \"a\" (spec.rules[0].when): ERROR: <input>:1:5: Syntax error\n | a &&\n | ....^",
-			"rule \"a\" (spec.rules[0].when): ERROR: <input>:1:5: Syntax error"},
-		{"several CEL errors joined", "ERROR: <input>:1:1: one\n | x\n | ^\nERROR: <input>:1:3: two\n | x\n | ..^",
-			"ERROR: <input>:1:1: one; ERROR: <input>:1:3: two"},
+		{"CEL drawing kept", "rule \"a\" (spec.rules[0].when): ERROR: <input>:1:5: Syntax error\n | a &&\n | ....^",
+			"rule \"a\" (spec.rules[0].when): ERROR: <input>:1:5: Syntax error\n | a &&\n | ....^"},
+		{"blank lines and trailing spaces dropped", "ERROR: <input>:1:1: one \n | x\n | ^\n\n  \nERROR: <input>:1:3: two\n | x\n | ..^\n",
+			"ERROR: <input>:1:1: one\n | x\n | ^\nERROR: <input>:1:3: two\n | x\n | ..^"},
 		{"bounded", strings.Repeat("x", 5000), strings.Repeat("x", maxMessageLength-3) + "..."},
 		{"bounded on a character boundary", strings.Repeat("é", 1000), strings.Repeat("é", (maxMessageLength-4)/2) + "..."},
 	}

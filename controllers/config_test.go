@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -8,9 +9,11 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/mfa-operator/mfa-operator/controllers"
@@ -45,6 +48,51 @@ func TestKustomizeDefaultIsAcceptedByAPIServer(t *testing.T) {
 		g.Expect(string(out)).To(ContainSubstring(want))
 	}
 	t.Logf("kubectl apply -k config/default --dry-run=server:\n%s", out)
+}
+
+// TestManagerSettingsPatch: config/default/manager_settings_patch.yaml,
+// listed in an overlay of config/default as README shows, sets the
+// operator's required settings once each, and the API server accepts the
+// result.
+func TestManagerSettingsPatch(t *testing.T) {
+	g := NewWithT(t)
+	kubectl := filepath.Join(assetsDir, "kubectl")
+	overlay := t.TempDir()
+	base, err := filepath.Rel(overlay, filepath.Join(repoRoot, "config", "default"))
+	g.Expect(err).NotTo(HaveOccurred())
+	patch, err := os.ReadFile(filepath.Join(repoRoot, "config", "default", "manager_settings_patch.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.WriteFile(filepath.Join(overlay, "manager_settings_patch.yaml"), patch, 0o600)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(overlay, "kustomization.yaml"),
+		[]byte("resources:\n- "+base+"\npatches:\n- path: manager_settings_patch.yaml\n"), 0o600)).To(Succeed())
+
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rendered, err := exec.CommandContext(cctx, kubectl, "kustomize", overlay).Output()
+	g.Expect(err).NotTo(HaveOccurred())
+	env := map[string][]string{}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(rendered), 4096)
+	for {
+		var d appsv1.Deployment
+		if dec.Decode(&d) != nil {
+			break
+		}
+		if d.Kind != "Deployment" || d.Name != "mfa-operator" {
+			continue
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				env[e.Name] = append(env[e.Name], e.Value)
+			}
+		}
+	}
+	g.Expect(env).To(HaveKeyWithValue("MFA_PUBLIC_URL", []string{"https://auth.example.com"}))
+	g.Expect(env).To(HaveKeyWithValue("MFA_COOKIE_DOMAIN", []string{"example.com"}))
+	g.Expect(env).To(HaveKeyWithValue("MFA_TRUSTED_PROXIES", []string{"10.0.0.0/8"}))
+
+	out, err := exec.CommandContext(cctx, kubectl, "--kubeconfig", kubeconfig, "apply", "--dry-run=server", "-k", overlay).CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), "%s", out)
+	g.Expect(string(out)).To(ContainSubstring("deployment.apps/mfa-operator"))
 }
 
 // TestMissingControlPlaneSaysMakeControlPlane: without the binaries the

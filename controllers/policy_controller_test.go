@@ -1,12 +1,18 @@
 package controllers_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,9 +24,11 @@ import (
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
 
-// TestSamplesBecomeReady applies config/samples (as kustomize lists them)
-// in the namespace "default" and checks that the provider and the policy
-// become Ready and that the sample Ingress carries the policy's URLs.
+// TestSamplesBecomeReady applies config/samples as `kubectl apply -k`
+// does (kustomize's output, in its order) in the namespace "default" and
+// checks that every file of config/samples is in it, that the provider
+// comes before the policy, that both become Ready without a Warning
+// event, and that the sample Ingress carries the policy's URLs.
 func TestSamplesBecomeReady(t *testing.T) {
 	g := NewWithT(t)
 	dir := filepath.Join(repoRoot, "config", "samples")
@@ -30,30 +38,23 @@ func TestSamplesBecomeReady(t *testing.T) {
 		Resources []string `json:"resources"`
 	}
 	g.Expect(yaml.Unmarshal(raw, &kustomization)).To(Succeed())
-	g.Expect(kustomization.Resources).NotTo(BeEmpty())
-
-	kinds := map[string]int{}
-	for _, file := range kustomization.Resources {
-		f, err := os.Open(filepath.Join(dir, file))
-		g.Expect(err).NotTo(HaveOccurred())
-		dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); err != nil {
-				break
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			u.SetNamespace("default")
-			g.Expect(k8sClient.Create(ctx, u)).To(Succeed(), "%s %s", file, u.GetName())
-			kinds[u.GetKind()]++
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, f := range files {
+		if f := filepath.Base(f); f != "kustomization.yaml" {
+			g.Expect(kustomization.Resources).To(ContainElement(f), "config/samples/%s is not in its kustomization.yaml", f)
 		}
-		f.Close()
 	}
-	g.Expect(kinds).To(HaveKeyWithValue("MFAProvider", 1))
-	g.Expect(kinds).To(HaveKeyWithValue("MFAPolicy", 1))
-	g.Expect(kinds).To(HaveKeyWithValue("Ingress", 1))
+
+	objs := kustomize(t, dir)
+	var kinds []string
+	for _, u := range objs {
+		u.SetNamespace("default")
+		g.Expect(k8sClient.Create(ctx, u)).To(Succeed(), "%s %s", u.GetKind(), u.GetName())
+		t.Cleanup(func() { deleteAndWait(t, u) })
+		kinds = append(kinds, u.GetKind())
+	}
+	g.Expect(kinds).To(Equal([]string{"MFAProvider", "MFAPolicy", "Ingress"}), "the provider first: a policy applied before its provider waits for it")
 
 	waitFor(t, &v1alpha1.MFAProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "google-authenticator"}},
 		func(g Gomega, p *v1alpha1.MFAProvider) {
@@ -80,6 +81,34 @@ func TestSamplesBecomeReady(t *testing.T) {
 		g.Expect(bundlePolicy(b, "default", "admin")).NotTo(BeNil())
 		g.Expect(bundleProvider(b, "default", "google-authenticator")).NotTo(BeNil())
 	}).WithTimeout(timeout).Should(Succeed())
+
+	expectNoWarningEvents(t, "default", "google-authenticator", "admin")
+}
+
+// kustomize renders a kustomization as `kubectl apply -k` would, in the
+// order kubectl applies the objects.
+func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, filepath.Join(assetsDir, "kubectl"), "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
+	}
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("decoding kubectl kustomize %s: %v", dir, err)
+			}
+			return objs
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
 }
 
 // TestPolicyCreateToReadyTime measures, for the record, how long one policy
@@ -110,8 +139,8 @@ func TestPolicyCreateToReadyTime(t *testing.T) {
 
 // TestPolicyConfigurationErrorsAreStalledThenRecover: each configuration
 // error gives Ready=False, Stalled=True, a message naming the rule, the
-// field and (for CEL) the position, and a Warning event; fixing it makes
-// the policy Ready again.
+// field and (for CEL) the position with the expression and a caret under
+// it, and a Warning event; fixing it makes the policy Ready again.
 func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -128,6 +157,7 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 			reason: v1alpha1.ReasonInvalidExpression,
 			messages: []string{
 				`rule "office" (spec.rules[0].when): ERROR: <input>:1:37: Syntax error`,
+				"\n | request.path.startsWith(\"/admin\") &&\n | ....................................^",
 			},
 			fix: func(t *testing.T, _ string, p *v1alpha1.MFAPolicy) {
 				update(t, p, func(p *v1alpha1.MFAPolicy) { p.Spec.Rules[0].When = `request.path.startsWith("/admin")` })
@@ -138,22 +168,28 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 			policy: func(ns string) *v1alpha1.MFAPolicy { return mfaPolicy(ns, "typo", `requets.path == "/"`, "totp") },
 			reason: v1alpha1.ReasonInvalidExpression,
 			messages: []string{
-				`rule "office" (spec.rules[0].when): ERROR: <input>:1:1: undeclared reference to 'requets'`,
+				"rule \"office\" (spec.rules[0].when): ERROR: <input>:1:1: undeclared reference to 'requets'\n" +
+					" | requets.path == \"/\"\n" +
+					" | ^",
 			},
 			fix: func(t *testing.T, _ string, p *v1alpha1.MFAPolicy) {
 				update(t, p, func(p *v1alpha1.MFAPolicy) { p.Spec.Rules[0].When = `request.path == "/"` })
 			},
 		},
 		{
-			name: "unknown provider, fixed by creating it",
-			policy: func(ns string) *v1alpha1.MFAPolicy {
-				return mfaPolicy(ns, "unknown-provider", "false", "totp", "later")
-			},
-			reason: v1alpha1.ReasonProviderNotFound,
+			name:   "user.claims under a header identity, fixed by reading the user from a JWT",
+			policy: func(ns string) *v1alpha1.MFAPolicy { return mfaPolicy(ns, "claims", `"sc" in user.claims.amr`, "totp") },
+			reason: v1alpha1.ReasonInvalidExpression,
 			messages: []string{
-				`rule "everyone-else" (spec.rules[1].multifactor.providers[1]): MFAProvider "later" not found in namespace`,
+				`rule "office" (spec.rules[0].when): ERROR: <input>:1:9: user.claims is only set for a jwt identity; `,
+				"\n | \"sc\" in user.claims.amr\n | ........^",
 			},
-			fix: func(t *testing.T, ns string, _ *v1alpha1.MFAPolicy) { create(t, totpProvider(ns, "later")) },
+			fix: func(t *testing.T, _ string, p *v1alpha1.MFAPolicy) {
+				update(t, p, func(p *v1alpha1.MFAPolicy) {
+					p.Spec.Identity = v1alpha1.IdentitySpec{JWT: &v1alpha1.JWTIdentity{
+						Issuer: "https://login.example.com", Audiences: []string{"admin"}, JWKSURL: "https://login.example.com/jwks"}}
+				})
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -169,7 +205,8 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 				for _, m := range tt.messages {
 					g.Expect(ready.Message).To(ContainSubstring(m))
 				}
-				g.Expect(ready.Message).NotTo(ContainSubstring("\n"))
+				g.Expect(ready.Message).NotTo(ContainSubstring("in container"))
+				g.Expect(len(ready.Message)).To(BeNumerically("<=", 1024))
 				g.Expect(p.Status.RuleCount).To(BeZero(), "no rule of a never-valid policy is in force")
 			})
 			expectWarningEvent(t, ns, pol.Name, tt.reason, tt.messages[0])
@@ -181,6 +218,34 @@ func TestPolicyConfigurationErrorsAreStalledThenRecover(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestPolicyWaitsForAProviderNotCreatedYet: a policy applied before its
+// provider is Ready=False, reason ProviderNotFound, naming the rule and
+// the field; it is not stalled and gets a Normal event, not a Warning, as
+// the provider may be on its way (the same apply, another team); the
+// provider's creation makes it Ready.
+func TestPolicyWaitsForAProviderNotCreatedYet(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, totpProvider(ns, "totp"))
+	pol := mfaPolicy(ns, "unknown-provider", "false", "totp", "later")
+	create(t, pol)
+
+	const message = `rule "everyone-else" (spec.rules[1].multifactor.providers[1]): MFAProvider "later" not found in namespace`
+	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration,
+			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound})
+		g.Expect(ready.Message).To(ContainSubstring(message))
+		g.Expect(p.Status.RuleCount).To(BeZero(), "no rule of a never-valid policy is in force")
+	})
+	expectEvent(t, ns, pol.Name, corev1.EventTypeNormal, v1alpha1.ReasonProviderNotFound, message)
+
+	create(t, totpProvider(ns, "later"))
+	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+		g.Expect(p.Status.RuleCount).To(BeEquivalentTo(2))
+	})
+	expectNoWarningEvents(t, ns, pol.Name)
 }
 
 // TestPolicyWaitsForItsProvider: a policy naming a provider that is not
@@ -324,7 +389,7 @@ func TestHostConflictsCountOnlyPoliciesInForce(t *testing.T) {
 
 	waitFor(t, waiting, func(g Gomega, p *v1alpha1.MFAPolicy) {
 		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration,
-			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound, stalled: true})
+			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound})
 	})
 	waitFor(t, valid, func(g Gomega, p *v1alpha1.MFAPolicy) {
 		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)

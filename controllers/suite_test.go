@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -321,17 +322,42 @@ var isReady = verdict{ready: metav1.ConditionTrue, reason: v1alpha1.ReasonSuccee
 // expectWarningEvent waits for a Warning event about an object.
 func expectWarningEvent(t *testing.T, ns, name, reason, note string) {
 	t.Helper()
+	expectEvent(t, ns, name, corev1.EventTypeWarning, reason, note)
+}
+
+// expectEvent waits for an event of a type about an object.
+func expectEvent(t *testing.T, ns, name, typ, reason, note string) {
+	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
 		var list eventsv1.EventList
 		g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		var notes []string
 		for _, e := range list.Items {
-			if e.Regarding.Name == name && e.Type == corev1.EventTypeWarning && e.Reason == reason {
+			if e.Regarding.Name == name && e.Type == typ && e.Reason == reason {
 				notes = append(notes, e.Note)
 			}
 		}
 		g.Expect(notes).To(ContainElement(ContainSubstring(note)))
 	}).WithTimeout(timeout).WithPolling(50 * time.Millisecond).Should(Succeed())
+}
+
+// expectNoWarningEvents waits for each object's Normal Succeeded event,
+// the last of a healthy start, then checks that no Warning event about it
+// has been written. The recorder writes events concurrently, so a Warning
+// recorded a moment before could still be on its way: this catches what a
+// user would see, and TestReadyEventType pins the type of each verdict.
+func expectNoWarningEvents(t *testing.T, ns string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		expectEvent(t, ns, name, corev1.EventTypeNormal, v1alpha1.ReasonSucceeded, "")
+	}
+	var list eventsv1.EventList
+	NewWithT(t).Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	for _, e := range list.Items {
+		if e.Type == corev1.EventTypeWarning && slices.Contains(names, e.Regarding.Name) {
+			t.Errorf("Warning event about %s %s: %s: %s", e.Regarding.Kind, e.Regarding.Name, e.Reason, e.Note)
+		}
+	}
 }
 
 // bundleInForce reads and parses the bundle Secret.

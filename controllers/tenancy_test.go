@@ -137,7 +137,7 @@ func TestTenancyProviderNamedWithoutNamespaceIsThePolicysOwn(t *testing.T) {
 	create(t, pol)
 	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
 		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration,
-			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound, stalled: true})
+			verdict{ready: metav1.ConditionFalse, reason: v1alpha1.ReasonProviderNotFound})
 		g.Expect(ready.Message).To(ContainSubstring(`MFAProvider "totp" not found in namespace "` + team + `"`))
 	})
 }

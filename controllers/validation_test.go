@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -64,6 +65,41 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 			message: `set exactly one of identity.header and identity.jwt`,
 		},
 		{
+			name:    "no identity source",
+			object:  policyWith("  identity: {}\n  rules: [{name: a, when: 'true', action: Allow}]\n"),
+			message: `set exactly one of identity.header and identity.jwt`,
+		},
+		{
+			name:    "rememberFor of zero",
+			object:  policyWith(identity + rememberFor("0s")),
+			message: `spec.rules[0].multifactor.rememberFor: Invalid value: "0s": rememberFor must be a duration between 1m and 8760h, e.g. 720h`,
+		},
+		{
+			name:    "rememberFor under a minute",
+			object:  policyWith(identity + rememberFor("59s")),
+			message: `spec.rules[0].multifactor.rememberFor: Invalid value: "59s": rememberFor must be a duration between 1m and 8760h, e.g. 720h`,
+		},
+		{
+			name:    "rememberFor over a year",
+			object:  policyWith(identity + rememberFor("1000000h")),
+			message: `spec.rules[0].multifactor.rememberFor: Invalid value: "1000000h": rememberFor must be a duration between 1m and 8760h, e.g. 720h`,
+		},
+		{
+			name:    "rememberFor beyond what a duration holds",
+			object:  policyWith(identity + rememberFor("99999999999h")),
+			message: `spec.rules[0].multifactor.rememberFor: Invalid value: "99999999999h": rememberFor must be a duration between 1m and 8760h, e.g. 720h`,
+		},
+		{
+			name:    "rememberFor in days",
+			object:  policyWith(identity + rememberFor("10 days")),
+			message: `spec.rules[0].multifactor.rememberFor: Invalid value: "10 days": rememberFor must be a duration between 1m and 8760h, e.g. 720h`,
+		},
+		{
+			name:    "negative rememberFor",
+			object:  policyWith(identity + rememberFor("-5m")),
+			message: `spec.rules[0].multifactor.rememberFor: Invalid value: "-5m": rememberFor must be a duration between 1m and 8760h, e.g. 720h`,
+		},
+		{
 			name:    "default outside the enum",
 			object:  policyWith(identity + "  rules: [{name: a, when: 'true', action: Allow}]\n  default: RequireMFA\n"),
 			message: `spec.default: Unsupported value: "RequireMFA": supported values: "Allow", "Deny"`,
@@ -77,6 +113,21 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 			name:    "duo provider without duo settings",
 			object:  providerWith("  type: duo\n"),
 			message: `spec.duo is required when type is duo`,
+		},
+		{
+			name:    "totp period of zero",
+			object:  providerWith("  type: totp\n  totp: {period: 0s}\n"),
+			message: `spec.totp.period: Invalid value: "0s": period must be a duration between 1s and 10m, e.g. 30s`,
+		},
+		{
+			name:    "totp period in words",
+			object:  providerWith("  type: totp\n  totp: {period: 30 seconds}\n"),
+			message: `spec.totp.period: Invalid value: "30 seconds": period must be a duration between 1s and 10m, e.g. 30s`,
+		},
+		{
+			name:    "totp period over ten minutes",
+			object:  providerWith("  type: totp\n  totp: {period: 11m}\n"),
+			message: `spec.totp.period: Invalid value: "11m": period must be a duration between 1s and 10m, e.g. 30s`,
 		},
 		{
 			name:    "totp digits outside the enum",
@@ -93,6 +144,39 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 			err := k8sClient.Create(ctx, u)
 			g.Expect(err).To(HaveOccurred())
 			g.Expect(err.Error()).To(ContainSubstring(tt.message))
+			if strings.Contains(tt.message, "must be a duration") {
+				g.Expect(err.Error()).NotTo(ContainSubstring("should match"), "a readable message, not a regular expression")
+			}
 		})
+	}
+}
+
+// rememberFor is a policy's rules with one RequireMFA rule remembering
+// the browser for d.
+func rememberFor(d string) string {
+	return "  rules: [{name: a, when: 'true', action: RequireMFA, multifactor: {providers: [totp], rememberFor: '" + d + "'}}]\n"
+}
+
+// TestAPIServerAcceptsDurationsWithinBounds: the bounds themselves and the
+// usual spellings are accepted, and read back as written.
+func TestAPIServerAcceptsDurationsWithinBounds(t *testing.T) {
+	ns := newNamespace(t)
+	for _, d := range []string{"1m", "90m", "1h30m", "720h", "8760h", "0.5h"} {
+		g := NewWithT(t)
+		u := &unstructured.Unstructured{}
+		g.Expect(yaml.Unmarshal([]byte("apiVersion: mfa.operator.dev/v1alpha1\nkind: MFAPolicy\nmetadata: {name: remember}\nspec:\n"+
+			"  identity: {header: {user: X-User}}\n"+rememberFor(d)), &u.Object)).To(Succeed())
+		u.SetNamespace(ns)
+		u.SetName("remember-" + strings.NewReplacer(".", "-").Replace(d))
+		g.Expect(k8sClient.Create(ctx, u)).To(Succeed(), "rememberFor %s", d)
+	}
+	for _, d := range []string{"1s", "30s", "1m30s", "10m"} {
+		g := NewWithT(t)
+		u := &unstructured.Unstructured{}
+		g.Expect(yaml.Unmarshal([]byte("apiVersion: mfa.operator.dev/v1alpha1\nkind: MFAProvider\nmetadata: {name: period}\nspec:\n"+
+			"  type: totp\n  totp: {period: "+d+"}\n"), &u.Object)).To(Succeed())
+		u.SetNamespace(ns)
+		u.SetName("period-" + d)
+		g.Expect(k8sClient.Create(ctx, u)).To(Succeed(), "period %s", d)
 	}
 }

@@ -7,13 +7,16 @@
 # configured as ingress-nginx renders auth-url/auth-signin.
 #
 #   hack/demo.sh up [--detach] [--no-samples]
-#                        start everything; in the foreground (default) it runs
-#                        until Ctrl-C and then stops everything
+#                        start everything; in the foreground (default, as
+#                        make demo runs it) it runs until Ctrl-C, or until
+#                        hack/demo.sh down from another terminal, and then
+#                        stops everything; --detach returns once ready
 #   hack/demo.sh down [--purge]
 #                        stop everything (--purge also deletes the state)
 #   hack/demo.sh restart controller|webhook|nginx|sampleapp
 #   hack/demo.sh status  what runs
-#   hack/demo.sh env     the settings of the running demo (KEY=VALUE)
+#   hack/demo.sh env     the settings of the running demo (KEY='VALUE', as
+#                        in $DEMO_STATE/demo.env, which `.` reads in a shell)
 #
 # Settings (environment; defaults in brackets):
 #   DEMO_STATE [tmp/demo]   state: certificates, etcd data, logs, pid files
@@ -337,42 +340,57 @@ ingress_external_auth() {
   log "nginx follows the Ingress annotations: auth-url $AUTH_URL, auth-signin $SIGNIN_URL"
 }
 
+# env_line KEY VALUE prints KEY='VALUE', quoted for the shell (a ' in the
+# value as '\''), so that `. demo.env` gives back every value as it was.
+env_line() {
+  local q="'"
+  printf '%s=%s\n' "$1" "$q${2//$q/$q\\$q$q}$q"
+}
+
+# env_value VALUE undoes env_line's quoting.
+env_value() {
+  local q="'" v=$1
+  v=${v#"$q"}
+  v=${v%"$q"}
+  printf '%s' "${v//$q\\$q$q/$q}"
+}
+
 write_env() {
   (
     umask 077
-    cat >"$ENV_FILE" <<EOF
-DEMO_STATE=$STATE
-DEMO_URL=$DEMO_URL
-DEMO_HOST=$DEMO_HOST
-DEMO_PORT=$DEMO_PORT
-DEMO_POLICY=$DEMO_POLICY
-DEMO_NAMESPACE=$DEMO_NAMESPACE
-DEMO_USER=$DEMO_USER
-DEMO_PASSWORD=$DEMO_PASSWORD
-DEMO_USER2=$DEMO_USER2
-DEMO_PASSWORD2=$DEMO_PASSWORD2
-DEMO_WEBHOOK_URL=http://127.0.0.1:$DEMO_WEBHOOK_PORT
-DEMO_WEBHOOK_METRICS_URL=http://127.0.0.1:$DEMO_WEBHOOK_METRICS_PORT
-DEMO_APP_URL=http://127.0.0.1:$DEMO_APP_PORT
-DEMO_METRICS_URL=http://127.0.0.1:$DEMO_METRICS_PORT
-DEMO_PROBE_URL=http://127.0.0.1:$DEMO_PROBE_PORT
-DEMO_SIGNIN_URL=${DEMO_SIGNIN_URL:-$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME}
-DEMO_AUTH_URL=${DEMO_AUTH_URL:-http://127.0.0.1:$DEMO_WEBHOOK_PORT/auth/$POLICY_NS/$POLICY_NAME}
-DEMO_AUTH_RESPONSE_HEADERS=${DEMO_AUTH_RESPONSE_HEADERS:-X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion}
-DEMO_WEBHOOK_PORT=$DEMO_WEBHOOK_PORT
-DEMO_WEBHOOK_METRICS_PORT=$DEMO_WEBHOOK_METRICS_PORT
-DEMO_APP_PORT=$DEMO_APP_PORT
-DEMO_METRICS_PORT=$DEMO_METRICS_PORT
-DEMO_PROBE_PORT=$DEMO_PROBE_PORT
-DEMO_APISERVER_PORT=$DEMO_APISERVER_PORT
-DEMO_ETCD_PORT=$DEMO_ETCD_PORT
-DEMO_ETCD_PEER_PORT=$DEMO_ETCD_PEER_PORT
-DEMO_COMPONENTS=$DEMO_COMPONENTS
-DEMO_BIN=$DEMO_BIN
-KUBECONFIG=$KUBECONFIG_ADMIN
-KUBECTL=$KUBECTL
-APISERVER_URL=$APISERVER_URL
-EOF
+    {
+      env_line DEMO_STATE "$STATE"
+      env_line DEMO_URL "$DEMO_URL"
+      env_line DEMO_HOST "$DEMO_HOST"
+      env_line DEMO_PORT "$DEMO_PORT"
+      env_line DEMO_POLICY "$DEMO_POLICY"
+      env_line DEMO_NAMESPACE "$DEMO_NAMESPACE"
+      env_line DEMO_USER "$DEMO_USER"
+      env_line DEMO_PASSWORD "$DEMO_PASSWORD"
+      env_line DEMO_USER2 "$DEMO_USER2"
+      env_line DEMO_PASSWORD2 "$DEMO_PASSWORD2"
+      env_line DEMO_WEBHOOK_URL "http://127.0.0.1:$DEMO_WEBHOOK_PORT"
+      env_line DEMO_WEBHOOK_METRICS_URL "http://127.0.0.1:$DEMO_WEBHOOK_METRICS_PORT"
+      env_line DEMO_APP_URL "http://127.0.0.1:$DEMO_APP_PORT"
+      env_line DEMO_METRICS_URL "http://127.0.0.1:$DEMO_METRICS_PORT"
+      env_line DEMO_PROBE_URL "http://127.0.0.1:$DEMO_PROBE_PORT"
+      env_line DEMO_SIGNIN_URL "${DEMO_SIGNIN_URL:-$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME}"
+      env_line DEMO_AUTH_URL "${DEMO_AUTH_URL:-http://127.0.0.1:$DEMO_WEBHOOK_PORT/auth/$POLICY_NS/$POLICY_NAME}"
+      env_line DEMO_AUTH_RESPONSE_HEADERS "${DEMO_AUTH_RESPONSE_HEADERS:-X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion}"
+      env_line DEMO_WEBHOOK_PORT "$DEMO_WEBHOOK_PORT"
+      env_line DEMO_WEBHOOK_METRICS_PORT "$DEMO_WEBHOOK_METRICS_PORT"
+      env_line DEMO_APP_PORT "$DEMO_APP_PORT"
+      env_line DEMO_METRICS_PORT "$DEMO_METRICS_PORT"
+      env_line DEMO_PROBE_PORT "$DEMO_PROBE_PORT"
+      env_line DEMO_APISERVER_PORT "$DEMO_APISERVER_PORT"
+      env_line DEMO_ETCD_PORT "$DEMO_ETCD_PORT"
+      env_line DEMO_ETCD_PEER_PORT "$DEMO_ETCD_PEER_PORT"
+      env_line DEMO_COMPONENTS "$DEMO_COMPONENTS"
+      env_line DEMO_BIN "$DEMO_BIN"
+      env_line KUBECONFIG "$KUBECONFIG_ADMIN"
+      env_line KUBECTL "$KUBECTL"
+      env_line APISERVER_URL "$APISERVER_URL"
+    } >"$ENV_FILE"
   )
 }
 
@@ -479,7 +497,7 @@ demo_up() {
     echo "  Stop            $0 down   (or: make demo-down)"
     return 0
   fi
-  echo "  Stop            Ctrl-C"
+  echo "  Stop            Ctrl-C here, or $0 down (make demo-down) from another terminal"
   supervise
 }
 
@@ -521,7 +539,7 @@ load_env() {
     case "$k" in
     DEMO_*PORT | DEMO_COMPONENTS | DEMO_BIN | DEMO_HOST | DEMO_POLICY | DEMO_NAMESPACE | DEMO_USER | DEMO_USER2 | \
       DEMO_AUTH_URL | DEMO_SIGNIN_URL | DEMO_AUTH_RESPONSE_HEADERS)
-      [ -n "${!k:-}" ] || export "$k=$v"
+      [ -n "${!k:-}" ] || export "$k=$(env_value "$v")"
       ;;
     esac
   done <"$f"

@@ -35,10 +35,11 @@ type duoCallLimits struct {
 }
 
 var (
-	// defaultDuoUserLimit: a burst of 5 calls to Duo per user, then one
-	// every 10 seconds. Loading the Duo page is one call, a push or a
-	// passcode another.
-	defaultDuoUserLimit = ratelimit.Limit{PerMinute: 6, Burst: 5, MaxClients: 10000}
+	// defaultDuoUserLimit: a burst of 10 calls to Duo per user, then one
+	// every 6 seconds. Loading the Duo page is one call, a push or a
+	// passcode another: a user who pushes, mistypes a passcode and signs
+	// in on a second device stays within it.
+	defaultDuoUserLimit = ratelimit.Limit{PerMinute: 10, Burst: 10, MaxClients: 10000}
 	// defaultDuoClientLimit: a burst of 20 calls to Duo per client
 	// address, then one a second, room for a shared office address.
 	defaultDuoClientLimit = ratelimit.Limit{PerMinute: 60, Burst: 20, MaxClients: 10000}

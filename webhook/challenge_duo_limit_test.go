@@ -34,7 +34,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 		text    string
 	}{
 		{
-			name: "per user, from many addresses", burst: defaultDuoUserLimit.Burst, refill: 10 * time.Second,
+			name: "per user, from many addresses", burst: defaultDuoUserLimit.Burst, refill: 6 * time.Second,
 			page: func(f *duoFixture, i int) *httptest.ResponseRecorder {
 				f.clientIP = fmt.Sprintf("198.51.100.%d", 100+i)
 				return f.browser(duotest.UserApprove).get(challengeURL(duoRD))
@@ -42,7 +42,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 			another: func(f *duoFixture) *httptest.ResponseRecorder {
 				return f.browser(duotest.UserDeny).get(challengeURL(duoRD))
 			},
-			text: "Duo was asked about your account too often in a short time. Wait 10 seconds, then try again.",
+			text: "Duo was asked about your account too often in a short time. Wait 6 seconds, then try again.",
 		},
 		{
 			name: "per client address, for many users", burst: defaultDuoClientLimit.Burst, refill: time.Second,
@@ -137,7 +137,9 @@ func TestDuoPushAndPasscodeShareTheUsersAllowance(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			f := newDuoFixture(t)
+			f := newDuoFixture(t, func(o *Options) {
+				o.duoCallLimits = duoCallLimits{PerUser: ratelimit.Limit{PerMinute: 6, Burst: 5}}
+			})
 			b := f.browser(duotest.UserApprove)
 			do := func(step string) *httptest.ResponseRecorder {
 				switch step {
@@ -168,7 +170,7 @@ func TestDuoPushAndPasscodeShareTheUsersAllowance(t *testing.T) {
 func TestDuoCallLimitsDefaults(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(duoCallLimits{}.withDefaults()).To(Equal(duoCallLimits{PerUser: defaultDuoUserLimit, PerClient: defaultDuoClientLimit}))
-	g.Expect(duoCallLimits{PerUser: ratelimit.Limit{Burst: 2}}.withDefaults().PerUser).To(Equal(ratelimit.Limit{PerMinute: 6, Burst: 2, MaxClients: 10000}))
-	g.Expect(defaultDuoUserLimit).To(Equal(ratelimit.Limit{PerMinute: 6, Burst: 5, MaxClients: 10000}), "a burst of 5, then one every 10 seconds")
+	g.Expect(duoCallLimits{PerUser: ratelimit.Limit{Burst: 2}}.withDefaults().PerUser).To(Equal(ratelimit.Limit{PerMinute: 10, Burst: 2, MaxClients: 10000}))
+	g.Expect(defaultDuoUserLimit).To(Equal(ratelimit.Limit{PerMinute: 10, Burst: 10, MaxClients: 10000}), "a burst of 10, then one every 6 seconds")
 	g.Expect(defaultDuoClientLimit).To(Equal(ratelimit.Limit{PerMinute: 60, Burst: 20, MaxClients: 10000}), "a burst of 20, then one a second")
 }

@@ -246,7 +246,7 @@ func TestSessionKeepsFactorsOfOtherProviders(t *testing.T) {
 
 // sealedElsewhere is a cookie of our name that another installation (its
 // own keyring) set for the same user under the cookie domain.
-func sealedElsewhere(t *testing.T, f *coreFixture, name string) *http.Cookie {
+func sealedElsewhere(t testing.TB, f *coreFixture, name string) *http.Cookie {
 	t.Helper()
 	kd, err := keyring.Generate(f.clock.Now())
 	if err != nil {

@@ -19,9 +19,12 @@ const (
 	ReasonInvalidExpression = "InvalidExpression"
 	// ReasonInvalidSpec: a value the schema cannot check is wrong.
 	ReasonInvalidSpec = "InvalidSpec"
-	// ReasonProviderNotFound: a rule names an MFAProvider that does not exist.
+	// ReasonProviderNotFound: a rule names an MFAProvider that does not
+	// exist (yet). The policy waits for it, not Stalled; the event is
+	// Normal, or Warning when the policy was Ready at this generation.
 	ReasonProviderNotFound = "ProviderNotFound"
-	// ReasonProviderNotReady: a rule names an MFAProvider that is not Ready.
+	// ReasonProviderNotReady: a rule names an MFAProvider that is not Ready
+	// (yet). The policy waits for it, as for ProviderNotFound.
 	ReasonProviderNotReady = "ProviderNotReady"
 	// ReasonProviderNotAdmitted: a rule names an MFAProvider of another
 	// namespace that does not admit the policy's namespace.

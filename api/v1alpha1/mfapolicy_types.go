@@ -20,7 +20,7 @@ const (
 	ActionDeny Action = "Deny"
 )
 
-// DefaultAction is what happens when no rule matches.
+// DefaultAction is what happens when no rule matches: Allow or Deny.
 // +kubebuilder:validation:Enum=Allow;Deny
 type DefaultAction string
 
@@ -33,22 +33,32 @@ const (
 // factor: once a month.
 const DefaultRememberFor = 720 * time.Hour
 
+// Bounds of rememberFor: a remembered browser is asked again at least once
+// a year, and not sooner than a minute after it answered. The CRD's rule
+// on the field repeats them.
+const (
+	MinRememberFor = time.Minute
+	MaxRememberFor = 8760 * time.Hour
+)
+
 // HeaderIdentity reads the user from headers set by the first-factor proxy
 // in front of the challenge server (oauth2-proxy, an ingress auth layer).
 type HeaderIdentity struct {
 	// User is the header holding the user's identifier (also used as email
-	// when it looks like one).
+	// when it looks like one). Defaults to X-Auth-Request-Email.
 	// +optional
 	// +kubebuilder:default=X-Auth-Request-Email
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
 	// +kubebuilder:validation:MaxLength=128
 	User string `json:"user,omitempty"`
 	// Groups is the header holding the user's groups, comma separated.
+	// Unset, user.groups is empty.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
 	// +kubebuilder:validation:MaxLength=128
 	Groups string `json:"groups,omitempty"`
-	// Name is the header holding the user's display name.
+	// Name is the header holding the user's display name. Unset,
+	// user.name is empty.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
 	// +kubebuilder:validation:MaxLength=128
@@ -88,12 +98,16 @@ type JWTIdentity struct {
 }
 
 // IdentitySpec says who the user is; the first factor happened upstream.
+// Exactly one of header and jwt is set.
 // +kubebuilder:validation:XValidation:rule="has(self.header) != has(self.jwt)",message="set exactly one of identity.header and identity.jwt"
 type IdentitySpec struct {
-	// Header reads the user from request headers.
+	// Header reads the user from request headers set by the first-factor
+	// proxy in front. Exclusive with jwt. A policy reading the user from
+	// headers has no user.claims.
 	// +optional
 	Header *HeaderIdentity `json:"header,omitempty"`
-	// JWT reads the user from a signed token.
+	// JWT reads the user from a signed token; its claims are user.claims.
+	// Exclusive with header.
 	// +optional
 	JWT *JWTIdentity `json:"jwt,omitempty"`
 }
@@ -113,11 +127,15 @@ type MultifactorSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Providers []string `json:"providers"`
 	// RememberFor is how long a browser that answered is not asked again
-	// (the remembered-browser cookie). Default 720h, once a month.
+	// (the remembered-browser cookie), between 1m and 8760h (a year).
+	// A duration is a number and a unit, h, m, s or ms, or several of them:
+	// 720h, 90m, 1h30m; there is no unit for days (30 days is 720h).
+	// Defaults to 720h, once a month.
 	// +optional
 	// +kubebuilder:default="720h"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]{1,9})?(ms|s|m|h)){1,4}$') && duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="rememberFor must be a duration between 1m and 8760h, e.g. 720h"
 	RememberFor *metav1.Duration `json:"rememberFor,omitempty"`
 	// IgnoreCookie: when true the remembered-browser cookie is not honoured,
 	// so every new browser session (or a newer login, for JWT identities)
@@ -126,7 +144,7 @@ type MultifactorSpec struct {
 	IgnoreCookie bool `json:"ignoreCookie,omitempty"`
 }
 
-// Rule decides when its `when` expression is true.
+// Rule is a named CEL condition and its action.
 // +kubebuilder:validation:XValidation:rule="self.action != 'RequireMFA' || has(self.multifactor)",message="a RequireMFA rule needs multifactor.providers"
 // +kubebuilder:validation:XValidation:rule="self.action == 'RequireMFA' || !has(self.multifactor)",message="multifactor is only allowed on a RequireMFA rule"
 type Rule struct {
@@ -166,17 +184,20 @@ type MFAPolicySpec struct {
 	// +listType=set
 	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$`
 	Hosts []string `json:"hosts,omitempty"`
-	// Identity says how the user is known.
+	// Identity says how the user is known: set exactly one of header and
+	// jwt.
 	// +required
 	Identity IdentitySpec `json:"identity"`
-	// Rules are evaluated in order; the first whose `when` is true decides.
+	// Rules are evaluated in order; the first whose `when` is true decides,
+	// and default applies when none is.
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=256
 	// +listType=map
 	// +listMapKey=name
 	Rules []Rule `json:"rules"`
-	// Default is the action when no rule matches.
+	// Default is the action when no rule matches: Allow (the default: no
+	// rule, no second factor) or Deny.
 	// +optional
 	// +kubebuilder:default=Allow
 	Default DefaultAction `json:"default,omitempty"`
@@ -239,6 +260,7 @@ func init() {
 }
 
 // GetRememberFor returns how long a browser is remembered (720h by default).
+// The bounds are checked elsewhere (the CRD, policy.CheckPolicy).
 func (m *MultifactorSpec) GetRememberFor() time.Duration {
 	if m == nil || m.RememberFor == nil || m.RememberFor.Duration <= 0 {
 		return DefaultRememberFor

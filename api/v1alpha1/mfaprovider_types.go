@@ -6,7 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ProviderType is the kind of second factor.
+// ProviderType is the kind of second factor: totp or duo.
 // +kubebuilder:validation:Enum=totp;duo
 type ProviderType string
 
@@ -24,7 +24,15 @@ const (
 	MultifactorDuo                 = "duo"
 )
 
-// TOTPAlgorithm is the HMAC hash of a TOTP code.
+// Bounds of a TOTP period: authenticator apps use 30s; a code valid for
+// longer than ten minutes is no longer time-based. The CRD's rule on the
+// field repeats them.
+const (
+	MinTOTPPeriod = time.Second
+	MaxTOTPPeriod = 10 * time.Minute
+)
+
+// TOTPAlgorithm is the HMAC hash of a TOTP code: SHA1, SHA256 or SHA512.
 // +kubebuilder:validation:Enum=SHA1;SHA256;SHA512
 type TOTPAlgorithm string
 
@@ -34,7 +42,7 @@ const (
 	TOTPAlgorithmSHA512 TOTPAlgorithm = "SHA512"
 )
 
-// DuoFactor is a way to answer a Duo challenge.
+// DuoFactor is a way to answer a Duo challenge: push or passcode.
 // +kubebuilder:validation:Enum=push;passcode
 type DuoFactor string
 
@@ -43,7 +51,7 @@ const (
 	DuoFactorPasscode DuoFactor = "passcode"
 )
 
-// FailMode says what happens when Duo cannot be reached.
+// FailMode says what happens when Duo cannot be reached: closed or open.
 // +kubebuilder:validation:Enum=closed;open
 type FailMode string
 
@@ -78,22 +86,27 @@ type TOTPSpec struct {
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[^:]*$`
 	Issuer string `json:"issuer,omitempty"`
-	// Digits is the length of a code.
+	// Digits is the length of a code: 6 (the default) or 8.
 	// +optional
 	// +kubebuilder:default=6
 	// +kubebuilder:validation:Enum=6;8
 	Digits *int32 `json:"digits,omitempty"`
-	// Period is how long a code is valid, e.g. 30s.
+	// Period is how long a code is valid: a whole number of seconds between
+	// 1s and 10m, written as a duration, a number and a unit (s, m, h or
+	// ms), or several of them: 30s, 1m, 1m30s. Defaults to 30s.
 	// +optional
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]{1,9})?(ms|s|m|h)){1,4}$') && duration(self) >= duration('1s') && duration(self) <= duration('10m')",message="period must be a duration between 1s and 10m, e.g. 30s"
 	Period *metav1.Duration `json:"period,omitempty"`
-	// Algorithm is the HMAC hash of a code.
+	// Algorithm is the HMAC hash of a code: SHA1 (the default), SHA256 or
+	// SHA512.
 	// +optional
 	// +kubebuilder:default=SHA1
 	Algorithm TOTPAlgorithm `json:"algorithm,omitempty"`
-	// Skew is how many time steps either side of the current one are accepted.
+	// Skew is how many time steps either side of the current one are
+	// accepted, from 0 to 5. Defaults to 1.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
@@ -122,16 +135,19 @@ type DuoSpec struct {
 	// SecretKeyRef names the Secret key holding the secret key (skey).
 	// +required
 	SecretKeyRef SecretKeySelector `json:"secretKeyRef"`
-	// Factors are the ways a user may answer: push, passcode.
+	// Factors are the ways a user may answer: push (a Duo Push to their
+	// phone), passcode (a code from Duo Mobile, a text message or a
+	// token). Defaults to both.
 	// +optional
 	// +kubebuilder:default={push,passcode}
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=2
 	// +listType=set
 	Factors []DuoFactor `json:"factors,omitempty"`
-	// FailMode says what happens when Duo cannot be reached: closed (refuse)
-	// or open (let the user through without a second factor, logged as a
-	// warning; the session never claims duo: X-MFA-Multifactor is empty).
+	// FailMode says what happens when Duo cannot be reached: closed (the
+	// default: refuse) or open (let the user through without a second
+	// factor, logged as a warning; the session never claims duo:
+	// X-MFA-Multifactor is empty).
 	// Only no answer at all counts as unreachable: a DNS failure, a connection
 	// refused or reset, a timeout, an HTTP 5xx. Duo refusing (any 4xx, rate
 	// limiting included), a certificate that does not verify and an answer
@@ -156,10 +172,11 @@ type MFAProviderSpec struct {
 	// apps) or duo (Duo Security).
 	// +required
 	Type ProviderType `json:"type"`
-	// TOTP settings, for type totp. Defaults match Google Authenticator.
+	// TOTP settings, only for type totp; optional, the defaults match
+	// Google Authenticator.
 	// +optional
 	TOTP *TOTPSpec `json:"totp,omitempty"`
-	// Duo settings, required for type duo.
+	// Duo settings, required for type duo and only allowed for it.
 	// +optional
 	Duo *DuoSpec `json:"duo,omitempty"`
 	// AllowedNamespaces lists the other namespaces whose MFAPolicies may use

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -152,18 +151,26 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 	return b, verdicts
 }
 
-// CheckPolicy compiles a policy (CompilePolicy), checks that every host
-// it lists is a host name or a wildcard in the sense of host-based lookup
-// (internal/hostname), checks its identity headers against the operator's
-// list and every provider its rules name. Errors are *FieldError naming the
-// rule and the field.
+// CheckPolicy compiles a policy (CompilePolicy) and checks what the
+// challenge server relies on: that its rules read only what its identity
+// sets (user.claims needs a JWT), that each rememberFor is within its
+// bounds, that every host it lists is a host name or a wildcard in the
+// sense of host-based lookup (internal/hostname), its identity headers
+// against the operator's list, and every provider its rules name. Errors
+// are *FieldError naming the rule and the field.
 //
-// Hosts are checked here rather than in CompilePolicy, which the challenge
-// server runs on the bundle: a bundle written before a host was refused
-// still loads, the server leaving that host out of lookup.
+// These are checked here rather than in CompilePolicy, which the challenge
+// server runs on the bundle: a bundle written before one of them was
+// refused still loads (the server leaving such a host out of lookup).
 func CheckPolicy(p *v1alpha1.MFAPolicy, t Tenancy) (*CompiledPolicy, error) {
 	cp, err := CompilePolicy(p.Namespace, p.Name, &p.Spec)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkIdentityFields(&p.Spec, cp); err != nil {
+		return nil, err
+	}
+	if err := checkRememberFor(&p.Spec); err != nil {
 		return nil, err
 	}
 	if _, errs := hostname.ClaimsOf(p.Namespace, p.Name, p.Spec.Hosts); len(errs) > 0 {
@@ -212,11 +219,8 @@ func ResolveProvider(p *v1alpha1.MFAProvider, secrets map[types.NamespacedName]*
 		if p.Spec.Duo != nil {
 			return nil, &FieldError{Field: "spec.duo", Reason: v1alpha1.ReasonInvalidSpec, Message: "spec.duo is only allowed when type is duo; remove it"}
 		}
-		if t := p.Spec.TOTP; t != nil && t.Period != nil {
-			if d := t.Period.Duration; d < time.Second || d%time.Second != 0 {
-				return nil, &FieldError{Field: "spec.totp.period", Reason: v1alpha1.ReasonInvalidSpec,
-					Message: fmt.Sprintf("period %s must be a whole number of seconds, at least 1s (authenticator apps use 30s)", d)}
-			}
+		if err := checkTOTPPeriod(p.Spec.TOTP); err != nil {
+			return nil, err
 		}
 	case v1alpha1.ProviderDuo:
 		d := p.Spec.Duo

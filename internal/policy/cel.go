@@ -105,8 +105,10 @@ func newEnv(extra ...cel.EnvOption) (*cel.Env, error) {
 	return cel.NewEnv(opts...)
 }
 
-// CompileError is a rule expression that cannot be used; its message names
-// the position of the problem in the expression.
+// CompileError is a rule expression that cannot be used. For an expression
+// that does not parse or type-check, its message is CEL's: the position,
+// the problem, and the line of the expression with a caret under the
+// position (see formatIssues).
 type CompileError struct {
 	Reason  string // InvalidExpression
 	Message string
@@ -124,13 +126,22 @@ func Compile(expr string) (cel.Program, error) {
 // compileWhen is Compile, with the expression's Go evaluation when it has
 // one (see nativeWhen).
 func compileWhen(expr string) (cel.Program, nativeCheck, error) {
+	prg, ast, err := compileChecked(expr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prg, nativeWhen(ast), nil
+}
+
+// compileChecked is Compile, with the type-checked expression.
+func compileChecked(expr string) (cel.Program, *cel.Ast, error) {
 	e, err := Env()
 	if err != nil {
 		return nil, nil, fmt.Errorf("building CEL environment: %w", err)
 	}
 	ast, iss := e.Compile(expr)
 	if iss.Err() != nil {
-		return nil, nil, &CompileError{Message: iss.Err().Error()}
+		return nil, nil, &CompileError{Message: formatIssues(expr, iss.Errors())}
 	}
 	if ast.OutputType() != cel.BoolType {
 		return nil, nil, &CompileError{Message: fmt.Sprintf("expression must be of type bool, not %s", ast.OutputType())}
@@ -146,7 +157,7 @@ func compileWhen(expr string) (cel.Program, nativeCheck, error) {
 	if err != nil {
 		return nil, nil, &CompileError{Message: err.Error()}
 	}
-	return prg, nativeWhen(ast), nil
+	return prg, ast, nil
 }
 
 // programOptions are the options of a program whose estimated worst-case

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
@@ -23,6 +24,9 @@ type CompiledRule struct {
 	// native evaluates the same `when` in Go, when it is one of the forms
 	// nativeWhen knows; nil otherwise.
 	native nativeCheck
+	// claimsAt is where `when` reads user.claims, nil when it does not
+	// (see checkIdentityFields).
+	claimsAt common.Location
 }
 
 // Matches evaluates the rule's `when`; an error means fail closed.
@@ -76,7 +80,7 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 			return nil, &FieldError{Field: field + ".name", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "duplicate rule name"}
 		}
 		seen[r.Name] = true
-		prg, native, err := compileWhen(r.When)
+		prg, ast, err := compileChecked(r.When)
 		if err != nil {
 			var ce *CompileError
 			if errors.As(err, &ce) {
@@ -84,7 +88,7 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 			}
 			return nil, err
 		}
-		cr := CompiledRule{Name: r.Name, Action: r.Action, program: prg, native: native}
+		cr := CompiledRule{Name: r.Name, Action: r.Action, program: prg, native: nativeWhen(ast), claimsAt: claimsRead(ast)}
 		if r.Action == v1alpha1.ActionRequireMFA {
 			if r.Multifactor == nil || len(r.Multifactor.Providers) == 0 {
 				return nil, &FieldError{Field: field + ".multifactor.providers", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "a RequireMFA rule needs at least one provider"}

@@ -205,7 +205,7 @@ func TestCookieValues(t *testing.T) {
 
 // sealedElsewhere is a cookie of our name that another installation (its
 // own keyring) set for the same user under the cookie domain.
-func sealedElsewhere(t *testing.T, name string) string {
+func sealedElsewhere(t testing.TB, name string) string {
 	t.Helper()
 	_, kr := newKeyring(t)
 	plain := `{"v":1,"u":"ana","f":[{"p":"apps/google-authenticator","m":"google-authenticator","t":1795766000}],"iat":1795766000,"sid":"x","exp":1895766000}`
@@ -283,6 +283,22 @@ func BenchmarkCookieCheck(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			j.Check(r, kr, &rule, &ana, t0)
+		}
+	})
+	// A sibling host's app set cookies of our name first: each costs a
+	// cache lookup and a look at its key id.
+	foreign := httptest.NewRequest(http.MethodGet, "/auth/apps/bench", nil)
+	for range 4 {
+		foreign.AddCookie(&http.Cookie{Name: RememberCookieName, Value: sealedElsewhere(b, RememberCookieName)})
+	}
+	foreign.AddCookie(rem)
+	b.Run("cached-behind-4-foreign", func(b *testing.B) {
+		if _, ok := j.Check(foreign, kr, &rule, &ana, t0); !ok {
+			b.Fatal("cookie refused")
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			j.Check(foreign, kr, &rule, &ana, t0)
 		}
 	})
 	b.Run("uncached", func(b *testing.B) {

@@ -5,6 +5,9 @@ package e2e
 import (
 	"net/http"
 	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,8 +18,9 @@ import (
 
 // TestDemoRunsTheSamplesAndStopsOnCtrlC runs hack/demo.sh up as `make demo`
 // does: in the foreground, with config/samples applied and nginx
-// configured from the sample Ingress; a component restarted meanwhile is
-// not taken for a crash; then a Ctrl-C stops everything.
+// configured from the sample Ingress; it says how to stop it and leaves a
+// demo.env a shell can source; a component restarted meanwhile is not
+// taken for a crash; then a Ctrl-C stops everything.
 func TestDemoRunsTheSamplesAndStopsOnCtrlC(t *testing.T) {
 	g := NewWithT(t)
 	demo := harness.RunDemo(t, harness.Options{Policy: "default/admin"})
@@ -25,6 +29,19 @@ func TestDemoRunsTheSamplesAndStopsOnCtrlC(t *testing.T) {
 	g.Expect(out).To(ContainSubstring("Open            " + demo.URL + "/"))
 	g.Expect(out).To(ContainSubstring("user " + demo.User + "  password " + demo.Password))
 	g.Expect(out).To(ContainSubstring("nginx follows the Ingress annotations"))
+	// How to stop it, as the README shows it.
+	g.Expect(out).To(ContainSubstring("Stop            Ctrl-C here, or "))
+	g.Expect(out).To(ContainSubstring("down (make demo-down) from another terminal"))
+
+	// demo.env is for a shell: `. demo.env` runs cleanly and gives back
+	// the values, the list of components (spaces) among them.
+	sourced, err := exec.Command("bash", "-c", `set -eu; . "$1"; printf '%s\n' "$DEMO_COMPONENTS" "$DEMO_PASSWORD" "$KUBECONFIG"`,
+		"bash", filepath.Join(demo.State, "demo.env")).CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), "%s", sourced)
+	g.Expect(strings.Split(strings.TrimSuffix(string(sourced), "\n"), "\n")).To(Equal([]string{
+		"controller webhook sampleapp nginx", demo.Password, demo.Kubeconfig,
+	}))
+	g.Expect(demo.Setting("DEMO_COMPONENTS")).To(Equal("controller webhook sampleapp nginx"))
 
 	ready := demo.MustKubectl(t, "", "-n", "default", "get", "mfapolicy", "admin", "-o",
 		`jsonpath={.status.conditions[?(@.type=="Ready")].status}`)

@@ -378,10 +378,20 @@ func readSettings(t testing.TB, path string) map[string]string {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			m[k] = v
+			m[k] = unquoteSetting(v)
 		}
 	}
 	return m
+}
+
+// unquoteSetting undoes the shell quoting of hack/demo.sh's env_line: the
+// value between single quotes, each single quote inside it closed,
+// escaped with a backslash and reopened.
+func unquoteSetting(v string) string {
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		return strings.ReplaceAll(v[1:len(v)-1], `'\''`, `'`)
+	}
+	return v
 }
 
 // RepoRoot is the directory holding the module's go.mod.

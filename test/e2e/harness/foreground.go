@@ -75,7 +75,8 @@ func RunDemo(t testing.TB, opts Options) *Demo {
 	})
 
 	deadline := time.Now().Add(5 * time.Minute)
-	for !strings.Contains(d.Output(), "demo is ready") {
+	// The "Stop" line is the last the script prints before it waits.
+	for !strings.Contains(d.Output(), "demo is ready") || !strings.Contains(d.Output(), "\n  Stop ") {
 		select {
 		case <-d.done:
 			t.Fatalf("hack/demo.sh up exited before it was ready: %v\n%s", d.err, d.Output())
