@@ -40,7 +40,7 @@ func TestAssertionClaims(t *testing.T) {
 	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com:8443/home", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
-	c := f.verifyAssertion(w.Header().Get(HeaderAssertion))
+	c := f.verifyAssertion(w.Header().Get(headerAssertion))
 	now := f.clock.Now().Unix()
 	g.Expect(c["sub"]).To(Equal(ana))
 	g.Expect(c["aud"]).To(Equal("admin.example.com"))
@@ -57,7 +57,7 @@ func TestAssertionIsReusedUntilNearExpiry(t *testing.T) {
 	req := func() string {
 		w := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana}))
 		g.Expect(w.Code).To(Equal(http.StatusOK))
-		return w.Header().Get(HeaderAssertion)
+		return w.Header().Get(headerAssertion)
 	}
 	first := req()
 	f.clock.Advance(assertionLifetime - assertionRenewBefore - time.Second)
@@ -69,13 +69,13 @@ func TestAssertionIsReusedUntilNearExpiry(t *testing.T) {
 
 	// Another user, another host: another assertion.
 	w := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": "bob@example.com"}))
-	g.Expect(w.Header().Get(HeaderAssertion)).NotTo(Equal(renewed))
+	g.Expect(w.Header().Get(headerAssertion)).NotTo(Equal(renewed))
 }
 
 func TestJWKSPublishesEverySigningKey(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	before := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana})).Header().Get(HeaderAssertion)
+	before := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana})).Header().Get(headerAssertion)
 
 	kd := *f.kr
 	g.Expect(kd.AddSigningKey(f.clock.Now())).To(Succeed())
@@ -98,7 +98,7 @@ func TestJWKSPublishesEverySigningKey(t *testing.T) {
 	// Assertions signed before the rotation still verify; new ones use the
 	// new key.
 	f.verifyAssertion(before)
-	after := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana})).Header().Get(HeaderAssertion)
+	after := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana})).Header().Get(headerAssertion)
 	tok, _, err := jwt.NewParser().ParseUnverified(after, jwt.MapClaims{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(tok.Header["kid"]).To(Equal(kd.SigningKeys[0].ID))

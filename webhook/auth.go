@@ -20,9 +20,9 @@ import (
 // Response headers of an allowed request, for the front door to pass on to
 // the app (ingress-nginx auth-response-headers).
 const (
-	HeaderUser        = "X-Mfa-User"
-	HeaderMultifactor = "X-Mfa-Multifactor"
-	HeaderAssertion   = "X-Mfa-Assertion"
+	headerUser        = "X-Mfa-User"
+	headerMultifactor = "X-Mfa-Multifactor"
+	headerAssertion   = "X-Mfa-Assertion"
 )
 
 // authHandler answers the auth endpoints, which the front door calls on
@@ -137,7 +137,7 @@ type authState struct {
 	orig originalRequest
 	req  policy.Request
 	vars policy.Vars
-	id   Identity
+	id   identity
 	user session.User
 }
 
@@ -225,7 +225,7 @@ func (a *authHandler) decide(r *http.Request, ns, name string, parse originalPar
 			d.result, d.reason = decisionError, "none of the rule's providers is in force"
 			return d
 		}
-		st.user = session.User{ID: id.User.ID, AuthTime: id.AuthTime, AuthTimeVerified: id.Source == SourceJWT}
+		st.user = session.User{ID: id.User.ID, AuthTime: id.AuthTime, AuthTimeVerified: id.Source == sourceJWT}
 		multifactor, ok := a.sessions.Check(r, snap.Keyring, &v.info.accepts, &st.user, now)
 		if !ok {
 			d.result, d.location, d.reason = decisionChallenge, e.challengeURL(orig.raw), "second factor required"
@@ -280,10 +280,10 @@ func respond(w http.ResponseWriter, d decision) {
 		} else {
 			vs = []string{d.user, d.multifactor}
 		}
-		h[HeaderUser] = vs[0:1:1]
-		h[HeaderMultifactor] = vs[1:2:2]
+		h[headerUser] = vs[0:1:1]
+		h[headerMultifactor] = vs[1:2:2]
 		if d.answer != nil {
-			h[HeaderAssertion] = vs[2:3:3]
+			h[headerAssertion] = vs[2:3:3]
 		}
 		w.WriteHeader(http.StatusOK)
 	case decisionChallenge:

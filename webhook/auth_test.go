@@ -18,7 +18,7 @@ const ana = "ana@example.com"
 
 // issue answers a second factor for user as the challenge pages do and
 // returns the cookies set.
-func (f *coreFixture) issue(id *Identity, ns, name, ruleName, providerKey string, mode session.Mode, existing ...*http.Cookie) []*http.Cookie {
+func (f *coreFixture) issue(id *identity, ns, name, ruleName, providerKey string, mode session.Mode, existing ...*http.Cookie) []*http.Cookie {
 	f.t.Helper()
 	sn := f.s.config.snapshot()
 	e := sn.entry(ns, name)
@@ -42,8 +42,8 @@ func (f *coreFixture) issue(id *Identity, ns, name, ruleName, providerKey string
 	return w.Result().Cookies()
 }
 
-func headerIdentity(user string) *Identity {
-	return &Identity{User: policy.User{ID: user, Email: user}, Source: SourceHeader}
+func headerIdentity(user string) *identity {
+	return &identity{User: policy.User{ID: user, Email: user}, Source: sourceHeader}
 }
 
 func withCookies(r *http.Request, cookies ...*http.Cookie) *http.Request {
@@ -65,7 +65,7 @@ func TestAuthDecidesByFirstMatchingRule(t *testing.T) {
 	}{
 		{name: "allow from the VPN", original: "https://admin.example.com/billing",
 			headers:  map[string]string{"X-Auth-Request-Email": ana, "X-Forwarded-For": "10.1.2.3"},
-			wantCode: http.StatusOK, wantHeader: map[string]string{HeaderUser: ana, HeaderMultifactor: ""}},
+			wantCode: http.StatusOK, wantHeader: map[string]string{headerUser: ana, headerMultifactor: ""}},
 		{name: "deny by group", original: "https://admin.example.com/billing",
 			headers:  map[string]string{"X-Auth-Request-Email": ana, "X-Auth-Request-Groups": "staff, blocked"},
 			wantCode: http.StatusForbidden},
@@ -76,7 +76,7 @@ func TestAuthDecidesByFirstMatchingRule(t *testing.T) {
 				url.QueryEscape("https://admin.example.com/billing/invoices?id=1")}},
 		{name: "allow a later rule", original: "https://admin.example.com/public/logo.png",
 			headers:  map[string]string{"X-Auth-Request-Email": ana},
-			wantCode: http.StatusOK, wantHeader: map[string]string{HeaderUser: ana, HeaderMultifactor: ""}},
+			wantCode: http.StatusOK, wantHeader: map[string]string{headerUser: ana, headerMultifactor: ""}},
 		// Paths servers read differently are refused (pathsStrict);
 		// TestAuthPathViews has every class, and what
 		// --allow-ambiguous-paths does with them.
@@ -104,10 +104,10 @@ func TestAuthDecidesByFirstMatchingRule(t *testing.T) {
 				g.Expect(w.Header().Values(k)).To(Equal([]string{v}), k)
 			}
 			if tt.wantCode == http.StatusOK {
-				g.Expect(w.Header().Get(HeaderAssertion)).NotTo(BeEmpty())
+				g.Expect(w.Header().Get(headerAssertion)).NotTo(BeEmpty())
 			} else {
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
-				g.Expect(w.Header().Get(HeaderAssertion)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerAssertion)).To(BeEmpty())
 			}
 		})
 	}
@@ -243,7 +243,7 @@ spec:
 	// must not apply.
 	w := f.serve(authRequest("/auth/apps/app", "https://app.example.com/?y=2", map[string]string{"X-Auth-Request-Email": ana}))
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
-	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	g.Expect(f.logs.String()).To(And(ContainSubstring(`"decision":"error"`), ContainSubstring(`"rule":"needs-x"`)))
 
 	w = f.serve(authRequest("/auth/apps/app", "https://app.example.com/?x=1", map[string]string{"X-Auth-Request-Email": ana}))
@@ -325,7 +325,7 @@ func TestAuthLogsNeverHoldCookies(t *testing.T) {
 	for _, c := range cookies {
 		g.Expect(strings.Contains(f.logs.String(), c.Value)).To(BeFalse())
 	}
-	g.Expect(strings.Contains(f.logs.String(), w.Header().Get(HeaderAssertion))).To(BeFalse())
+	g.Expect(strings.Contains(f.logs.String(), w.Header().Get(headerAssertion))).To(BeFalse())
 }
 
 func TestAuthPanicFailsClosed(t *testing.T) {
@@ -337,6 +337,6 @@ func TestAuthPanicFailsClosed(t *testing.T) {
 	f.s.config.snap.Store(&sn)
 	w := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/", map[string]string{"X-Auth-Request-Email": ana}))
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
-	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	g.Expect(f.logs.String()).To(ContainSubstring("auth decision panicked"))
 }

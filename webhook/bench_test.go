@@ -80,13 +80,13 @@ func benchFixture(b *testing.B, yaml string) *coreFixture {
 }
 
 func BenchmarkAuthRemembered(b *testing.B) {
-	for _, identity := range []string{"header", "jwt"} {
+	for _, kind := range []string{"header", "jwt"} {
 		for _, n := range []int{1, 10, 100} {
-			b.Run(fmt.Sprintf("%s/rules=%d", identity, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/rules=%d", kind, n), func(b *testing.B) {
 				var f *coreFixture
 				var r *http.Request
-				id := &Identity{User: policy.User{ID: ana, Email: ana, Groups: []string{"staff"}}, Source: SourceHeader}
-				switch identity {
+				id := &identity{User: policy.User{ID: ana, Email: ana, Groups: []string{"staff"}}, Source: sourceHeader}
+				switch kind {
 				case "header":
 					f = benchFixture(b, benchPolicy("{ header: { groups: X-Auth-Request-Groups } }", n))
 					r = authRequest("/auth/apps/bench", "https://app.example.com/reports/2026?page=2",
@@ -95,7 +95,7 @@ func BenchmarkAuthRemembered(b *testing.B) {
 					idp := newCoreIssuer(b)
 					f = benchFixture(b, benchPolicy(`{ jwt: { issuer: "`+coreIssuerURL+`", audiences: [app], jwksURL: "`+idp.srv.URL+`" } }`, n))
 					idp.clock = f.clock
-					id.Source = SourceJWT
+					id.Source = sourceJWT
 					tok := idp.sign(b, jwt.MapClaims{"sub": ana, "email": ana, "groups": []string{"staff"}, "exp": f.clock.Now().Add(time.Hour).Unix()})
 					r = authRequest("/auth/apps/bench", "https://app.example.com/reports/2026?page=2",
 						map[string]string{"Authorization": "Bearer " + tok})

@@ -96,7 +96,7 @@ func TestDuoFailModes(t *testing.T) {
 			g.Expect(w.Header().Get("Location")).To(Equal(tt.rd))
 			g.Expect(cookieNames(w)).To(ConsistOf(session.CookieName), "never remembered")
 			g.Expect(aw.Code).To(Equal(http.StatusOK))
-			g.Expect(aw.Header().Get(HeaderMultifactor)).To(BeEmpty(), "a fail-open session never claims duo")
+			g.Expect(aw.Header().Get(headerMultifactor)).To(BeEmpty(), "a fail-open session never claims duo")
 			g.Expect(assertionClaims(g, aw)["multifactor"]).To(BeEmpty())
 			g.Expect(f.logs.String()).To(MatchRegexp(
 				`"level":"WARN","msg":"DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo","policy":"apps/admin","rule":"open","provider":"apps/duo-open","user":"approve"`))

@@ -174,7 +174,7 @@ func (f *duoFixture) authFor(b *browser, rd string) *httptest.ResponseRecorder {
 
 // assertionClaims decodes the claims of the X-MFA-Assertion JWT.
 func assertionClaims(g Gomega, w *httptest.ResponseRecorder) map[string]any {
-	jwt := w.Header().Get(HeaderAssertion)
+	jwt := w.Header().Get(headerAssertion)
 	parts := strings.Split(jwt, ".")
 	g.Expect(parts).To(HaveLen(3), "an assertion JWT")
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
@@ -359,8 +359,8 @@ func TestDuoPushApprovedIssuesTheSessionClaimingDuo(t *testing.T) {
 
 	aw := f.authFor(b, duoRD)
 	g.Expect(aw.Code).To(Equal(http.StatusOK), aw.Body.String())
-	g.Expect(aw.Header().Get(HeaderUser)).To(Equal(duotest.UserApprove))
-	g.Expect(aw.Header().Get(HeaderMultifactor)).To(Equal("duo"))
+	g.Expect(aw.Header().Get(headerUser)).To(Equal(duotest.UserApprove))
+	g.Expect(aw.Header().Get(headerMultifactor)).To(Equal("duo"))
 	claims := assertionClaims(g, aw)
 	g.Expect(claims["multifactor"]).To(Equal([]any{"duo"}))
 	g.Expect(claims["amr"]).To(ContainElement("mfa"))
@@ -428,7 +428,7 @@ func TestDuoBypassPassesWithoutClaimingDuo(t *testing.T) {
 
 	aw := f.authFor(b, duoRD)
 	g.Expect(aw.Code).To(Equal(http.StatusOK))
-	g.Expect(aw.Header().Get(HeaderMultifactor)).To(BeEmpty(), "no factor was answered")
+	g.Expect(aw.Header().Get(headerMultifactor)).To(BeEmpty(), "no factor was answered")
 	claims := assertionClaims(g, aw)
 	g.Expect(claims["multifactor"]).To(BeEmpty())
 	g.Expect(claims["amr"]).To(BeEmpty())
@@ -461,7 +461,7 @@ func TestDuoPasscode(t *testing.T) {
 	g.Expect(w.Header().Get("Location")).To(Equal(duoRD))
 	aw := f.authFor(b, duoRD)
 	g.Expect(aw.Code).To(Equal(http.StatusOK))
-	g.Expect(aw.Header().Get(HeaderMultifactor)).To(Equal("duo"))
+	g.Expect(aw.Header().Get(headerMultifactor)).To(Equal("duo"))
 
 	auths := f.duo.RequestsTo("/auth/v2/auth")
 	g.Expect(auths).To(HaveLen(2))

@@ -17,10 +17,10 @@ import (
 type challengeRequest struct {
 	// snap is the configuration the request is served with, read once;
 	// entry is the policy in it.
-	snap     *Snapshot
+	snap     *snapshot
 	entry    *policyEntry
 	policy   *policy.CompiledPolicy
-	id       *Identity
+	id       *identity
 	rd       string // validated; where the browser goes afterwards
 	appHost  string // the host of rd, named on every page
 	rule     *policy.CompiledRule
@@ -190,7 +190,7 @@ func hostOrApp(host string) string {
 // (original, from rd) as /auth would, and returns the RequireMFA rule that
 // asks for a second factor. nil, nil: no second factor is needed;
 // errDenied: a rule or the default denies; any other error: fail closed.
-func (c *challengePages) requiredRule(r *http.Request, e *policyEntry, id *Identity, original *url.URL) (*ruleInfo, error) {
+func (c *challengePages) requiredRule(r *http.Request, e *policyEntry, id *identity, original *url.URL) (*ruleInfo, error) {
 	if id == nil {
 		return nil, errDenied
 	}

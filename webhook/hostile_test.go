@@ -158,8 +158,8 @@ func TestHostileForwardedHeadersFromAnUntrustedPeerAreRefused(t *testing.T) {
 				w := f.serve(r)
 				g.Expect(w.Code).To(Equal(http.StatusForbidden), path)
 				g.Expect(w.Body.String()).To(ContainSubstring("not in --trusted-proxies"))
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
-				g.Expect(w.Header().Get(HeaderAssertion)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerAssertion)).To(BeEmpty())
 			}
 		})
 	}
@@ -183,7 +183,7 @@ func TestHostileClientAddressHeadersTheServerDoesNotRead(t *testing.T) {
 		r.Header.Del("X-Forwarded-For")
 		w := f.serve(r)
 		g.Expect(w.Code).NotTo(Equal(http.StatusOK), "the proxy's own 10.9.0.2 must not match the vpn rule")
-		g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+		g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	})
 	t.Run("left-most X-Forwarded-For hops written by the client are not believed", func(t *testing.T) {
 		g := NewWithT(t)
@@ -269,7 +269,7 @@ func TestHostileDuplicatedHeadersAreNotPickedFrom(t *testing.T) {
 			g.Expect(w.Code).To(Equal(tt.want), w.Body.String())
 			g.Expect(w.Body.String()).To(ContainSubstring(tt.body))
 			if tt.want != http.StatusOK {
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 			}
 		})
 	}
@@ -287,7 +287,7 @@ func TestHostileDuplicatedHeadersAreNotPickedFrom(t *testing.T) {
 		r.Header["Authorization"] = []string{"Bearer " + ops("mallory"), "Bearer " + ops("ana")}
 		w := f.serve(r)
 		g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
-		g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+		g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	})
 }
 
@@ -315,7 +315,7 @@ spec:
 		"X-Auth-Request-Groups": strings.TrimSuffix(strings.Repeat("g,", 16000), ",")})
 	w := f.serve(many)
 	g.Expect(w.Code).To(Equal(http.StatusForbidden), "the default Allow must not apply when the rule cannot be evaluated")
-	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	g.Expect(f.logs.String()).To(And(ContainSubstring(`"rule":"short-groups"`), ContainSubstring("cost limit exceeded")))
 }
 

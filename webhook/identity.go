@@ -10,8 +10,8 @@ import (
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
-// Identity is who the first factor says the user is.
-type Identity struct {
+// identity is who the first factor says the user is.
+type identity struct {
 	User policy.User
 	// AuthTime is when the user logged in upstream (JWT auth_time, else
 	// iat); zero when the identity source does not say.
@@ -20,10 +20,10 @@ type Identity struct {
 	Source string
 }
 
-// Identity sources.
+// identity sources.
 const (
-	SourceHeader = "header"
-	SourceJWT    = "jwt"
+	sourceHeader = "header"
+	sourceJWT    = "jwt"
 )
 
 // headerSource reads the user from headers set by the first-factor proxy;
@@ -49,14 +49,14 @@ func newHeaderSource(h *v1alpha1.HeaderIdentity) *headerSource {
 // JWT is verified against the issuer's keys wherever it comes from. A
 // header identity is put in buf when given (the hot path's per-request
 // state), so that it costs no allocation of its own.
-func (e *policyEntry) identify(r *http.Request, buf *Identity, trustedPeer bool) (*Identity, error) {
+func (e *policyEntry) identify(r *http.Request, buf *identity, trustedPeer bool) (*identity, error) {
 	switch {
 	case e.header != nil:
 		if !trustedPeer {
 			return nil, nil
 		}
 		if buf == nil {
-			buf = &Identity{}
+			buf = &identity{}
 		}
 		if !e.header.identify(r, buf) {
 			return nil, nil
@@ -68,12 +68,12 @@ func (e *policyEntry) identify(r *http.Request, buf *Identity, trustedPeer bool)
 	return nil, nil
 }
 
-func (h *headerSource) identify(r *http.Request, id *Identity) bool {
+func (h *headerSource) identify(r *http.Request, id *identity) bool {
 	user := firstHeader(r.Header, h.user)
 	if user == "" {
 		return false
 	}
-	*id = Identity{Source: SourceHeader}
+	*id = identity{Source: sourceHeader}
 	id.User.ID = user
 	if strings.IndexByte(user, '@') > 0 {
 		id.User.Email = user

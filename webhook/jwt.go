@@ -99,7 +99,7 @@ type jwtVerifier struct {
 }
 
 type verifiedToken struct {
-	id      *Identity
+	id      *identity
 	expires time.Time
 }
 
@@ -128,7 +128,7 @@ func (v *jwtVerifier) token(r *http.Request) string {
 
 // identify verifies the request's token; nil, nil when there is none. A
 // token seen before is answered from the cache until it expires.
-func (v *jwtVerifier) identify(r *http.Request) (*Identity, error) {
+func (v *jwtVerifier) identify(r *http.Request) (*identity, error) {
 	t := v.token(r)
 	if t == "" {
 		return nil, nil
@@ -148,7 +148,7 @@ func (v *jwtVerifier) identify(r *http.Request) (*Identity, error) {
 	return id, nil
 }
 
-func (v *jwtVerifier) verify(ctx context.Context, raw string) (*Identity, time.Time, error) {
+func (v *jwtVerifier) verify(ctx context.Context, raw string) (*identity, time.Time, error) {
 	claims := jwt.MapClaims{}
 	_, err := v.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -165,7 +165,7 @@ func (v *jwtVerifier) verify(ctx context.Context, raw string) (*Identity, time.T
 	if user == "" {
 		return nil, time.Time{}, fmt.Errorf("JWT from issuer %q has no %q claim naming the user", v.cfg.Issuer, v.cfg.GetUserClaim())
 	}
-	id := &Identity{Source: SourceJWT}
+	id := &identity{Source: sourceJWT}
 	id.User.ID = user
 	id.User.Email, _ = claims["email"].(string)
 	id.User.Name, _ = claims["name"].(string)

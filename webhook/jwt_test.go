@@ -186,11 +186,11 @@ func TestJWTIdentity(t *testing.T) {
 			if tok := tt.token(); tok != "" {
 				h["Authorization"] = scheme + tok
 			}
-			// Identity headers are ignored for a JWT policy.
+			// identity headers are ignored for a JWT policy.
 			h["X-Auth-Request-Email"] = ana
 			w := f.serve(authRequest("/auth/apps/jwt-app", "https://app.example.com/", h))
 			g.Expect(w.Code).To(Equal(tt.wantCode), f.logs.String())
-			g.Expect(w.Header().Get(HeaderUser)).To(Equal(tt.wantUser))
+			g.Expect(w.Header().Get(headerUser)).To(Equal(tt.wantUser))
 		})
 	}
 }
@@ -226,7 +226,7 @@ spec:
 			id, err := identifyAt(f.s, r, e)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(id).NotTo(BeNil())
-			g.Expect(id.Source).To(Equal(SourceJWT))
+			g.Expect(id.Source).To(Equal(sourceJWT))
 			g.Expect(id.User.ID).To(Equal(ana))
 			g.Expect(id.AuthTime.Equal(tt.want)).To(BeTrue(), "%s != %s", id.AuthTime, tt.want)
 		})

@@ -22,7 +22,7 @@ type config struct {
 	metrics *metrics
 	log     *slog.Logger
 
-	snap atomic.Pointer[Snapshot]
+	snap atomic.Pointer[snapshot]
 	// mu serialises loads; state is what they share; status is the copy
 	// /readyz reads.
 	mu     sync.Mutex
@@ -38,7 +38,7 @@ func newConfig(b *snapshotBuilder, m *metrics, log *slog.Logger) *config {
 
 // snapshot returns the configuration in force; never nil (empty, with a
 // nil Keyring, before the first load). A request reads it once.
-func (c *config) snapshot() *Snapshot { return c.snap.Load() }
+func (c *config) snapshot() *snapshot { return c.snap.Load() }
 
 // loadStatus is what /readyz reports: whether a bundle and a keyring are
 // in force, and why the last attempt to replace either was refused.
@@ -150,7 +150,7 @@ func (c *config) publishStatus() {
 
 // prefetchKeys fetches, in the background, the keys of JWT issuers not
 // fetched lately, so that the first request does not wait for them.
-func prefetchKeys(sn *Snapshot) {
+func prefetchKeys(sn *snapshot) {
 	seen := map[*jwks.KeySet]bool{}
 	for _, e := range sn.byName {
 		if e.verifier != nil && !seen[e.verifier.keys] {

@@ -79,7 +79,7 @@ func askBothDialects(t *testing.T, f *coreFixture, byName, scheme, host, uri str
 		switch {
 		case want == "allow":
 			g.Expect(w.Code).To(Equal(http.StatusOK), "%s %s://%s%s: %s", r.URL.Path, scheme, host, uri, body)
-			g.Expect(w.Header().Get(HeaderUser)).To(Equal(ana))
+			g.Expect(w.Header().Get(headerUser)).To(Equal(ana))
 		case want == "deny":
 			g.Expect(w.Code).To(Equal(http.StatusForbidden), "%s %s://%s%s", r.URL.Path, scheme, host, uri)
 			g.Expect(body).To(Equal("forbidden\n"), "%s %s://%s%s: a rule denies, the request is not refused", r.URL.Path, scheme, host, uri)
@@ -90,7 +90,7 @@ func askBothDialects(t *testing.T, f *coreFixture, byName, scheme, host, uri str
 			g.Expect(body).To(ContainSubstring(reason), "%s %s://%s%s", r.URL.Path, scheme, host, uri)
 		}
 		if want != "allow" {
-			g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+			g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 		}
 	}
 }

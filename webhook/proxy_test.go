@@ -71,7 +71,7 @@ func TestUntrustedPeerGetsNoHeaderIdentity(t *testing.T) {
 	id, err = identifyAt(f.s, r, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id.User.ID).To(Equal(ana))
-	g.Expect(id.Source).To(Equal(SourceHeader))
+	g.Expect(id.Source).To(Equal(sourceHeader))
 }
 
 func TestSpoofedHeadersFromUntrustedPeerCannotReachAnAllowRule(t *testing.T) {
@@ -86,5 +86,5 @@ func TestSpoofedHeadersFromUntrustedPeerCannotReachAnAllowRule(t *testing.T) {
 	spoofed.RemoteAddr = coreClientAddr
 	w := f.serve(spoofed)
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
-	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 }

@@ -72,8 +72,8 @@ func TestSessionSatisfiesRequireMFA(t *testing.T) {
 			r := withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}), tt.cookies...)
 			w := f.serve(r)
 			g.Expect(w.Code).To(Equal(http.StatusOK))
-			g.Expect(w.Header().Get(HeaderUser)).To(Equal(ana))
-			g.Expect(w.Header().Get(HeaderMultifactor)).To(Equal("google-authenticator"))
+			g.Expect(w.Header().Get(headerUser)).To(Equal(ana))
+			g.Expect(w.Header().Get(headerMultifactor)).To(Equal("google-authenticator"))
 		})
 	}
 }
@@ -203,7 +203,7 @@ func TestIgnoreCookieAsksAgainAfterANewLogin(t *testing.T) {
 `), func(o *Options) {})
 	idp.clock = f.clock
 	login := f.clock.Now().Add(-time.Minute)
-	id := &Identity{User: userOf(ana), Source: SourceJWT, AuthTime: login}
+	id := &identity{User: userOf(ana), Source: sourceJWT, AuthTime: login}
 	cookies := f.issue(id, "apps", "jwt-app", "strict", "apps/google-authenticator", session.Verified)
 	sess := cookieNamed(cookies, session.CookieName)
 
@@ -223,8 +223,8 @@ func TestFailOpenSessionNeverClaimsTheFactor(t *testing.T) {
 	g.Expect(cookieNamed(cookies, session.RememberCookieName)).To(BeNil())
 	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
-	g.Expect(w.Header().Values(HeaderMultifactor)).To(Equal([]string{""}))
-	claims := f.verifyAssertion(w.Header().Get(HeaderAssertion))
+	g.Expect(w.Header().Values(headerMultifactor)).To(Equal([]string{""}))
+	claims := f.verifyAssertion(w.Header().Get(headerAssertion))
 	g.Expect(claims["multifactor"]).To(BeEmpty())
 	g.Expect(claims["amr"]).To(BeEmpty())
 }
@@ -237,7 +237,7 @@ func TestSessionKeepsFactorsOfOtherProviders(t *testing.T) {
 	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}),
 		cookieNamed(both, session.CookieName)))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
-	g.Expect(w.Header().Get(HeaderMultifactor)).To(Equal("duo,google-authenticator"))
+	g.Expect(w.Header().Get(headerMultifactor)).To(Equal("duo,google-authenticator"))
 	// The billing rule accepts only TOTP.
 	w = f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana}),
 		cookieNamed(first, session.CookieName)))
@@ -294,7 +294,7 @@ func TestSessionCookieIsFoundBehindOtherAppsCookiesOfTheSameName(t *testing.T) {
 				sent = append(sent, cookieNamed(cookies, name))
 				w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}), sent...))
 				g.Expect(w.Code).To(Equal(http.StatusOK))
-				g.Expect(w.Header().Get(HeaderMultifactor)).To(Equal("google-authenticator"))
+				g.Expect(w.Header().Get(headerMultifactor)).To(Equal("google-authenticator"))
 			})
 		}
 	}
@@ -333,7 +333,7 @@ func TestSessionCookieWinsOverRememberedCookieInAnyOrder(t *testing.T) {
 	r.Header.Set("Cookie", session.RememberCookieName+"="+cookieNamed(duo, session.RememberCookieName).Value+"; "+session.CookieName+"="+cookieNamed(totp, session.CookieName).Value)
 	w := f.serve(r)
 	g.Expect(w.Code).To(Equal(http.StatusOK))
-	g.Expect(w.Header().Get(HeaderMultifactor)).To(Equal("google-authenticator"))
+	g.Expect(w.Header().Get(headerMultifactor)).To(Equal("google-authenticator"))
 }
 
 func TestNewSessionKeepsFactorsBehindOtherAppsCookies(t *testing.T) {
@@ -349,5 +349,5 @@ func TestNewSessionKeepsFactorsBehindOtherAppsCookies(t *testing.T) {
 	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}),
 		cookieNamed(both, session.CookieName)))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
-	g.Expect(w.Header().Get(HeaderMultifactor)).To(Equal("duo,google-authenticator"))
+	g.Expect(w.Header().Get(headerMultifactor)).To(Equal("duo,google-authenticator"))
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
-	"github.com/mfa-operator/mfa-operator/internal/hostname"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 	"github.com/mfa-operator/mfa-operator/internal/session"
@@ -16,10 +15,10 @@ import (
 
 const defaultRememberFor = v1alpha1.DefaultRememberFor
 
-// Snapshot is the configuration in force: compiled policies, providers and
+// snapshot is the configuration in force: compiled policies, providers and
 // the keyring. It is immutable; a reload builds a new one and swaps it
 // atomically, so a request sees one consistent configuration.
-type Snapshot struct {
+type snapshot struct {
 	// Policies by namespace/name.
 	Policies map[string]*policy.CompiledPolicy
 	// Providers by namespace/name.
@@ -80,8 +79,8 @@ func (e *policyEntry) ruleInfo(r *policy.CompiledRule) *ruleInfo {
 	return nil
 }
 
-func emptySnapshot() *Snapshot {
-	return &Snapshot{
+func emptySnapshot() *snapshot {
+	return &snapshot{
 		Policies:  map[string]*policy.CompiledPolicy{},
 		Providers: map[string]*policy.BundleProvider{},
 		byName:    map[policyName]*policyEntry{},
@@ -90,7 +89,7 @@ func emptySnapshot() *Snapshot {
 }
 
 // Policy returns the policy namespace/name, or nil.
-func (sn *Snapshot) Policy(namespace, name string) *policy.CompiledPolicy {
+func (sn *snapshot) Policy(namespace, name string) *policy.CompiledPolicy {
 	if e := sn.entry(namespace, name); e != nil {
 		return e.compiled
 	}
@@ -98,25 +97,12 @@ func (sn *Snapshot) Policy(namespace, name string) *policy.CompiledPolicy {
 }
 
 // entry returns the entry of the policy namespace/name, or nil.
-func (sn *Snapshot) entry(namespace, name string) *policyEntry {
+func (sn *snapshot) entry(namespace, name string) *policyEntry {
 	return sn.byName[policyName{namespace, name}]
 }
 
-// PolicyForHost returns the policy serving host on host-based lookup, or
-// nil: none lists it, or several do in conflict (see hostRoutes).
-func (sn *Snapshot) PolicyForHost(host string) *policy.CompiledPolicy {
-	n, err := hostname.Normalize(host, "")
-	if err != nil {
-		return nil
-	}
-	if r := sn.hosts.lookup(hostname.Name(n)); r != nil && r.conflict == "" {
-		return r.entry.compiled
-	}
-	return nil
-}
-
 // Provider returns the provider namespace/name, or nil.
-func (sn *Snapshot) Provider(namespace, name string) *policy.BundleProvider {
+func (sn *snapshot) Provider(namespace, name string) *policy.BundleProvider {
 	return sn.Providers[namespace+"/"+name]
 }
 
@@ -137,7 +123,7 @@ type snapshotBuilder struct {
 
 // buildSnapshot compiles every policy of a bundle. One policy that does not
 // compile refuses the whole bundle, so that the last good one stays.
-func (sb *snapshotBuilder) build(b *policy.Bundle, hash string, kr *keyring.Keyring) (*Snapshot, error) {
+func (sb *snapshotBuilder) build(b *policy.Bundle, hash string, kr *keyring.Keyring) (*snapshot, error) {
 	sn := emptySnapshot()
 	sn.Keyring, sn.BundleHash, sn.LoadedAt = kr, hash, sb.now()
 	for i := range b.Providers {
@@ -175,7 +161,7 @@ func (sb *snapshotBuilder) build(b *policy.Bundle, hash string, kr *keyring.Keyr
 }
 
 // withKeyring is the snapshot with another keyring.
-func (sn *Snapshot) withKeyring(kr *keyring.Keyring) *Snapshot {
+func (sn *snapshot) withKeyring(kr *keyring.Keyring) *snapshot {
 	c := *sn
 	c.Keyring = kr
 	return &c

@@ -89,8 +89,8 @@ func TestTenancyAuthAnswersOnlyForThePolicyHosts(t *testing.T) {
 			g.Expect(w.Code).To(Equal(tt.wantCode), w.Body.String())
 			g.Expect(w.Body.String()).To(ContainSubstring(tt.wantBody))
 			if tt.wantCode != http.StatusOK {
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
-				g.Expect(w.Header().Get(HeaderAssertion)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerAssertion)).To(BeEmpty())
 			}
 		})
 	}
@@ -109,7 +109,7 @@ func TestTenancyAssertionNamesTheDecidingPolicy(t *testing.T) {
 	claimsOf := func(g Gomega, r *http.Request) map[string]any {
 		w := f.serve(r)
 		g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
-		return f.verifyAssertion(w.Header().Get(HeaderAssertion))
+		return f.verifyAssertion(w.Header().Get(headerAssertion))
 	}
 
 	t.Run("after a second factor", func(t *testing.T) {
