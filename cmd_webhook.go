@@ -16,9 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
+	"github.com/mfa-operator/mfa-operator/internal/source"
+	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 	"github.com/mfa-operator/mfa-operator/webhook"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
 )
 
 // webhookFlags are the flags of `mfa-operator webhook`.
@@ -101,7 +102,6 @@ func runWebhook(ctx context.Context, args []string) error {
 	}
 	lockout := totp.Lockout{MaxFailures: *f.maxFailures, Window: *f.window, Duration: *f.duration}
 	opts := webhook.Options{
-		Namespace:           *common.namespace,
 		PublicURL:           *common.publicURL,
 		CookieDomain:        *common.cookieDomain,
 		TrustedProxies:      proxies,
@@ -111,24 +111,25 @@ func runWebhook(ctx context.Context, args []string) error {
 		AllowAmbiguousPaths: *common.ambiguousPaths,
 		ListenAddr:          *f.listen,
 		MetricsAddr:         *f.metricsAddr,
-		ConfigDir:           *f.configDir,
-		DataDir:             *f.dataDir,
 		Logger:              log,
 		Lockout:             lockout,
 		GCHeadroom:          uint64(f.gcHeadroom.Value()),
 	}
 
-	if opts.ConfigDir != "" {
-		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+	// The configuration's source and the enrolment store are chosen here,
+	// once: files in standalone mode, Secrets in a cluster.
+	if configDir, dataDir := *f.configDir, *f.dataDir; configDir != "" {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return fmt.Errorf("--data-dir: %w", err)
 		}
-		fstore, err := store.NewFileStore(filepath.Join(opts.DataDir, "enrollments.db"))
+		fstore, err := store.NewFileStore(filepath.Join(dataDir, "enrollments.db"))
 		if err != nil {
-			return fmt.Errorf("opening the enrolment store in --data-dir %s: %w", opts.DataDir, err)
+			return fmt.Errorf("opening the enrolment store in --data-dir %s: %w", dataDir, err)
 		}
 		defer fstore.Close()
 		opts.Store = fstore
-		log.Info("standalone mode", "configDir", opts.ConfigDir, "dataDir", opts.DataDir)
+		opts.Source = &source.Dir{ConfigDir: configDir, DataDir: dataDir, IdentityHeaders: identityHeaders, Log: log}
+		log.Info("standalone mode", "configDir", configDir, "dataDir", dataDir)
 	} else {
 		cfg, err := config.GetConfig()
 		if err != nil {
@@ -142,9 +143,10 @@ func runWebhook(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("building the cluster client: %w", err)
 		}
-		opts.Client = c
-		opts.Store = store.NewSecretStore(c, opts.Namespace)
-		log.Info("cluster mode", "namespace", opts.Namespace)
+		namespace := *common.namespace
+		opts.Store = store.NewSecretStore(c, namespace)
+		opts.Source = &source.Cluster{Client: c, Namespace: namespace, Log: log}
+		log.Info("cluster mode", "namespace", namespace)
 	}
 
 	srv, err := webhook.NewServer(opts)

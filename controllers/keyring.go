@@ -18,7 +18,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // Reasons of the events about the keyring Secret.

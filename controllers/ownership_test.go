@@ -18,7 +18,7 @@ import (
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/controllers"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 var challengeKey = types.NamespacedName{Namespace: opts.Namespace, Name: controllers.ChallengeName}

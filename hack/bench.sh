@@ -2,7 +2,7 @@
 # The performance figures of mfa-operator, all taken in one run on this
 # machine, printed side by side and written to docs/performance.md:
 #
-#   go          Go benchmarks of the decision path (./webhook/, ./internal/policy/)
+#   go          Go benchmarks of the decision path (./webhook/, ./internal/policy/, ./internal/session/)
 #   http        /auth over loopback against an empty net/http handler: wrk,
 #               same connections, alternating runs; requests/s, latency, the
 #               server's own CPU time per request; a remembered browser (200)
@@ -272,9 +272,9 @@ write_config() { # write_config DIR N
 # go: micro-benchmarks of the decision path.
 
 section_go() {
-  log "go benchmarks: go test -run '^\$' -bench . -benchmem ./webhook/ ./internal/policy/"
+  log "go benchmarks: go test -run '^\$' -bench . -benchmem ./webhook/ ./internal/policy/ ./internal/session/"
   local out rc=0
-  out=$(go test -run '^$' -bench . -benchmem ./webhook/ ./internal/policy/ 2>&1) || rc=$?
+  out=$(go test -run '^$' -bench . -benchmem ./webhook/ ./internal/policy/ ./internal/session/ 2>&1) || rc=$?
   printf '%s\n' "$out"
   SECTION_OUT[go]=$(grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|FAIL|---)' <<<"$out" || true)
   R[go_rules_1]=$(awk '$1 ~ /^BenchmarkAuthRemembered\/header\/rules=1-/ { print $3; exit }' <<<"$out")
@@ -883,7 +883,7 @@ EOF
       cat <<EOF
 ## Go benchmarks of the decision path
 
-\`go test -run '^\$' -bench . -benchmem ./webhook/ ./internal/policy/\`
+\`go test -run '^\$' -bench . -benchmem ./webhook/ ./internal/policy/ ./internal/session/\`
 
 \`\`\`
 ${SECTION_OUT[go]}

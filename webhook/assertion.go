@@ -3,15 +3,19 @@ package webhook
 import (
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 const (
@@ -23,10 +27,15 @@ const (
 	assertionCacheSize   = 10000
 )
 
-// assertionCache keeps the signed assertion of each (user, host, factors),
-// so that the hot path signs a few times per user and host every few
-// minutes, never per request.
-type assertionCache struct {
+// assertionSigner signs the X-MFA-Assertion of allowed requests. It keeps
+// the signed assertion of each (policy, user, host, factors), so that the
+// hot path signs a few times per user and host every few minutes, never
+// per request.
+type assertionSigner struct {
+	// issuer is the public URL, the assertions' iss ("" for none).
+	issuer string
+	log    *slog.Logger
+
 	mu      sync.RWMutex
 	entries map[assertionKey]*signedAssertion
 }
@@ -43,8 +52,12 @@ type signedAssertion struct {
 	answer [3]string
 }
 
-func newAssertionCache() *assertionCache {
-	return &assertionCache{entries: map[assertionKey]*signedAssertion{}}
+func newAssertionSigner(publicURL *url.URL, log *slog.Logger) *assertionSigner {
+	a := &assertionSigner{log: log, entries: map[assertionKey]*signedAssertion{}}
+	if publicURL != nil {
+		a.issuer = publicURL.String()
+	}
+	return a
 }
 
 // assertion returns the signed X-MFA-Assertion of a decision: sub the
@@ -53,14 +66,13 @@ func newAssertionCache() *assertionCache {
 // claimed factors (empty when none was needed), iat, exp; signed ES256 with the keyring's current
 // signing key, published at /.well-known/jwks.json. nil when the keyring
 // has no signing key or signing fails.
-func (s *Server) assertion(kr *keyring.Keyring, policyKey, user, host, multifactor string, now time.Time) *signedAssertion {
+func (c *assertionSigner) sign(kr *keyring.Keyring, policyKey, user, host, multifactor string, now time.Time) *signedAssertion {
 	signers := kr.Signers()
 	if len(signers) == 0 {
 		return nil
 	}
 	signer := signers[0]
 	k := assertionKey{policyKey, user, host, multifactor}
-	c := s.assertions
 	c.mu.RLock()
 	a := c.entries[k]
 	c.mu.RUnlock()
@@ -78,14 +90,14 @@ func (s *Server) assertion(kr *keyring.Keyring, policyKey, user, host, multifact
 		"multifactor": splitNames(multifactor),
 		"amr":         amr(multifactor),
 	}
-	if s.publicURL != nil {
-		claims["iss"] = s.publicURL.String()
+	if c.issuer != "" {
+		claims["iss"] = c.issuer
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = signer.ID
 	token, err := t.SignedString(signer.Key)
 	if err != nil {
-		s.log.Error("signing the MFA assertion", "error", err)
+		c.log.Error("signing the MFA assertion", "error", err)
 		return nil
 	}
 	user, host = strings.Clone(user), strings.Clone(host)
@@ -116,7 +128,7 @@ func amr(multifactor string) []string {
 		return []string{}
 	}
 	out := []string{"mfa"}
-	if containsName(multifactor, v1alpha1.MultifactorGoogleAuthenticator) {
+	if session.HasFactor(multifactor, v1alpha1.MultifactorGoogleAuthenticator) {
 		out = append(out, "otp")
 	}
 	return out
@@ -128,19 +140,24 @@ type jwksDoc struct {
 	body []byte
 }
 
-// handleJWKS publishes the public keys of every signing key in the
-// keyring, so that assertions signed with a key being rotated out still
-// verify.
-func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
-	kr := s.keyring()
+// jwksEndpoint publishes the public keys of every signing key in the
+// keyring in force, so that assertions signed with a key being rotated
+// out still verify.
+type jwksEndpoint struct {
+	config *config
+	doc    atomic.Pointer[jwksDoc]
+}
+
+func (j *jwksEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	kr := j.config.snapshot().Keyring
 	if kr == nil {
 		http.Error(w, "no keyring loaded yet", http.StatusServiceUnavailable)
 		return
 	}
-	doc := s.jwks.Load()
+	doc := j.doc.Load()
 	if doc == nil || doc.kr != kr {
 		doc = &jwksDoc{kr: kr, body: jwksJSON(kr)}
-		s.jwks.Store(doc)
+		j.doc.Store(doc)
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=300")

@@ -9,6 +9,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/internal/jwks"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // verifyAssertion checks an X-MFA-Assertion against the keys published at
@@ -18,14 +21,14 @@ func (f *coreFixture) verifyAssertion(token string) jwt.MapClaims {
 	g := NewWithT(f.t)
 	w := f.serve(httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
-	keys, err := parseJWKS(w.Body.Bytes())
+	keys, err := jwks.Parse(w.Body.Bytes())
 	g.Expect(err).NotTo(HaveOccurred())
 	claims := jwt.MapClaims{}
 	_, err = jwt.NewParser(jwt.WithValidMethods([]string{"ES256"}), jwt.WithTimeFunc(f.clock.Now), jwt.WithExpirationRequired()).
 		ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 			k, ok := keys[t.Header["kid"].(string)]
 			g.Expect(ok).To(BeTrue(), "kid %v published", t.Header["kid"])
-			return k.key, nil
+			return k.Key, nil
 		})
 	g.Expect(err).NotTo(HaveOccurred())
 	return claims
@@ -34,10 +37,10 @@ func (f *coreFixture) verifyAssertion(token string) jwt.MapClaims {
 func TestAssertionClaims(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com:8443/home", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
-	c := f.verifyAssertion(w.Header().Get(HeaderAssertion))
+	c := f.verifyAssertion(w.Header().Get(headerAssertion))
 	now := f.clock.Now().Unix()
 	g.Expect(c["sub"]).To(Equal(ana))
 	g.Expect(c["aud"]).To(Equal("admin.example.com"))
@@ -54,7 +57,7 @@ func TestAssertionIsReusedUntilNearExpiry(t *testing.T) {
 	req := func() string {
 		w := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana}))
 		g.Expect(w.Code).To(Equal(http.StatusOK))
-		return w.Header().Get(HeaderAssertion)
+		return w.Header().Get(headerAssertion)
 	}
 	first := req()
 	f.clock.Advance(assertionLifetime - assertionRenewBefore - time.Second)
@@ -66,13 +69,13 @@ func TestAssertionIsReusedUntilNearExpiry(t *testing.T) {
 
 	// Another user, another host: another assertion.
 	w := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": "bob@example.com"}))
-	g.Expect(w.Header().Get(HeaderAssertion)).NotTo(Equal(renewed))
+	g.Expect(w.Header().Get(headerAssertion)).NotTo(Equal(renewed))
 }
 
 func TestJWKSPublishesEverySigningKey(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	before := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana})).Header().Get(HeaderAssertion)
+	before := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana})).Header().Get(headerAssertion)
 
 	kd := *f.kr
 	g.Expect(kd.AddSigningKey(f.clock.Now())).To(Succeed())
@@ -95,7 +98,7 @@ func TestJWKSPublishesEverySigningKey(t *testing.T) {
 	// Assertions signed before the rotation still verify; new ones use the
 	// new key.
 	f.verifyAssertion(before)
-	after := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana})).Header().Get(HeaderAssertion)
+	after := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/public/", map[string]string{"X-Auth-Request-Email": ana})).Header().Get(headerAssertion)
 	tok, _, err := jwt.NewParser().ParseUnverified(after, jwt.MapClaims{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(tok.Header["kid"]).To(Equal(kd.SigningKeys[0].ID))

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,15 +14,33 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // Response headers of an allowed request, for the front door to pass on to
 // the app (ingress-nginx auth-response-headers).
 const (
-	HeaderUser        = "X-Mfa-User"
-	HeaderMultifactor = "X-Mfa-Multifactor"
-	HeaderAssertion   = "X-Mfa-Assertion"
+	headerUser        = "X-Mfa-User"
+	headerMultifactor = "X-Mfa-Multifactor"
+	headerAssertion   = "X-Mfa-Assertion"
 )
+
+// authHandler answers the auth endpoints, which the front door calls on
+// every protected request: the hot path. It reads the configuration once
+// per request and decides with that snapshot and its policy entry.
+type authHandler struct {
+	config     *config
+	proxies    *proxies
+	paths      pathMode
+	sessions   *session.Jar
+	assertions *assertionSigner
+	metrics    *metrics
+	log        *slog.Logger
+	now        func() time.Time
+	// realClock: now is time.Now, so the time an auth request started is
+	// its decision's now too (one clock read fewer per request).
+	realClock bool
+}
 
 // handleAuth answers the front door about one protected request:
 // /auth/{namespace}/{policy}, or /auth choosing the policy by host.
@@ -45,8 +64,8 @@ const (
 //   - a rule that fails to evaluate (runtime error, cost limit) or a
 //     RequireMFA rule none of whose providers is in force: 403, logged;
 //   - nothing loaded yet: 403.
-func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
-	s.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseOriginal, false)
+func (a *authHandler) handleAuth(w http.ResponseWriter, r *http.Request) {
+	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseOriginal, false)
 }
 
 // handleForwardAuth answers Traefik ForwardAuth and Caddy forward_auth:
@@ -54,42 +73,42 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 // request comes in X-Forwarded-Method/Proto/Host/Uri (believed only from a
 // trusted proxy), and a missing second factor is a 302 to the challenge,
 // since these proxies hand the answer to the browser as it is.
-func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
-	s.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseForwarded, true)
+func (a *authHandler) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
+	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseForwarded, true)
 }
 
 // serveDecision answers an auth request for the policy ns/name, or for the
 // original request's host when ns is empty.
-func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, parse originalParser, redirect bool) {
+func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, parse originalParser, redirect bool) {
 	start := time.Now()
-	defer s.recoverClosed(w)
+	defer a.recoverClosed(w)
 	st := authStates.Get().(*authState)
 	defer releaseAuthState(st)
-	d := s.decide(r, ns, name, parse, st, start)
+	d := a.decide(r, ns, name, parse, st, start)
 	if redirect && d.result == decisionChallenge && d.location != "" {
 		w.Header()["Cache-Control"] = []string{"no-store"}
 		http.Redirect(w, r, d.location, http.StatusFound)
 	} else {
-		s.respond(w, d)
+		respond(w, d)
 	}
 	if d.counters != nil {
 		d.counters[d.result].Inc()
 	} else {
-		s.metrics.decisions.WithLabelValues("", "", d.result.String()).Inc()
+		a.metrics.decisions.WithLabelValues("", "", d.result.String()).Inc()
 	}
-	s.metrics.duration.Observe(time.Since(start).Seconds())
-	s.logDecision(r.Context(), d)
+	a.metrics.duration.Observe(time.Since(start).Seconds())
+	a.logDecision(r.Context(), d)
 }
 
 // recoverClosed turns a panic while deciding into a 403: a bug must close
 // the door, not drop the connection (which a front door may treat as 5xx).
-func (s *Server) recoverClosed(w http.ResponseWriter) {
+func (a *authHandler) recoverClosed(w http.ResponseWriter) {
 	if v := recover(); v != nil {
 		if v == http.ErrAbortHandler {
 			panic(v)
 		}
-		s.log.Error("auth decision panicked; answered 403", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		s.metrics.decisions.WithLabelValues("", "", resultError).Inc()
+		a.log.Error("auth decision panicked; answered 403", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		a.metrics.decisions.WithLabelValues("", "", resultError).Inc()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = w.Write([]byte("forbidden: the policy could not be evaluated (see the challenge server's log)\n"))
@@ -118,7 +137,8 @@ type authState struct {
 	orig originalRequest
 	req  policy.Request
 	vars policy.Vars
-	id   Identity
+	id   identity
+	user session.User
 }
 
 // authStates recycles the per-request state of decisions: nothing of it
@@ -137,8 +157,8 @@ type originalParser func(r *http.Request, paths pathMode, o *originalRequest) er
 
 // decide judges an auth request for the policy ns/name, or by host when ns
 // is empty; st is zeroed scratch space, start the time the request came in.
-func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, st *authState, start time.Time) decision {
-	snap := s.snapshot()
+func (a *authHandler) decide(r *http.Request, ns, name string, parse originalParser, st *authState, start time.Time) decision {
+	snap := a.config.snapshot()
 	if snap.Keyring == nil {
 		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
 	}
@@ -146,11 +166,11 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	// believed. Judging the auth request itself instead could allow what
 	// the original request would not, so the request is refused.
 	peer := peerAddr(r)
-	if !s.trusted(peer) {
+	if !a.proxies.isTrusted(peer) {
 		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
 	}
 	orig := &st.orig
-	if err := parse(r, s.paths, orig); err != nil {
+	if err := parse(r, a.paths, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
 	}
 
@@ -177,55 +197,50 @@ func (s *Server) decide(r *http.Request, ns, name string, parse originalParser, 
 	}
 	d := decision{entry: e, counters: e.counters}
 
-	id, err := s.identifyFrom(r, e, &st.id, true)
+	id, err := e.identify(r, &st.id, true)
 	if err != nil || id == nil {
-		d.result, d.err, d.location = decisionChallenge, err, s.challengeURL(e, orig.raw)
+		d.result, d.err, d.location = decisionChallenge, err, e.challengeURL(orig.raw)
 		d.reason = "no identity"
 		return d
 	}
 
 	now := start
-	if !s.realClock {
-		now = s.now()
+	if !a.realClock {
+		now = a.now()
 	}
-	_, ip := s.clientAddr(r, peer)
+	_, ip := a.proxies.clientAddr(r, peer)
 	buildRequest(r, e, orig, ip, now, &st.req)
 	st.vars = policy.Vars{User: &id.User, Request: &st.req}
-	rule, err := e.compiled.Decide(&st.vars)
-	d.rule = rule
+	v, err := e.judge(&st.vars)
+	d.rule = v.rule
 	if err != nil {
 		d.result, d.err, d.reason = decisionError, err, "rule evaluation failed"
 		return d
 	}
-	action := e.compiled.Default
-	var ri *ruleInfo
-	if rule != nil {
-		action = rule.Action
-		ri = e.ruleInfo(rule)
-	}
-	switch action {
+	switch v.action {
 	case v1alpha1.ActionAllow:
 		d.result = decisionAllow
 	case v1alpha1.ActionRequireMFA:
-		if ri == nil || len(ri.providerKeys) == 0 {
+		if v.info == nil || len(v.info.accepts.Providers) == 0 {
 			d.result, d.reason = decisionError, "none of the rule's providers is in force"
 			return d
 		}
-		c, ok := s.checkSession(r, snap.Keyring, ri, id, now)
+		st.user = session.User{ID: id.User.ID, AuthTime: id.AuthTime, AuthTimeVerified: id.Source == sourceJWT}
+		multifactor, ok := a.sessions.Check(r, snap.Keyring, &v.info.accepts, &st.user, now)
 		if !ok {
-			d.result, d.location, d.reason = decisionChallenge, s.challengeURL(e, orig.raw), "second factor required"
+			d.result, d.location, d.reason = decisionChallenge, e.challengeURL(orig.raw), "second factor required"
 			d.user = id.User.ID
 			return d
 		}
-		d.result, d.multifactor = decisionAllow, c.multifactor
+		d.result, d.multifactor = decisionAllow, multifactor
 	default:
 		d.result, d.reason = decisionDeny, "denied"
 		d.user = id.User.ID
 		return d
 	}
 	d.user = id.User.ID
-	if a := s.assertion(snap.Keyring, e.key, id.User.ID, orig.host, d.multifactor, now); a != nil {
-		d.answer = &a.answer
+	if sa := a.assertions.sign(snap.Keyring, e.key, id.User.ID, orig.host, d.multifactor, now); sa != nil {
+		d.answer = &sa.answer
 	}
 	return d
 }
@@ -253,7 +268,7 @@ func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip str
 	}
 }
 
-func (s *Server) respond(w http.ResponseWriter, d decision) {
+func respond(w http.ResponseWriter, d decision) {
 	h := w.Header()
 	switch d.result {
 	case decisionAllow:
@@ -265,10 +280,10 @@ func (s *Server) respond(w http.ResponseWriter, d decision) {
 		} else {
 			vs = []string{d.user, d.multifactor}
 		}
-		h[HeaderUser] = vs[0:1:1]
-		h[HeaderMultifactor] = vs[1:2:2]
+		h[headerUser] = vs[0:1:1]
+		h[headerMultifactor] = vs[1:2:2]
 		if d.answer != nil {
-			h[HeaderAssertion] = vs[2:3:3]
+			h[headerAssertion] = vs[2:3:3]
 		}
 		w.WriteHeader(http.StatusOK)
 	case decisionChallenge:
@@ -295,20 +310,20 @@ func (s *Server) respond(w http.ResponseWriter, d decision) {
 }
 
 // challengeURL is <public-url>/challenge/{ns}/{policy}?rd=<original url>.
-func (s *Server) challengeURL(e *policyEntry, original string) string {
+func (e *policyEntry) challengeURL(original string) string {
 	return e.challengeBase + url.QueryEscape(original)
 }
 
-func (s *Server) logDecision(ctx context.Context, d decision) {
+func (a *authHandler) logDecision(ctx context.Context, d decision) {
 	switch {
 	case d.result == decisionError:
-		s.log.LogAttrs(ctx, slog.LevelError, "auth decision failed closed", d.attrs()...)
+		a.log.LogAttrs(ctx, slog.LevelError, "auth decision failed closed", d.attrs()...)
 	case d.result == decisionRefused:
-		s.log.LogAttrs(ctx, slog.LevelWarn, "auth request refused", d.attrs()...)
-	case s.log.Enabled(ctx, slog.LevelDebug):
+		a.log.LogAttrs(ctx, slog.LevelWarn, "auth request refused", d.attrs()...)
+	case a.log.Enabled(ctx, slog.LevelDebug):
 		// Refused tokens (expired ones are common) are debug too; an
 		// issuer that cannot be reached is logged where it is fetched.
-		s.log.LogAttrs(ctx, slog.LevelDebug, "auth decision", d.attrs()...)
+		a.log.LogAttrs(ctx, slog.LevelDebug, "auth decision", d.attrs()...)
 	}
 }
 
@@ -335,40 +350,31 @@ func (d *decision) attrs() []slog.Attr {
 	return a
 }
 
-// requiredRule evaluates the policy for the request the browser will be
-// sent back to (original, from rd) and returns the RequireMFA rule that
-// asks for a second factor. nil, nil: no second factor is needed;
-// ErrDenied: a rule or the default denies; any other error: fail closed.
-func (s *Server) requiredRule(r *http.Request, p *policy.CompiledPolicy, id *Identity, original *url.URL) (*policy.CompiledRule, error) {
-	if id == nil {
-		return nil, ErrDenied
-	}
-	e := s.snapshot().entryOf(p)
-	if e == nil {
-		var err error
-		if e, err = s.newPolicyEntry(p, nil); err != nil {
-			return nil, err
-		}
-	}
-	var st authState
-	if err := parseOriginalURL(original.String(), http.MethodGet, s.paths, &st.orig); err != nil {
-		return nil, err
-	}
-	_, ip := s.clientAddr(r, peerAddr(r))
-	buildRequest(r, e, &st.orig, ip, s.now(), &st.req)
-	rule, err := p.Decide(&policy.Vars{User: &id.User, Request: &st.req})
+// errDenied is returned by requiredRule when the request being returned
+// to is denied by a rule or by the policy's default.
+var errDenied = errors.New("denied by policy")
+
+// verdict is what a policy's rules decide for one request.
+type verdict struct {
+	action v1alpha1.Action
+	// rule is the rule that decided; nil when the default did.
+	rule *policy.CompiledRule
+	// info is what the policy entry knows of rule (its providers in
+	// force); nil when the default decided.
+	info *ruleInfo
+}
+
+// judge evaluates the policy's rules: the first rule whose condition holds
+// decides, else the policy's default. /auth and the challenge pages both
+// judge with it. On an error, rule is the rule that failed.
+func (e *policyEntry) judge(vars *policy.Vars) (verdict, error) {
+	rule, err := e.compiled.Decide(vars)
+	v := verdict{action: e.compiled.Default, rule: rule}
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	action := p.Default
 	if rule != nil {
-		action = rule.Action
+		v.action, v.info = rule.Action, e.ruleInfo(rule)
 	}
-	switch action {
-	case v1alpha1.ActionRequireMFA:
-		return rule, nil
-	case v1alpha1.ActionAllow:
-		return nil, nil
-	}
-	return nil, ErrDenied
+	return v, nil
 }

@@ -11,34 +11,39 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 const ana = "ana@example.com"
 
 // issue answers a second factor for user as the challenge pages do and
 // returns the cookies set.
-func (f *coreFixture) issue(id *Identity, ns, name, ruleName, providerKey string, mode SessionMode, existing ...*http.Cookie) []*http.Cookie {
+func (f *coreFixture) issue(id *identity, ns, name, ruleName, providerKey string, mode session.Mode, existing ...*http.Cookie) []*http.Cookie {
 	f.t.Helper()
-	p := f.s.snapshot().Policy(ns, name)
-	NewWithT(f.t).Expect(p).NotTo(BeNil())
+	sn := f.s.config.snapshot()
+	e := sn.entry(ns, name)
+	NewWithT(f.t).Expect(e).NotTo(BeNil())
 	var rule *policy.CompiledRule
-	for i := range p.Rules {
-		if p.Rules[i].Name == ruleName {
-			rule = &p.Rules[i]
+	for i := range e.compiled.Rules {
+		if e.compiled.Rules[i].Name == ruleName {
+			rule = &e.compiled.Rules[i]
 		}
 	}
 	NewWithT(f.t).Expect(rule).NotTo(BeNil(), "rule %s", ruleName)
+	prov := sn.Providers[providerKey]
+	NewWithT(f.t).Expect(prov).NotTo(BeNil(), "provider %s", providerKey)
 	r := httptest.NewRequest(http.MethodPost, "https://auth.example.com/challenge/"+ns+"/"+name, nil)
 	for _, c := range existing {
 		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	f.s.issueSession(w, r, id, p, rule, providerKey, mode)
+	cr := &challengeRequest{snap: sn, entry: e, policy: e.compiled, id: id, rule: rule, provider: prov}
+	f.s.pages.issueSession(w, r, cr, mode)
 	return w.Result().Cookies()
 }
 
-func headerIdentity(user string) *Identity {
-	return &Identity{User: policy.User{ID: user, Email: user}, Source: SourceHeader}
+func headerIdentity(user string) *identity {
+	return &identity{User: policy.User{ID: user, Email: user}, Source: sourceHeader}
 }
 
 func withCookies(r *http.Request, cookies ...*http.Cookie) *http.Request {
@@ -60,7 +65,7 @@ func TestAuthDecidesByFirstMatchingRule(t *testing.T) {
 	}{
 		{name: "allow from the VPN", original: "https://admin.example.com/billing",
 			headers:  map[string]string{"X-Auth-Request-Email": ana, "X-Forwarded-For": "10.1.2.3"},
-			wantCode: http.StatusOK, wantHeader: map[string]string{HeaderUser: ana, HeaderMultifactor: ""}},
+			wantCode: http.StatusOK, wantHeader: map[string]string{headerUser: ana, headerMultifactor: ""}},
 		{name: "deny by group", original: "https://admin.example.com/billing",
 			headers:  map[string]string{"X-Auth-Request-Email": ana, "X-Auth-Request-Groups": "staff, blocked"},
 			wantCode: http.StatusForbidden},
@@ -71,7 +76,7 @@ func TestAuthDecidesByFirstMatchingRule(t *testing.T) {
 				url.QueryEscape("https://admin.example.com/billing/invoices?id=1")}},
 		{name: "allow a later rule", original: "https://admin.example.com/public/logo.png",
 			headers:  map[string]string{"X-Auth-Request-Email": ana},
-			wantCode: http.StatusOK, wantHeader: map[string]string{HeaderUser: ana, HeaderMultifactor: ""}},
+			wantCode: http.StatusOK, wantHeader: map[string]string{headerUser: ana, headerMultifactor: ""}},
 		// Paths servers read differently are refused (pathsStrict);
 		// TestAuthPathViews has every class, and what
 		// --allow-ambiguous-paths does with them.
@@ -99,10 +104,10 @@ func TestAuthDecidesByFirstMatchingRule(t *testing.T) {
 				g.Expect(w.Header().Values(k)).To(Equal([]string{v}), k)
 			}
 			if tt.wantCode == http.StatusOK {
-				g.Expect(w.Header().Get(HeaderAssertion)).NotTo(BeEmpty())
+				g.Expect(w.Header().Get(headerAssertion)).NotTo(BeEmpty())
 			} else {
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
-				g.Expect(w.Header().Get(HeaderAssertion)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerAssertion)).To(BeEmpty())
 			}
 		})
 	}
@@ -238,7 +243,7 @@ spec:
 	// must not apply.
 	w := f.serve(authRequest("/auth/apps/app", "https://app.example.com/?y=2", map[string]string{"X-Auth-Request-Email": ana}))
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
-	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	g.Expect(f.logs.String()).To(And(ContainSubstring(`"decision":"error"`), ContainSubstring(`"rule":"needs-x"`)))
 
 	w = f.serve(authRequest("/auth/apps/app", "https://app.example.com/?x=1", map[string]string{"X-Auth-Request-Email": ana}))
@@ -275,7 +280,7 @@ spec:
 
 func TestRequiredRuleForTheReturnURL(t *testing.T) {
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	p := f.s.snapshot().Policy("apps", "admin")
+	e := f.s.config.snapshot().entry("apps", "admin")
 	tests := []struct {
 		rd       string
 		groups   []string
@@ -284,7 +289,7 @@ func TestRequiredRuleForTheReturnURL(t *testing.T) {
 	}{
 		{rd: "https://admin.example.com/billing", wantRule: "billing"},
 		{rd: "https://admin.example.com/public/", wantRule: ""},
-		{rd: "https://admin.example.com/x", groups: []string{"blocked"}, wantErr: ErrDenied},
+		{rd: "https://admin.example.com/x", groups: []string{"blocked"}, wantErr: errDenied},
 	}
 	for _, tt := range tests {
 		t.Run(tt.rd, func(t *testing.T) {
@@ -295,17 +300,17 @@ func TestRequiredRuleForTheReturnURL(t *testing.T) {
 			id := headerIdentity(ana)
 			id.User.Groups = tt.groups
 			u, _ := url.Parse(tt.rd)
-			rule, err := f.s.requiredRule(r, p, id, u)
+			ri, err := f.s.pages.requiredRule(r, e, id, u)
 			if tt.wantErr != nil {
 				g.Expect(err).To(MatchError(tt.wantErr))
 				return
 			}
 			g.Expect(err).NotTo(HaveOccurred())
 			if tt.wantRule == "" {
-				g.Expect(rule).To(BeNil())
+				g.Expect(ri).To(BeNil())
 			} else {
-				g.Expect(rule).NotTo(BeNil())
-				g.Expect(rule.Name).To(Equal(tt.wantRule))
+				g.Expect(ri).NotTo(BeNil())
+				g.Expect(ri.rule.Name).To(Equal(tt.wantRule))
 			}
 		})
 	}
@@ -314,24 +319,24 @@ func TestRequiredRuleForTheReturnURL(t *testing.T) {
 func TestAuthLogsNeverHoldCookies(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	cookies := f.issue(headerIdentity(ana), "apps", "admin", "billing", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "billing", "apps/google-authenticator", session.Verified)
 	w := f.serve(withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/billing", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
 	for _, c := range cookies {
 		g.Expect(strings.Contains(f.logs.String(), c.Value)).To(BeFalse())
 	}
-	g.Expect(strings.Contains(f.logs.String(), w.Header().Get(HeaderAssertion))).To(BeFalse())
+	g.Expect(strings.Contains(f.logs.String(), w.Header().Get(headerAssertion))).To(BeFalse())
 }
 
 func TestAuthPanicFailsClosed(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
 	// Corrupt the snapshot in force so that deciding panics.
-	sn := *f.s.snapshot()
+	sn := *f.s.config.snapshot()
 	sn.byName = map[policyName]*policyEntry{{"apps", "admin"}: {header: newHeaderSource(&v1alpha1.HeaderIdentity{})}}
-	f.s.snap.Store(&sn)
+	f.s.config.snap.Store(&sn)
 	w := f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/", map[string]string{"X-Auth-Request-Email": ana}))
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
-	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	g.Expect(f.logs.String()).To(ContainSubstring("auth decision panicked"))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // benchWriter is a ResponseWriter that keeps nothing, so that benchmarks
@@ -56,7 +57,7 @@ spec:
 
 func benchServe(b *testing.B, f *coreFixture, r *http.Request, want int) {
 	b.Helper()
-	h := f.s.Handler()
+	h := f.s.handler
 	w := &benchWriter{h: http.Header{}}
 	h.ServeHTTP(w, r)
 	if w.code != want {
@@ -74,20 +75,18 @@ func benchServe(b *testing.B, f *coreFixture, r *http.Request, want int) {
 }
 
 func benchFixture(b *testing.B, yaml string) *coreFixture {
-	f := newCoreServer(b, yaml)
 	// Production logs at info: the hot path logs nothing then.
-	f.s.log = discardLogger()
-	return f
+	return newCoreServer(b, yaml, func(o *Options) { o.Logger = discardLogger() })
 }
 
 func BenchmarkAuthRemembered(b *testing.B) {
-	for _, identity := range []string{"header", "jwt"} {
+	for _, kind := range []string{"header", "jwt"} {
 		for _, n := range []int{1, 10, 100} {
-			b.Run(fmt.Sprintf("%s/rules=%d", identity, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/rules=%d", kind, n), func(b *testing.B) {
 				var f *coreFixture
 				var r *http.Request
-				id := &Identity{User: policy.User{ID: ana, Email: ana, Groups: []string{"staff"}}, Source: SourceHeader}
-				switch identity {
+				id := &identity{User: policy.User{ID: ana, Email: ana, Groups: []string{"staff"}}, Source: sourceHeader}
+				switch kind {
 				case "header":
 					f = benchFixture(b, benchPolicy("{ header: { groups: X-Auth-Request-Groups } }", n))
 					r = authRequest("/auth/apps/bench", "https://app.example.com/reports/2026?page=2",
@@ -96,14 +95,14 @@ func BenchmarkAuthRemembered(b *testing.B) {
 					idp := newCoreIssuer(b)
 					f = benchFixture(b, benchPolicy(`{ jwt: { issuer: "`+coreIssuerURL+`", audiences: [app], jwksURL: "`+idp.srv.URL+`" } }`, n))
 					idp.clock = f.clock
-					id.Source = SourceJWT
+					id.Source = sourceJWT
 					tok := idp.sign(b, jwt.MapClaims{"sub": ana, "email": ana, "groups": []string{"staff"}, "exp": f.clock.Now().Add(time.Hour).Unix()})
 					r = authRequest("/auth/apps/bench", "https://app.example.com/reports/2026?page=2",
 						map[string]string{"Authorization": "Bearer " + tok})
 					id.User.ID = ana
 				}
-				cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
-				withCookies(r, cookieNamed(cookies, RememberCookieName))
+				cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", session.Verified)
+				withCookies(r, cookieNamed(cookies, session.RememberCookieName))
 				r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
 				benchServe(b, f, r, http.StatusOK)
 			})
@@ -119,55 +118,10 @@ func BenchmarkAuthChallenge(b *testing.B) {
 
 func BenchmarkAuthByHost(b *testing.B) {
 	f := benchFixture(b, benchPolicy("{ header: {} }", 10))
-	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", session.Verified)
 	r := withCookies(authRequest("/auth", "https://app.example.com/reports/2026?page=2", map[string]string{"X-Auth-Request-Email": ana}),
-		cookieNamed(cookies, RememberCookieName))
+		cookieNamed(cookies, session.RememberCookieName))
 	benchServe(b, f, r, http.StatusOK)
-}
-
-func BenchmarkCookieCheck(b *testing.B) {
-	f := benchFixture(b, benchPolicy("{ header: {} }", 1))
-	id := headerIdentity(ana)
-	cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
-	r := withCookies(authRequest("/auth/apps/bench", "https://app.example.com/", nil), cookieNamed(cookies, RememberCookieName))
-	r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
-	sn := f.s.snapshot()
-	e := sn.byName[policyName{"apps", "bench"}]
-	ri := &e.rules[0]
-	now := f.clock.Now()
-	b.Run("cached", func(b *testing.B) {
-		if _, ok := f.s.checkSession(r, sn.Keyring, ri, id, now); !ok {
-			b.Fatal("cookie refused")
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			f.s.checkSession(r, sn.Keyring, ri, id, now)
-		}
-	})
-	// A sibling host's app set cookies of our name first: each costs a
-	// cache lookup and a look at its key id.
-	foreign := withCookies(authRequest("/auth/apps/bench", "https://app.example.com/", nil),
-		sealedElsewhere(b, f, RememberCookieName), sealedElsewhere(b, f, RememberCookieName),
-		sealedElsewhere(b, f, RememberCookieName), sealedElsewhere(b, f, RememberCookieName),
-		cookieNamed(cookies, RememberCookieName))
-	b.Run("cached-behind-4-foreign", func(b *testing.B) {
-		if _, ok := f.s.checkSession(foreign, sn.Keyring, ri, id, now); !ok {
-			b.Fatal("cookie refused")
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			f.s.checkSession(foreign, sn.Keyring, ri, id, now)
-		}
-	})
-	b.Run("uncached", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			f.s.cookies.Remove(cookieKey{RememberCookieName, cookieNamed(cookies, RememberCookieName).Value})
-			if _, ok := f.s.checkSession(r, sn.Keyring, ri, id, now); !ok {
-				b.Fatal("cookie refused")
-			}
-		}
-	})
 }
 
 func BenchmarkCELEval(b *testing.B) {
@@ -189,7 +143,7 @@ spec:
 			URL: "https://app.example.com/reports", IP: "10.1.2.3", Time: f.clock.Now()},
 	}
 	for _, name := range []string{"bench", "office"} {
-		p := f.s.snapshot().Policy("apps", name)
+		p := f.s.config.snapshot().Policy("apps", name)
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -220,15 +174,15 @@ func BenchmarkEmptyHandler(b *testing.B) {
 // front door sees.
 func BenchmarkHTTP(b *testing.B) {
 	f := benchFixture(b, benchPolicy("{ header: { groups: X-Auth-Request-Groups } }", 10))
-	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", SessionVerified)
-	rem := cookieNamed(cookies, RememberCookieName)
+	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", session.Verified)
+	rem := cookieNamed(cookies, session.RememberCookieName)
 	empty := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	for _, tt := range []struct {
 		name    string
 		handler http.Handler
 	}{
 		{"empty", limitBody(empty)},
-		{"auth-remembered", limitBody(f.s.Handler())},
+		{"auth-remembered", limitBody(f.s.handler)},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			srv := httptest.NewUnstartedServer(tt.handler)
@@ -236,7 +190,7 @@ func BenchmarkHTTP(b *testing.B) {
 			srv.Start()
 			defer srv.Close()
 			// The proxy is the loopback peer here.
-			f.s.opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			f.s.pages.proxies.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 			c := srv.Client()
 			url := srv.URL + "/auth/apps/bench"
 			do := func() {

@@ -2,15 +2,18 @@ package webhook
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 // The challenge pages, where a browser sent by the front door answers a
@@ -41,19 +44,75 @@ const (
 	maxFormBytes = 16 << 10
 )
 
-// challengePages serves the challenge pages; it holds what they need
-// beyond the server: the per-address limiter of form submissions.
+// challengePages serves the challenge pages. What every page shares
+// (rendering, addresses, the form token, sessions) is its pageKit; the
+// Duo pages are their own handler with the same kit.
 type challengePages struct {
-	s       *Server
-	limiter *rateLimiter[netip.Addr]
-	duo     *duoPages
+	*pageKit
+	config *config
+	paths  pathMode
+	// cookieDomain and publicURL are where rd may lead (safeRedirect).
+	cookieDomain, publicURL string
+	limiter                 *ratelimit.Limiter[netip.Addr]
+	// totp verifies and enrols TOTP codes against store.
+	totp  *totp.Authenticator
+	store store.Store
+	duo   *duoPages
 }
 
-// registerChallengeRoutes adds the challenge pages to the server's router.
-func (s *Server) registerChallengeRoutes(mux *http.ServeMux) {
-	c := &challengePages{s: s, limiter: newRateLimiter(s.challengeRateLimit(), s.now)}
-	c.duo = newDuoPages(c)
-	c.duo.register(mux)
+// pageOptions are what the challenge pages are built from.
+type pageOptions struct {
+	config        *config
+	proxies       *proxies
+	paths         pathMode
+	sessions      *session.Jar
+	metrics       *metrics
+	log           *slog.Logger
+	now           func() time.Time
+	publicURL     *url.URL
+	cookieDomain  string
+	insecure      bool
+	store         store.Store
+	lockout       totp.Lockout
+	duoCallLimits duoCallLimits
+}
+
+func newChallengePages(o pageOptions) *challengePages {
+	kit := &pageKit{log: o.log, now: o.now, metrics: o.metrics, proxies: o.proxies, sessions: o.sessions}
+	publicHost, publicURL := "", ""
+	if o.publicURL != nil {
+		kit.publicPath, publicHost, publicURL = o.publicURL.Path, o.publicURL.Host, o.publicURL.String()
+	}
+	kit.csrf = newCSRFGuard(o.insecure, publicHost, o.now)
+	c := &challengePages{
+		pageKit:      kit,
+		config:       o.config,
+		paths:        o.paths,
+		cookieDomain: o.cookieDomain,
+		publicURL:    publicURL,
+		limiter:      ratelimit.PerAddress(ratelimit.Default, o.now),
+		store:        o.store,
+		totp: &totp.Authenticator{
+			Store: &lockoutCounter{Store: o.store, now: o.now, counted: func(k store.Key, e *store.Enrollment) {
+				lockedOut(o.metrics, o.log, k, e)
+			}},
+			Now:     o.now,
+			Lockout: o.lockout,
+		},
+	}
+	c.duo = newDuoPages(kit, c.prepare, o.store, o.duoCallLimits)
+	return c
+}
+
+// register adds the challenge pages to the server's router.
+func (c *challengePages) register(mux *http.ServeMux) {
+	d := c.duo
+	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathPush, c.post(d.duoOnly(d.handlePush)))
+	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathCheck, c.post(d.duoOnly(d.handleCheck)))
+	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathPasscode, c.post(d.duoOnly(d.handlePasscode)))
+	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathStatus, d.handleStatus)
+	// A Duo form's address opened directly leads back to the page.
+	mux.HandleFunc("GET /challenge/{namespace}/{policy}/duo/{action}", d.handleFormAddress)
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}", c.handleShow)
 	mux.HandleFunc("POST /challenge/{namespace}/{policy}/enroll", c.post(c.handleEnroll))
 	mux.HandleFunc("POST /challenge/{namespace}/{policy}/verify", c.post(c.handleVerify))
@@ -62,205 +121,6 @@ func (s *Server) registerChallengeRoutes(mux *http.ServeMux) {
 	// A form's address opened directly (history, a bookmark, a reload
 	// after the POST was answered) leads back to the page.
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}/{action}", c.handleFormAddress)
-}
-
-// challengeRateLimit is the limit of challenge form submissions per client
-// address.
-func (s *Server) challengeRateLimit() RateLimit { return DefaultRateLimit }
-
-// challengeRequest is one request to a challenge page, once the policy,
-// the user, the rule and the provider are known.
-type challengeRequest struct {
-	policy   *policy.CompiledPolicy
-	id       *Identity
-	rd       string // validated; where the browser goes afterwards
-	appHost  string // the host of rd, named on every page
-	rule     *policy.CompiledRule
-	choices  []*policy.BundleProvider // the rule's providers in force, in order
-	provider *policy.BundleProvider   // the one chosen; nil while choosing
-}
-
-func (cr *challengeRequest) providerKey() string {
-	return cr.provider.Namespace + "/" + cr.provider.Name
-}
-
-// user is the user's id.
-func (cr *challengeRequest) user() string { return cr.id.User.ID }
-
-// enrollment is the key of the user's enrolment with the chosen provider.
-func (cr *challengeRequest) enrollment() store.Key {
-	return store.Key{Provider: cr.providerKey(), User: cr.id.User.ID, ProviderCreated: cr.provider.Created}
-}
-
-// userLabel is how the user is named on the pages.
-func (cr *challengeRequest) userLabel() string {
-	if cr == nil || cr.id == nil {
-		return ""
-	}
-	if cr.id.User.Email != "" {
-		return cr.id.User.Email
-	}
-	return cr.id.User.ID
-}
-
-// pagePath is the path of a challenge page of the policy; suffix is "" or
-// "/enroll", "/verify"...
-func (c *challengePages) pagePath(p *policy.CompiledPolicy, suffix string) string {
-	prefix := ""
-	if c.s.publicURL != nil {
-		prefix = c.s.publicURL.Path
-	}
-	return prefix + "/challenge/" + url.PathEscape(p.Namespace) + "/" + url.PathEscape(p.Name) + suffix
-}
-
-// pageURL is the challenge page for cr with a provider and method chosen.
-func (c *challengePages) pageURL(cr *challengeRequest, provider, method string) string {
-	q := url.Values{paramRedirect: {cr.rd}}
-	if provider != "" {
-		q.Set(paramProvider, provider)
-	}
-	if method != "" {
-		q.Set(paramMethod, method)
-	}
-	return c.pagePath(cr.policy, "") + "?" + q.Encode()
-}
-
-// prepare finds the policy, the user, the rule and the provider of a
-// request, or answers it with a page saying why not. params are the query
-// (GET) or the form (POST).
-func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params url.Values) (*challengeRequest, bool) {
-	s := c.s
-	snap := s.snapshot()
-	if snap.Keyring == nil {
-		c.renderMessage(w, nil, message{
-			status: http.StatusServiceUnavailable, title: "Not ready yet", alert: true,
-			text:       "The sign-in service is starting and has not loaded its configuration yet. Try again in a moment.",
-			retryAfter: 5 * time.Second,
-		})
-		return nil, false
-	}
-	ns, name := r.PathValue("namespace"), r.PathValue("policy")
-	p := snap.Policy(ns, name)
-	if p == nil {
-		c.renderMessage(w, nil, message{
-			status: http.StatusNotFound, title: "Sign-in page not found", alert: true,
-			text:    "This two-step verification page is not configured.",
-			details: []string{"No MFAPolicy " + ns + "/" + name + " is in force. If you followed a link from an app, tell its administrator."},
-		})
-		return nil, false
-	}
-	cr := &challengeRequest{policy: p}
-	cr.rd = s.safeRedirect(params.Get(paramRedirect), p)
-	rdURL, rdErr := url.Parse(cr.rd)
-	if rdErr == nil {
-		cr.appHost = rdURL.Host
-	}
-
-	id, err := s.identify(r, p)
-	if err != nil || id == nil || id.User.ID == "" {
-		if err != nil {
-			s.log.Info("challenge identity refused", "policy", ns+"/"+name, "error", err)
-		}
-		c.renderMessage(w, cr, message{
-			status: http.StatusUnauthorized, title: "Sign in first", alert: true,
-			text:        "You are not signed in: the first sign-in step is missing or has expired, so the second step cannot start.",
-			details:     []string{"Open the app again and sign in; you will be brought back here for the second step."},
-			actionURL:   cr.rd,
-			actionLabel: "Go to " + hostOrApp(cr.appHost),
-		})
-		return nil, false
-	}
-	cr.id = id
-
-	if rdErr != nil || rdURL.Host == "" {
-		// Only when the policy has no host and the server no public URL.
-		c.renderMessage(w, cr, message{
-			status: http.StatusForbidden, title: "Cannot continue", alert: true,
-			text:    "The address to return to after the second step is missing.",
-			details: []string{"Open the app again from its usual address."},
-		})
-		return nil, false
-	}
-	rule, err := s.requiredRule(r, p, id, rdURL)
-	switch {
-	case errors.Is(err, ErrDenied):
-		c.renderMessage(w, cr, message{
-			status: http.StatusForbidden, title: "Access denied", alert: true,
-			text: "Your account is not allowed to open " + hostOrApp(cr.appHost) + ".",
-		})
-		return nil, false
-	case err != nil:
-		s.log.Error("challenge rule evaluation failed closed", "policy", p.Namespace+"/"+p.Name, "user", id.User.ID, "error", err)
-		c.renderMessage(w, cr, message{
-			status: http.StatusForbidden, title: "Cannot check access", alert: true,
-			text:    "The access rules for " + hostOrApp(cr.appHost) + " could not be evaluated, so access is refused.",
-			details: []string{"Try again later. If it keeps happening, tell the administrator (MFAPolicy " + p.Namespace + "/" + p.Name + ")."},
-		})
-		return nil, false
-	case rule == nil:
-		// No second factor is needed for rd (any more). A page rather than
-		// a redirect: should /auth see the request differently (another
-		// client address through a misconfigured proxy), an automatic
-		// redirect would loop between the app and this page.
-		c.renderMessage(w, cr, message{
-			status: http.StatusOK, title: "No second step needed",
-			text:        hostOrApp(cr.appHost) + " does not ask for a second step for this request.",
-			actionURL:   cr.rd,
-			actionLabel: "Continue to " + hostOrApp(cr.appHost),
-		})
-		return nil, false
-	}
-	cr.rule = rule
-	if e := snap.entryOf(p); e != nil {
-		if ri := e.ruleInfo(rule); ri != nil {
-			for _, k := range ri.providerKeys {
-				cr.choices = append(cr.choices, snap.Providers[k])
-			}
-		}
-	}
-	if len(cr.choices) == 0 {
-		s.log.Error("no provider of the rule is in force", "policy", p.Namespace+"/"+p.Name, "rule", rule.Name, "providers", rule.Providers)
-		c.renderMessage(w, cr, message{
-			status: http.StatusForbidden, title: "No verification method available", alert: true,
-			text:    hostOrApp(cr.appHost) + " asks for a second step, but none of its verification methods is available.",
-			details: []string{"Tell the administrator: rule " + rule.Name + " of MFAPolicy " + p.Namespace + "/" + p.Name + " names no MFAProvider that is in force."},
-		})
-		return nil, false
-	}
-	chosen := params.Get(paramProvider)
-	if chosen == "" && len(cr.choices) == 1 {
-		chosen = choiceName(p, cr.choices[0])
-	}
-	if chosen != "" {
-		i := slices.IndexFunc(cr.choices, func(bp *policy.BundleProvider) bool { return choiceName(p, bp) == chosen })
-		if i < 0 {
-			c.renderMessage(w, cr, message{
-				status: http.StatusBadRequest, title: "Unknown verification method", alert: true,
-				text:      "The verification method " + chosen + " is not offered for " + hostOrApp(cr.appHost) + ".",
-				actionURL: c.pageURL(cr, "", ""), actionLabel: "Choose a method",
-			})
-			return nil, false
-		}
-		cr.provider = cr.choices[i]
-	}
-	return cr, true
-}
-
-// choiceName names a provider in the page's provider parameter as the
-// policy's rules name it: its name in the policy's namespace, else
-// namespace/name.
-func choiceName(p *policy.CompiledPolicy, bp *policy.BundleProvider) string {
-	if bp.Namespace == p.Namespace {
-		return bp.Name
-	}
-	return bp.Key()
-}
-
-func hostOrApp(host string) string {
-	if host == "" {
-		return "the app"
-	}
-	return host
 }
 
 // handleShow serves the page for the request's state: the provider choice,
@@ -333,8 +193,8 @@ func (c *challengePages) showUnavailable(w http.ResponseWriter, cr *challengeReq
 // check against that user.
 func (c *challengePages) post(next func(http.ResponseWriter, *http.Request, *challengeRequest)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if ok, retry := c.limiter.allow(c.s.clientIP(r)); !ok {
-			c.s.log.Warn("challenge form rate limited", "client", c.s.clientIP(r).String(), "path", r.URL.Path)
+		if ok, retry := c.limiter.Allow(c.proxies.clientIP(r)); !ok {
+			c.log.Warn("challenge form rate limited", "client", c.proxies.clientIP(r).String(), "path", r.URL.Path)
 			c.renderMessage(w, nil, message{
 				status: http.StatusTooManyRequests, title: "Too many attempts", alert: true,
 				text:       "Too many attempts came from your network. Wait a minute, then try again.",
@@ -354,8 +214,8 @@ func (c *challengePages) post(next func(http.ResponseWriter, *http.Request, *cha
 		if !ok {
 			return
 		}
-		if err := c.s.checkCSRF(r, cr.user()); err != nil {
-			c.s.log.Warn("challenge form refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "user", cr.user(), "reason", err.Error())
+		if err := c.csrf.check(r, cr.snap.Keyring, cr.user()); err != nil {
+			c.log.Warn("challenge form refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "user", cr.user(), "reason", err.Error())
 			text := "This form could not be accepted because it did not come from this page in this browser."
 			if errors.Is(err, errCSRFExpired) {
 				text = "This form was open too long and has expired."
@@ -393,12 +253,5 @@ func (c *challengePages) handleFormAddress(w http.ResponseWriter, r *http.Reques
 		http.NotFound(w, r)
 		return
 	}
-	target := "/challenge/" + url.PathEscape(r.PathValue("namespace")) + "/" + url.PathEscape(r.PathValue("policy"))
-	if c.s.publicURL != nil {
-		target = c.s.publicURL.Path + target
-	}
-	if r.URL.RawQuery != "" {
-		target += "?" + r.URL.RawQuery
-	}
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	c.backToPage(w, r)
 }

@@ -10,7 +10,9 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/lru"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // Duo Security as a second factor, through Duo's Auth API v2:
@@ -46,7 +48,7 @@ import (
 //   - a push or passcode Duo accepts: a session like TOTP's, claiming duo;
 //   - Duo's bypass (preauth "allow", or an answer with status "bypass"):
 //     the user passes, as Duo decided, but no factor was used, so the
-//     session is marked like a fail-open one (SessionFailOpen): it
+//     session is marked like a fail-open one (session.FailOpen): it
 //     satisfies the rule for this browser session, is never remembered
 //     and never claims duo (the header is empty); the decision log says
 //     "bypassed by Duo";
@@ -91,14 +93,14 @@ const (
 	challengeDuoRateLimited = "duo_rate_limited"
 )
 
-// DuoPushRateLimit bounds the pushes one user may start: 3 a minute, in
+// duoPushRateLimit bounds the pushes one user may start: 3 a minute, in
 // bursts of 3. Each push buzzes the user's phone; more would only be
 // "push fatigue".
-var DuoPushRateLimit = RateLimit{PerMinute: 3, Burst: 3, MaxClients: 10000}
+var duoPushRateLimit = ratelimit.Limit{PerMinute: 3, Burst: 3, MaxClients: 10000}
 
 // duoPollRateLimit bounds the waiting page's status requests per client
 // address: one every 2 seconds per open page, with room for a few pages.
-var duoPollRateLimit = RateLimit{PerMinute: 120, Burst: 30, MaxClients: 10000}
+var duoPollRateLimit = ratelimit.Limit{PerMinute: 120, Burst: 30, MaxClients: 10000}
 
 // Templates of the Duo pages (listed in mustParseTemplates).
 const (
@@ -134,58 +136,51 @@ type duoDeviceView struct {
 	Label string
 }
 
-// duoPages serves the Duo challenge.
+// duoPages serves the Duo challenge, with the pages' kit.
 type duoPages struct {
-	c *challengePages
+	*pageKit
+	// prepare resolves a request as every challenge page does (the
+	// status endpoint answers in JSON, not through challengePages.post).
+	prepare func(w http.ResponseWriter, r *http.Request, params url.Values) (*challengeRequest, bool)
 	// clients are the Duo clients of the providers in force, rebuilt when
 	// a provider's host or credentials change.
-	clients duoClients
+	clients *duo.Clients
 	// calls limits the calls to Duo's preauth and auth per user and per
 	// client address; pushes limits pushes per user; polls limits status
 	// requests per client address.
 	calls  *duoCallLimiter
-	pushes *rateLimiter[duoUserKey]
-	polls  *rateLimiter[netip.Addr]
+	pushes *ratelimit.Limiter[duoUserKey]
+	polls  *ratelimit.Limiter[netip.Addr]
 	// store records the approved pushes that issued a session, for every
 	// replica: the authority on whether a push is used (claimTx).
 	store store.Store
 	// used holds the pushes this replica saw issue a session or refused as
 	// used, so that a form sent again here (the back button after a
 	// sign-out) is refused without asking Duo or the store.
-	used *lru[string, struct{}]
+	used *lru.Cache[string, struct{}]
 }
 
-func newDuoPages(c *challengePages) *duoPages {
+func newDuoPages(kit *pageKit, prepare func(http.ResponseWriter, *http.Request, url.Values) (*challengeRequest, bool), st store.Store, limits duoCallLimits) *duoPages {
 	return &duoPages{
-		c:       c,
-		clients: duoClients{m: map[string]*duoClientEntry{}},
-		calls:   newDuoCallLimiter(c.s.opts.DuoCallLimits, c.s),
-		pushes:  newKeyedRateLimiter[duoUserKey](DuoPushRateLimit, c.s.now),
-		polls:   newRateLimiter(duoPollRateLimit, c.s.now),
-		store:   c.s.opts.Store,
-		used:    newLRU[string, struct{}](usedTxCacheSize),
+		pageKit: kit,
+		prepare: prepare,
+		clients: duo.NewClients(duo.WithUserAgent("mfa-operator-webhook")),
+		calls:   newDuoCallLimiter(limits, kit.now),
+		pushes:  ratelimit.New[duoUserKey](duoPushRateLimit, kit.now),
+		polls:   ratelimit.PerAddress(duoPollRateLimit, kit.now),
+		store:   st,
+		used:    lru.New[string, struct{}](usedTxCacheSize),
 	}
-}
-
-// register adds the Duo forms to the router.
-func (d *duoPages) register(mux *http.ServeMux) {
-	c := d.c
-	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathPush, c.post(d.duoOnly(d.handlePush)))
-	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathCheck, c.post(d.duoOnly(d.handleCheck)))
-	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathPasscode, c.post(d.duoOnly(d.handlePasscode)))
-	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathStatus, d.handleStatus)
-	// A form's address opened directly leads back to the page.
-	mux.HandleFunc("GET /challenge/{namespace}/{policy}/duo/{action}", d.handleFormAddress)
 }
 
 // duoOnly refuses a form naming a provider that is not a Duo one.
 func (d *duoPages) duoOnly(next func(http.ResponseWriter, *http.Request, *challengeRequest)) func(http.ResponseWriter, *http.Request, *challengeRequest) {
 	return func(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
 		if cr.provider.Spec.Type != v1alpha1.ProviderDuo || cr.provider.Spec.Duo == nil {
-			d.c.renderMessage(w, cr, message{
+			d.renderMessage(w, cr, message{
 				status: http.StatusBadRequest, title: "Wrong verification method", alert: true,
 				text:      "This form is for Duo, but it names another verification method.",
-				actionURL: d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Open the page again",
+				actionURL: d.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Open the page again",
 			})
 			return
 		}
@@ -218,9 +213,9 @@ func (d *duoPages) showOptions(w http.ResponseWriter, r *http.Request, cr *chall
 	case duo.PreauthAllow:
 		d.bypassed(w, r, cr, "preauth", pre.StatusMsg)
 	case duo.PreauthDeny:
-		d.c.s.countChallenge(cr.providerKey(), challengeFailure)
+		d.metrics.countChallenge(cr.providerKey(), challengeFailure)
 		d.logf(cr, "second factor refused by Duo", "stage", "preauth", "duoStatus", pre.StatusMsg)
-		d.c.renderMessage(w, cr, message{
+		d.renderMessage(w, cr, message{
 			status: http.StatusForbidden, title: "Access denied by Duo", alert: true,
 			text:    duoText(pre.StatusMsg, "Duo does not allow your account to sign in."),
 			details: []string{"If you think this is a mistake, contact your help desk."},
@@ -237,8 +232,8 @@ func (d *duoPages) showOptions(w http.ResponseWriter, r *http.Request, cr *chall
 func (d *duoPages) renderOptions(w http.ResponseWriter, r *http.Request, cr *challengeRequest, pre *duo.PreauthResult, problem string, status int) {
 	factors := cr.provider.Spec.Duo.GetFactors()
 	v := &duoView{
-		PushAction:     d.c.pagePath(cr.policy, duoPathPush),
-		PasscodeAction: d.c.pagePath(cr.policy, duoPathPasscode),
+		PushAction:     d.pagePath(cr.policy, duoPathPush),
+		PasscodeAction: d.pagePath(cr.policy, duoPathPasscode),
 		Passcode:       slices.Contains(factors, v1alpha1.DuoFactorPasscode),
 	}
 	if slices.Contains(factors, v1alpha1.DuoFactorPush) {
@@ -249,7 +244,7 @@ func (d *duoPages) renderOptions(w http.ResponseWriter, r *http.Request, cr *cha
 		}
 	}
 	if len(v.Devices) == 0 && !v.Passcode {
-		d.c.s.countChallenge(cr.providerKey(), challengeFailure)
+		d.metrics.countChallenge(cr.providerKey(), challengeFailure)
 		d.logf(cr, "no Duo device of the user can answer the provider's factors", "factors", fmt.Sprint(factors))
 		m := message{
 			status: http.StatusForbidden, title: "No Duo device can answer", alert: true,
@@ -257,32 +252,32 @@ func (d *duoPages) renderOptions(w http.ResponseWriter, r *http.Request, cr *cha
 			details: []string{"Add a smartphone with Duo Mobile to your Duo account, or contact your help desk."},
 		}
 		if len(cr.choices) > 1 {
-			m.actionURL, m.actionLabel = d.c.pageURL(cr, "", ""), "Choose another method"
+			m.actionURL, m.actionLabel = d.pageURL(cr, "", ""), "Choose another method"
 		}
-		d.c.renderMessage(w, cr, m)
+		d.renderMessage(w, cr, m)
 		return
 	}
-	p := d.c.formPage(w, r, cr)
+	p := d.formPage(w, r, cr)
 	p.Title = "Verify with Duo"
 	p.Error = problem
 	p.Duo = v
-	d.c.render(w, status, pageDuo, p, originOf(cr.rd))
+	d.render(w, status, pageDuo, p, originOf(cr.rd))
 }
 
 // showEnroll sends a user without a Duo device to Duo's enrolment portal.
 func (d *duoPages) showEnroll(w http.ResponseWriter, r *http.Request, cr *challengeRequest, pre *duo.PreauthResult) {
 	d.logf(cr, "Duo asks the user to enrol", "duoStatus", pre.StatusMsg)
-	p := d.c.formPage(w, r, cr)
+	p := d.formPage(w, r, cr)
 	p.Title = "Set up Duo"
 	p.Duo = &duoView{
 		StatusMsg: duoText(pre.StatusMsg, "Your account has no Duo device yet."),
-		RetryURL:  d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+		RetryURL:  d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 	}
 	// Only Duo's own https portal is linked.
 	if u, err := url.Parse(pre.EnrollPortalURL); err == nil && u.Scheme == "https" && u.Host != "" {
 		p.Duo.EnrollURL = u.String()
 	}
-	d.c.render(w, http.StatusOK, pageDuoEnroll, p, "")
+	d.render(w, http.StatusOK, pageDuoEnroll, p, "")
 }
 
 // handlePasscode checks a passcode with Duo.
@@ -319,7 +314,7 @@ func (d *duoPages) handlePasscode(w http.ResponseWriter, r *http.Request, cr *ch
 	case res.Allowed():
 		d.allowed(w, r, cr, res, "passcode")
 	default:
-		d.c.s.countChallenge(cr.providerKey(), challengeFailure)
+		d.metrics.countChallenge(cr.providerKey(), challengeFailure)
 		d.logf(cr, "second factor refused by Duo", "with", "passcode", "duoStatus", res.Status)
 		// preauth again: a user Duo has just locked out gets Duo's refusal.
 		// Admitting the passcode admitted this preauth too: one form, at
@@ -330,10 +325,10 @@ func (d *duoPages) handlePasscode(w http.ResponseWriter, r *http.Request, cr *ch
 
 // factorNotOffered refuses a form for a factor the provider does not allow.
 func (d *duoPages) factorNotOffered(w http.ResponseWriter, cr *challengeRequest, what string) {
-	d.c.renderMessage(w, cr, message{
+	d.renderMessage(w, cr, message{
 		status: http.StatusBadRequest, title: "Method not offered", alert: true,
 		text:      "Duo with " + what + " is not offered for " + hostOrApp(cr.appHost) + ".",
-		actionURL: d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Back to Duo",
+		actionURL: d.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Back to Duo",
 	})
 }
 
@@ -345,19 +340,12 @@ func (d *duoPages) handleFormAddress(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	target := "/challenge/" + url.PathEscape(r.PathValue("namespace")) + "/" + url.PathEscape(r.PathValue("policy"))
-	if d.c.s.publicURL != nil {
-		target = d.c.s.publicURL.Path + target
-	}
-	if r.URL.RawQuery != "" {
-		target += "?" + r.URL.RawQuery
-	}
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	d.backToPage(w, r)
 }
 
 // ipaddr is the client's address for Duo, "" when unknown.
 func (d *duoPages) ipaddr(r *http.Request) string {
-	ip := d.c.s.clientIP(r)
+	ip := d.proxies.clientIP(r)
 	if !ip.IsValid() || ip.IsUnspecified() {
 		return ""
 	}
@@ -367,7 +355,7 @@ func (d *duoPages) ipaddr(r *http.Request) string {
 // logf logs a Duo step at Info with the request's policy, provider and
 // user.
 func (d *duoPages) logf(cr *challengeRequest, msg string, args ...any) {
-	d.c.s.log.Info(msg, append([]any{"policy", cr.policy.Namespace + "/" + cr.policy.Name, "provider", cr.providerKey(), "user", cr.user()}, args...)...)
+	d.log.Info(msg, append([]any{"policy", cr.policy.Namespace + "/" + cr.policy.Name, "provider", cr.providerKey(), "user", cr.user()}, args...)...)
 }
 
 // duoText is Duo's message, or def when Duo gave none.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // A call to Duo that failed. Only an unreachable Duo (duo.IsUnreachable:
@@ -19,13 +20,31 @@ import (
 // otherwise, whoever can make Duo refuse (by flooding it) or can answer in
 // its place would switch the second factor off.
 
+// client returns the provider's client or answers with a page: a
+// configuration this server cannot use fails closed.
+func (d *duoPages) client(w http.ResponseWriter, cr *challengeRequest) (duo.Client, bool) {
+	c, err := d.clients.Get(cr.provider)
+	if err == nil {
+		return c, true
+	}
+	d.metrics.countChallenge(cr.providerKey(), challengeUnavailable)
+	d.log.Error("Duo provider unusable; failing closed", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
+		"provider", cr.providerKey(), "user", cr.user(), "error", err.Error())
+	d.renderMessage(w, cr, message{
+		status: http.StatusServiceUnavailable, title: "Duo is not available", alert: true,
+		text:       "Duo verification is not set up correctly, so your second step cannot be checked.",
+		details:    []string{"Tell the administrator (MFAProvider " + cr.providerKey() + ")."},
+		retryAfter: 30 * time.Second,
+	})
+	return nil, false
+}
+
 // duoRetryAfterDefault is the wait asked of the user when Duo rate limits
 // without saying for how long.
 const duoRetryAfterDefault = time.Minute
 
 // failed answers an error of a call to Duo.
 func (d *duoPages) failed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, err error) {
-	s := d.c.s
 	key := cr.providerKey()
 	policyKey := cr.policy.Namespace + "/" + cr.policy.Name
 	failMode := cr.provider.Spec.Duo.GetFailMode()
@@ -36,62 +55,62 @@ func (d *duoPages) failed(w http.ResponseWriter, r *http.Request, cr *challengeR
 	)
 	switch {
 	case duo.IsUnreachable(err) && failMode == v1alpha1.FailOpen:
-		s.issueSession(w, r, cr.id, cr.policy, cr.rule, key, SessionFailOpen)
-		s.countChallenge(key, challengeFailOpen)
-		s.log.Warn("DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo",
+		d.issueSession(w, r, cr, session.FailOpen)
+		d.metrics.countChallenge(key, challengeFailOpen)
+		d.log.Warn("DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo",
 			"policy", policyKey, "rule", cr.rule.Name, "provider", key, "user", cr.user(), "error", err.Error())
 		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
 	case duo.IsUnreachable(err):
-		s.countChallenge(key, challengeUnavailable)
-		s.log.Error("Duo unreachable; failMode closed refuses", "policy", policyKey, "rule", cr.rule.Name, "provider", key,
+		d.metrics.countChallenge(key, challengeUnavailable)
+		d.log.Error("Duo unreachable; failMode closed refuses", "policy", policyKey, "rule", cr.rule.Name, "provider", key,
 			"user", cr.user(), "error", err.Error())
-		d.c.renderMessage(w, cr, message{
+		d.renderMessage(w, cr, message{
 			status: http.StatusServiceUnavailable, title: "Duo cannot be reached", alert: true,
 			text:        "Duo cannot be reached right now, so your second step cannot be checked. Try again in a moment.",
 			details:     []string{"Nothing was changed. If it keeps happening, tell the administrator (MFAProvider " + key + ")."},
-			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+			actionURL:   d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 			actionLabel: "Try again",
 			retryAfter:  5 * time.Second,
 		})
 	case errors.Is(err, context.Canceled):
 		// The browser went away; nobody reads the answer.
-		s.log.Debug("Duo call cancelled by the client", "policy", policyKey, "provider", key, "user", cr.user())
+		d.log.Debug("Duo call cancelled by the client", "policy", policyKey, "provider", key, "user", cr.user())
 		w.WriteHeader(http.StatusServiceUnavailable)
 	case errors.As(err, &apiErr) && apiErr.RateLimited():
 		d.duoRateLimited(w, cr, apiErr, failMode)
 	case errors.As(err, &tlsErr):
-		s.countChallenge(key, challengeUnavailable)
-		s.log.Error("Duo's identity not verified (TLS): possible interception or a wrong caBundleRef; failing closed whatever the failMode",
+		d.metrics.countChallenge(key, challengeUnavailable)
+		d.log.Error("Duo's identity not verified (TLS): possible interception or a wrong caBundleRef; failing closed whatever the failMode",
 			"policy", policyKey, "rule", cr.rule.Name, "provider", key, "user", cr.user(), "failMode", string(failMode), "error", err.Error())
-		d.c.renderMessage(w, cr, message{
+		d.renderMessage(w, cr, message{
 			status: http.StatusServiceUnavailable, title: "Duo cannot be verified", alert: true,
 			text:        "The connection to Duo could not be verified, so your second step cannot be checked.",
 			details:     []string{"Nothing was changed. Tell the administrator (MFAProvider " + key + "): the server answering for Duo did not prove it is Duo."},
-			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+			actionURL:   d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 			actionLabel: "Try again",
 			retryAfter:  30 * time.Second,
 		})
 	case errors.As(err, &input) && input.Field == "username":
-		s.countChallenge(key, challengeFailure)
-		s.log.Warn("user id cannot be a Duo username", "policy", policyKey, "provider", key, "error", err.Error())
-		d.c.renderMessage(w, cr, message{
+		d.metrics.countChallenge(key, challengeFailure)
+		d.log.Warn("user id cannot be a Duo username", "policy", policyKey, "provider", key, "error", err.Error())
+		d.renderMessage(w, cr, message{
 			status: http.StatusForbidden, title: "Account not supported", alert: true,
 			text:    "Your account name cannot be used with Duo.",
 			details: []string{"Tell the administrator: Duo usernames are 1 to 256 bytes of text without control characters."},
 		})
 	default:
-		s.countChallenge(key, challengeUnavailable)
-		s.log.Error("Duo refused or answered unexpectedly; failing closed whatever the failMode", "policy", policyKey, "rule", cr.rule.Name,
+		d.metrics.countChallenge(key, challengeUnavailable)
+		d.log.Error("Duo refused or answered unexpectedly; failing closed whatever the failMode", "policy", policyKey, "rule", cr.rule.Name,
 			"provider", key, "user", cr.user(), "failMode", string(failMode), "error", err.Error())
 		details := []string{"Nothing was changed. Tell the administrator (MFAProvider " + key + ")."}
 		if apiErr != nil && apiErr.Message != "" {
 			details = append([]string{"Duo says: " + apiErr.Message}, details...)
 		}
-		d.c.renderMessage(w, cr, message{
+		d.renderMessage(w, cr, message{
 			status: http.StatusServiceUnavailable, title: "Duo verification failed", alert: true,
 			text:        "Duo did not accept the sign-in service's request, so your second step cannot be checked.",
 			details:     details,
-			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+			actionURL:   d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 			actionLabel: "Try again",
 			retryAfter:  5 * time.Second,
 		})
@@ -107,15 +126,15 @@ func (d *duoPages) duoRateLimited(w http.ResponseWriter, cr *challengeRequest, a
 	if retry <= 0 {
 		retry = duoRetryAfterDefault
 	}
-	d.c.s.countChallenge(key, challengeDuoRateLimited)
-	d.c.s.log.Warn("Duo is rate limiting this application; failing closed whatever the failMode",
+	d.metrics.countChallenge(key, challengeDuoRateLimited)
+	d.log.Warn("Duo is rate limiting this application; failing closed whatever the failMode",
 		"policy", cr.policy.Namespace+"/"+cr.policy.Name, "rule", cr.rule.Name, "provider", key, "user", cr.user(),
 		"failMode", string(failMode), "retryAfter", retry.String(), "error", apiErr.Error())
-	d.c.renderMessage(w, cr, message{
+	d.renderMessage(w, cr, message{
 		status: http.StatusTooManyRequests, title: "Duo is busy", alert: true,
 		text:        "Duo is refusing requests right now, so your second step cannot be checked. Try again in " + waitText(retry) + ".",
 		details:     []string{"Nothing was changed. If it keeps happening, tell the administrator (MFAProvider " + key + ")."},
-		actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+		actionURL:   d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 		actionLabel: "Try again",
 		retryAfter:  retry,
 	})

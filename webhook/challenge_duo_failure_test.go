@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // TestDuoFailModes: only an unreachable Duo (no answer, or an HTTP 5xx)
@@ -86,16 +87,16 @@ func TestDuoFailModes(t *testing.T) {
 				g.Expect(w.Code).To(Equal(tt.status), w.Body.String())
 				g.Expect(w.Body.String()).To(ContainSubstring(tt.text))
 				g.Expect(w.Header().Get("Retry-After")).To(Equal(tt.retryAfter))
-				g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+				g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 				g.Expect(aw.Code).To(Equal(http.StatusUnauthorized))
 				g.Expect(f.logs.String()).NotTo(ContainSubstring("WITHOUT a second factor"))
 				return
 			}
 			g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
 			g.Expect(w.Header().Get("Location")).To(Equal(tt.rd))
-			g.Expect(cookieNames(w)).To(ConsistOf(SessionCookieName), "never remembered")
+			g.Expect(cookieNames(w)).To(ConsistOf(session.CookieName), "never remembered")
 			g.Expect(aw.Code).To(Equal(http.StatusOK))
-			g.Expect(aw.Header().Get(HeaderMultifactor)).To(BeEmpty(), "a fail-open session never claims duo")
+			g.Expect(aw.Header().Get(headerMultifactor)).To(BeEmpty(), "a fail-open session never claims duo")
 			g.Expect(assertionClaims(g, aw)["multifactor"]).To(BeEmpty())
 			g.Expect(f.logs.String()).To(MatchRegexp(
 				`"level":"WARN","msg":"DUO UNREACHABLE: failMode open lets the user through WITHOUT a second factor; the session does not claim duo","policy":"apps/admin","rule":"open","provider":"apps/duo-open","user":"approve"`))

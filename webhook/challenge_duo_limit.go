@@ -3,6 +3,9 @@ package webhook
 import (
 	"net/http"
 	"net/netip"
+	"time"
+
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 )
 
 // The calls the Duo challenge makes to Duo's preauth and auth (a push, a
@@ -12,7 +15,7 @@ import (
 // of calls to Duo. Duo's own limits count per Duo application, so such a
 // flood would have Duo refuse everybody. The waiting page's status polls
 // (auth_status) have their own per-address limit (duoPollRateLimit) and
-// follow a push, which is limited here and by DuoPushRateLimit.
+// follow a push, which is limited here and by duoPushRateLimit.
 
 // duoUserKey is a user of a Duo provider, the key of the per-user limits.
 // The provider is part of it because a Duo username means something only
@@ -20,57 +23,43 @@ import (
 // allowance of another's.
 type duoUserKey struct{ provider, user string }
 
-// DuoCallLimits bound the calls to Duo's preauth and auth made for the
+// duoCallLimits bound the calls to Duo's preauth and auth made for the
 // challenge pages.
-type DuoCallLimits struct {
+type duoCallLimits struct {
 	// PerUser bounds the calls for one user of one Duo provider, whatever
-	// the client address. Zero fields take DefaultDuoUserLimit's.
-	PerUser RateLimit
+	// the client address. Zero fields take defaultDuoUserLimit's.
+	PerUser ratelimit.Limit
 	// PerClient bounds the calls from one client address (an IPv6 /64),
-	// whatever the user. Zero fields take DefaultDuoClientLimit's.
-	PerClient RateLimit
+	// whatever the user. Zero fields take defaultDuoClientLimit's.
+	PerClient ratelimit.Limit
 }
 
 var (
-	// DefaultDuoUserLimit: a burst of 10 calls to Duo per user, then one
+	// defaultDuoUserLimit: a burst of 10 calls to Duo per user, then one
 	// every 6 seconds. Loading the Duo page is one call, a push or a
 	// passcode another: a user who pushes, mistypes a passcode and signs
 	// in on a second device stays within it.
-	DefaultDuoUserLimit = RateLimit{PerMinute: 10, Burst: 10, MaxClients: 10000}
-	// DefaultDuoClientLimit: a burst of 20 calls to Duo per client
+	defaultDuoUserLimit = ratelimit.Limit{PerMinute: 10, Burst: 10, MaxClients: 10000}
+	// defaultDuoClientLimit: a burst of 20 calls to Duo per client
 	// address, then one a second, room for a shared office address.
-	DefaultDuoClientLimit = RateLimit{PerMinute: 60, Burst: 20, MaxClients: 10000}
+	defaultDuoClientLimit = ratelimit.Limit{PerMinute: 60, Burst: 20, MaxClients: 10000}
 )
 
-// or fills the zero fields of c with def's.
-func (c RateLimit) or(def RateLimit) RateLimit {
-	if c.PerMinute <= 0 {
-		c.PerMinute = def.PerMinute
-	}
-	if c.Burst <= 0 {
-		c.Burst = def.Burst
-	}
-	if c.MaxClients <= 0 {
-		c.MaxClients = def.MaxClients
-	}
-	return c
+func (l duoCallLimits) withDefaults() duoCallLimits {
+	return duoCallLimits{PerUser: l.PerUser.Or(defaultDuoUserLimit), PerClient: l.PerClient.Or(defaultDuoClientLimit)}
 }
 
-func (l DuoCallLimits) withDefaults() DuoCallLimits {
-	return DuoCallLimits{PerUser: l.PerUser.or(DefaultDuoUserLimit), PerClient: l.PerClient.or(DefaultDuoClientLimit)}
-}
-
-// duoCallLimiter holds the allowances of DuoCallLimits.
+// duoCallLimiter holds the allowances of duoCallLimits.
 type duoCallLimiter struct {
-	perUser   *rateLimiter[duoUserKey]
-	perClient *rateLimiter[netip.Addr]
+	perUser   *ratelimit.Limiter[duoUserKey]
+	perClient *ratelimit.Limiter[netip.Addr]
 }
 
-func newDuoCallLimiter(l DuoCallLimits, s *Server) *duoCallLimiter {
+func newDuoCallLimiter(l duoCallLimits, now func() time.Time) *duoCallLimiter {
 	l = l.withDefaults()
 	return &duoCallLimiter{
-		perUser:   newKeyedRateLimiter[duoUserKey](l.PerUser, s.now),
-		perClient: newRateLimiter(l.PerClient, s.now),
+		perUser:   ratelimit.New[duoUserKey](l.PerUser, now),
+		perClient: ratelimit.PerAddress(l.PerClient, now),
 	}
 }
 
@@ -78,30 +67,29 @@ func newDuoCallLimiter(l DuoCallLimits, s *Server) *duoCallLimiter {
 // client's allowance, then the user's. When either is used up it answers
 // 429 with Retry-After, and Duo is not called.
 func (d *duoPages) admitCall(w http.ResponseWriter, r *http.Request, cr *challengeRequest, call string) bool {
-	s := d.c.s
-	client := s.clientIP(r)
+	client := d.proxies.clientIP(r)
 	limit := "client"
-	ok, retry := d.calls.perClient.allow(client)
+	ok, retry := d.calls.perClient.Allow(client)
 	if ok {
 		limit = "user"
-		ok, retry = d.calls.perUser.allow(duoUserKey{cr.providerKey(), cr.user()})
+		ok, retry = d.calls.perUser.Allow(duoUserKey{cr.providerKey(), cr.user()})
 	}
 	if ok {
 		return true
 	}
-	s.countChallenge(cr.providerKey(), challengeRateLimited)
-	s.log.Warn("too many calls to Duo; refused without calling Duo", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
+	d.metrics.countChallenge(cr.providerKey(), challengeRateLimited)
+	d.log.Warn("too many calls to Duo; refused without calling Duo", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
 		"provider", cr.providerKey(), "user", cr.user(), "client", client.String(), "call", call, "limit", limit,
 		"retryAfter", retry.String())
 	text := "Duo was asked about your account too often in a short time."
 	if limit == "client" {
 		text = "Too many requests to Duo came from your network in a short time."
 	}
-	d.c.renderMessage(w, cr, message{
+	d.renderMessage(w, cr, message{
 		status: http.StatusTooManyRequests, title: "Too many requests", alert: true,
 		text:        text + " Wait " + waitText(retry) + ", then try again.",
 		details:     []string{"Nothing was sent to Duo."},
-		actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+		actionURL:   d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 		actionLabel: "Try again",
 		retryAfter:  retry,
 	})

@@ -12,6 +12,8 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // TestDuoCallsAreLimitedBeforeCallingDuo: the Duo page's preauth is
@@ -32,7 +34,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 		text    string
 	}{
 		{
-			name: "per user, from many addresses", burst: DefaultDuoUserLimit.Burst, refill: 6 * time.Second,
+			name: "per user, from many addresses", burst: defaultDuoUserLimit.Burst, refill: 6 * time.Second,
 			page: func(f *duoFixture, i int) *httptest.ResponseRecorder {
 				f.clientIP = fmt.Sprintf("198.51.100.%d", 100+i)
 				return f.browser(duotest.UserApprove).get(challengeURL(duoRD))
@@ -43,7 +45,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 			text: "Duo was asked about your account too often in a short time. Wait 6 seconds, then try again.",
 		},
 		{
-			name: "per client address, for many users", burst: DefaultDuoClientLimit.Burst, refill: time.Second,
+			name: "per client address, for many users", burst: defaultDuoClientLimit.Burst, refill: time.Second,
 			page: func(f *duoFixture, i int) *httptest.ResponseRecorder {
 				f.clientIP = "198.51.100.20"
 				return f.browser(fmt.Sprintf("user-%d@example.com", i)).get(challengeURL(duoRD))
@@ -55,7 +57,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 			text: "Too many requests to Duo came from your network in a short time. Wait a second, then try again.",
 		},
 		{
-			name: "per IPv6 /64, for many users", burst: DefaultDuoClientLimit.Burst, refill: time.Second,
+			name: "per IPv6 /64, for many users", burst: defaultDuoClientLimit.Burst, refill: time.Second,
 			page: func(f *duoFixture, i int) *httptest.ResponseRecorder {
 				f.clientIP = fmt.Sprintf("2001:db8:1:2::%x", i+1)
 				return f.browser(fmt.Sprintf("user-%d@example.com", i)).get(challengeURL(duoRD))
@@ -87,7 +89,7 @@ func TestDuoCallsAreLimitedBeforeCallingDuo(t *testing.T) {
 			g.Expect(w.Body.String()).To(ContainSubstring("Too many requests"))
 			g.Expect(w.Body.String()).To(ContainSubstring(tt.text))
 			g.Expect(w.Body.String()).To(ContainSubstring("Nothing was sent to Duo."))
-			g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+			g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 			g.Expect(preauths()).To(Equal(tt.burst), "Duo was not called")
 			g.Expect(f.logs.String()).To(ContainSubstring("too many calls to Duo; refused without calling Duo"))
 
@@ -136,7 +138,7 @@ func TestDuoPushAndPasscodeShareTheUsersAllowance(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			f := newDuoFixture(t, func(o *Options) {
-				o.DuoCallLimits = DuoCallLimits{PerUser: RateLimit{PerMinute: 6, Burst: 5}}
+				o.duoCallLimits = duoCallLimits{PerUser: ratelimit.Limit{PerMinute: 6, Burst: 5}}
 			})
 			b := f.browser(duotest.UserApprove)
 			do := func(step string) *httptest.ResponseRecorder {
@@ -167,8 +169,8 @@ func TestDuoPushAndPasscodeShareTheUsersAllowance(t *testing.T) {
 
 func TestDuoCallLimitsDefaults(t *testing.T) {
 	g := NewWithT(t)
-	g.Expect(DuoCallLimits{}.withDefaults()).To(Equal(DuoCallLimits{PerUser: DefaultDuoUserLimit, PerClient: DefaultDuoClientLimit}))
-	g.Expect(DuoCallLimits{PerUser: RateLimit{Burst: 2}}.withDefaults().PerUser).To(Equal(RateLimit{PerMinute: 10, Burst: 2, MaxClients: 10000}))
-	g.Expect(DefaultDuoUserLimit).To(Equal(RateLimit{PerMinute: 10, Burst: 10, MaxClients: 10000}), "a burst of 10, then one every 6 seconds")
-	g.Expect(DefaultDuoClientLimit).To(Equal(RateLimit{PerMinute: 60, Burst: 20, MaxClients: 10000}), "a burst of 20, then one a second")
+	g.Expect(duoCallLimits{}.withDefaults()).To(Equal(duoCallLimits{PerUser: defaultDuoUserLimit, PerClient: defaultDuoClientLimit}))
+	g.Expect(duoCallLimits{PerUser: ratelimit.Limit{Burst: 2}}.withDefaults().PerUser).To(Equal(ratelimit.Limit{PerMinute: 10, Burst: 2, MaxClients: 10000}))
+	g.Expect(defaultDuoUserLimit).To(Equal(ratelimit.Limit{PerMinute: 10, Burst: 10, MaxClients: 10000}), "a burst of 10, then one every 6 seconds")
+	g.Expect(defaultDuoClientLimit).To(Equal(ratelimit.Limit{PerMinute: 60, Burst: 20, MaxClients: 10000}), "a burst of 20, then one a second")
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/mfa-operator/mfa-operator/internal/duo"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // allowed issues the session after Duo accepted the second factor, or
@@ -13,7 +14,7 @@ func (d *duoPages) allowed(w http.ResponseWriter, r *http.Request, cr *challenge
 		d.bypassed(w, r, cr, how, res.StatusMsg)
 		return
 	}
-	d.c.accepted(w, r, cr, "Duo "+how)
+	d.accepted(w, r, cr, "Duo "+how)
 	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
 }
 
@@ -22,9 +23,9 @@ func (d *duoPages) allowed(w http.ResponseWriter, r *http.Request, cr *challenge
 // session never claims duo and is not remembered: Duo is asked again in
 // the next browser session.
 func (d *duoPages) bypassed(w http.ResponseWriter, r *http.Request, cr *challengeRequest, stage, statusMsg string) {
-	d.c.s.issueSession(w, r, cr.id, cr.policy, cr.rule, cr.providerKey(), SessionFailOpen)
-	d.c.s.countChallenge(cr.providerKey(), challengeBypass)
-	d.c.s.log.Info("second factor bypassed by Duo; the session does not claim duo", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
+	d.issueSession(w, r, cr, session.FailOpen)
+	d.metrics.countChallenge(cr.providerKey(), challengeBypass)
+	d.log.Info("second factor bypassed by Duo; the session does not claim duo", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
 		"rule", cr.rule.Name, "provider", cr.providerKey(), "user", cr.user(), "stage", stage, "duoStatus", statusMsg)
 	http.Redirect(w, r, cr.rd, http.StatusSeeOther)
 }
@@ -44,9 +45,9 @@ func (d *duoPages) refused(w http.ResponseWriter, r *http.Request, cr *challenge
 	case "locked_out":
 		title, text = "Account locked by Duo", "Duo has locked your account after too many attempts."
 	}
-	d.c.s.countChallenge(cr.providerKey(), result)
+	d.metrics.countChallenge(cr.providerKey(), result)
 	if result == challengeFraud {
-		d.c.s.log.Warn("Duo push reported as fraud by the user", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
+		d.log.Warn("Duo push reported as fraud by the user", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
 			"provider", cr.providerKey(), "user", cr.user(), "client", d.ipaddr(r))
 	} else {
 		d.logf(cr, "second factor refused by Duo", "with", how, "duoStatus", res.Status)
@@ -55,11 +56,11 @@ func (d *duoPages) refused(w http.ResponseWriter, r *http.Request, cr *challenge
 	if res.StatusMsg != "" {
 		details = append(details, "Duo says: "+res.StatusMsg)
 	}
-	d.c.renderMessage(w, cr, message{
+	d.renderMessage(w, cr, message{
 		status: http.StatusForbidden, title: title, alert: true,
 		text:        text,
 		details:     append(details, "You can try again: send a new push or enter a passcode."),
-		actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+		actionURL:   d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 		actionLabel: "Try again",
 	})
 }

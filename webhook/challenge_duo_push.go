@@ -23,14 +23,14 @@ func (d *duoPages) handlePush(w http.ResponseWriter, r *http.Request, cr *challe
 	if !d.admitCall(w, r, cr, "push") {
 		return
 	}
-	if ok, retry := d.pushes.allow(duoUserKey{cr.providerKey(), cr.user()}); !ok {
-		d.c.s.countChallenge(cr.providerKey(), challengeRateLimited)
-		d.c.s.log.Warn("Duo push rate limited", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(), "user", cr.user())
-		d.c.renderMessage(w, cr, message{
+	if ok, retry := d.pushes.Allow(duoUserKey{cr.providerKey(), cr.user()}); !ok {
+		d.metrics.countChallenge(cr.providerKey(), challengeRateLimited)
+		d.log.Warn("Duo push rate limited", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(), "user", cr.user())
+		d.renderMessage(w, cr, message{
 			status: http.StatusTooManyRequests, title: "Too many pushes", alert: true,
 			text:        "You asked for several pushes in a short time. Wait a minute before asking for another one.",
 			details:     []string{"If a push you did not ask for reaches your phone, deny it and report it."},
-			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+			actionURL:   d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 			actionLabel: "Back to Duo",
 			retryAfter:  retry,
 		})
@@ -65,7 +65,7 @@ func (d *duoPages) handlePush(w http.ResponseWriter, r *http.Request, cr *challe
 	d.logf(cr, "Duo push sent", "device", device)
 	token, err := d.sealTx(r, cr, duoTx{Txid: txid, Label: label})
 	if err != nil {
-		d.c.renderFailure(w, cr, err)
+		d.renderFailure(w, cr, err)
 		return
 	}
 	d.renderWaiting(w, r, cr, token, label, "", http.StatusOK)
@@ -75,17 +75,17 @@ func (d *duoPages) handlePush(w http.ResponseWriter, r *http.Request, cr *challe
 // script polls the status endpoint and submits the form once Duo has an
 // answer; without scripts, the form's button asks.
 func (d *duoPages) renderWaiting(w http.ResponseWriter, r *http.Request, cr *challengeRequest, token, label, notice string, status int) {
-	p := d.c.formPage(w, r, cr)
+	p := d.formPage(w, r, cr)
 	p.Title = "Approve the push"
 	p.Duo = &duoView{
 		DeviceLabel:  label,
 		Tx:           token,
-		CheckAction:  d.c.pagePath(cr.policy, duoPathCheck),
-		StatusAction: d.c.pagePath(cr.policy, duoPathStatus),
-		PageURL:      d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+		CheckAction:  d.pagePath(cr.policy, duoPathCheck),
+		StatusAction: d.pagePath(cr.policy, duoPathStatus),
+		PageURL:      d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 		Notice:       notice,
 	}
-	d.c.render(&scriptPageWriter{ResponseWriter: w, p: p}, status, pageDuoPush, p, originOf(cr.rd))
+	d.render(&scriptPageWriter{ResponseWriter: w, p: p}, status, pageDuoPush, p, originOf(cr.rd))
 }
 
 // handleCheck asks Duo for the push's outcome.
@@ -127,8 +127,7 @@ type duoStatusAnswer struct {
 // (polling is frequent) and answers errors in JSON; the script then
 // submits the form, whose answer explains.
 func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
-	s := d.c.s
-	if ok, retry := d.polls.allow(s.clientIP(r)); !ok {
+	if ok, retry := d.polls.Allow(d.proxies.clientIP(r)); !ok {
 		w.Header().Set("Retry-After", retryAfterSeconds(retry))
 		writeDuoStatus(w, http.StatusTooManyRequests, duoStatusAnswer{Error: "too many requests"})
 		return
@@ -140,7 +139,7 @@ func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	// prepare answers with a page when the request cannot go on; the
 	// script treats any answer but a 200 as "submit the form".
-	cr, ok := d.c.prepare(w, r, r.PostForm)
+	cr, ok := d.prepare(w, r, r.PostForm)
 	if !ok {
 		return
 	}
@@ -148,7 +147,7 @@ func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeDuoStatus(w, http.StatusBadRequest, duoStatusAnswer{Error: "not a Duo provider"})
 		return
 	}
-	if err := s.checkCSRF(r, cr.user()); err != nil {
+	if err := d.csrf.check(r, cr.snap.Keyring, cr.user()); err != nil {
 		writeDuoStatus(w, http.StatusForbidden, duoStatusAnswer{Error: "invalid form token"})
 		return
 	}
@@ -157,7 +156,7 @@ func (d *duoPages) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeDuoStatus(w, http.StatusForbidden, duoStatusAnswer{Error: "invalid or expired push"})
 		return
 	}
-	client, err := d.clients.get(cr.provider)
+	client, err := d.clients.Get(cr.provider)
 	if err != nil || d.txUsed(tx.Txid) {
 		writeDuoStatus(w, http.StatusOK, duoStatusAnswer{State: "done"})
 		return

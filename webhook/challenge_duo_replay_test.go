@@ -13,7 +13,9 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // newDuoReplica starts another challenge server next to f's, as a second
@@ -26,10 +28,13 @@ func newDuoReplica(f *duoFixture) *challengeFixture {
 	logs := &syncWriter{w: new(bytes.Buffer)}
 	o := f.s.opts
 	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dir := *o.Source.(*source.Dir)
+	dir.Log = o.Logger
+	o.Source = &dir
 	s, err := NewServer(o)
 	g.Expect(err).NotTo(HaveOccurred())
-	s.reloadConfigDir()
-	g.Expect(s.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
+	reloadConfigDir(s)
+	g.Expect(s.config.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
 	replica := *f.challengeFixture
 	replica.s, replica.logs = s, logs.w
 	return &replica
@@ -70,7 +75,7 @@ func TestDuoApprovedPushIssuesOneSessionAcrossReplicas(t *testing.T) {
 	// Completed on replica A.
 	w := b.post(challengePath+duoPathCheck, form)
 	g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
-	g.Expect(cookieNames(w)).To(ContainElement(SessionCookieName))
+	g.Expect(cookieNames(w)).To(ContainElement(session.CookieName))
 
 	// The same sealed form, from the same browser signed out, to replica
 	// B, which has never seen the push: Duo still says approved, the store
@@ -80,8 +85,8 @@ func TestDuoApprovedPushIssuesOneSessionAcrossReplicas(t *testing.T) {
 	w = replay.post(challengePath+duoPathCheck, form)
 	g.Expect(w.Code).To(Equal(http.StatusForbidden), w.Body.String())
 	g.Expect(w.Body.String()).To(ContainSubstring("This push was already used to sign in."))
-	g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
-	g.Expect(cookieNames(w)).NotTo(ContainElement(RememberCookieName))
+	g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
+	g.Expect(cookieNames(w)).NotTo(ContainElement(session.RememberCookieName))
 	g.Expect(f.duo.RequestsTo("/auth/v2/auth_status")).To(HaveLen(statusCalls+1), "replica B asked Duo: only the store knew")
 	g.Expect(replicaB.logs.String()).To(ContainSubstring(`"reason":"the push was already used"`))
 
@@ -160,7 +165,7 @@ func TestDuoPushFailsClosedWhenTheStoreIsUnavailable(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusServiceUnavailable), w.Body.String())
 	g.Expect(w.Body.String()).To(ContainSubstring("Please try again"))
 	g.Expect(w.Header().Get("Retry-After")).To(Equal("5"))
-	g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+	g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 	g.Expect(f.authFor(b, duoRD).Code).To(Equal(http.StatusUnauthorized))
 	g.Expect(f.logs.String()).To(ContainSubstring(store.ErrUnavailable.Error()))
 }
@@ -184,7 +189,7 @@ func TestDuoPushRefusedWhileTheUsersUsedPushesAreAtTheirBound(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests), w.Body.String())
 	g.Expect(w.Body.String()).To(ContainSubstring("Wait a few minutes, then send a new push."))
 	g.Expect(w.Header().Get("Retry-After")).To(Equal("180"))
-	g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+	g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 	g.Expect(f.authFor(b, duoRD).Code).To(Equal(http.StatusUnauthorized))
 	e, err := f.st.Get(t.Context(), k)
 	g.Expect(err).NotTo(HaveOccurred())

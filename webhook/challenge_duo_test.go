@@ -20,7 +20,10 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // The Duo challenge is tested against a Duo Auth API test server on
@@ -127,24 +130,24 @@ func newDuoFixture(t *testing.T, opts ...func(*Options)) *duoFixture {
 	t.Cleanup(func() { _ = st.Close() })
 	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	logs := &syncWriter{w: new(bytes.Buffer)}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o := Options{
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
-		ConfigDir:      configDir,
-		DataDir:        dataDir,
+		Source:         &source.Dir{ConfigDir: configDir, DataDir: dataDir, Now: clock.Now, Log: log},
 		Store:          st,
 		Now:            clock.Now,
-		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         log,
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	s, err := NewServer(o)
 	g.Expect(err).NotTo(HaveOccurred())
-	s.reloadConfigDir()
-	g.Expect(s.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
-	g.Expect(s.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads; logs:\n%s", logs.w.String())
+	reloadConfigDir(s)
+	g.Expect(s.config.snapshot().Provider("apps", "duo")).NotTo(BeNil(), "the Duo provider loads; logs:\n%s", logs.w.String())
+	g.Expect(s.config.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads; logs:\n%s", logs.w.String())
 	return &duoFixture{
 		challengeFixture: &challengeFixture{t: t, s: s, st: st, clock: clock, logs: logs.w, clientIP: "198.51.100.20"},
 		duo:              ds,
@@ -165,13 +168,13 @@ func (f *duoFixture) authFor(b *browser, rd string) *httptest.ResponseRecorder {
 		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	f.s.Handler().ServeHTTP(w, r)
+	f.s.handler.ServeHTTP(w, r)
 	return w
 }
 
 // assertionClaims decodes the claims of the X-MFA-Assertion JWT.
 func assertionClaims(g Gomega, w *httptest.ResponseRecorder) map[string]any {
-	jwt := w.Header().Get(HeaderAssertion)
+	jwt := w.Header().Get(headerAssertion)
 	parts := strings.Split(jwt, ".")
 	g.Expect(parts).To(HaveLen(3), "an assertion JWT")
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
@@ -352,12 +355,12 @@ func TestDuoPushApprovedIssuesTheSessionClaimingDuo(t *testing.T) {
 	w = b.submit(duoPathCheck, nil)
 	g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
 	g.Expect(w.Header().Get("Location")).To(Equal(duoRD))
-	g.Expect(cookieNames(w)).To(ContainElements(SessionCookieName, RememberCookieName))
+	g.Expect(cookieNames(w)).To(ContainElements(session.CookieName, session.RememberCookieName))
 
 	aw := f.authFor(b, duoRD)
 	g.Expect(aw.Code).To(Equal(http.StatusOK), aw.Body.String())
-	g.Expect(aw.Header().Get(HeaderUser)).To(Equal(duotest.UserApprove))
-	g.Expect(aw.Header().Get(HeaderMultifactor)).To(Equal("duo"))
+	g.Expect(aw.Header().Get(headerUser)).To(Equal(duotest.UserApprove))
+	g.Expect(aw.Header().Get(headerMultifactor)).To(Equal("duo"))
 	claims := assertionClaims(g, aw)
 	g.Expect(claims["multifactor"]).To(Equal([]any{"duo"}))
 	g.Expect(claims["amr"]).To(ContainElement("mfa"))
@@ -368,7 +371,7 @@ func TestDuoPushApprovedIssuesTheSessionClaimingDuo(t *testing.T) {
 	w = b.post(challengePath+duoPathCheck, form)
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
 	g.Expect(w.Body.String()).To(ContainSubstring("This push was already used to sign in."))
-	g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+	g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 	logDuoRequests(t, f.duo)
 }
 
@@ -400,7 +403,7 @@ func TestDuoPushRefusalsSayWhyAndOfferAnotherTry(t *testing.T) {
 			g.Expect(w.Body.String()).To(ContainSubstring(tt.title))
 			g.Expect(w.Body.String()).To(ContainSubstring("Duo says: " + tt.msg))
 			g.Expect(w.Body.String()).To(ContainSubstring(`>Try again</a>`))
-			g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+			g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 			g.Expect(f.authFor(b, duoRD).Code).To(Equal(http.StatusUnauthorized))
 
 			// Trying again offers the push again.
@@ -421,11 +424,11 @@ func TestDuoBypassPassesWithoutClaimingDuo(t *testing.T) {
 	w := b.get(challengeURL(duoRD))
 	g.Expect(w.Code).To(Equal(http.StatusSeeOther), w.Body.String())
 	g.Expect(w.Header().Get("Location")).To(Equal(duoRD))
-	g.Expect(cookieNames(w)).To(ConsistOf(SessionCookieName), "a session for this browser session only, never remembered")
+	g.Expect(cookieNames(w)).To(ConsistOf(session.CookieName), "a session for this browser session only, never remembered")
 
 	aw := f.authFor(b, duoRD)
 	g.Expect(aw.Code).To(Equal(http.StatusOK))
-	g.Expect(aw.Header().Get(HeaderMultifactor)).To(BeEmpty(), "no factor was answered")
+	g.Expect(aw.Header().Get(headerMultifactor)).To(BeEmpty(), "no factor was answered")
 	claims := assertionClaims(g, aw)
 	g.Expect(claims["multifactor"]).To(BeEmpty())
 	g.Expect(claims["amr"]).To(BeEmpty())
@@ -458,7 +461,7 @@ func TestDuoPasscode(t *testing.T) {
 	g.Expect(w.Header().Get("Location")).To(Equal(duoRD))
 	aw := f.authFor(b, duoRD)
 	g.Expect(aw.Code).To(Equal(http.StatusOK))
-	g.Expect(aw.Header().Get(HeaderMultifactor)).To(Equal("duo"))
+	g.Expect(aw.Header().Get(headerMultifactor)).To(Equal("duo"))
 
 	auths := f.duo.RequestsTo("/auth/v2/auth")
 	g.Expect(auths).To(HaveLen(2))
@@ -484,21 +487,21 @@ func TestDuoPushesAreLimitedPerUser(t *testing.T) {
 	g := NewWithT(t)
 	// The push limit alone: the limits of calls to Duo are out of its way.
 	f := newDuoFixture(t, func(o *Options) {
-		o.DuoCallLimits = DuoCallLimits{PerUser: RateLimit{PerMinute: 600, Burst: 100}}
+		o.duoCallLimits = duoCallLimits{PerUser: ratelimit.Limit{PerMinute: 600, Burst: 100}}
 	})
 	b := f.browser(duotest.UserApprove)
 	push := func(b *browser) *httptest.ResponseRecorder {
 		g.Expect(b.get(challengeURL(duoRD)).Code).To(Equal(http.StatusOK))
 		return b.submit(duoPathPush, nil)
 	}
-	for i := 0; i < int(DuoPushRateLimit.Burst); i++ {
+	for i := 0; i < int(duoPushRateLimit.Burst); i++ {
 		g.Expect(push(b).Code).To(Equal(http.StatusOK), "push %d", i+1)
 	}
 	w := push(b)
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
 	g.Expect(w.Body.String()).To(ContainSubstring("Too many pushes"))
 	g.Expect(w.Header().Get("Retry-After")).To(Equal("20"))
-	g.Expect(f.duo.RequestsTo("/auth/v2/auth")).To(HaveLen(DuoPushRateLimit.Burst), "the refused push never reached Duo")
+	g.Expect(f.duo.RequestsTo("/auth/v2/auth")).To(HaveLen(duoPushRateLimit.Burst), "the refused push never reached Duo")
 
 	// Another browser of the same user, from another address: still limited.
 	other := f.browser(duotest.UserApprove)
@@ -559,7 +562,7 @@ func TestDuoPushIsBoundToTheUserAndTheBrowser(t *testing.T) {
 			tc.b.last = last
 			g.Expect(w.Code).To(Equal(http.StatusForbidden))
 			g.Expect(w.Body.String()).To(ContainSubstring("Push expired or invalid"))
-			g.Expect(cookieNames(w)).NotTo(ContainElement(SessionCookieName))
+			g.Expect(cookieNames(w)).NotTo(ContainElement(session.CookieName))
 		})
 	}
 	g.Expect(f.duo.RequestsTo("/auth/v2/auth_status")).To(HaveLen(statusBefore), "no refused transaction reached Duo")

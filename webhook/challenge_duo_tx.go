@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // The sealed push: a push in flight travels in the waiting page's form,
@@ -29,7 +29,7 @@ const (
 	// maxTxToken bounds the sealed push read from a form.
 	maxTxToken = 1024
 	// usedTxCacheSize bounds the pushes a replica remembers as used: far
-	// more than can be approved within duoTxTTL at DuoPushRateLimit.
+	// more than can be approved within duoTxTTL at duoPushRateLimit.
 	usedTxCacheSize = 10000
 	// maxUsedPushes bounds the used pushes recorded per user and provider
 	// in the store. Each needs the user's approval on the phone, and each
@@ -62,13 +62,13 @@ func duoTxAAD(cr *challengeRequest, browserID []byte) []byte {
 }
 
 func (d *duoPages) sealTx(r *http.Request, cr *challengeRequest, tx duoTx) (string, error) {
-	kr := d.c.s.keyring()
-	browserID := d.c.s.csrfBrowserID(r)
+	kr := cr.snap.Keyring
+	browserID := d.csrf.browserID(r)
 	if kr == nil || browserID == nil {
 		return "", errors.New("sealing a Duo push: no keyring or no CSRF cookie")
 	}
 	tx.Version = duoTxVersion
-	tx.Expiry = d.c.s.now().Add(duoTxTTL).Unix()
+	tx.Expiry = d.now().Add(duoTxTTL).Unix()
 	plain, err := json.Marshal(tx)
 	if err != nil {
 		return "", err
@@ -79,8 +79,8 @@ func (d *duoPages) sealTx(r *http.Request, cr *challengeRequest, tx duoTx) (stri
 // openTxToken opens the sealed push of the form.
 func (d *duoPages) openTxToken(r *http.Request, cr *challengeRequest) (*duoTx, error) {
 	token := r.PostForm.Get(paramTx)
-	kr := d.c.s.keyring()
-	browserID := d.c.s.csrfBrowserID(r)
+	kr := cr.snap.Keyring
+	browserID := d.csrf.browserID(r)
 	if token == "" || len(token) > maxTxToken || kr == nil || browserID == nil {
 		return nil, errDuoTxInvalid
 	}
@@ -96,7 +96,7 @@ func (d *duoPages) openTxToken(r *http.Request, cr *challengeRequest) (*duoTx, e
 	if err := json.Unmarshal(plain, &tx); err != nil || tx.Version != duoTxVersion || tx.Txid == "" {
 		return nil, errDuoTxInvalid
 	}
-	if d.c.s.now().Unix() > tx.Expiry {
+	if d.now().Unix() > tx.Expiry {
 		return nil, errDuoTxExpired
 	}
 	return &tx, nil
@@ -119,7 +119,7 @@ func (d *duoPages) openTx(w http.ResponseWriter, r *http.Request, cr *challengeR
 // txRefused answers a sealed push that cannot be used with a page that
 // offers a new one.
 func (d *duoPages) txRefused(w http.ResponseWriter, cr *challengeRequest, err error) {
-	d.c.s.log.Warn("Duo push form refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(),
+	d.log.Warn("Duo push form refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(),
 		"user", cr.user(), "reason", err.Error())
 	text := "This page does not belong to a push of yours in this browser."
 	switch {
@@ -128,11 +128,11 @@ func (d *duoPages) txRefused(w http.ResponseWriter, cr *challengeRequest, err er
 	case errors.Is(err, errDuoTxUsed):
 		text = "This push was already used to sign in."
 	}
-	d.c.renderMessage(w, cr, message{
+	d.renderMessage(w, cr, message{
 		status: http.StatusForbidden, title: "Push expired or invalid", alert: true,
 		text:      text,
 		details:   []string{"Nothing was changed. Send a new push."},
-		actionURL: d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Back to Duo",
+		actionURL: d.pageURL(cr, choiceName(cr.policy, cr.provider), ""), actionLabel: "Back to Duo",
 	})
 }
 
@@ -153,7 +153,7 @@ func (d *duoPages) txUsed(txid string) bool {
 // were used lately (429), or the store could not say (503): never a
 // session.
 func (d *duoPages) claimTx(w http.ResponseWriter, r *http.Request, cr *challengeRequest, tx *duoTx) bool {
-	now := d.c.s.now()
+	now := d.now()
 	use := store.UsedDuoPush{TxHash: duoTxHash(tx.Txid), Until: time.Unix(tx.Expiry, 0).UTC().Add(usedPushSlack)}
 	_, err := d.store.Update(r.Context(), cr.enrollment(), func(e *store.Enrollment) error {
 		return recordUsedPush(e, use, now)
@@ -167,17 +167,17 @@ func (d *duoPages) claimTx(w http.ResponseWriter, r *http.Request, cr *challenge
 		d.used.Add(tx.Txid, struct{}{})
 		d.txRefused(w, cr, err)
 	case errors.As(err, &full):
-		d.c.s.log.Warn("Duo push refused: too many pushes used lately", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
+		d.log.Warn("Duo push refused: too many pushes used lately", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
 			"provider", cr.providerKey(), "user", cr.user(), "until", full.until.UTC().Format(time.RFC3339))
-		d.c.renderMessage(w, cr, message{
+		d.renderMessage(w, cr, message{
 			status: http.StatusTooManyRequests, title: "Too many sign-ins", alert: true,
 			text:        "You signed in with many pushes in a short time. Wait a few minutes, then send a new push.",
-			actionURL:   d.c.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
+			actionURL:   d.pageURL(cr, choiceName(cr.policy, cr.provider), ""),
 			actionLabel: "Back to Duo",
 			retryAfter:  full.until.Sub(now),
 		})
 	default:
-		d.c.renderFailure(w, cr, err)
+		d.renderFailure(w, cr, err)
 	}
 	return false
 }

@@ -106,12 +106,12 @@ type choice struct {
 // security policy that allows the inline style sheet (by nonce), data:
 // images (the QR code) and forms posting to this server, and nothing else.
 // formTarget, when set, is the origin a form's redirect may lead to.
-func (c *challengePages) render(w http.ResponseWriter, status int, name string, p *page, formTarget string) {
+func (k *pageKit) render(w http.ResponseWriter, status int, name string, p *page, formTarget string) {
 	p.Nonce = newNonce()
 	var buf bytes.Buffer
 	if err := challengeTemplates[name].ExecuteTemplate(&buf, "layout", p); err != nil {
 		// Only a programming error gets here; the page is not half-written.
-		c.s.log.Error("rendering a challenge page", "page", name, "error", err)
+		k.log.Error("rendering a challenge page", "page", name, "error", err)
 		http.Error(w, "The page could not be shown. Try again.", http.StatusServiceUnavailable)
 		return
 	}
@@ -151,7 +151,7 @@ type message struct {
 	retryAfter             time.Duration
 }
 
-func (c *challengePages) renderMessage(w http.ResponseWriter, cr *challengeRequest, m message) {
+func (k *pageKit) renderMessage(w http.ResponseWriter, cr *challengeRequest, m message) {
 	p := &page{
 		Title:       m.title,
 		Alert:       m.alert,
@@ -168,7 +168,7 @@ func (c *challengePages) renderMessage(w http.ResponseWriter, cr *challengeReque
 	if m.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((m.retryAfter+time.Second-1)/time.Second)))
 	}
-	c.render(w, m.status, pageMessage, p, "")
+	k.render(w, m.status, pageMessage, p, "")
 }
 
 // groupKey writes a base32 key in groups of four for reading aloud or

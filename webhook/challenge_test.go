@@ -22,7 +22,10 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // The challenge pages are tested against a real server in standalone mode:
@@ -121,20 +124,20 @@ func newChallengeFixture(t *testing.T) *challengeFixture {
 	t.Cleanup(func() { _ = st.Close() })
 	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := NewServer(Options{
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
-		ConfigDir:      configDir,
-		DataDir:        dataDir,
+		Source:         &source.Dir{ConfigDir: configDir, DataDir: dataDir, Now: clock.Now, Log: log},
 		Store:          st,
 		Now:            clock.Now,
-		Logger:         slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         log,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	s.reloadConfigDir()
-	g.Expect(s.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads from the config directory; logs:\n%s", logs)
-	g.Expect(s.snapshot().Keyring).NotTo(BeNil())
+	reloadConfigDir(s)
+	g.Expect(s.config.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads from the config directory; logs:\n%s", logs)
+	g.Expect(s.config.snapshot().Keyring).NotTo(BeNil())
 	return &challengeFixture{t: t, s: s, st: st, clock: clock, logs: logs, clientIP: "198.51.100.20"}
 }
 
@@ -176,7 +179,7 @@ func (b *browser) do(r *http.Request) *httptest.ResponseRecorder {
 		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	b.f.s.Handler().ServeHTTP(w, r)
+	b.f.s.handler.ServeHTTP(w, r)
 	b.jar.SetCookies(r.URL, w.Result().Cookies())
 	b.last = w.Body.String()
 	return w
@@ -330,7 +333,7 @@ func TestChallengeWithoutIdentityShowsSignInFirst(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "https://auth.example.com"+challengeURL(challengeRD), nil)
 			tc.prep(r)
 			w := httptest.NewRecorder()
-			f.s.Handler().ServeHTTP(w, r)
+			f.s.handler.ServeHTTP(w, r)
 			g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
 			body := w.Body.String()
 			g.Expect(body).To(ContainSubstring("Sign in first"))
@@ -386,9 +389,9 @@ func TestChallengeEnrolmentWalk(t *testing.T) {
 	for _, c := range w.Result().Cookies() {
 		cookies[c.Name] = c
 	}
-	g.Expect(cookies).To(HaveKey(SessionCookieName))
-	g.Expect(cookies).To(HaveKey(RememberCookieName))
-	g.Expect(cookies[SessionCookieName].Domain).To(Equal("example.com"))
+	g.Expect(cookies).To(HaveKey(session.CookieName))
+	g.Expect(cookies).To(HaveKey(session.RememberCookieName))
+	g.Expect(cookies[session.CookieName].Domain).To(Equal("example.com"))
 
 	// "I saved them, continue" leads back to rd.
 	w = b.submit("/continue", nil)
@@ -406,7 +409,7 @@ func TestChallengeEnrolmentWalk(t *testing.T) {
 		auth.AddCookie(c)
 	}
 	aw := httptest.NewRecorder()
-	f.s.Handler().ServeHTTP(aw, auth)
+	f.s.handler.ServeHTTP(aw, auth)
 	g.Expect(aw.Code).To(Equal(http.StatusOK), aw.Body.String())
 
 	// The recovery codes are never shown again: the page now asks for a code.
@@ -438,7 +441,7 @@ func TestChallengeVerifyWithACode(t *testing.T) {
 	w = b.submit("/verify", url.Values{"code": {f.code(o, f.clock.Now())}})
 	g.Expect(w.Code).To(Equal(http.StatusSeeOther))
 	g.Expect(w.Header().Get("Location")).To(Equal(challengeRD))
-	g.Expect(w.Header().Values("Set-Cookie")).To(ContainElement(HavePrefix(SessionCookieName + "=")))
+	g.Expect(w.Header().Values("Set-Cookie")).To(ContainElement(HavePrefix(session.CookieName + "=")))
 }
 
 func TestChallengeRefusedCodesSayWhy(t *testing.T) {
@@ -512,7 +515,7 @@ func TestChallengeLocksOutAfterFiveFailures(t *testing.T) {
 	w = b.submit("/verify", url.Values{"code": {right}})
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
 	g.Expect(w.Body.String()).To(ContainSubstring("verification is paused until 09:37 UTC"))
-	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(SessionCookieName + "=")))
+	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(session.CookieName + "=")))
 
 	// Recovery codes are locked too.
 	w = b.get(challengeURL(challengeRD, "method", "recovery"))
@@ -594,7 +597,7 @@ func TestChallengeFormsNeedTheirCSRFToken(t *testing.T) {
 			w := b.do(r)
 			g.Expect(w.Code).To(Equal(http.StatusForbidden))
 			g.Expect(w.Body.String()).To(ContainSubstring("Form expired or invalid"))
-			g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(SessionCookieName + "=")))
+			g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(session.CookieName + "=")))
 		})
 	}
 }
@@ -628,7 +631,7 @@ func TestChallengeRateLimitsFormsPerAddress(t *testing.T) {
 	b.get(challengeURL(challengeRD))
 	form := b.form("/enroll")
 	form.Set("code", "x")
-	for i := range DefaultRateLimit.Burst {
+	for i := range ratelimit.Default.Burst {
 		w := b.post(challengePath+"/enroll", form)
 		g.Expect(w.Code).To(Equal(http.StatusUnprocessableEntity), "submission %d", i+1)
 	}

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mfa-operator/mfa-operator/webhook/store"
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
+	"github.com/mfa-operator/mfa-operator/internal/keyring"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 // qrPixels is the size of the QR code image; it is shown at half that
@@ -32,7 +32,7 @@ const (
 // and an enrolled user the code form (or the recovery code form). problem,
 // when set, is shown as the form's error with status.
 func (c *challengePages) showTOTP(w http.ResponseWriter, r *http.Request, cr *challengeRequest, recovery bool, problem string, status int) {
-	e, err := c.s.opts.Store.Get(r.Context(), cr.enrollment())
+	e, err := c.store.Get(r.Context(), cr.enrollment())
 	if err != nil {
 		c.renderFailure(w, cr, err)
 		return
@@ -68,8 +68,8 @@ func (c *challengePages) showEnroll(w http.ResponseWriter, r *http.Request, cr *
 	params := totp.ParamsFrom(cr.provider.Spec.TOTP)
 	// The pending secret is bound to this browser: another browser, even
 	// with the same first factor, never sees it.
-	browser := c.s.ensureCSRFCookie(w, r)
-	uri, secret, err := c.s.totp.BeginEnrollment(r.Context(), cr.enrollment(), browser, params)
+	browser := c.csrf.ensureCookie(w, r)
+	uri, secret, err := c.authenticator(cr).BeginEnrollment(r.Context(), cr.enrollment(), browser, params)
 	if errors.Is(err, totp.ErrAlreadyEnrolled) {
 		// Confirmed meanwhile (another tab): the code form is next.
 		http.Redirect(w, r, c.pageURL(cr, choiceName(cr.policy, cr.provider), ""), http.StatusSeeOther)
@@ -103,21 +103,6 @@ func (c *challengePages) showEnroll(w http.ResponseWriter, r *http.Request, cr *
 	c.render(w, status, pageEnroll, p, originOf(cr.rd))
 }
 
-// formPage is a page with a form of cr: its token, rd and provider.
-func (c *challengePages) formPage(w http.ResponseWriter, r *http.Request, cr *challengeRequest) *page {
-	p := &page{
-		AppHost:  cr.appHost,
-		User:     cr.userLabel(),
-		CSRF:     c.s.csrfToken(w, r, cr.user()),
-		RD:       cr.rd,
-		Provider: choiceName(cr.policy, cr.provider),
-	}
-	if len(cr.choices) > 1 {
-		p.ChooseURL = c.pageURL(cr, "", "")
-	}
-	return p
-}
-
 // handleEnroll checks the first code of a new enrolment; on success the
 // session is issued and the recovery codes are shown, once.
 func (c *challengePages) handleEnroll(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
@@ -125,7 +110,7 @@ func (c *challengePages) handleEnroll(w http.ResponseWriter, r *http.Request, cr
 	if !ok {
 		return
 	}
-	codes, err := c.s.totp.ConfirmEnrollment(r.Context(), cr.enrollment(), c.s.csrfBrowserID(r), code)
+	codes, err := c.authenticator(cr).ConfirmEnrollment(r.Context(), cr.enrollment(), c.csrf.browserID(r), code)
 	switch {
 	case err == nil:
 	case errors.Is(err, totp.ErrAlreadyEnrolled), errors.Is(err, totp.ErrNoPending):
@@ -150,7 +135,7 @@ func (c *challengePages) handleVerify(w http.ResponseWriter, r *http.Request, cr
 	if !ok {
 		return
 	}
-	c.verified(w, r, cr, c.s.totp.VerifyCode(r.Context(), cr.enrollment(), code), false)
+	c.verified(w, r, cr, c.authenticator(cr).VerifyCode(r.Context(), cr.enrollment(), code), false)
 }
 
 // handleRecovery checks a recovery code; each works once.
@@ -160,7 +145,7 @@ func (c *challengePages) handleRecovery(w http.ResponseWriter, r *http.Request, 
 		c.showTOTP(w, r, cr, true, "Enter one of your recovery codes, for example 7k3m-q9tz-4h.", http.StatusUnprocessableEntity)
 		return
 	}
-	c.verified(w, r, cr, c.s.totp.VerifyRecoveryCode(r.Context(), cr.enrollment(), code), true)
+	c.verified(w, r, cr, c.authenticator(cr).VerifyRecoveryCode(r.Context(), cr.enrollment(), code), true)
 }
 
 // verified answers a code or recovery code check: back to rd with a
@@ -198,14 +183,6 @@ func (c *challengePages) totpCodeInput(w http.ResponseWriter, r *http.Request, c
 	return code, true
 }
 
-// accepted issues the session after a second factor.
-func (c *challengePages) accepted(w http.ResponseWriter, r *http.Request, cr *challengeRequest, how string) {
-	c.s.issueSession(w, r, cr.id, cr.policy, cr.rule, cr.providerKey(), SessionVerified)
-	c.s.countChallenge(cr.providerKey(), challengeSuccess)
-	c.s.log.Info("second factor accepted", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "rule", cr.rule.Name,
-		"provider", cr.providerKey(), "user", cr.user(), "with", how)
-}
-
 // codeRefused answers a refused code with the form and a message that says
 // what to do. While locked out, codes are not checked, so the message
 // says nothing about the code itself.
@@ -217,7 +194,7 @@ func (c *challengePages) codeRefused(w http.ResponseWriter, r *http.Request, cr 
 	case errors.As(err, &locked):
 		text = "Too many attempts. For your security, verification is paused until " + locked.Until.UTC().Format("15:04") + " UTC. Try again then."
 		result, status = challengeLocked, http.StatusTooManyRequests
-		w.Header().Set("Retry-After", retryAfterSeconds(locked.Until.Sub(c.s.now())))
+		w.Header().Set("Retry-After", retryAfterSeconds(locked.Until.Sub(c.now())))
 	case errors.Is(err, totp.ErrReusedCode):
 		text = "That code was already used. Wait until your app shows a new code, then enter it."
 		result = challengeReused
@@ -231,38 +208,10 @@ func (c *challengePages) codeRefused(w http.ResponseWriter, r *http.Request, cr 
 		c.renderFailure(w, cr, err)
 		return
 	}
-	c.s.countChallenge(cr.providerKey(), result)
-	c.s.log.Info("second factor refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(),
+	c.metrics.countChallenge(cr.providerKey(), result)
+	c.log.Info("second factor refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(),
 		"user", cr.user(), "result", result, "recoveryCode", recovery)
 	c.showTOTP(w, r, cr, recovery, text, status)
-}
-
-// renderFailure answers an error of the store or the keyring: nothing was
-// decided, the user may try again. The error is logged, never shown.
-func (c *challengePages) renderFailure(w http.ResponseWriter, cr *challengeRequest, err error) {
-	key := ""
-	if cr.provider != nil {
-		key = cr.providerKey()
-	}
-	if errors.Is(err, store.ErrInvalidUser) {
-		c.s.log.Warn("challenge refused: user id cannot be stored", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "error", err)
-		c.renderMessage(w, cr, message{
-			status: http.StatusForbidden, title: "Account not supported", alert: true,
-			text:    "Your account name cannot be used for two-step verification.",
-			details: []string{"Tell the administrator: user ids must be 1 to 1024 bytes of UTF-8."},
-		})
-		return
-	}
-	c.s.countChallenge(key, challengeUnavailable)
-	c.s.log.Error("challenge failed; answered 503", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", key, "user", cr.user(), "error", err)
-	c.renderMessage(w, cr, message{
-		status: http.StatusServiceUnavailable, title: "Please try again", alert: true,
-		text:        "Your verification could not be checked right now. Nothing was changed.",
-		details:     []string{"Wait a few seconds, then try again."},
-		actionURL:   c.pageURL(cr, providerName(cr), ""),
-		actionLabel: "Try again",
-		retryAfter:  5 * time.Second,
-	})
 }
 
 func providerName(cr *challengeRequest) string {
@@ -278,6 +227,13 @@ func retryAfterSeconds(d time.Duration) string {
 		secs = 1
 	}
 	return strconv.FormatInt(secs, 10)
+}
+
+// authenticator is the TOTP authenticator with the request's keyring.
+func (c *challengePages) authenticator(cr *challengeRequest) *totp.Authenticator {
+	a := *c.totp
+	a.Keyring = func() *keyring.Keyring { return cr.snap.Keyring }
+	return &a
 }
 
 // recoveryCodesFile is the text of the downloadable copy of the codes.

@@ -14,8 +14,9 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
-	"github.com/mfa-operator/mfa-operator/webhook/store/storetest"
+	"github.com/mfa-operator/mfa-operator/internal/source"
+	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/store/storetest"
 )
 
 // TestClusterFollowsBundleAndKeyringSecrets runs against a real API server:
@@ -37,8 +38,9 @@ func TestClusterFollowsBundleAndKeyringSecrets(t *testing.T) {
 
 	f := newCoreServer(t, "")
 	s, err := NewServer(Options{
-		Namespace: ns, PublicURL: f.s.opts.PublicURL, TrustedProxies: f.s.opts.TrustedProxies,
-		Client: c, Store: store.NewSecretStore(c, ns), Now: f.clock.Now, Logger: f.s.log,
+		PublicURL: f.s.opts.PublicURL, TrustedProxies: f.s.opts.TrustedProxies,
+		Source: &source.Cluster{Client: c, Namespace: ns, Log: f.s.log},
+		Store:  store.NewSecretStore(c, ns), Now: f.clock.Now, Logger: f.s.log,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	f.s = s
@@ -89,5 +91,5 @@ func TestClusterFollowsBundleAndKeyringSecrets(t *testing.T) {
 	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: policy.KeyringSecretName}, &ks)).To(Succeed())
 	ks.Data[policy.KeyringKey] = kraw
 	g.Expect(c.Update(ctx, &ks)).To(Succeed())
-	g.Eventually(func() int { return len(s.keyring().Signers()) }, time.Minute, 50*time.Millisecond).Should(Equal(2))
+	g.Eventually(func() int { return len(s.config.snapshot().Keyring.Signers()) }, time.Minute, 50*time.Millisecond).Should(Equal(2))
 }

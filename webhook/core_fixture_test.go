@@ -14,12 +14,11 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/source"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // coreClock is an injected clock tests move by hand.
@@ -72,7 +71,6 @@ func newCoreServer(t testing.TB, yamlDocs string, opts ...coreOption) *coreFixtu
 	t.Cleanup(func() { _ = st.Close() })
 	logs := &bytes.Buffer{}
 	o := Options{
-		Namespace:      "mfa-system",
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
@@ -111,7 +109,7 @@ func (f *coreFixture) setKeyring(kd *keyring.Data) {
 	f.t.Helper()
 	raw, err := kd.Marshal()
 	NewWithT(f.t).Expect(err).NotTo(HaveOccurred())
-	NewWithT(f.t).Expect(f.s.applyKeyring(raw, "test")).To(Succeed())
+	NewWithT(f.t).Expect(f.s.config.ApplyKeyring(raw, "test")).To(Succeed())
 	f.kr = kd
 }
 
@@ -123,15 +121,15 @@ func (f *coreFixture) load(yamlDocs string) {
 	b := bundleFromYAML(f.t, yamlDocs)
 	_, hash, err := b.Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(f.s.applyBundle(b, hash, "test")).To(Succeed())
+	g.Expect(f.s.config.ApplyBundle(b, hash, "test")).To(Succeed())
 }
 
 func bundleFromYAML(t testing.TB, yamlDocs string) *policy.Bundle {
 	t.Helper()
 	g := NewWithT(t)
-	objs := &configObjects{secrets: map[types.NamespacedName]*corev1.Secret{}}
-	g.Expect(objs.addFile("test.yaml", []byte(yamlDocs))).To(Succeed())
-	b, verdicts := policy.BuildBundle(objs.policies, objs.providers, objs.secrets, nil, policy.BuildOptions{})
+	objs := source.NewObjects()
+	g.Expect(objs.AddFile("test.yaml", []byte(yamlDocs))).To(Succeed())
+	b, verdicts := objs.Build(nil, nil)
 	for k, err := range verdicts.Policies {
 		g.Expect(err).NotTo(HaveOccurred(), "MFAPolicy %s", k)
 	}
@@ -157,7 +155,7 @@ func authRequest(path, original string, headers map[string]string) *http.Request
 
 func (f *coreFixture) serve(r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
-	f.s.Handler().ServeHTTP(w, r)
+	f.s.handler.ServeHTTP(w, r)
 	return w
 }
 
@@ -225,4 +223,12 @@ spec:
 
 func discardLogger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// reloadConfigDir loads the server's config directory (its Source) once.
+func reloadConfigDir(s *Server) { s.opts.Source.(*source.Dir).Reload(s.config) }
+
+// identifyAt identifies the user of r through e as the challenge pages do.
+func identifyAt(s *Server, r *http.Request, e *policyEntry) (*identity, error) {
+	return e.identify(r, nil, s.pages.proxies.fromTrustedProxy(r))
 }

@@ -43,17 +43,30 @@ var (
 	errCSRFOrigin  = errors.New("the form was sent from another site")
 )
 
-func (s *Server) csrfCookieName() string {
-	if s.opts.InsecureCookies {
-		return csrfCookieInsecure
-	}
-	return csrfCookieSecure
+// csrfGuard makes and checks the forms' tokens and keeps the browser
+// value's cookie.
+type csrfGuard struct {
+	// cookieName is csrfCookieSecure, or csrfCookieInsecure without
+	// Secure cookies (local http demos).
+	cookieName string
+	secure     bool
+	// publicHost is the public URL's host, an origin forms may come from.
+	publicHost string
+	now        func() time.Time
 }
 
-// csrfBrowserID returns this browser's CSRF value, or nil when it has none
+func newCSRFGuard(insecureCookies bool, publicHost string, now func() time.Time) *csrfGuard {
+	g := &csrfGuard{cookieName: csrfCookieSecure, secure: !insecureCookies, publicHost: publicHost, now: now}
+	if insecureCookies {
+		g.cookieName = csrfCookieInsecure
+	}
+	return g
+}
+
+// browserID returns this browser's CSRF value, or nil when it has none
 // (or a malformed one).
-func (s *Server) csrfBrowserID(r *http.Request) []byte {
-	c, err := r.Cookie(s.csrfCookieName())
+func (g *csrfGuard) browserID(r *http.Request) []byte {
+	c, err := r.Cookie(g.cookieName)
 	if err != nil {
 		return nil
 	}
@@ -64,16 +77,16 @@ func (s *Server) csrfBrowserID(r *http.Request) []byte {
 	return id
 }
 
-// ensureCSRFCookie returns this browser's CSRF value, giving the browser a
+// ensureCookie returns this browser's CSRF value, giving the browser a
 // new one when it has none.
-func (s *Server) ensureCSRFCookie(w http.ResponseWriter, r *http.Request) []byte {
-	if id := s.csrfBrowserID(r); id != nil {
+func (g *csrfGuard) ensureCookie(w http.ResponseWriter, r *http.Request) []byte {
+	if id := g.browserID(r); id != nil {
 		return id
 	}
 	// A page may ask twice (a pending secret bound to the browser, then the
 	// form's token): the value this response already gives is the one.
 	for _, sc := range w.Header()["Set-Cookie"] {
-		if c, err := http.ParseSetCookie(sc); err == nil && c.Name == s.csrfCookieName() {
+		if c, err := http.ParseSetCookie(sc); err == nil && c.Name == g.cookieName {
 			if id, err := base64.RawURLEncoding.DecodeString(c.Value); err == nil && len(id) == csrfBrowserIDLen {
 				return id
 			}
@@ -82,41 +95,36 @@ func (s *Server) ensureCSRFCookie(w http.ResponseWriter, r *http.Request) []byte
 	id := make([]byte, csrfBrowserIDLen)
 	_, _ = rand.Read(id)
 	http.SetCookie(w, &http.Cookie{
-		Name:     s.csrfCookieName(),
+		Name:     g.cookieName,
 		Value:    base64.RawURLEncoding.EncodeToString(id),
 		Path:     "/",
 		MaxAge:   int(csrfCookieMaxAge / time.Second),
 		HttpOnly: true,
-		Secure:   !s.opts.InsecureCookies,
+		Secure:   g.secure,
 		SameSite: http.SameSiteLaxMode,
 	})
 	return id
 }
 
-// csrfToken makes the token of a form shown to user in this browser.
-func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, user string) string {
-	kr := s.keyring()
+// token makes the token of a form shown to user in this browser, sealed
+// with kr (the request's keyring; "" without one).
+func (g *csrfGuard) token(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, user string) string {
 	if kr == nil {
 		return ""
 	}
-	return newCSRFToken(kr, s.ensureCSRFCookie(w, r), user, s.now())
+	return newCSRFToken(kr, g.ensureCookie(w, r), user, g.now())
 }
 
-// checkCSRF checks a POST: where it comes from, then its token against the
-// browser's cookie and the user.
-func (s *Server) checkCSRF(r *http.Request, user string) error {
-	publicHost := ""
-	if s.publicURL != nil {
-		publicHost = s.publicURL.Host
-	}
-	if err := checkOrigin(r, publicHost); err != nil {
+// check checks a POST: where it comes from, then its token against the
+// browser's cookie and the user, with kr, the request's keyring.
+func (g *csrfGuard) check(r *http.Request, kr *keyring.Keyring, user string) error {
+	if err := checkOrigin(r, g.publicHost); err != nil {
 		return err
 	}
-	kr := s.keyring()
 	if kr == nil {
 		return errCSRFInvalid
 	}
-	return checkCSRFToken(kr, r.PostFormValue(csrfField), s.csrfBrowserID(r), user, s.now())
+	return checkCSRFToken(kr, r.PostFormValue(csrfField), g.browserID(r), user, g.now())
 }
 
 func csrfAAD(user string) []byte {

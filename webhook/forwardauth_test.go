@@ -82,9 +82,9 @@ func TestForwardAuth(t *testing.T) {
 				g.Expect(w.Header().Get("Location")).To(Equal(tt.wantLocation))
 			}
 			if tt.wantCode == http.StatusOK {
-				g.Expect(w.Header().Get(HeaderUser)).To(Equal(ana))
+				g.Expect(w.Header().Get(headerUser)).To(Equal(ana))
 			} else {
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 			}
 		})
 	}

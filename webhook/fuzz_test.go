@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mfa-operator/mfa-operator/internal/keyring"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 // Fuzz targets for what the front door and the browser hand the challenge
@@ -27,7 +30,7 @@ import (
 // cookie the server issued may pass.
 func FuzzSessionCookie(f *testing.F) {
 	fx := newCoreServer(f, coreAdminPolicyYAML, func(o *Options) { o.Logger = discardLogger() })
-	issued := fx.issue(headerIdentity(ana), "apps", "admin", "billing", "apps/google-authenticator", SessionVerified)
+	issued := fx.issue(headerIdentity(ana), "apps", "admin", "billing", "apps/google-authenticator", session.Verified)
 	genuine := map[string][]byte{}
 	var line []string
 	for _, c := range issued {
@@ -39,12 +42,12 @@ func FuzzSessionCookie(f *testing.F) {
 		line = append(line, c.Name+"="+c.Value)
 	}
 	whole := strings.Join(line, "; ")
-	session := line[0]
+	sess := line[0]
 	for _, seed := range []string{
-		whole, session, session[:len(session)-1], session + "A", `mfa_session="` + strings.TrimPrefix(session, "mfa_session=") + `"`,
+		whole, sess, sess[:len(sess)-1], sess + "A", `mfa_session="` + strings.TrimPrefix(sess, "mfa_session=") + `"`,
 		"other=1; " + whole, "mfa_session=; mfa_remember=", "mfa_session=" + strings.Repeat("A", 200),
-		"mfa_session=x; mfa_session=y; mfa_session=z; mfa_session=w; " + session, strings.Repeat("mfa_session=AQIDBAUGBwgJ; ", 20) + session, ";;;=;", "mfa_session2=" + strings.TrimPrefix(session, "mfa_session="),
-		" MFA_SESSION=" + strings.TrimPrefix(session, "mfa_session="), "",
+		"mfa_session=x; mfa_session=y; mfa_session=z; mfa_session=w; " + sess, strings.Repeat("mfa_session=AQIDBAUGBwgJ; ", 20) + sess, ";;;=;", "mfa_session2=" + strings.TrimPrefix(sess, "mfa_session="),
+		" MFA_SESSION=" + strings.TrimPrefix(sess, "mfa_session="), "",
 	} {
 		f.Add(seed)
 	}
@@ -56,16 +59,19 @@ func FuzzSessionCookie(f *testing.F) {
 			t.Fatalf("Cookie %q: status %d", cookie, w.Code)
 		}
 		opened := false
-		for _, name := range []string{SessionCookieName, RememberCookieName} {
-			var values [maxCookiesPerName]string
-			n := cookieValues(r, name, values[:])
+		kr := fx.s.config.snapshot().Keyring
+		for _, name := range []string{session.CookieName, session.RememberCookieName} {
+			var values [session.MaxValuesPerName]string
+			n := session.CookieValues(r, name, values[:])
 			for _, v := range values[:n] {
-				var budget cookieBudget
-				if fx.s.openWithin(fx.s.keyring(), name, v, fx.clock.Now(), &budget) == nil {
+				b, err := base64.RawURLEncoding.DecodeString(v)
+				if err != nil {
 					continue
 				}
-				b, err := base64.RawURLEncoding.DecodeString(v)
-				if err != nil || string(b) != string(genuine[name]) {
+				if _, err := kr.Open(keyring.PurposeCookie, b, []byte(name)); err != nil {
+					continue
+				}
+				if string(b) != string(genuine[name]) {
 					t.Fatalf("cookie %s=%q opened but is not the issued one", name, v)
 				}
 				opened = true
@@ -196,7 +202,7 @@ func FuzzClientAddress(f *testing.F) {
 				r.Header["X-Forwarded-For"] = append(r.Header["X-Forwarded-For"], v)
 			}
 		}
-		got := fx.s.clientIP(r)
+		got := fx.s.pages.proxies.clientIP(r)
 		if !trusted {
 			if got != netip.MustParseAddr("203.0.113.7") {
 				t.Fatalf("untrusted peer: client %s from X-Real-IP %q, X-Forwarded-For %q %q", got, realIP, xff1, xff2)
@@ -226,7 +232,7 @@ func FuzzClientAddress(f *testing.F) {
 // none.
 func FuzzHeaderIdentity(f *testing.F) {
 	fx := newCoreServer(f, coreAdminPolicyYAML, func(o *Options) { o.Logger = discardLogger() })
-	e := fx.s.snapshot().byName[policyName{"apps", "admin"}]
+	e := fx.s.config.snapshot().byName[policyName{"apps", "admin"}]
 	for _, seed := range [][4]string{
 		{ana, "", "ops, admins", "Ana"}, {" ana@example.com ", "", " , ,ops,, ", ""}, {ana, "mallory@example.com", "", ""},
 		{ana, ana, "a", "b"}, {"", ana, "", ""}, {"\t", "", "", ""}, {"@example.com", "", "", ""}, {"ana", "", ",", ""},
@@ -246,7 +252,7 @@ func FuzzHeaderIdentity(f *testing.F) {
 		}
 		r.Header["X-Auth-Request-Groups"] = []string{groups}
 		r.Header["X-Auth-Request-User"] = []string{name}
-		id, err := fx.s.identifyWith(r, e, nil)
+		id, err := identifyAt(fx.s, r, e)
 		if err != nil {
 			t.Fatalf("header identity: error %v", err)
 		}
@@ -276,12 +282,12 @@ func FuzzJWTIdentity(f *testing.F) {
 	idp.clock = fx.clock
 	now := fx.clock.Now()
 	valid := idp.sign(f, jwt.MapClaims{"sub": "ana", "groups": []string{"ops"}})
-	e := fx.s.snapshot().byName[policyName{"apps", "jwt-app"}]
+	e := fx.s.config.snapshot().byName[policyName{"apps", "jwt-app"}]
 	// Load the issuer's keys once; with the clock fixed they are never
 	// fetched again, so fuzzing does no I/O.
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Authorization", "Bearer "+valid)
-	if id, err := fx.s.identifyWith(r, e, nil); err != nil || id == nil || id.User.ID != "ana" {
+	if id, err := identifyAt(fx.s, r, e); err != nil || id == nil || id.User.ID != "ana" {
 		f.Fatalf("the genuine token does not identify ana: %v", err)
 	}
 	parts := strings.Split(valid, ".")
@@ -299,7 +305,7 @@ func FuzzJWTIdentity(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header["Authorization"] = []string{"Bearer " + token}
-		id, _ := fx.s.identifyWith(r, e, nil)
+		id, _ := identifyAt(fx.s, r, e)
 		if id != nil && id.User.ID != "ana" {
 			t.Fatalf("token %q identifies %q", token, id.User.ID)
 		}

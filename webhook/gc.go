@@ -9,10 +9,6 @@ import (
 	"time"
 )
 
-// DefaultGCHeadroom is the heap growth allowed between two garbage
-// collections when the live heap is small.
-const DefaultGCHeadroom = 32 << 20
-
 const (
 	gcTuneInterval = time.Second
 	// minHeapGoal is the Go runtime's smallest heap goal at GOGC=100; it

@@ -20,6 +20,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
+	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 )
 
 // Known bypass classes of auth proxies, tried against the real handler
@@ -140,7 +144,7 @@ var spoofHeaders = map[string]string{
 
 func TestHostileForwardedHeadersFromAnUntrustedPeerAreRefused(t *testing.T) {
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 	for name := range spoofHeaders {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -154,8 +158,8 @@ func TestHostileForwardedHeadersFromAnUntrustedPeerAreRefused(t *testing.T) {
 				w := f.serve(r)
 				g.Expect(w.Code).To(Equal(http.StatusForbidden), path)
 				g.Expect(w.Body.String()).To(ContainSubstring("not in --trusted-proxies"))
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
-				g.Expect(w.Header().Get(HeaderAssertion)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerAssertion)).To(BeEmpty())
 			}
 		})
 	}
@@ -179,7 +183,7 @@ func TestHostileClientAddressHeadersTheServerDoesNotRead(t *testing.T) {
 		r.Header.Del("X-Forwarded-For")
 		w := f.serve(r)
 		g.Expect(w.Code).NotTo(Equal(http.StatusOK), "the proxy's own 10.9.0.2 must not match the vpn rule")
-		g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+		g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	})
 	t.Run("left-most X-Forwarded-For hops written by the client are not believed", func(t *testing.T) {
 		g := NewWithT(t)
@@ -213,15 +217,15 @@ func TestHostileSpoofedAddressesDoNotDodgeTheFormRateLimit(t *testing.T) {
 			form := b.form("/enroll")
 			form.Set("code", "x")
 			var last *httptest.ResponseRecorder
-			for i := range DefaultRateLimit.Burst + 1 {
+			for i := range ratelimit.Default.Burst + 1 {
 				r := httptest.NewRequest(http.MethodPost, "https://auth.example.com"+challengePath+"/enroll", strings.NewReader(form.Encode()))
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				r.Header.Set("X-Auth-Request-Email", challengeUser)
 				tc.vary(r, i)
 				r.RemoteAddr = tc.peer
 				last = httptest.NewRecorder()
-				f.s.Handler().ServeHTTP(last, r)
-				if i < DefaultRateLimit.Burst {
+				f.s.handler.ServeHTTP(last, r)
+				if i < ratelimit.Default.Burst {
 					g.Expect(last.Code).NotTo(Equal(http.StatusTooManyRequests), "submission %d", i+1)
 				}
 			}
@@ -232,7 +236,7 @@ func TestHostileSpoofedAddressesDoNotDodgeTheFormRateLimit(t *testing.T) {
 
 func TestHostileDuplicatedHeadersAreNotPickedFrom(t *testing.T) {
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+	cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 	tests := []struct {
 		name   string
 		header string
@@ -265,7 +269,7 @@ func TestHostileDuplicatedHeadersAreNotPickedFrom(t *testing.T) {
 			g.Expect(w.Code).To(Equal(tt.want), w.Body.String())
 			g.Expect(w.Body.String()).To(ContainSubstring(tt.body))
 			if tt.want != http.StatusOK {
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 			}
 		})
 	}
@@ -283,7 +287,7 @@ func TestHostileDuplicatedHeadersAreNotPickedFrom(t *testing.T) {
 		r.Header["Authorization"] = []string{"Bearer " + ops("mallory"), "Bearer " + ops("ana")}
 		w := f.serve(r)
 		g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
-		g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+		g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	})
 }
 
@@ -311,7 +315,7 @@ spec:
 		"X-Auth-Request-Groups": strings.TrimSuffix(strings.Repeat("g,", 16000), ",")})
 	w := f.serve(many)
 	g.Expect(w.Code).To(Equal(http.StatusForbidden), "the default Allow must not apply when the rule cannot be evaluated")
-	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 	g.Expect(f.logs.String()).To(And(ContainSubstring(`"rule":"short-groups"`), ContainSubstring("cost limit exceeded")))
 }
 
@@ -326,7 +330,7 @@ func hostileListener(t *testing.T) (string, *coreFixture) {
 	g.Expect(os.Mkdir(cfg, 0o755)).To(Succeed())
 	writeFile(t, filepath.Join(cfg, "objects.yaml"), coreAdminPolicyYAML)
 	f := newCoreServer(t, "", func(o *Options) {
-		o.ConfigDir, o.DataDir = cfg, filepath.Join(dir, "data")
+		o.Source = &source.Dir{ConfigDir: cfg, DataDir: filepath.Join(dir, "data"), Log: o.Logger}
 		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		o.Now = nil
 	})
@@ -337,7 +341,7 @@ func hostileListener(t *testing.T) (string, *coreFixture) {
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.Serve(ctx, ln, nil) }()
+	go func() { done <- s.serve(ctx, ln, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
 	addr := ln.Addr().String()
 	g.Eventually(func() int {

@@ -56,11 +56,11 @@ func newHostRoutes() hostRoutes {
 // appendHostClaims adds e's hosts to claims. A host that does not
 // normalise is left out of lookup and logged: the controller reports it on
 // the policy, and the policy stays in force by name.
-func (s *Server) appendHostClaims(claims []hostClaim, e *policyEntry) []hostClaim {
+func (sb *snapshotBuilder) appendHostClaims(claims []hostClaim, e *policyEntry) []hostClaim {
 	cp := e.compiled
 	cs, errs := hostname.ClaimsOf(cp.Namespace, cp.Name, cp.Spec.Hosts)
 	for _, err := range errs {
-		s.log.Warn("MFAPolicy lists a host that is not a host name; host-based lookup ignores it", "policy", e.key, "error", err.Error())
+		sb.log.Warn("MFAPolicy lists a host that is not a host name; host-based lookup ignores it", "policy", e.key, "error", err.Error())
 	}
 	for _, c := range cs {
 		claims = append(claims, hostClaim{Claim: c, entry: e})
@@ -70,7 +70,7 @@ func (s *Server) appendHostClaims(claims []hostClaim, e *policyEntry) []hostClai
 
 // routeHosts indexes the claims of every policy in force and marks the
 // patterns whose hosts fail closed.
-func (s *Server) routeHosts(claims []hostClaim) hostRoutes {
+func (sb *snapshotBuilder) routeHosts(claims []hostClaim) hostRoutes {
 	plain := make([]hostname.Claim, len(claims))
 	for i := range claims {
 		plain[i] = claims[i].Claim
@@ -104,7 +104,7 @@ func (s *Server) routeHosts(claims []hostClaim) hostRoutes {
 		r.conflict = "the host " + r.pattern + " is claimed by MFAPolicies " + strings.Join(policies, ", ") +
 			" in conflict (the same host, or overlapping hosts in different namespaces); host-based lookup refuses it until one remains. " +
 			"Use /auth/{namespace}/{policy}, or remove the host from all but one policy"
-		s.log.Warn("host listed by MFAPolicies in conflict; host-based lookup refuses it until one remains", "host", r.pattern, "policies", strings.Join(policies, ","))
+		sb.log.Warn("host listed by MFAPolicies in conflict; host-based lookup refuses it until one remains", "host", r.pattern, "policies", strings.Join(policies, ","))
 	}
 	return routes
 }

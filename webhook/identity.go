@@ -4,15 +4,26 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
-// Identity sources.
+// identity is who the first factor says the user is.
+type identity struct {
+	User policy.User
+	// AuthTime is when the user logged in upstream (JWT auth_time, else
+	// iat); zero when the identity source does not say.
+	AuthTime time.Time
+	// Source is the identity source: "header" or "jwt".
+	Source string
+}
+
+// identity sources.
 const (
-	SourceHeader = "header"
-	SourceJWT    = "jwt"
+	sourceHeader = "header"
+	sourceJWT    = "jwt"
 )
 
 // headerSource reads the user from headers set by the first-factor proxy;
@@ -34,37 +45,18 @@ func newHeaderSource(h *v1alpha1.HeaderIdentity) *headerSource {
 
 // identify finds the user of a request through the policy's identity
 // source; nil, nil means no identity (answer 401). Header identities are
-// believed only from a trusted proxy; a JWT is verified against the
-// issuer's keys wherever it comes from.
-func (s *Server) identify(r *http.Request, p *policy.CompiledPolicy) (*Identity, error) {
-	e := s.snapshot().entryOf(p)
-	if e == nil {
-		// A policy from an older snapshot: derive what is needed now.
-		var err error
-		if e, err = s.newPolicyEntry(p, nil); err != nil {
-			return nil, err
-		}
-	}
-	return s.identifyWith(r, e, nil)
-}
-
-// identifyWith is identify for a policy entry; a header identity is put in
-// buf when given (the hot path's per-request state), so that it costs no
-// allocation of its own.
-func (s *Server) identifyWith(r *http.Request, e *policyEntry, buf *Identity) (*Identity, error) {
-	return s.identifyFrom(r, e, buf, e.header != nil && s.fromTrustedProxy(r))
-}
-
-// identifyFrom is identifyWith when the caller has already checked whether
-// the peer is a trusted proxy.
-func (s *Server) identifyFrom(r *http.Request, e *policyEntry, buf *Identity, trustedPeer bool) (*Identity, error) {
+// believed only when trustedPeer, the TCP peer being a trusted proxy; a
+// JWT is verified against the issuer's keys wherever it comes from. A
+// header identity is put in buf when given (the hot path's per-request
+// state), so that it costs no allocation of its own.
+func (e *policyEntry) identify(r *http.Request, buf *identity, trustedPeer bool) (*identity, error) {
 	switch {
 	case e.header != nil:
 		if !trustedPeer {
 			return nil, nil
 		}
 		if buf == nil {
-			buf = &Identity{}
+			buf = &identity{}
 		}
 		if !e.header.identify(r, buf) {
 			return nil, nil
@@ -76,12 +68,12 @@ func (s *Server) identifyFrom(r *http.Request, e *policyEntry, buf *Identity, tr
 	return nil, nil
 }
 
-func (h *headerSource) identify(r *http.Request, id *Identity) bool {
+func (h *headerSource) identify(r *http.Request, id *identity) bool {
 	user := firstHeader(r.Header, h.user)
 	if user == "" {
 		return false
 	}
-	*id = Identity{Source: SourceHeader}
+	*id = identity{Source: sourceHeader}
 	id.User.ID = user
 	if strings.IndexByte(user, '@') > 0 {
 		id.User.Email = user

@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/gomega"
 
+	"github.com/mfa-operator/mfa-operator/internal/jwks"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -185,11 +186,11 @@ func TestJWTIdentity(t *testing.T) {
 			if tok := tt.token(); tok != "" {
 				h["Authorization"] = scheme + tok
 			}
-			// Identity headers are ignored for a JWT policy.
+			// identity headers are ignored for a JWT policy.
 			h["X-Auth-Request-Email"] = ana
 			w := f.serve(authRequest("/auth/apps/jwt-app", "https://app.example.com/", h))
 			g.Expect(w.Code).To(Equal(tt.wantCode), f.logs.String())
-			g.Expect(w.Header().Get(HeaderUser)).To(Equal(tt.wantUser))
+			g.Expect(w.Header().Get(headerUser)).To(Equal(tt.wantUser))
 		})
 	}
 }
@@ -209,7 +210,7 @@ spec:
 `)
 	idp.clock = f.clock
 	login := f.clock.Now().Add(-time.Hour).Truncate(time.Second)
-	p := f.s.snapshot().Policy("apps", "cookie-app")
+	e := f.s.config.snapshot().entry("apps", "cookie-app")
 	for _, tt := range []struct {
 		name   string
 		claims jwt.MapClaims
@@ -222,10 +223,10 @@ spec:
 			g := NewWithT(t)
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.AddCookie(&http.Cookie{Name: "id_token", Value: idp.sign(t, tt.claims)})
-			id, err := f.s.identify(r, p)
+			id, err := identifyAt(f.s, r, e)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(id).NotTo(BeNil())
-			g.Expect(id.Source).To(Equal(SourceJWT))
+			g.Expect(id.Source).To(Equal(sourceJWT))
 			g.Expect(id.User.ID).To(Equal(ana))
 			g.Expect(id.AuthTime.Equal(tt.want)).To(BeTrue(), "%s != %s", id.AuthTime, tt.want)
 		})
@@ -233,7 +234,7 @@ spec:
 	// A bearer header is not where this policy looks.
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Authorization", "Bearer "+idp.sign(t, jwt.MapClaims{"email": ana}))
-	id, err := f.s.identify(r, p)
+	id, err := identifyAt(f.s, r, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id).To(BeNil())
 }
@@ -250,7 +251,7 @@ func TestJWTVerificationIsCachedUntilExpiry(t *testing.T) {
 		return authRequest("/auth/apps/jwt-app", "https://app.example.com/", map[string]string{"Authorization": "Bearer " + tok})
 	}
 	g.Expect(f.serve(req()).Code).To(Equal(http.StatusOK))
-	e := f.s.snapshot().entryOf(f.s.snapshot().Policy("apps", "jwt-app"))
+	e := f.s.config.snapshot().entry("apps", "jwt-app")
 	g.Expect(e.verifier.tokens.Len()).To(Equal(1))
 	g.Expect(f.serve(req()).Code).To(Equal(http.StatusOK))
 	g.Expect(e.verifier.tokens.Len()).To(Equal(1))
@@ -278,13 +279,13 @@ func TestJWKSRefetchedOnUnknownKidAtMostEveryInterval(t *testing.T) {
 	ec2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	idp.publishEC("ec-2", &ec2.PublicKey)
 	tok := idp.signWith(t, jwt.SigningMethodES256, ec2, "ec-2", jwt.MapClaims{"sub": "ana"})
-	f.clock.Advance(jwksMinRefresh / 2)
+	f.clock.Advance(jwks.MinRefresh / 2)
 	for range 5 {
 		g.Expect(f.serve(req(tok)).Code).To(Equal(http.StatusUnauthorized))
 	}
 	g.Expect(idp.fetchCount()).To(Equal(fetched))
 
-	f.clock.Advance(jwksMinRefresh)
+	f.clock.Advance(jwks.MinRefresh)
 	g.Expect(f.serve(req(tok)).Code).To(Equal(http.StatusOK))
 	g.Expect(idp.fetchCount()).To(Equal(fetched + 1))
 }
@@ -308,7 +309,7 @@ func TestJWKSRefreshedWhenOldSoRemovedKeysStopWorking(t *testing.T) {
 	idp.mu.Lock()
 	idp.keys = idp.keys[1:]
 	idp.mu.Unlock()
-	f.clock.Advance(jwksMaxAge + time.Minute)
+	f.clock.Advance(jwks.MaxAge + time.Minute)
 	g.Expect(req("bob")).To(Equal(http.StatusOK)) // served with the keys known, starts the refresh
 	g.Eventually(idp.fetchCount, 10*time.Second, 10*time.Millisecond).Should(BeNumerically(">", fetched))
 	g.Eventually(func() int { return req("carol") }, 10*time.Second, 10*time.Millisecond).Should(Equal(http.StatusUnauthorized))

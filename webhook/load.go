@@ -2,15 +2,43 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
-	"time"
+	"sync"
+	"sync/atomic"
 
+	"github.com/mfa-operator/mfa-operator/internal/jwks"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
+
+// config is the configuration in force and its loading: a source hands it
+// bundles and keyrings (it is a source.Sink), it builds snapshots and
+// swaps them in, and /readyz reports what it holds.
+type config struct {
+	builder *snapshotBuilder
+	metrics *metrics
+	log     *slog.Logger
+
+	snap atomic.Pointer[snapshot]
+	// mu serialises loads; state is what they share; status is the copy
+	// /readyz reads.
+	mu     sync.Mutex
+	state  loaderState
+	status atomic.Pointer[loadStatus]
+}
+
+func newConfig(b *snapshotBuilder, m *metrics, log *slog.Logger) *config {
+	c := &config{builder: b, metrics: m, log: log}
+	c.snap.Store(emptySnapshot())
+	return c
+}
+
+// snapshot returns the configuration in force; never nil (empty, with a
+// nil Keyring, before the first load). A request reads it once.
+func (c *config) snapshot() *snapshot { return c.snap.Load() }
 
 // loadStatus is what /readyz reports: whether a bundle and a keyring are
 // in force, and why the last attempt to replace either was refused.
@@ -23,60 +51,57 @@ type loadStatus struct {
 
 func (st *loadStatus) ready() bool { return st.bundleLoaded && st.keyringLoaded }
 
-// loader state, guarded by Server.loadMu.
+// loaderState is guarded by config.mu.
 type loaderState struct {
 	status loadStatus
-	// bundle is the last good bundle (the "previous" of the next build in
-	// standalone mode).
-	bundle *policy.Bundle
 	// keyringRaw is the stored form of the keyring in force, to skip
 	// reloading an unchanged one.
 	keyringRaw []byte
 }
 
-// applyBundle builds a snapshot from a bundle and swaps it in. A bundle that
-// does not compile is refused whole: the last good one stays in force.
-func (s *Server) applyBundle(b *policy.Bundle, hash, origin string) error {
-	s.loadMu.Lock()
-	defer s.loadMu.Unlock()
-	st := &s.loader.status
+// ApplyBundle builds a snapshot from a bundle and swaps it in. A bundle
+// that does not compile is refused whole: the last good one stays in
+// force.
+func (c *config) ApplyBundle(b *policy.Bundle, hash, origin string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := &c.state.status
 	if st.bundleLoaded && st.bundleHash == hash && st.bundleErr == nil {
 		return nil
 	}
-	sn, err := s.buildSnapshot(b, hash, s.snapshot().Keyring)
+	sn, err := c.builder.build(b, hash, c.snapshot().Keyring)
 	if err != nil {
 		err = fmt.Errorf("bundle from %s refused: %w", origin, err)
-		s.refusedLocked("bundle", err)
+		c.refusedLocked("bundle", err)
 		return err
 	}
-	s.snap.Store(sn)
-	s.loader.bundle = b
+	c.snap.Store(sn)
 	st.bundleLoaded, st.bundleErr, st.bundleHash = true, nil, hash
-	s.publishStatus()
-	s.metrics.reloads.WithLabelValues("bundle", "success").Inc()
-	s.log.Info("bundle loaded", "origin", origin, "hash", shortHash(hash), "policies", len(sn.Policies), "providers", len(sn.Providers))
-	s.prefetchKeys(sn)
+	c.publishStatus()
+	c.metrics.reloads.WithLabelValues("bundle", "success").Inc()
+	c.log.Info("bundle loaded", "origin", origin, "hash", shortHash(hash), "policies", len(sn.Policies), "providers", len(sn.Providers))
+	prefetchKeys(sn)
 	return nil
 }
 
-// refuseBundle records a bundle that could not even be read.
-func (s *Server) refuseBundle(err error) {
-	s.loadMu.Lock()
-	defer s.loadMu.Unlock()
-	s.refusedLocked("bundle", err)
+// RefuseBundle records a bundle that could not even be read.
+func (c *config) RefuseBundle(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refusedLocked("bundle", err)
 }
 
-// refuseKeyring records a keyring that could not even be read.
-func (s *Server) refuseKeyring(err error) {
-	s.loadMu.Lock()
-	defer s.loadMu.Unlock()
-	s.refusedLocked("keyring", err)
+// RefuseKeyring records a keyring that could not even be read.
+func (c *config) RefuseKeyring(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refusedLocked("keyring", err)
 }
 
 // refusedLocked records a refused bundle or keyring for /readyz, the
-// metrics and the log; whatever is in force stays. loadMu is held.
-func (s *Server) refusedLocked(kind string, err error) {
-	st := &s.loader.status
+// metrics and the log; whatever is in force stays. mu is held.
+func (c *config) refusedLocked(kind string, err error) {
+	st := &c.state.status
 	loaded, inForce := st.keyringLoaded, ""
 	if kind == "bundle" {
 		st.bundleErr = err
@@ -84,81 +109,63 @@ func (s *Server) refusedLocked(kind string, err error) {
 	} else {
 		st.keyringErr = err
 	}
-	s.publishStatus()
-	s.metrics.reloads.WithLabelValues(kind, "refused").Inc()
+	c.publishStatus()
+	c.metrics.reloads.WithLabelValues(kind, "refused").Inc()
 	if loaded {
-		s.log.Error(kind+" refused; the last good "+kind+" stays in force", "error", err, "inForce", inForce)
+		c.log.Error(kind+" refused; the last good "+kind+" stays in force", "error", err, "inForce", inForce)
 	} else {
-		s.log.Error(kind+" refused; no "+kind+" is in force yet", "error", err)
+		c.log.Error(kind+" refused; no "+kind+" is in force yet", "error", err)
 	}
 }
 
-// applyKeyring parses a stored keyring and swaps it in; a keyring that does
-// not parse is refused and the last good one stays.
-func (s *Server) applyKeyring(raw []byte, origin string) error {
-	s.loadMu.Lock()
-	defer s.loadMu.Unlock()
-	st := &s.loader.status
-	if st.keyringLoaded && st.keyringErr == nil && string(raw) == string(s.loader.keyringRaw) {
+// ApplyKeyring parses a stored keyring and swaps it in; a keyring that
+// does not parse is refused and the last good one stays.
+func (c *config) ApplyKeyring(raw []byte, origin string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := &c.state.status
+	if st.keyringLoaded && st.keyringErr == nil && string(raw) == string(c.state.keyringRaw) {
 		return nil
 	}
 	kr, err := keyring.Parse(raw)
 	if err != nil {
 		err = fmt.Errorf("keyring from %s refused: %w", origin, err)
-		s.refusedLocked("keyring", err)
+		c.refusedLocked("keyring", err)
 		return err
 	}
-	s.snap.Store(s.snapshot().withKeyring(kr))
-	s.loader.keyringRaw = raw
+	c.snap.Store(c.snapshot().withKeyring(kr))
+	c.state.keyringRaw = raw
 	st.keyringLoaded, st.keyringErr = true, nil
-	s.publishStatus()
-	s.metrics.reloads.WithLabelValues("keyring", "success").Inc()
-	s.log.Info("keyring loaded", "origin", origin, "signingKeys", len(kr.Signers()))
+	c.publishStatus()
+	c.metrics.reloads.WithLabelValues("keyring", "success").Inc()
+	c.log.Info("keyring loaded", "origin", origin, "signingKeys", len(kr.Signers()))
 	return nil
 }
 
-// publishStatus makes a copy of the status for /readyz; loadMu is held.
-func (s *Server) publishStatus() {
-	st := s.loader.status
-	s.status.Store(&st)
+// publishStatus makes a copy of the status for /readyz; mu is held.
+func (c *config) publishStatus() {
+	st := c.state.status
+	c.status.Store(&st)
 }
 
 // prefetchKeys fetches, in the background, the keys of JWT issuers not
 // fetched lately, so that the first request does not wait for them.
-func (s *Server) prefetchKeys(sn *Snapshot) {
-	seen := map[*jwks]bool{}
+func prefetchKeys(sn *snapshot) {
+	seen := map[*jwks.KeySet]bool{}
 	for _, e := range sn.byName {
 		if e.verifier != nil && !seen[e.verifier.keys] {
 			seen[e.verifier.keys] = true
-			go e.verifier.keys.refreshIfOld(context.Background())
+			go e.verifier.keys.RefreshIfOld(context.Background())
 		}
 	}
 }
 
-// watch loads the configuration and keeps it up to date until ctx ends:
-// the config directory in standalone mode, the bundle and keyring Secrets
-// in a cluster.
-func (s *Server) watch(ctx context.Context) error {
-	switch {
-	case s.opts.ConfigDir != "":
-		return s.watchConfigDir(ctx)
-	case s.opts.Client != nil:
-		return s.watchCluster(ctx)
-	}
-	return errors.New("no configuration source: set --config-dir (standalone) or run in a cluster")
-}
-
-func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ok\n"))
-}
-
 // handleReadyz is 200 once a bundle and a keyring are in force (with a
 // warning when a newer one was refused), 503 before.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+func (c *config) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	st := s.status.Load()
+	st := c.status.Load()
 	var b strings.Builder
 	code := http.StatusOK
 	switch {
@@ -194,10 +201,4 @@ func shortHash(h string) string {
 		return h[:12]
 	}
 	return h
-}
-
-// retryDelay is a capped exponential backoff.
-func retryDelay(attempt int) time.Duration {
-	d := time.Second << min(attempt, 5)
-	return min(d, 30*time.Second)
 }

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 )
 
 // standalonePolicy is an MFAPolicy apps/app for app.example.com whose only
@@ -41,7 +42,7 @@ func newStandalone(t *testing.T) (*coreFixture, string) {
 	cfg, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
 	NewWithT(t).Expect(os.Mkdir(cfg, 0o755)).To(Succeed())
 	f := &coreFixture{t: t}
-	full := newCoreServer(t, "", func(o *Options) { o.ConfigDir, o.DataDir = cfg, data })
+	full := newCoreServer(t, "", func(o *Options) { o.Source = &source.Dir{ConfigDir: cfg, DataDir: data, Now: o.Now, Log: o.Logger} })
 	// Start from nothing loaded, as a fresh process does.
 	s, err := NewServer(full.s.opts)
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
@@ -68,19 +69,19 @@ func TestStandaloneLoadsConfigDirAndGeneratesKeyring(t *testing.T) {
 
 	writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
 	writeFile(t, filepath.Join(cfg, "notes.txt"), "not read")
-	f.s.reloadConfigDir()
+	reloadConfigDir(f.s)
 
 	code, body = f.readyz()
 	g.Expect(code).To(Equal(http.StatusOK), body)
 	g.Expect(body).To(HavePrefix("ok: bundle "))
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 
-	fi, err := os.Stat(filepath.Join(f.s.opts.DataDir, keyringFileName))
+	fi, err := os.Stat(filepath.Join(f.s.opts.Source.(*source.Dir).DataDir, source.KeyringFileName))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(fi.Mode().Perm()).To(Equal(os.FileMode(0o600)))
 	// The same keyring is read back next time.
-	raw, _ := os.ReadFile(filepath.Join(f.s.opts.DataDir, keyringFileName))
-	again, err := f.s.readOrCreateKeyring()
+	raw, _ := os.ReadFile(filepath.Join(f.s.opts.Source.(*source.Dir).DataDir, source.KeyringFileName))
+	again, err := f.s.opts.Source.(*source.Dir).ReadOrCreateKeyring()
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(again).To(Equal(raw))
 }
@@ -114,11 +115,11 @@ func TestStandaloneCorruptConfigKeepsTheLastGood(t *testing.T) {
 			g := NewWithT(t)
 			f, cfg := newStandalone(t)
 			writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
-			f.s.reloadConfigDir()
+			reloadConfigDir(f.s)
 			g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 
 			writeFile(t, filepath.Join(cfg, "app.yaml"), tt.content)
-			f.s.reloadConfigDir()
+			reloadConfigDir(f.s)
 			g.Expect(f.appDecision()).To(Equal(http.StatusOK)) // the last good stays
 			code, body := f.readyz()
 			g.Expect(code).To(Equal(http.StatusOK))
@@ -126,7 +127,7 @@ func TestStandaloneCorruptConfigKeepsTheLastGood(t *testing.T) {
 
 			// Fixed: the warning goes.
 			writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Deny"))
-			f.s.reloadConfigDir()
+			reloadConfigDir(f.s)
 			g.Expect(f.appDecision()).To(Equal(http.StatusForbidden))
 			_, body = f.readyz()
 			g.Expect(body).NotTo(ContainSubstring("warning"))
@@ -138,11 +139,11 @@ func TestStandaloneInvalidPolicyKeepsItsLastGoodVersion(t *testing.T) {
 	g := NewWithT(t)
 	f, cfg := newStandalone(t)
 	writeFile(t, filepath.Join(cfg, "app.yaml"), standalonePolicy("Allow"))
-	f.s.reloadConfigDir()
+	reloadConfigDir(f.s)
 	// A CEL error in the new version: the object is invalid, logged, and
 	// its previous version stays in force.
 	writeFile(t, filepath.Join(cfg, "app.yaml"), strings.Replace(standalonePolicy("Deny"), "'true'", "'request.hots == 1'", 1))
-	f.s.reloadConfigDir()
+	reloadConfigDir(f.s)
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 	g.Expect(f.logs.String()).To(And(ContainSubstring("MFAPolicy is not valid"), ContainSubstring("spec.rules[0].when")))
 }
@@ -160,7 +161,7 @@ func TestBundleSecretThatDoesNotCompileIsRefusedWhole(t *testing.T) {
 	code, _ := f.readyz()
 	g.Expect(code).To(Equal(http.StatusServiceUnavailable)) // a keyring but no bundle yet
 
-	f.s.applySecret(secret(data, hash))
+	source.ApplySecret(f.s.config, secret(data, hash))
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 
 	// A bundle whose second policy does not compile: nothing of it is used.
@@ -173,14 +174,14 @@ func TestBundleSecretThatDoesNotCompileIsRefusedWhole(t *testing.T) {
 	bad.Policies = append(bad.Policies, broken)
 	badData, badHash, err := bad.Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
-	f.s.applySecret(secret(badData, badHash))
+	source.ApplySecret(f.s.config, secret(badData, badHash))
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 	code, body := f.readyz()
 	g.Expect(code).To(Equal(http.StatusOK))
 	g.Expect(body).To(And(ContainSubstring("with warnings"), ContainSubstring("MFAPolicy apps/broken"), ContainSubstring("spec.rules[0].when")))
 
 	// Not JSON at all.
-	f.s.applySecret(secret([]byte("{not json"), "x"))
+	source.ApplySecret(f.s.config, secret([]byte("{not json"), "x"))
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 	_, body = f.readyz()
 	g.Expect(body).To(ContainSubstring("decoding bundle"))
@@ -189,7 +190,7 @@ func TestBundleSecretThatDoesNotCompileIsRefusedWhole(t *testing.T) {
 func TestKeyringThatDoesNotParseIsRefused(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, standalonePolicy("Allow"))
-	f.s.applySecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: "mfa-system"},
+	source.ApplySecret(f.s.config, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: "mfa-system"},
 		Data: map[string][]byte{policy.KeyringKey: []byte(`{"symmetricKeys":[],"signingKeys":[]}`)}})
 	g.Expect(f.appDecision()).To(Equal(http.StatusOK))
 	code, body := f.readyz()
@@ -214,7 +215,7 @@ func TestServeAnswersUntilCancelledThenShutsDown(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- f.s.Serve(ctx, ln, metricsLn) }()
+	go func() { done <- f.s.serve(ctx, ln, metricsLn) }()
 
 	url := "http://" + ln.Addr().String()
 	metricsURL := "http://" + metricsLn.Addr().String()

@@ -2,16 +2,17 @@ package webhook
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // lockedOut counts a lockout in mfa_lockouts_total and writes it to the
 // audit log: who, for which provider, until when, how many in a row.
-func (s *Server) lockedOut(k store.Key, e *store.Enrollment) {
-	s.countLockout()
-	s.log.Warn("user locked out after too many failed second-factor attempts",
+func lockedOut(m *metrics, log *slog.Logger, k store.Key, e *store.Enrollment) {
+	m.lockouts.Inc()
+	log.Warn("user locked out after too many failed second-factor attempts",
 		"audit", "lockout", "provider", k.Provider, "user", k.User,
 		"until", e.LockedUntil.UTC().Format(time.RFC3339), "lockoutsInARow", e.Lockouts)
 }

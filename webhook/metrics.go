@@ -79,12 +79,9 @@ func (m *metrics) handler() http.Handler {
 
 // countChallenge counts one answered challenge: result is e.g. success,
 // failure, locked, unavailable, fail_open.
-func (s *Server) countChallenge(providerKey, result string) {
-	s.metrics.challenges.WithLabelValues(providerKey, result).Inc()
+func (m *metrics) countChallenge(providerKey, result string) {
+	m.challenges.WithLabelValues(providerKey, result).Inc()
 }
-
-// countLockout counts a user locked out by too many failures.
-func (s *Server) countLockout() { s.metrics.lockouts.Inc() }
 
 // decisionCounters are a policy's counters, resolved once per snapshot so
 // that the hot path does not hash label values.

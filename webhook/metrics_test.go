@@ -11,7 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 func TestMetricsCountDecisions(t *testing.T) {
@@ -24,11 +24,11 @@ func TestMetricsCountDecisions(t *testing.T) {
 	f.serve(authRequest("/auth/apps/admin", "https://admin.example.com/", map[string]string{"X-Auth-Request-Email": ana, "X-Auth-Request-Groups": "blocked"}))
 	// Unknown policies are counted without their (attacker-chosen) names.
 	f.serve(authRequest("/auth/nope/nope", "https://admin.example.com/", h))
-	f.s.countChallenge("apps/google-authenticator", "failure")
-	f.s.countLockout()
+	f.s.metrics.countChallenge("apps/google-authenticator", "failure")
+	f.s.metrics.lockouts.Inc()
 
 	w := httptest.NewRecorder()
-	f.s.MetricsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	f.s.metricsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
 	body := w.Body.String()
 	for _, line := range []string{
@@ -60,7 +60,7 @@ func TestMetricsAreNotServedOnThePageListener(t *testing.T) {
 func TestLockoutsAreCountedWhenAnUpdateLocksAUser(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, "")
-	st := f.s.totp.Store
+	st := f.s.pages.totp.Store
 	lockouts := func() float64 {
 		var m dto.Metric
 		g.Expect(f.s.metrics.lockouts.Write(&m)).To(Succeed())

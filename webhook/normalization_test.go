@@ -79,7 +79,7 @@ func askBothDialects(t *testing.T, f *coreFixture, byName, scheme, host, uri str
 		switch {
 		case want == "allow":
 			g.Expect(w.Code).To(Equal(http.StatusOK), "%s %s://%s%s: %s", r.URL.Path, scheme, host, uri, body)
-			g.Expect(w.Header().Get(HeaderUser)).To(Equal(ana))
+			g.Expect(w.Header().Get(headerUser)).To(Equal(ana))
 		case want == "deny":
 			g.Expect(w.Code).To(Equal(http.StatusForbidden), "%s %s://%s%s", r.URL.Path, scheme, host, uri)
 			g.Expect(body).To(Equal("forbidden\n"), "%s %s://%s%s: a rule denies, the request is not refused", r.URL.Path, scheme, host, uri)
@@ -90,7 +90,7 @@ func askBothDialects(t *testing.T, f *coreFixture, byName, scheme, host, uri str
 			g.Expect(body).To(ContainSubstring(reason), "%s %s://%s%s", r.URL.Path, scheme, host, uri)
 		}
 		if want != "allow" {
-			g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+			g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 		}
 	}
 }
@@ -322,7 +322,7 @@ func FuzzPathView(f *testing.F) {
 // same conflict, and rules see the same request.host.
 func FuzzHostLookup(f *testing.F) {
 	fx := newCoreServer(f, normHostsYAML, func(o *Options) { o.Logger = discardLogger() })
-	hosts := fx.s.snapshot().hosts
+	hosts := fx.s.config.snapshot().hosts
 	for _, seed := range []string{
 		"admin.example.com", "payroll.corp.example.com", "x.eu.apps.example.com", "bücher.example.com", "legacy.example.com:443",
 		"www.example.net", "a.team.example.net", "nobody.example.com", "10.0.0.1", "[::1]:8443", "ported.example.com:8443",
@@ -378,7 +378,7 @@ func FuzzHostConflictViewsAgree(f *testing.F) {
 			}
 			claims = append(claims, hostClaim{Claim: hostnameClaim(patterns[int(spec[i])%len(patterns)], ns, key), entry: entries[key]})
 		}
-		routes := fx.s.routeHosts(claims)
+		routes := fx.s.config.builder.routeHosts(claims)
 		plain := make([]hostname.Claim, len(claims))
 		for i := range claims {
 			plain[i] = claims[i].Claim

@@ -2,13 +2,9 @@ package webhook
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
-
-	"github.com/mfa-operator/mfa-operator/internal/hostname"
 )
 
 // peerAddr is the address of the TCP peer.
@@ -25,12 +21,20 @@ func peerAddr(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// trusted says whether addr is one of the configured proxies.
-func (s *Server) trusted(addr netip.Addr) bool {
+// proxies are the front door's proxies: the peers whose forwarded
+// headers (X-Forwarded-*, X-Original-*, identity headers) are believed.
+type proxies struct {
+	trusted []netip.Prefix
+	// trustXRealIP believes X-Real-IP first (Options.TrustXRealIP).
+	trustXRealIP bool
+}
+
+// isTrusted says whether addr is one of the configured proxies.
+func (px *proxies) isTrusted(addr netip.Addr) bool {
 	if !addr.IsValid() {
 		return false
 	}
-	for _, p := range s.opts.TrustedProxies {
+	for _, p := range px.trusted {
 		if p.Contains(addr) {
 			return true
 		}
@@ -40,7 +44,7 @@ func (s *Server) trusted(addr netip.Addr) bool {
 
 // fromTrustedProxy says whether the request's forwarded headers may be
 // believed: only when the TCP peer is a configured proxy.
-func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerAddr(r)) }
+func (px *proxies) fromTrustedProxy(r *http.Request) bool { return px.isTrusted(peerAddr(r)) }
 
 // clientIP is the client's address. From a peer that is not a trusted
 // proxy it is the peer's own address, whatever the headers say. From a
@@ -48,26 +52,26 @@ func (s *Server) fromTrustedProxy(r *http.Request) bool { return s.trusted(peerA
 // trusted proxy: each proxy appends the address it got the request from,
 // so that entry was written by the last proxy the operator trusts, and
 // everything left of it by whoever the client is. X-Real-IP is believed
-// first only with Options.TrustXRealIP, for front doors that set it
+// first only with trustXRealIP (Options.TrustXRealIP), for front doors that set it
 // themselves: Traefik and Caddy pass on the X-Real-IP the client sent, so
 // believing it would let the client choose request.ip. A trusted proxy
 // that names no client (or a garbled one) gives no address: its own
 // address is not the client's, and taking it would let the front door's
 // network match rules on request.ip (which fail closed on no address
 // instead).
-func (s *Server) clientIP(r *http.Request) netip.Addr {
-	a, _ := s.clientAddr(r, peerAddr(r))
+func (px *proxies) clientIP(r *http.Request) netip.Addr {
+	a, _ := px.clientAddr(r, peerAddr(r))
 	return a
 }
 
 // clientAddr is clientIP for a peer already parsed, with the address's
 // text: the header's own bytes when they are already in canonical form
 // (the usual case), so that the rules' request.ip costs no allocation.
-func (s *Server) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, string) {
-	if !s.trusted(peer) {
+func (px *proxies) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, string) {
+	if !px.isTrusted(peer) {
 		return peer, addrText(peer, "")
 	}
-	if s.opts.TrustXRealIP {
+	if px.trustXRealIP {
 		if v := firstHeader(r.Header, "X-Real-Ip"); v != "" {
 			if a, err := netip.ParseAddr(v); err == nil {
 				a = a.Unmap()
@@ -75,7 +79,7 @@ func (s *Server) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, strin
 			}
 		}
 	}
-	if a, text, ok := s.forwardedFor(r.Header["X-Forwarded-For"]); ok {
+	if a, text, ok := px.forwardedFor(r.Header["X-Forwarded-For"]); ok {
 		return a, addrText(a, text)
 	}
 	return netip.Addr{}, ""
@@ -98,7 +102,7 @@ func addrText(a netip.Addr, raw string) string {
 // proxies: the first other address is the client. Addresses left of it were
 // written by the client and are not believed; a hop that does not parse
 // leaves the client unknown.
-func (s *Server) forwardedFor(values []string) (netip.Addr, string, bool) {
+func (px *proxies) forwardedFor(values []string) (netip.Addr, string, bool) {
 	var leftmost netip.Addr
 	var leftText string
 	for i := len(values) - 1; i >= 0; i-- {
@@ -118,7 +122,7 @@ func (s *Server) forwardedFor(values []string) (netip.Addr, string, bool) {
 				return netip.Addr{}, "", false
 			}
 			a = a.Unmap()
-			if !s.trusted(a) {
+			if !px.isTrusted(a) {
 				return a, part, true
 			}
 			leftmost, leftText = a, part
@@ -130,170 +134,3 @@ func (s *Server) forwardedFor(values []string) (netip.Addr, string, bool) {
 // errUntrustedPeer: the auth request did not come from a trusted proxy, so
 // nothing it says about the original request can be believed.
 var errUntrustedPeer = errors.New("the peer is not in --trusted-proxies, so its X-Original-URL cannot be believed; add the front door's address to --trusted-proxies")
-
-// originalRequest is the protected request an auth request asks about.
-type originalRequest struct {
-	raw string
-	// scheme is http or https; rawQuery is the query, undecoded.
-	scheme, rawQuery string
-	// host is the host name in its one form (internal/hostname), without
-	// the port: what lookup, request.host and the assertion's audience use.
-	host   string
-	method string
-	// path is request.path (see pathView).
-	path string
-}
-
-// parseOriginal reads X-Original-URL and X-Original-Method. The caller has
-// checked that the peer is trusted.
-func parseOriginal(r *http.Request, paths pathMode, o *originalRequest) error {
-	raw := firstHeader(r.Header, "X-Original-Url")
-	if raw == "" {
-		if len(r.Header["X-Original-Url"]) > 1 {
-			return errSentTwice("X-Original-URL")
-		}
-		return errors.New("X-Original-URL is missing; configure the front door to send the original URL (ingress-nginx does; with nginx: proxy_set_header X-Original-URL $scheme://$http_host$request_uri)")
-	}
-	method := firstHeader(r.Header, "X-Original-Method")
-	if method == "" {
-		if len(r.Header["X-Original-Method"]) > 1 {
-			return errSentTwice("X-Original-Method")
-		}
-		return errors.New("X-Original-Method is missing; configure the front door to send it (with nginx: proxy_set_header X-Original-Method $request_method)")
-	}
-	return parseOriginalURL(raw, method, paths, o)
-}
-
-// errSentTwice: a header the front door sets came twice with different
-// values, so the request cannot be judged.
-func errSentTwice(name string) error {
-	return errors.New(name + " is sent more than once with different values; the front door must set it, replacing any the client sent")
-}
-
-// parseForwarded reads X-Forwarded-Proto, -Host, -Uri and -Method, as
-// Traefik and Caddy send them. The caller has checked that the peer is
-// trusted.
-func parseForwarded(r *http.Request, paths pathMode, o *originalRequest) error {
-	proto := lowerASCII(firstHeader(r.Header, "X-Forwarded-Proto"))
-	host := firstHeader(r.Header, "X-Forwarded-Host")
-	uri := firstHeader(r.Header, "X-Forwarded-Uri")
-	method := firstHeader(r.Header, "X-Forwarded-Method")
-	switch {
-	case proto != "http" && proto != "https":
-		return errors.New("X-Forwarded-Proto must be http or https; configure the front door to send the original request")
-	case host == "" || strings.ContainsAny(host, "/\\@?#"):
-		return errors.New("X-Forwarded-Host is missing or not a host")
-	case uri == "":
-		uri = "/"
-	case uri[0] != '/' || strings.HasPrefix(uri, "//"):
-		return errors.New("X-Forwarded-Uri must be a path")
-	}
-	if method == "" {
-		return errors.New("X-Forwarded-Method is missing; configure the front door to send it")
-	}
-	return parseOriginalURL(proto+"://"+host+uri, method, paths, o)
-}
-
-// parseOriginalURL reads the original request's URL: scheme, host (in its
-// one form) and the path the rules see (pathView, with the server's path
-// mode). The host and path are read from raw's own text, not from what
-// url.Parse decoded, so that a percent-encoded host or path is judged as
-// the front door and the app receive it.
-func parseOriginalURL(raw, method string, paths pathMode, o *originalRequest) error {
-	scheme, authority, rawPath, query, ok := splitPlainURL(raw)
-	if !ok {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Opaque != "" {
-			return errors.New("X-Original-URL is not an absolute http(s) URL")
-		}
-		scheme, query = u.Scheme, u.RawQuery
-		authority, rawPath = splitAuthority(raw)
-	}
-	host, err := hostname.Normalize(authority, scheme)
-	if err != nil {
-		return fmt.Errorf("the original host %q is refused: %w", authority, err)
-	}
-	p, err := paths.view(rawPath)
-	if err != nil {
-		return err
-	}
-	*o = originalRequest{raw: raw, scheme: scheme, rawQuery: query, method: method, host: hostname.Name(host), path: p}
-	return nil
-}
-
-// splitAuthority returns the authority and the path of raw as written,
-// once url.Parse has accepted it as an absolute URL: the authority runs
-// from "//" to the first "/", as url.Parse reads it, before any query or
-// fragment.
-func splitAuthority(raw string) (authority, path string) {
-	s, _, _ := strings.Cut(raw, "#")
-	s, _, _ = strings.Cut(s, "?")
-	if i := strings.Index(s, "//"); i >= 0 {
-		s = s[i+2:]
-	}
-	if i := strings.IndexByte(s, '/'); i >= 0 {
-		return s[:i], s[i:]
-	}
-	return s, ""
-}
-
-// splitPlainURL reads the common form of an original URL without
-// url.Parse's allocations: http(s)://host[:port][/path][?query], the host
-// made of letters, digits, dots and dashes, the path and query of
-// printable ASCII without percent escapes, fragment or backslash. For any
-// other URL it answers !ok and url.Parse decides; for these, it gives what
-// url.Parse gives (FuzzSplitPlainURL checks it).
-func splitPlainURL(raw string) (scheme, host, path, query string, ok bool) {
-	var rest string
-	switch {
-	case strings.HasPrefix(raw, "https://"):
-		scheme, rest = "https", raw[len("https://"):]
-	case strings.HasPrefix(raw, "http://"):
-		scheme, rest = "http", raw[len("http://"):]
-	default:
-		return "", "", "", "", false
-	}
-	end := len(rest)
-	colon := -1
-	for i := 0; i < len(rest); i++ {
-		c := rest[i]
-		if c == '/' || c == '?' {
-			end = i
-			break
-		}
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '-':
-			if colon >= 0 && (c < '0' || c > '9') {
-				return "", "", "", "", false
-			}
-		case c == ':' && colon < 0:
-			colon = i
-		default:
-			return "", "", "", "", false
-		}
-	}
-	host, rest = rest[:end], rest[end:]
-	if host == "" || colon == 0 || colon == len(host)-1 {
-		return "", "", "", "", false
-	}
-	path = rest
-	if i := strings.IndexByte(rest, '?'); i >= 0 {
-		path, query = rest[:i], rest[i+1:]
-	}
-	for i := 0; i < len(rest); i++ {
-		if c := rest[i]; c <= ' ' || c >= 0x7f || c == '%' || c == '#' || c == '\\' {
-			return "", "", "", "", false
-		}
-	}
-	return scheme, host, path, query, true
-}
-
-// lowerASCII lower-cases s without allocating when it already is.
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(s)
-		}
-	}
-	return s
-}

@@ -50,7 +50,7 @@ func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 			for _, v := range tt.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			g.Expect(tt.s.clientIP(r).String()).To(Equal(tt.want))
+			g.Expect(tt.s.pages.proxies.clientIP(r).String()).To(Equal(tt.want))
 		})
 	}
 }
@@ -58,20 +58,20 @@ func TestClientIPBelievesForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 func TestUntrustedPeerGetsNoHeaderIdentity(t *testing.T) {
 	g := NewWithT(t)
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	p := f.s.snapshot().Policy("apps", "admin")
+	e := f.s.config.snapshot().entry("apps", "admin")
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("X-Auth-Request-Email", ana)
 
 	r.RemoteAddr = coreClientAddr
-	id, err := f.s.identify(r, p)
+	id, err := identifyAt(f.s, r, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id).To(BeNil())
 
 	r.RemoteAddr = coreProxyAddr
-	id, err = f.s.identify(r, p)
+	id, err = identifyAt(f.s, r, e)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id.User.ID).To(Equal(ana))
-	g.Expect(id.Source).To(Equal(SourceHeader))
+	g.Expect(id.Source).To(Equal(sourceHeader))
 }
 
 func TestSpoofedHeadersFromUntrustedPeerCannotReachAnAllowRule(t *testing.T) {
@@ -86,5 +86,5 @@ func TestSpoofedHeadersFromUntrustedPeerCannotReachAnAllowRule(t *testing.T) {
 	spoofed.RemoteAddr = coreClientAddr
 	w := f.serve(spoofed)
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
-	g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
+	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 }

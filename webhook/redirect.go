@@ -20,26 +20,24 @@ const maxRedirectDecodings = 3
 
 // safeRedirect returns where the browser may be sent after the challenge:
 // rd when it points at a host the operator declared (the policy's hosts or
-// the cookie domain), otherwise the policy's default target.
-func (s *Server) safeRedirect(rd string, p *policy.CompiledPolicy) string {
+// the cookie domain), otherwise the policy's default target (see
+// defaultRedirect). A return address /auth would refuse under paths is
+// refused too.
+func safeRedirect(rd string, p *policy.CompiledPolicy, cookieDomain, publicURL string, paths pathMode) string {
 	var hosts []string
 	if p != nil {
 		hosts = p.Spec.Hosts
 	}
-	publicURL := ""
-	if s.publicURL != nil {
-		publicURL = s.publicURL.String()
-	}
 	t := redirectTargets{
 		hosts:        hosts,
-		cookieDomain: s.opts.CookieDomain,
+		cookieDomain: cookieDomain,
 		fallback:     defaultRedirect(hosts, publicURL),
 	}
 	out := t.sanitize(rd)
 	// A return address /auth would refuse (a path servers read
 	// differently) is not one to take a second factor for.
 	var o originalRequest
-	if out != t.fallback && strings.Contains(out, "://") && parseOriginalURL(out, http.MethodGet, s.paths, &o) != nil {
+	if out != t.fallback && strings.Contains(out, "://") && parseOriginalURL(out, http.MethodGet, paths, &o) != nil {
 		return t.fallback
 	}
 	return out

@@ -13,7 +13,7 @@ import (
 // alone gives.
 func TestRouterAnswersAsTheServeMux(t *testing.T) {
 	f := newCoreServer(t, coreAdminPolicyYAML)
-	rt, ok := f.s.Handler().(*router)
+	rt, ok := f.s.handler.(*router)
 	NewWithT(t).Expect(ok).To(BeTrue(), "the server's handler is the router")
 
 	paths := []string{

@@ -1,6 +1,10 @@
 // Package webhook is the challenge server the front door asks about every
-// protected request: /auth decisions, the challenge pages, sessions and the
-// keys apps verify assertions with.
+// protected request: the HTTP server and its routes, /auth decisions, the
+// challenge pages and the keys apps verify assertions with. The domains
+// below it are packages of their own: the configuration sources
+// (internal/source), sessions (internal/session), enrolments
+// (internal/store), TOTP (internal/totp), Duo (internal/duo), JWKS
+// (internal/jwks), rate limits (internal/ratelimit).
 package webhook
 
 import (
@@ -13,21 +17,16 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/mfa-operator/mfa-operator/internal/policy"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
+	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
+	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 // Options configure a Server.
 type Options struct {
-	// Namespace holds the bundle, keyring and enrolment Secrets (cluster mode).
-	Namespace string
 	// PublicURL is the challenge server's external URL, e.g.
 	// https://auth.example.com; challenge URLs are built from it.
 	PublicURL string
@@ -57,15 +56,10 @@ type Options struct {
 	// listener of its own so that the front door's clients never reach
 	// them ("" or "0": no metrics endpoint).
 	MetricsAddr string
-	// ConfigDir, when set, selects standalone mode: MFAPolicy, MFAProvider
-	// and Secret objects are read from YAML/JSON files there and the
-	// directory is polled for changes.
-	ConfigDir string
-	// DataDir holds the standalone keyring (keyring.json, generated 0600
-	// when absent) and enrolment store.
-	DataDir string
-	// Client is the cluster client (cluster mode); nil in standalone mode.
-	Client client.Client
+	// Source is where the configuration comes from: the bundle and keyring
+	// Secrets in a cluster (source.Cluster), or a config directory in
+	// standalone mode (source.Dir).
+	Source source.Source
 	// Store keeps enrolments.
 	Store store.Store
 	// Now is the clock (time.Now by default).
@@ -74,75 +68,28 @@ type Options struct {
 	Logger *slog.Logger
 	// Lockout bounds failed second-factor attempts.
 	Lockout totp.Lockout
-	// DuoCallLimits bound the calls to Duo's preauth and auth per user and
-	// per client address; zero fields take the defaults.
-	DuoCallLimits DuoCallLimits
 	// GCHeadroom is the heap growth allowed between garbage collections
 	// while the live heap is small (see tuneGC); 0 leaves Go's default.
 	GCHeadroom uint64
+
+	// duoCallLimits bound the calls to Duo's preauth and auth per user and
+	// per client address; zero fields take the defaults (tests lower or
+	// raise them).
+	duoCallLimits duoCallLimits
 }
-
-// Identity is who the first factor says the user is.
-type Identity struct {
-	User policy.User
-	// AuthTime is when the user logged in upstream (JWT auth_time, else
-	// iat); zero when the identity source does not say.
-	AuthTime time.Time
-	// Source is the identity source: "header" or "jwt".
-	Source string
-}
-
-// SessionMode says what a session proves.
-type SessionMode int
-
-const (
-	// SessionVerified: the user answered the provider.
-	SessionVerified SessionMode = iota
-	// SessionFailOpen: the provider could not be reached and its fail mode
-	// is open. The session lets the user through for this browser session
-	// but never claims the factor (no X-MFA-Multifactor, no amr) and is
-	// never remembered.
-	SessionFailOpen
-)
-
-// ErrDenied is returned by requiredRule when the request being returned to
-// is denied by a rule or by the policy's default.
-var ErrDenied = errors.New("denied by policy")
 
 // Server is the challenge server.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	now  func() time.Time
-	// realClock: now is time.Now, so the time an auth request started is
-	// its decision's now too (one clock read fewer per request).
-	realClock bool
-	publicURL *url.URL
-	// paths says which original paths are judged and how (from
-	// Options.AllowAmbiguousPaths).
-	paths pathMode
-
-	snap atomic.Pointer[Snapshot]
-	// loadMu serialises loads; loader is what they share; status is the
-	// copy /readyz reads.
-	loadMu sync.Mutex
-	loader loaderState
-	status atomic.Pointer[loadStatus]
-	jwks   atomic.Pointer[jwksDoc]
-
-	metrics    *metrics
-	cookies    *cookieCache
-	assertions *assertionCache
-	verifiers  *verifierRegistry
-
-	// totp verifies and enrols TOTP codes against the store.
-	totp *totp.Authenticator
-
+	opts    Options
+	log     *slog.Logger
+	config  *config
+	metrics *metrics
+	pages   *challengePages
 	handler http.Handler
 }
 
-// NewServer checks the options and builds a server. Configuration is
-// loaded by Run (or Load, in tests).
+// NewServer checks the options and builds a server. The configuration is
+// loaded from Options.Source by Run.
 func NewServer(opts Options) (*Server, error) {
 	if opts.ListenAddr == "" {
 		opts.ListenAddr = ":8080"
@@ -157,109 +104,87 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.Store == nil {
 		return nil, errors.New("no enrolment store configured")
 	}
-	s := &Server{
-		opts:      opts,
-		log:       opts.Logger,
-		now:       opts.Now,
-		realClock: realClock,
-	}
-	if opts.AllowAmbiguousPaths {
-		s.paths = pathsAmbiguousAllowed
-	}
+	var publicURL *url.URL
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("--public-url %q is not an absolute http(s) URL, e.g. https://auth.example.com", opts.PublicURL)
 		}
 		u.Path = strings.TrimSuffix(u.Path, "/")
-		s.publicURL = u
+		publicURL = u
 	}
-	s.metrics = newMetrics()
-	s.cookies = newCookieCache(cookieCacheSize)
-	s.assertions = newAssertionCache()
-	s.verifiers = newVerifierRegistry(s)
-	s.snap.Store(emptySnapshot())
-	s.totp = &totp.Authenticator{
-		Store:   &lockoutCounter{Store: opts.Store, now: opts.Now, counted: s.lockedOut},
-		Keyring: s.keyring,
-		Now:     opts.Now,
-		Lockout: opts.Lockout,
+	paths := pathsStrict
+	if opts.AllowAmbiguousPaths {
+		paths = pathsAmbiguousAllowed
 	}
-	s.handler = s.routes()
+	log, now := opts.Logger, opts.Now
+	m := newMetrics()
+	cfg := newConfig(&snapshotBuilder{
+		log:             log,
+		now:             now,
+		metrics:         m,
+		verifiers:       newVerifierRegistry(now, log),
+		publicURL:       publicURL,
+		identityHeaders: opts.IdentityHeaders,
+	}, m, log)
+	proxies := &proxies{trusted: opts.TrustedProxies, trustXRealIP: opts.TrustXRealIP}
+	sessions := session.NewJar(opts.CookieDomain, !opts.InsecureCookies)
+	auth := &authHandler{
+		config:     cfg,
+		proxies:    proxies,
+		paths:      paths,
+		sessions:   sessions,
+		assertions: newAssertionSigner(publicURL, log),
+		metrics:    m,
+		log:        log,
+		now:        now,
+		realClock:  realClock,
+	}
+	pages := newChallengePages(pageOptions{
+		config:        cfg,
+		proxies:       proxies,
+		paths:         paths,
+		sessions:      sessions,
+		metrics:       m,
+		log:           log,
+		now:           now,
+		publicURL:     publicURL,
+		cookieDomain:  opts.CookieDomain,
+		insecure:      opts.InsecureCookies,
+		store:         opts.Store,
+		lockout:       opts.Lockout,
+		duoCallLimits: opts.duoCallLimits,
+	})
+	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages}
+	s.handler = routes(auth, pages, cfg)
 	return s, nil
 }
 
-// Handler returns the server's HTTP handler: the auth endpoints and the
-// pages.
-func (s *Server) Handler() http.Handler { return s.handler }
+// routes are the challenge server's endpoints, the auth ones first.
+func routes(auth *authHandler, pages *challengePages, cfg *config) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/auth/{namespace}/{policy}", auth.handleAuth)
+	mux.HandleFunc("/auth", auth.handleAuth)
+	mux.HandleFunc("/forward-auth/{namespace}/{policy}", auth.handleForwardAuth)
+	mux.HandleFunc("/forward-auth", auth.handleForwardAuth)
+	mux.HandleFunc("GET /healthz", handleHealthz)
+	mux.HandleFunc("GET /readyz", cfg.handleReadyz)
+	mux.Handle("GET /.well-known/jwks.json", &jwksEndpoint{config: cfg})
+	pages.register(mux)
+	return &router{auth: auth, mux: mux}
+}
 
-// MetricsHandler returns the handler of the metrics listener: /metrics in
-// the Prometheus text format, nothing else.
-func (s *Server) MetricsHandler() http.Handler {
+func handleHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// metricsHandler is the handler of the metrics listener: /metrics in the
+// Prometheus text format, nothing else.
+func (s *Server) metricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.handler())
 	return mux
-}
-
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/auth/{namespace}/{policy}", s.handleAuth)
-	mux.HandleFunc("/auth", s.handleAuth)
-	mux.HandleFunc("/forward-auth/{namespace}/{policy}", s.handleForwardAuth)
-	mux.HandleFunc("/forward-auth", s.handleForwardAuth)
-	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
-	s.registerChallengeRoutes(mux)
-	return &router{s: s, mux: mux}
-}
-
-// router answers the auth endpoints, which the front door calls on every
-// protected request, without the ServeMux's pattern matching; every other
-// request, and any auth path that is not plain (escapes, dot segments,
-// empty segments), goes through the mux, whose routes cover the same
-// paths with the same handlers.
-type router struct {
-	s   *Server
-	mux *http.ServeMux
-}
-
-func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodConnect && r.URL.RawPath == "" {
-		p := r.URL.Path
-		if rest, ok := strings.CutPrefix(p, "/auth"); ok {
-			if ns, name, ok := policyPath(rest); ok {
-				rt.s.serveDecision(w, r, ns, name, parseOriginal, false)
-				return
-			}
-		} else if rest, ok := strings.CutPrefix(p, "/forward-auth"); ok {
-			if ns, name, ok := policyPath(rest); ok {
-				rt.s.serveDecision(w, r, ns, name, parseForwarded, true)
-				return
-			}
-		}
-	}
-	rt.mux.ServeHTTP(w, r)
-}
-
-// policyPath reads what follows /auth: nothing (the policy is chosen by
-// host), or /{namespace}/{policy} with two plain segments.
-func policyPath(rest string) (ns, name string, ok bool) {
-	if rest == "" {
-		return "", "", true
-	}
-	if rest[0] != '/' {
-		return "", "", false
-	}
-	ns, name, ok = strings.Cut(rest[1:], "/")
-	if !ok || !plainSegment(ns) || !plainSegment(name) {
-		return "", "", false
-	}
-	return ns, name, true
-}
-
-func plainSegment(seg string) bool {
-	return seg != "" && seg != "." && seg != ".." && strings.IndexByte(seg, '/') < 0
 }
 
 const (
@@ -280,7 +205,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.Serve(ctx, ln, metricsLn)
+	return s.serve(ctx, ln, metricsLn)
 }
 
 // listen opens the listeners of ListenAddr and MetricsAddr (nil when
@@ -299,10 +224,10 @@ func (s *Server) listen() (ln, metricsLn net.Listener, err error) {
 	return ln, metricsLn, nil
 }
 
-// Serve is Run on given listeners: ln for the auth endpoints and the
+// serve is Run on given listeners: ln for the auth endpoints and the
 // pages, metricsLn (nil: none) for the metrics. Both stop together, and
 // both are closed when it returns.
-func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
+func (s *Server) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	loaderDone := make(chan error, 1)
@@ -312,7 +237,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	servers := []*http.Server{s.httpServer(ctx, limitBody(s.handler))}
 	listeners := []net.Listener{ln}
 	if metricsLn != nil {
-		servers = append(servers, s.httpServer(ctx, s.MetricsHandler()))
+		servers = append(servers, s.httpServer(ctx, s.metricsHandler()))
 		listeners = append(listeners, metricsLn)
 	}
 	serveErr := make(chan error, len(servers))
@@ -349,6 +274,15 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		<-loaderDone
 		return nil
 	}
+}
+
+// watch loads the configuration from its source and keeps it up to date
+// until ctx ends.
+func (s *Server) watch(ctx context.Context) error {
+	if s.opts.Source == nil {
+		return errors.New("no configuration source: set --config-dir (standalone) or run in a cluster")
+	}
+	return s.opts.Source.Run(ctx, s.config)
 }
 
 func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {

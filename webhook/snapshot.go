@@ -2,22 +2,23 @@ package webhook
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
-	"github.com/mfa-operator/mfa-operator/internal/hostname"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
 const defaultRememberFor = v1alpha1.DefaultRememberFor
 
-// Snapshot is the configuration in force: compiled policies, providers and
+// snapshot is the configuration in force: compiled policies, providers and
 // the keyring. It is immutable; a reload builds a new one and swaps it
 // atomically, so a request sees one consistent configuration.
-type Snapshot struct {
+type snapshot struct {
 	// Policies by namespace/name.
 	Policies map[string]*policy.CompiledPolicy
 	// Providers by namespace/name.
@@ -29,8 +30,7 @@ type Snapshot struct {
 	// LoadedAt is when the bundle was loaded.
 	LoadedAt time.Time
 
-	byName   map[policyName]*policyEntry
-	byPolicy map[*policy.CompiledPolicy]*policyEntry
+	byName map[policyName]*policyEntry
 	// hosts serves host-based lookup (/auth and /forward-auth without a
 	// policy in the path).
 	hosts hostRoutes
@@ -64,8 +64,10 @@ type policyEntry struct {
 // ruleInfo is what the hot path needs of a rule beyond the compiled rule.
 type ruleInfo struct {
 	rule *policy.CompiledRule
-	// providerKeys are the namespace/name of the rule's providers in force.
-	providerKeys []string
+	// accepts is what a session must show to satisfy the rule: a factor
+	// of one of the rule's providers in force (namespace/name), answered
+	// within its rememberFor.
+	accepts session.Rule
 }
 
 func (e *policyEntry) ruleInfo(r *policy.CompiledRule) *ruleInfo {
@@ -77,67 +79,59 @@ func (e *policyEntry) ruleInfo(r *policy.CompiledRule) *ruleInfo {
 	return nil
 }
 
-func emptySnapshot() *Snapshot {
-	return &Snapshot{
+func emptySnapshot() *snapshot {
+	return &snapshot{
 		Policies:  map[string]*policy.CompiledPolicy{},
 		Providers: map[string]*policy.BundleProvider{},
 		byName:    map[policyName]*policyEntry{},
-		byPolicy:  map[*policy.CompiledPolicy]*policyEntry{},
 		hosts:     newHostRoutes(),
 	}
 }
 
 // Policy returns the policy namespace/name, or nil.
-func (sn *Snapshot) Policy(namespace, name string) *policy.CompiledPolicy {
-	if e := sn.byName[policyName{namespace, name}]; e != nil {
+func (sn *snapshot) Policy(namespace, name string) *policy.CompiledPolicy {
+	if e := sn.entry(namespace, name); e != nil {
 		return e.compiled
 	}
 	return nil
 }
 
-// PolicyForHost returns the policy serving host on host-based lookup, or
-// nil: none lists it, or several do in conflict (see hostRoutes).
-func (sn *Snapshot) PolicyForHost(host string) *policy.CompiledPolicy {
-	n, err := hostname.Normalize(host, "")
-	if err != nil {
-		return nil
-	}
-	if r := sn.hosts.lookup(hostname.Name(n)); r != nil && r.conflict == "" {
-		return r.entry.compiled
-	}
-	return nil
-}
-
-func (sn *Snapshot) entryOf(p *policy.CompiledPolicy) *policyEntry {
-	if p == nil {
-		return nil
-	}
-	return sn.byPolicy[p]
+// entry returns the entry of the policy namespace/name, or nil.
+func (sn *snapshot) entry(namespace, name string) *policyEntry {
+	return sn.byName[policyName{namespace, name}]
 }
 
 // Provider returns the provider namespace/name, or nil.
-func (sn *Snapshot) Provider(namespace, name string) *policy.BundleProvider {
+func (sn *snapshot) Provider(namespace, name string) *policy.BundleProvider {
 	return sn.Providers[namespace+"/"+name]
 }
 
-// snapshot returns the configuration in force; never nil (empty, with a
-// nil Keyring, before the first load).
-func (s *Server) snapshot() *Snapshot { return s.snap.Load() }
-
-// keyring returns the keyring in force, nil before the first load.
-func (s *Server) keyring() *keyring.Keyring { return s.snap.Load().Keyring }
+// snapshotBuilder compiles bundles into snapshots, with what the hot path
+// derives from each policy.
+type snapshotBuilder struct {
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	// verifiers keep JWT verifiers (and their caches) across reloads.
+	verifiers *verifierRegistry
+	// publicURL prefixes the challenge URLs (nil: relative).
+	publicURL *url.URL
+	// identityHeaders are the only identity headers policies may name
+	// (nil: any).
+	identityHeaders []string
+}
 
 // buildSnapshot compiles every policy of a bundle. One policy that does not
 // compile refuses the whole bundle, so that the last good one stays.
-func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyring) (*Snapshot, error) {
+func (sb *snapshotBuilder) build(b *policy.Bundle, hash string, kr *keyring.Keyring) (*snapshot, error) {
 	sn := emptySnapshot()
-	sn.Keyring, sn.BundleHash, sn.LoadedAt = kr, hash, s.now()
+	sn.Keyring, sn.BundleHash, sn.LoadedAt = kr, hash, sb.now()
 	for i := range b.Providers {
 		p := &b.Providers[i]
 		sn.Providers[p.Key()] = p
 		// Expose the provider's challenge counters before the first one.
-		s.metrics.challenges.WithLabelValues(p.Key(), "success")
-		s.metrics.challenges.WithLabelValues(p.Key(), "failure")
+		sb.metrics.challenges.WithLabelValues(p.Key(), "success")
+		sb.metrics.challenges.WithLabelValues(p.Key(), "failure")
 	}
 	var claims []hostClaim
 	for i := range b.Policies {
@@ -149,43 +143,38 @@ func (s *Server) buildSnapshot(b *policy.Bundle, hash string, kr *keyring.Keyrin
 		// The operator's restriction on identity headers: a policy naming
 		// another header stays out (fail closed for its hosts), the others
 		// load.
-		if err := policy.CheckIdentityHeaders(&bp.Spec, s.opts.IdentityHeaders); err != nil {
-			s.log.Error("MFAPolicy left out: it names an identity header --identity-headers does not allow", "policy", bp.Key(), "error", err)
+		if err := policy.CheckIdentityHeaders(&bp.Spec, sb.identityHeaders); err != nil {
+			sb.log.Error("MFAPolicy left out: it names an identity header --identity-headers does not allow", "policy", bp.Key(), "error", err)
 			continue
 		}
-		e, err := s.newPolicyEntry(cp, sn.Providers)
+		e, err := sb.newPolicyEntry(cp, sn.Providers)
 		if err != nil {
 			return nil, fmt.Errorf("MFAPolicy %s: %w", bp.Key(), err)
 		}
 		sn.Policies[e.key] = cp
 		sn.byName[policyName{cp.Namespace, cp.Name}] = e
-		sn.byPolicy[cp] = e
 		e.created = bp.Created
-		claims = s.appendHostClaims(claims, e)
+		claims = sb.appendHostClaims(claims, e)
 	}
-	sn.hosts = s.routeHosts(claims)
+	sn.hosts = sb.routeHosts(claims)
 	return sn, nil
 }
 
 // withKeyring is the snapshot with another keyring.
-func (sn *Snapshot) withKeyring(kr *keyring.Keyring) *Snapshot {
+func (sn *snapshot) withKeyring(kr *keyring.Keyring) *snapshot {
 	c := *sn
 	c.Keyring = kr
 	return &c
 }
 
-// newPolicyEntry derives what the hot path needs of a compiled policy.
-// providers may be nil (a policy from an older snapshot): then the
-// providers in force now are used.
-func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]*policy.BundleProvider) (*policyEntry, error) {
-	if providers == nil {
-		providers = s.snapshot().Providers
-	}
+// newPolicyEntry derives what the hot path needs of a compiled policy,
+// with the providers in force of its snapshot.
+func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]*policy.BundleProvider) (*policyEntry, error) {
 	e := &policyEntry{
 		compiled:    cp,
 		key:         cp.Namespace + "/" + cp.Name,
 		maxRemember: map[string]time.Duration{},
-		counters:    s.metrics.countersFor(cp.Namespace, cp.Name),
+		counters:    sb.metrics.countersFor(cp.Namespace, cp.Name),
 		hosts:       newPolicyHosts(cp.Spec.Hosts),
 	}
 	id := &cp.Spec.Identity
@@ -196,7 +185,7 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 		if _, err := url.Parse(id.JWT.JWKSURL); err != nil {
 			return nil, fmt.Errorf("spec.identity.jwt.jwksURL: %w", err)
 		}
-		e.verifier = s.verifiers.get(id.JWT)
+		e.verifier = sb.verifiers.get(id.JWT)
 	default:
 		return nil, fmt.Errorf("spec.identity: set one of header and jwt")
 	}
@@ -207,25 +196,25 @@ func (s *Server) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]
 	e.rules = make([]ruleInfo, len(cp.Rules))
 	for i := range cp.Rules {
 		r := &cp.Rules[i]
-		ri := ruleInfo{rule: r}
+		ri := ruleInfo{rule: r, accepts: session.Rule{RememberFor: r.RememberFor, IgnoreCookie: r.IgnoreCookie}}
 		for _, k := range r.Providers {
 			bp := providers[k]
 			if bp == nil {
-				s.log.Warn("rule names an MFAProvider that is not in force; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
+				sb.log.Warn("rule names an MFAProvider that is not in force; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
 				continue
 			}
 			if !bp.Admits(cp.Namespace) {
-				s.log.Warn("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
+				sb.log.Warn("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped", "policy", e.key, "rule", r.Name, "provider", k)
 				continue
 			}
-			ri.providerKeys = append(ri.providerKeys, k)
+			ri.accepts.Providers = append(ri.accepts.Providers, k)
 			e.maxRemember[k] = max(e.maxRemember[k], r.RememberFor)
 		}
 		e.rules[i] = ri
 	}
 	base := "/challenge/" + url.PathEscape(cp.Namespace) + "/" + url.PathEscape(cp.Name) + "?rd="
-	if s.publicURL != nil {
-		base = strings.TrimSuffix(s.publicURL.String(), "/") + base
+	if sb.publicURL != nil {
+		base = strings.TrimSuffix(sb.publicURL.String(), "/") + base
 	}
 	e.challengeBase = base
 	return e, nil

@@ -16,7 +16,9 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
+	"github.com/mfa-operator/mfa-operator/internal/session"
+	"github.com/mfa-operator/mfa-operator/internal/source"
+	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // The tenant boundary, through the server's own handlers: a policy answers
@@ -87,8 +89,8 @@ func TestTenancyAuthAnswersOnlyForThePolicyHosts(t *testing.T) {
 			g.Expect(w.Code).To(Equal(tt.wantCode), w.Body.String())
 			g.Expect(w.Body.String()).To(ContainSubstring(tt.wantBody))
 			if tt.wantCode != http.StatusOK {
-				g.Expect(w.Header().Get(HeaderUser)).To(BeEmpty())
-				g.Expect(w.Header().Get(HeaderAssertion)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
+				g.Expect(w.Header().Get(headerAssertion)).To(BeEmpty())
 			}
 		})
 	}
@@ -107,12 +109,12 @@ func TestTenancyAssertionNamesTheDecidingPolicy(t *testing.T) {
 	claimsOf := func(g Gomega, r *http.Request) map[string]any {
 		w := f.serve(r)
 		g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
-		return f.verifyAssertion(w.Header().Get(HeaderAssertion))
+		return f.verifyAssertion(w.Header().Get(headerAssertion))
 	}
 
 	t.Run("after a second factor", func(t *testing.T) {
 		g := NewWithT(t)
-		cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", SessionVerified)
+		cookies := f.issue(headerIdentity(ana), "apps", "admin", "everyone-else", "apps/google-authenticator", session.Verified)
 		c := claimsOf(g, withCookies(authRequest("/auth/apps/admin", "https://admin.example.com/home", map[string]string{"X-Auth-Request-Email": ana}), cookies...))
 		g.Expect(c["policy"]).To(Equal("apps/admin"))
 		g.Expect(c["aud"]).To(Equal("admin.example.com"))
@@ -238,20 +240,20 @@ func newTenancyFixture(t *testing.T) *challengeFixture {
 	t.Cleanup(func() { _ = st.Close() })
 	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewJSONHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := NewServer(Options{
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
-		ConfigDir:      configDir,
-		DataDir:        dataDir,
+		Source:         &source.Dir{ConfigDir: configDir, DataDir: dataDir, Now: clock.Now, Log: log},
 		Store:          st,
 		Now:            clock.Now,
-		Logger:         slog.New(slog.NewJSONHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         log,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	s.reloadConfigDir()
+	reloadConfigDir(s)
 	for _, key := range [][2]string{{"platform", "portal"}, {"team-b", "app"}, {"team-c", "app"}} {
-		g.Expect(s.snapshot().Policy(key[0], key[1])).NotTo(BeNil(), "%s/%s is in force; logs:\n%s", key[0], key[1], logs)
+		g.Expect(s.config.snapshot().Policy(key[0], key[1])).NotTo(BeNil(), "%s/%s is in force; logs:\n%s", key[0], key[1], logs)
 	}
 	return &challengeFixture{t: t, s: s, st: st, clock: clock, logs: logs, clientIP: "198.51.100.20"}
 }
@@ -305,7 +307,7 @@ func (b *browser) authWith(policyPath, original string) *httptest.ResponseRecord
 		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	b.f.s.Handler().ServeHTTP(w, r)
+	b.f.s.handler.ServeHTTP(w, r)
 	return w
 }
 
@@ -315,7 +317,7 @@ func (b *browser) authWith(policyPath, original string) *httptest.ResponseRecord
 func TestTenancyProviderNotAdmittedIsNotInForce(t *testing.T) {
 	g := NewWithT(t)
 	f := newTenancyFixture(t)
-	g.Expect(f.s.snapshot().Policy("team-d", "app")).To(BeNil())
+	g.Expect(f.s.config.snapshot().Policy("team-d", "app")).To(BeNil())
 	g.Expect(f.logs.String()).To(ContainSubstring(`MFAProvider platform/totp does not admit policies of namespace \"team-d\"`))
 
 	b := f.browser(challengeUser)
@@ -374,12 +376,12 @@ func TestTenancyChallengeServerChecksAdmissionAgain(t *testing.T) {
 	}
 	_, hash, err := b.Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(f.s.applyBundle(b, hash, "test")).To(Succeed())
+	g.Expect(f.s.config.ApplyBundle(b, hash, "test")).To(Succeed())
 	g.Expect(f.logs.String()).To(ContainSubstring("rule names an MFAProvider of another namespace that does not admit the policy's; it is skipped"))
 
 	user := map[string]string{"X-Auth-Request-Email": ana}
-	shared := f.issue(headerIdentity(ana), "team-b", "app", "shared", "platform/totp", SessionVerified)
-	own := f.issue(headerIdentity(ana), "team-b", "app", "both", "team-b/own-totp", SessionVerified)
+	shared := f.issue(headerIdentity(ana), "team-b", "app", "shared", "platform/totp", session.Verified)
+	own := f.issue(headerIdentity(ana), "team-b", "app", "both", "team-b/own-totp", session.Verified)
 	tests := []struct {
 		name     string
 		original string
@@ -496,7 +498,7 @@ func TestTenancyPendingSecretIsBoundToItsBrowser(t *testing.T) {
 	w := second.submitTo(teamBPage, "/enroll", url.Values{"code": {f.code(qr1, f.clock.Now())}})
 	g.Expect(w.Code).To(Equal(http.StatusUnprocessableEntity), w.Body.String())
 	g.Expect(w.Body.String()).To(ContainSubstring("That code is not right"))
-	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(SessionCookieName + "=")))
+	g.Expect(w.Header().Values("Set-Cookie")).NotTo(ContainElement(HavePrefix(session.CookieName + "=")))
 
 	w = first.submitTo(teamBPage, "/enroll", url.Values{"code": {f.code(qr1, f.clock.Now())}})
 	g.Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
@@ -625,14 +627,14 @@ spec:
 `)
 			_, hash, err := b.Marshal()
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(f.s.applyBundle(b, hash, "test")).To(Succeed())
-			g.Expect(f.s.snapshot().Policy("team-b", "other")).NotTo(BeNil(), "one policy left out never holds back the others")
+			g.Expect(f.s.config.ApplyBundle(b, hash, "test")).To(Succeed())
+			g.Expect(f.s.config.snapshot().Policy("team-b", "other")).NotTo(BeNil(), "one policy left out never holds back the others")
 			if tt.wantLog != "" {
 				g.Expect(f.logs.String()).To(ContainSubstring(tt.wantLog))
-				g.Expect(f.s.snapshot().Policy("apps", "app")).To(BeNil())
+				g.Expect(f.s.config.snapshot().Policy("apps", "app")).To(BeNil())
 				return
 			}
-			g.Expect(f.s.snapshot().Policy("apps", "app")).NotTo(BeNil())
+			g.Expect(f.s.config.snapshot().Policy("apps", "app")).NotTo(BeNil())
 		})
 	}
 }

@@ -1,10 +1,11 @@
-package webhook
+package source
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,16 +22,27 @@ import (
 // cannot watch.
 const secretPollInterval = 10 * time.Second
 
-// watchCluster follows the bundle and keyring Secrets in the server's
-// namespace: listed, then watched (by name, nothing else in the namespace
-// is read), and listed again after any watch error. Each change is loaded
-// without a restart.
-func (s *Server) watchCluster(ctx context.Context) error {
+// Cluster follows the bundle and keyring Secrets in the challenge
+// server's namespace: listed, then watched (by name, nothing else in the
+// namespace is read), and listed again after any watch error. Each change
+// is loaded without a restart.
+type Cluster struct {
+	// Client reads the Secrets; one that can watch is watched, any other
+	// is polled.
+	Client client.Client
+	// Namespace holds the bundle and keyring Secrets.
+	Namespace string
+	// Log receives failed reads.
+	Log *slog.Logger
+}
+
+// Run implements Source.
+func (c *Cluster) Run(ctx context.Context, sink Sink) error {
 	done := make(chan struct{}, 2)
 	for _, name := range []string{policy.BundleSecretName, policy.KeyringSecretName} {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			s.followSecret(ctx, name)
+			c.follow(ctx, sink, name)
 		}()
 	}
 	<-done
@@ -38,14 +50,14 @@ func (s *Server) watchCluster(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) followSecret(ctx context.Context, name string) {
-	wc, canWatch := s.opts.Client.(client.WithWatch)
+func (c *Cluster) follow(ctx context.Context, sink Sink, name string) {
+	wc, canWatch := c.Client.(client.WithWatch)
 	for attempt := 0; ctx.Err() == nil; {
 		var err error
 		if canWatch {
-			err = s.listWatchSecret(ctx, wc, name)
+			err = c.listWatch(ctx, sink, wc, name)
 		} else {
-			err = s.getSecret(ctx, name)
+			err = c.get(ctx, sink, name)
 			if err == nil {
 				attempt = 0
 				if !sleepCtx(ctx, secretPollInterval) {
@@ -58,7 +70,7 @@ func (s *Server) followSecret(ctx context.Context, name string) {
 			return
 		}
 		if err != nil {
-			s.log.Warn("reading Secret failed; retrying", "secret", s.opts.Namespace+"/"+name, "error", err)
+			c.Log.Warn("reading Secret failed; retrying", "secret", c.Namespace+"/"+name, "error", err)
 			attempt++
 		} else {
 			attempt = 0
@@ -69,22 +81,22 @@ func (s *Server) followSecret(ctx context.Context, name string) {
 	}
 }
 
-// listWatchSecret lists the Secret, loads it, then watches it from that
+// listWatch lists the Secret, loads it, then watches it from that
 // resourceVersion until the watch ends.
-func (s *Server) listWatchSecret(ctx context.Context, c client.WithWatch, name string) error {
+func (c *Cluster) listWatch(ctx context.Context, sink Sink, wc client.WithWatch, name string) error {
 	sel := fields.OneTermEqualSelector("metadata.name", name)
 	var list corev1.SecretList
-	if err := c.List(ctx, &list, &client.ListOptions{Namespace: s.opts.Namespace, FieldSelector: sel}); err != nil {
+	if err := wc.List(ctx, &list, &client.ListOptions{Namespace: c.Namespace, FieldSelector: sel}); err != nil {
 		return err
 	}
 	if len(list.Items) == 0 {
-		s.secretMissing(name)
+		c.missing(sink, name)
 	}
 	for i := range list.Items {
-		s.applySecret(&list.Items[i])
+		ApplySecret(sink, &list.Items[i])
 	}
-	w, err := c.Watch(ctx, &corev1.SecretList{}, &client.ListOptions{
-		Namespace:     s.opts.Namespace,
+	w, err := wc.Watch(ctx, &corev1.SecretList{}, &client.ListOptions{
+		Namespace:     c.Namespace,
 		FieldSelector: sel,
 		Raw:           &metav1.ListOptions{ResourceVersion: list.ResourceVersion, AllowWatchBookmarks: true},
 	})
@@ -103,10 +115,10 @@ func (s *Server) listWatchSecret(ctx context.Context, c client.WithWatch, name s
 			switch ev.Type {
 			case watch.Added, watch.Modified:
 				if sec, ok := ev.Object.(*corev1.Secret); ok {
-					s.applySecret(sec)
+					ApplySecret(sink, sec)
 				}
 			case watch.Deleted:
-				s.secretMissing(name)
+				c.missing(sink, name)
 			case watch.Error:
 				return fmt.Errorf("watch: %v", apierrors.FromObject(ev.Object))
 			}
@@ -114,33 +126,34 @@ func (s *Server) listWatchSecret(ctx context.Context, c client.WithWatch, name s
 	}
 }
 
-func (s *Server) getSecret(ctx context.Context, name string) error {
+func (c *Cluster) get(ctx context.Context, sink Sink, name string) error {
 	var sec corev1.Secret
-	err := s.opts.Client.Get(ctx, client.ObjectKey{Namespace: s.opts.Namespace, Name: name}, &sec)
+	err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, &sec)
 	if apierrors.IsNotFound(err) {
-		s.secretMissing(name)
+		c.missing(sink, name)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	s.applySecret(&sec)
+	ApplySecret(sink, &sec)
 	return nil
 }
 
-// applySecret loads the bundle or keyring Secret.
-func (s *Server) applySecret(sec *corev1.Secret) {
+// ApplySecret hands the bundle or keyring Secret to sink; other Secrets
+// are ignored.
+func ApplySecret(sink Sink, sec *corev1.Secret) {
 	origin := "Secret " + sec.Namespace + "/" + sec.Name
 	switch sec.Name {
 	case policy.BundleSecretName:
 		data, ok := sec.Data[policy.BundleKey]
 		if !ok {
-			s.refuseBundle(fmt.Errorf("%s has no key %q", origin, policy.BundleKey))
+			sink.RefuseBundle(fmt.Errorf("%s has no key %q", origin, policy.BundleKey))
 			return
 		}
 		b, err := policy.ParseBundle(data)
 		if err != nil {
-			s.refuseBundle(fmt.Errorf("%s refused: %w", origin, err))
+			sink.RefuseBundle(fmt.Errorf("%s refused: %w", origin, err))
 			return
 		}
 		hash := string(sec.Data[policy.BundleHashKey])
@@ -148,35 +161,24 @@ func (s *Server) applySecret(sec *corev1.Secret) {
 			sum := sha256.Sum256(data)
 			hash = hex.EncodeToString(sum[:])
 		}
-		_ = s.applyBundle(b, hash, origin)
+		_ = sink.ApplyBundle(b, hash, origin)
 	case policy.KeyringSecretName:
 		raw, ok := sec.Data[policy.KeyringKey]
 		if !ok {
-			s.refuseKeyring(fmt.Errorf("%s has no key %q", origin, policy.KeyringKey))
+			sink.RefuseKeyring(fmt.Errorf("%s has no key %q", origin, policy.KeyringKey))
 			return
 		}
-		_ = s.applyKeyring(raw, origin)
+		_ = sink.ApplyKeyring(raw, origin)
 	}
 }
 
-// secretMissing keeps what is in force; before anything was loaded it
-// says what the server waits for.
-func (s *Server) secretMissing(name string) {
-	err := fmt.Errorf("Secret %s/%s not found; the controller writes it (is it running with --namespace %s?)", s.opts.Namespace, name, s.opts.Namespace)
+// missing keeps what is in force; before anything was loaded it says
+// what the server waits for.
+func (c *Cluster) missing(sink Sink, name string) {
+	err := fmt.Errorf("Secret %s/%s not found; the controller writes it (is it running with --namespace %s?)", c.Namespace, name, c.Namespace)
 	if name == policy.BundleSecretName {
-		s.refuseBundle(err)
+		sink.RefuseBundle(err)
 	} else {
-		s.refuseKeyring(err)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+		sink.RefuseKeyring(err)
 	}
 }

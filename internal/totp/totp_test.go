@@ -11,7 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 // RFC 6238 Appendix B: the reference keys are the ASCII digits repeated to

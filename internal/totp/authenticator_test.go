@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
-	"github.com/mfa-operator/mfa-operator/webhook/store"
-	"github.com/mfa-operator/mfa-operator/webhook/store/storetest"
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
+	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/store/storetest"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 var cfg *rest.Config

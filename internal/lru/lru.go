@@ -1,30 +1,34 @@
-package webhook
+// Package lru is a bounded least-recently-used cache, safe for concurrent
+// use. The challenge server's hot path keeps opened cookies and verified
+// tokens in it, so that a remembered user costs a map lookup, not a
+// decryption.
+package lru
 
 import "sync"
 
-// lru is a bounded least-recently-used cache, safe for concurrent use. The
-// hot path keeps decoded cookies and verified tokens in it so that a
-// remembered user costs a map lookup, not a decryption.
-type lru[K comparable, V any] struct {
+// Cache holds at most its size of entries, forgetting the least recently
+// used first. Get and Add of a present key allocate nothing.
+type Cache[K comparable, V any] struct {
 	mu    sync.Mutex
 	max   int
-	items map[K]*lruNode[K, V]
+	items map[K]*node[K, V]
 	// head is the most recently used node, tail the least.
-	head, tail *lruNode[K, V]
+	head, tail *node[K, V]
 }
 
-type lruNode[K comparable, V any] struct {
+type node[K comparable, V any] struct {
 	key        K
 	value      V
-	prev, next *lruNode[K, V]
+	prev, next *node[K, V]
 }
 
-func newLRU[K comparable, V any](max int) *lru[K, V] {
-	return &lru[K, V]{max: max, items: make(map[K]*lruNode[K, V], max/4)}
+// New returns an empty cache of at most max entries.
+func New[K comparable, V any](max int) *Cache[K, V] {
+	return &Cache[K, V]{max: max, items: make(map[K]*node[K, V], max/4)}
 }
 
 // Get returns the value of key and marks it recently used.
-func (c *lru[K, V]) Get(key K) (V, bool) {
+func (c *Cache[K, V]) Get(key K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.items[key]
@@ -37,7 +41,7 @@ func (c *lru[K, V]) Get(key K) (V, bool) {
 }
 
 // Add stores key, evicting the least recently used entry when full.
-func (c *lru[K, V]) Add(key K, value V) {
+func (c *Cache[K, V]) Add(key K, value V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n, ok := c.items[key]; ok {
@@ -50,13 +54,13 @@ func (c *lru[K, V]) Add(key K, value V) {
 		c.unlink(old)
 		delete(c.items, old.key)
 	}
-	n := &lruNode[K, V]{key: key, value: value}
+	n := &node[K, V]{key: key, value: value}
 	c.items[key] = n
 	c.pushFront(n)
 }
 
 // Remove forgets key.
-func (c *lru[K, V]) Remove(key K) {
+func (c *Cache[K, V]) Remove(key K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n, ok := c.items[key]; ok {
@@ -66,13 +70,13 @@ func (c *lru[K, V]) Remove(key K) {
 }
 
 // Len is the number of entries.
-func (c *lru[K, V]) Len() int {
+func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.items)
 }
 
-func (c *lru[K, V]) moveToFront(n *lruNode[K, V]) {
+func (c *Cache[K, V]) moveToFront(n *node[K, V]) {
 	if c.head == n {
 		return
 	}
@@ -80,7 +84,7 @@ func (c *lru[K, V]) moveToFront(n *lruNode[K, V]) {
 	c.pushFront(n)
 }
 
-func (c *lru[K, V]) pushFront(n *lruNode[K, V]) {
+func (c *Cache[K, V]) pushFront(n *node[K, V]) {
 	n.prev = nil
 	n.next = c.head
 	if c.head != nil {
@@ -92,7 +96,7 @@ func (c *lru[K, V]) pushFront(n *lruNode[K, V]) {
 	}
 }
 
-func (c *lru[K, V]) unlink(n *lruNode[K, V]) {
+func (c *Cache[K, V]) unlink(n *node[K, V]) {
 	if n.prev != nil {
 		n.prev.next = n.next
 	} else {

@@ -8,8 +8,8 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/mfa-operator/mfa-operator/webhook/store"
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
+	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 // begin shows the QR code of k's pending secret in browser b and returns the

@@ -14,7 +14,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/pquerna/otp"
 
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 var googleDefaults = totp.Params{Issuer: "Example Corp", Digits: 6, Period: 30 * time.Second, Algorithm: "SHA1", Skew: 1}

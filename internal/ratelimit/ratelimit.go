@@ -1,4 +1,6 @@
-package webhook
+// Package ratelimit bounds how often one key (a client address, a user)
+// may do something: a token bucket per key, in a map of bounded size.
+package ratelimit
 
 import (
 	"container/list"
@@ -7,12 +9,12 @@ import (
 	"time"
 )
 
-// RateLimit bounds how often one key (a client address, a user) may do
+// Limit bounds how often one key (a client address, a user) may do
 // something. Applied to challenge form submissions per client address, it
 // complements the per-user lockout: the lockout stops guessing one user's
 // codes, this stops one address from trying many users (or flooding the
 // store).
-type RateLimit struct {
+type Limit struct {
 	// PerMinute is the sustained number of submissions allowed per key.
 	// Default 10.
 	PerMinute float64
@@ -23,31 +25,32 @@ type RateLimit struct {
 	MaxClients int
 }
 
-// DefaultRateLimit is 10 submissions a minute per address, in bursts of 10,
-// tracking up to 10000 addresses.
-var DefaultRateLimit = RateLimit{PerMinute: 10, Burst: 10, MaxClients: 10000}
+// Default is 10 submissions a minute per key, in bursts of 10, tracking
+// up to 10000 keys.
+var Default = Limit{PerMinute: 10, Burst: 10, MaxClients: 10000}
 
-func (c RateLimit) withDefaults() RateLimit {
+// Or fills the zero fields of c with def's.
+func (c Limit) Or(def Limit) Limit {
 	if c.PerMinute <= 0 {
-		c.PerMinute = DefaultRateLimit.PerMinute
+		c.PerMinute = def.PerMinute
 	}
 	if c.Burst <= 0 {
-		c.Burst = DefaultRateLimit.Burst
+		c.Burst = def.Burst
 	}
 	if c.MaxClients <= 0 {
-		c.MaxClients = DefaultRateLimit.MaxClients
+		c.MaxClients = def.MaxClients
 	}
 	return c
 }
 
-// rateLimiter is a token bucket per key (a client address, a user), in a
+// Limiter is a token bucket per key (a client address, a user), in a
 // map of bounded size with least-recently-used eviction. The bucket is
 // kept as the generic cell rate algorithm's single timestamp (the time at
 // which the bucket would be full again), which is exact in integer time.
 // normalize, when set, maps a key to its bucket first: the per-address
 // limiter groups IPv6 clients by /64, the block one subscriber usually
 // holds, so rotating addresses within it gains nothing.
-type rateLimiter[K comparable] struct {
+type Limiter[K comparable] struct {
 	interval  time.Duration // one token every interval
 	tolerance time.Duration // (burst-1) intervals: how far ahead a bucket may run
 	maxSize   int
@@ -66,21 +69,23 @@ type bucket[K comparable] struct {
 	full time.Time
 }
 
-// newRateLimiter limits per client address (see rateKey).
-func newRateLimiter(cfg RateLimit, now func() time.Time) *rateLimiter[netip.Addr] {
-	l := newKeyedRateLimiter[netip.Addr](cfg, now)
-	l.normalize = rateKey
+// PerAddress limits per client address (see AddrKey); zero fields of cfg
+// take Default's.
+func PerAddress(cfg Limit, now func() time.Time) *Limiter[netip.Addr] {
+	l := New[netip.Addr](cfg, now)
+	l.normalize = AddrKey
 	return l
 }
 
-// newKeyedRateLimiter limits per key, keys compared as they are.
-func newKeyedRateLimiter[K comparable](cfg RateLimit, now func() time.Time) *rateLimiter[K] {
-	cfg = cfg.withDefaults()
+// New limits per key, keys compared as they are; zero fields of cfg take
+// Default's, a nil now is time.Now.
+func New[K comparable](cfg Limit, now func() time.Time) *Limiter[K] {
+	cfg = cfg.Or(Default)
 	if now == nil {
 		now = time.Now
 	}
 	interval := time.Duration(float64(time.Minute) / cfg.PerMinute)
-	return &rateLimiter[K]{
+	return &Limiter[K]{
 		interval:  interval,
 		tolerance: time.Duration(cfg.Burst-1) * interval,
 		maxSize:   cfg.MaxClients,
@@ -90,9 +95,9 @@ func newKeyedRateLimiter[K comparable](cfg RateLimit, now func() time.Time) *rat
 	}
 }
 
-// rateKey maps an address to its bucket: IPv4 (also when IPv4-mapped) as
+// AddrKey maps an address to its bucket: IPv4 (also when IPv4-mapped) as
 // is, IPv6 by its /64. An invalid address (unknown peer) shares one bucket.
-func rateKey(ip netip.Addr) netip.Addr {
+func AddrKey(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()
 	if ip.Is6() {
 		if p, err := ip.Prefix(64); err == nil {
@@ -102,9 +107,9 @@ func rateKey(ip netip.Addr) netip.Addr {
 	return ip
 }
 
-// allow takes a token for key. When none is left it says how long until
+// Allow takes a token for key. When none is left it says how long until
 // the next one.
-func (l *rateLimiter[K]) allow(key K) (ok bool, retryAfter time.Duration) {
+func (l *Limiter[K]) Allow(key K) (ok bool, retryAfter time.Duration) {
 	if l.normalize != nil {
 		key = l.normalize(key)
 	}
@@ -136,8 +141,8 @@ func (l *rateLimiter[K]) allow(key K) (ok bool, retryAfter time.Duration) {
 	return true, 0
 }
 
-// size is the number of keys tracked.
-func (l *rateLimiter[K]) size() int {
+// Size is the number of keys tracked.
+func (l *Limiter[K]) Size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lru.Len()

@@ -1,4 +1,4 @@
-package webhook
+package source
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -30,21 +31,44 @@ const (
 	// configPollInterval is how often the config directory is checked for
 	// changes (names, sizes and modification times).
 	configPollInterval = time.Second
-	keyringFileName    = "keyring.json"
+	// KeyringFileName is the standalone keyring in Dir.DataDir.
+	KeyringFileName    = "keyring.json"
 	maxConfigFileBytes = 4 << 20
 )
 
-// watchConfigDir loads the config directory and the keyring file, then
-// polls both for changes until ctx ends.
-func (s *Server) watchConfigDir(ctx context.Context) error {
+// Dir is standalone mode's configuration: MFAPolicy, MFAProvider and
+// Secret objects read from YAML/JSON files in ConfigDir, built into a
+// bundle as the controller builds it, and a keyring file in DataDir,
+// generated when absent. Both are polled for changes.
+type Dir struct {
+	// ConfigDir holds the objects' files.
+	ConfigDir string
+	// DataDir holds the keyring (KeyringFileName, generated 0600).
+	DataDir string
+	// IdentityHeaders are the only identity headers policies may name
+	// (nil: any), as the controller's --identity-headers.
+	IdentityHeaders []string
+	// Now is the clock of generated keys.
+	Now func() time.Time
+	// Log receives the objects found invalid and a generated keyring.
+	Log *slog.Logger
+
+	// last is the last bundle put in force: objects that turn invalid
+	// keep their version from it.
+	last *policy.Bundle
+}
+
+// Run implements Source: it loads the config directory and the keyring
+// file, then polls both for changes until ctx ends.
+func (d *Dir) Run(ctx context.Context, sink Sink) error {
 	var last uint64
 	t := time.NewTicker(configPollInterval)
 	defer t.Stop()
 	for {
-		fp := s.configFingerprint()
+		fp := d.fingerprint()
 		if fp != last {
 			last = fp
-			s.reloadConfigDir()
+			d.Reload(sink)
 		}
 		select {
 		case <-ctx.Done():
@@ -54,46 +78,42 @@ func (s *Server) watchConfigDir(ctx context.Context) error {
 	}
 }
 
-// reloadConfigDir loads the keyring file (generating it when absent) and
-// the objects of the config directory. Errors are recorded for /readyz
-// and logged; whatever is refused leaves the last good in force.
-func (s *Server) reloadConfigDir() {
-	if raw, err := s.readOrCreateKeyring(); err != nil {
-		s.refuseKeyring(err)
+// Reload loads the keyring file (generating it when absent) and the
+// objects of the config directory into sink, once. Errors are recorded
+// by sink and logged; whatever is refused leaves the last good in force.
+func (d *Dir) Reload(sink Sink) {
+	if raw, err := d.ReadOrCreateKeyring(); err != nil {
+		sink.RefuseKeyring(err)
 	} else {
-		_ = s.applyKeyring(raw, filepath.Join(s.opts.DataDir, keyringFileName))
+		_ = sink.ApplyKeyring(raw, filepath.Join(d.DataDir, KeyringFileName))
 	}
 
-	objs, err := readConfigDir(s.opts.ConfigDir)
+	objs, err := readConfigDir(d.ConfigDir)
 	if err != nil {
-		s.refuseBundle(fmt.Errorf("config directory %s refused: %w", s.opts.ConfigDir, err))
+		sink.RefuseBundle(fmt.Errorf("config directory %s refused: %w", d.ConfigDir, err))
 		return
 	}
-	s.loadMu.Lock()
-	previous := s.loader.bundle
-	s.loadMu.Unlock()
-	b, verdicts := policy.BuildBundle(objs.policies, objs.providers, objs.secrets, previous, policy.BuildOptions{
-		NamespaceLabels: objs.namespaceLabels,
-		IdentityHeaders: s.opts.IdentityHeaders,
-	})
-	s.logVerdicts(verdicts)
+	b, verdicts := objs.Build(d.last, d.IdentityHeaders)
+	d.logVerdicts(verdicts)
 	_, hash, err := b.Marshal()
 	if err != nil {
-		s.refuseBundle(fmt.Errorf("encoding the bundle: %w", err))
+		sink.RefuseBundle(fmt.Errorf("encoding the bundle: %w", err))
 		return
 	}
-	_ = s.applyBundle(b, hash, "config directory "+s.opts.ConfigDir)
+	if sink.ApplyBundle(b, hash, "config directory "+d.ConfigDir) == nil {
+		d.last = b
+	}
 }
 
-func (s *Server) logVerdicts(v policy.Verdicts) {
+func (d *Dir) logVerdicts(v policy.Verdicts) {
 	for _, k := range sortedKeys(v.Providers) {
 		if err := v.Providers[k]; err != nil {
-			s.log.Error("MFAProvider is not valid and is not in force (a previous valid version stays)", "provider", k.String(), "error", err)
+			d.Log.Error("MFAProvider is not valid and is not in force (a previous valid version stays)", "provider", k.String(), "error", err)
 		}
 	}
 	for _, k := range sortedKeys(v.Policies) {
 		if err := v.Policies[k]; err != nil {
-			s.log.Error("MFAPolicy is not valid and is not in force (a previous valid version stays)", "policy", k.String(), "error", err)
+			d.Log.Error("MFAPolicy is not valid and is not in force (a previous valid version stays)", "policy", k.String(), "error", err)
 		}
 	}
 }
@@ -107,10 +127,10 @@ func sortedKeys(m map[types.NamespacedName]error) []types.NamespacedName {
 	return keys
 }
 
-// configFingerprint hashes the names, sizes and modification times of the
+// fingerprint hashes the names, sizes and modification times of the
 // config files and of the keyring file (following symlinks, as in a
 // mounted ConfigMap), to notice changes without reading them.
-func (s *Server) configFingerprint() uint64 {
+func (d *Dir) fingerprint() uint64 {
 	h := fnv.New64a()
 	add := func(path string) {
 		fi, err := os.Stat(path)
@@ -120,24 +140,24 @@ func (s *Server) configFingerprint() uint64 {
 		}
 		fmt.Fprintf(h, "%s:%d:%d:%d;", path, fi.Size(), fi.ModTime().UnixNano(), fi.Mode())
 	}
-	entries, err := os.ReadDir(s.opts.ConfigDir)
+	entries, err := os.ReadDir(d.ConfigDir)
 	if err != nil {
 		fmt.Fprintf(h, "error:%v;", err)
 	}
 	for _, e := range entries {
-		add(filepath.Join(s.opts.ConfigDir, e.Name()))
+		add(filepath.Join(d.ConfigDir, e.Name()))
 	}
-	add(filepath.Join(s.opts.DataDir, keyringFileName))
+	add(filepath.Join(d.DataDir, KeyringFileName))
 	return h.Sum64()
 }
 
-// readOrCreateKeyring reads DataDir/keyring.json, generating it (0600)
+// ReadOrCreateKeyring reads DataDir/keyring.json, generating it (0600)
 // when it does not exist.
-func (s *Server) readOrCreateKeyring() ([]byte, error) {
-	if s.opts.DataDir == "" {
+func (d *Dir) ReadOrCreateKeyring() ([]byte, error) {
+	if d.DataDir == "" {
 		return nil, errors.New("no --data-dir for the keyring")
 	}
-	path := filepath.Join(s.opts.DataDir, keyringFileName)
+	path := filepath.Join(d.DataDir, KeyringFileName)
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		return raw, nil
@@ -145,14 +165,18 @@ func (s *Server) readOrCreateKeyring() ([]byte, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading keyring %s: %w", path, err)
 	}
-	if err := os.MkdirAll(s.opts.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data directory %s: %w", s.opts.DataDir, err)
+	if err := os.MkdirAll(d.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", d.DataDir, err)
 	}
-	d, err := keyring.Generate(s.now())
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	kd, err := keyring.Generate(now())
 	if err != nil {
 		return nil, fmt.Errorf("generating keyring: %w", err)
 	}
-	raw, err = d.Marshal()
+	raw, err = kd.Marshal()
 	if err != nil {
 		return nil, err
 	}
@@ -171,12 +195,12 @@ func (s *Server) readOrCreateKeyring() ([]byte, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("writing keyring %s: %w", path, err)
 	}
-	s.log.Info("generated a new keyring", "path", path)
+	d.Log.Info("generated a new keyring", "path", path)
 	return raw, nil
 }
 
-// configObjects are the objects read from the config directory.
-type configObjects struct {
+// Objects are the objects read from the config directory.
+type Objects struct {
 	policies  []v1alpha1.MFAPolicy
 	providers []v1alpha1.MFAProvider
 	secrets   map[types.NamespacedName]*corev1.Secret
@@ -185,17 +209,32 @@ type configObjects struct {
 	namespaceLabels map[string]map[string]string
 }
 
+// NewObjects returns an empty set of objects.
+func NewObjects() *Objects {
+	return &Objects{secrets: map[types.NamespacedName]*corev1.Secret{}, namespaceLabels: map[string]map[string]string{}}
+}
+
+// Build compiles the objects into a bundle as the controller does;
+// previous holds the last valid version of objects that turned invalid,
+// identityHeaders the headers policies may name (nil: any).
+func (o *Objects) Build(previous *policy.Bundle, identityHeaders []string) (*policy.Bundle, policy.Verdicts) {
+	return policy.BuildBundle(o.policies, o.providers, o.secrets, previous, policy.BuildOptions{
+		NamespaceLabels: o.namespaceLabels,
+		IdentityHeaders: identityHeaders,
+	})
+}
+
 // readConfigDir reads every *.yaml, *.yml and *.json file of dir (not
 // sub-directories, not hidden files): one or more documents each, of kind
 // MFAPolicy, MFAProvider, Secret (data or stringData), Namespace (its
 // labels, for allowedNamespaceSelector) or List. A file that
 // does not parse refuses the whole directory; other kinds are skipped.
-func readConfigDir(dir string) (*configObjects, error) {
+func readConfigDir(dir string) (*Objects, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	objs := &configObjects{secrets: map[types.NamespacedName]*corev1.Secret{}, namespaceLabels: map[string]map[string]string{}}
+	objs := NewObjects()
 	for _, e := range entries {
 		name := e.Name()
 		ext := strings.ToLower(filepath.Ext(name))
@@ -217,14 +256,16 @@ func readConfigDir(dir string) (*configObjects, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := objs.addFile(path, data); err != nil {
+		if err := objs.AddFile(path, data); err != nil {
 			return nil, err
 		}
 	}
 	return objs, nil
 }
 
-func (o *configObjects) addFile(path string, data []byte) error {
+// AddFile adds the objects of a file: one or more YAML or JSON documents
+// (see readConfigDir); path names the file in errors.
+func (o *Objects) AddFile(path string, data []byte) error {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for doc := 1; ; doc++ {
 		raw, err := r.Read()
@@ -247,7 +288,7 @@ func (o *configObjects) addFile(path string, data []byte) error {
 	}
 }
 
-func (o *configObjects) addObject(js []byte) error {
+func (o *Objects) addObject(js []byte) error {
 	if string(bytes.TrimSpace(js)) == "null" {
 		return nil // a document of comments only
 	}

@@ -6,7 +6,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/mfa-operator/mfa-operator/webhook/totp"
+	"github.com/mfa-operator/mfa-operator/internal/totp"
 )
 
 func TestNewRecoveryCodesAreReadableUniqueAndStoredAsHashes(t *testing.T) {

@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/mfa-operator/mfa-operator/webhook/store"
-	"github.com/mfa-operator/mfa-operator/webhook/store/storetest"
+	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/store/storetest"
 )
 
 var (

@@ -1,0 +1,50 @@
+// Package source reads the challenge server's configuration, the bundle
+// of policies and providers and the keyring, from where it is kept: the
+// bundle and keyring Secrets the controller writes (Cluster), or a
+// directory of MFAPolicy, MFAProvider and Secret files (Dir, standalone
+// mode). A Source hands what it reads to a Sink, which decides whether to
+// put it in force.
+package source
+
+import (
+	"context"
+	"time"
+
+	"github.com/mfa-operator/mfa-operator/internal/policy"
+)
+
+// Source loads the configuration into sink and keeps it up to date until
+// ctx ends.
+type Source interface {
+	Run(ctx context.Context, sink Sink) error
+}
+
+// Sink receives what a Source reads. A bundle or keyring it refuses, and
+// one the Source could not even read, leave the last good one in force.
+type Sink interface {
+	// ApplyBundle puts a bundle in force; hash identifies it (an unchanged
+	// bundle is not built again), origin says where it comes from.
+	ApplyBundle(b *policy.Bundle, hash, origin string) error
+	// ApplyKeyring puts a stored keyring in force.
+	ApplyKeyring(raw []byte, origin string) error
+	// RefuseBundle and RefuseKeyring record one that could not be read.
+	RefuseBundle(err error)
+	RefuseKeyring(err error)
+}
+
+// retryDelay is a capped exponential backoff.
+func retryDelay(attempt int) time.Duration {
+	d := time.Second << min(attempt, 5)
+	return min(d, 30*time.Second)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
