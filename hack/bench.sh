@@ -475,13 +475,15 @@ section_memory() {
     return
   }
   pid=$STARTED_PID port=$STARTED_PORT
-  local last
+  local last last_url
   last=$(printf 'policy-%04d' $((POLICIES - 1)))
+  # A policy answers only for its own host.
+  last_url=$(printf 'http://p%04d.example.com/dashboard' $((POLICIES - 1)))
   local deadline=$((SECONDS + 60))
-  until [ "$POLICIES" -le 1 ] || [ "$(auth_status "http://127.0.0.1:$port/auth/apps/$last")" = 401 ] || [ $SECONDS -ge $deadline ]; do
+  until [ "$POLICIES" -le 1 ] || [ "$(ORIGINAL_URL=$last_url auth_status "http://127.0.0.1:$port/auth/apps/$last")" = 401 ] || [ $SECONDS -ge $deadline ]; do
     sleep 0.1
   done
-  if [ "$POLICIES" -gt 1 ] && [ "$(auth_status "http://127.0.0.1:$port/auth/apps/$last")" != 401 ]; then
+  if [ "$POLICIES" -gt 1 ] && [ "$(ORIGINAL_URL=$last_url auth_status "http://127.0.0.1:$port/auth/apps/$last")" != 401 ]; then
     fail_section "memory: policy apps/$last was not in force after 60s"
   fi
   R[mem_many_kb]=$(rss_kb "$pid")
