@@ -767,7 +767,13 @@ func TestChallengePagesAreAccessibleAndSelfContained(t *testing.T) {
 				return
 			}
 			g.Expect(body).To(ContainSubstring(`<label for="code">`))
-			g.Expect(body).To(MatchRegexp(`<input [^>]*id="code"[^>]*required autofocus`))
+			if name == "enroll" {
+				// The code field is step 3, below the QR code: the page
+				// opens at its heading, not scrolled to the field.
+				g.Expect(body).NotTo(ContainSubstring("autofocus"))
+			} else {
+				g.Expect(body).To(MatchRegexp(`<input [^>]*id="code"[^>]*required autofocus`))
+			}
 			if name != "recovery" {
 				input := regexp.MustCompile(`<input class="code"[^>]*>`).FindString(body)
 				g.Expect(input).To(ContainSubstring(`autocomplete="one-time-code"`))
