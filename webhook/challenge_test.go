@@ -508,7 +508,7 @@ func TestChallengeLocksOutAfterFiveFailures(t *testing.T) {
 		}
 	}
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
-	g.Expect(w.Body.String()).To(ContainSubstring("Too many attempts. For your security, verification is paused until 09:37 UTC."))
+	g.Expect(w.Body.String()).To(ContainSubstring("Too many attempts. For your security, verification is paused until 09:37 UTC (in 5 minutes). Try again then."))
 	g.Expect(w.Header().Get("Retry-After")).To(Equal("300"))
 
 	// While locked, the right code gets the same answer: nothing is revealed.

@@ -37,6 +37,10 @@ func (c *challengePages) showTOTP(w http.ResponseWriter, r *http.Request, cr *ch
 		c.renderFailure(w, cr, err)
 		return
 	}
+	if problem == "" && c.now().Before(e.LockedUntil) {
+		// A fresh page during a lockout says so before any code is typed.
+		problem = lockoutNotice(e.LockedUntil, c.now())
+	}
 	if e.TOTP == nil {
 		c.showEnroll(w, r, cr, problem, status)
 		return
@@ -192,7 +196,7 @@ func (c *challengePages) codeRefused(w http.ResponseWriter, r *http.Request, cr 
 	status := http.StatusUnprocessableEntity
 	switch {
 	case errors.As(err, &locked):
-		text = "Too many attempts. For your security, verification is paused until " + locked.Until.UTC().Format("15:04") + " UTC. Try again then."
+		text = lockoutNotice(locked.Until, c.now())
 		result, status = challengeLocked, http.StatusTooManyRequests
 		w.Header().Set("Retry-After", retryAfterSeconds(locked.Until.Sub(c.now())))
 	case errors.Is(err, totp.ErrReusedCode):
