@@ -75,8 +75,9 @@ type page struct {
 	RecoveryExample string
 
 	// Recovery codes, shown once.
-	Codes     []string
-	CodesFile template.URL
+	Codes         []string
+	CodesFile     template.URL
+	CodesFileName string
 
 	// Provider choice.
 	Choices []choice

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
+	"golang.org/x/net/idna"
 )
 
 // qrPixels is the size of the QR code image; it is shown at half that
@@ -130,6 +132,7 @@ func (c *challengePages) handleEnroll(w http.ResponseWriter, r *http.Request, cr
 	p.Action = c.pagePath(cr.policy, "/continue")
 	p.Codes = codes
 	p.CodesFile = textDataURI(recoveryCodesFile(cr, codes))
+	p.CodesFileName = recoveryCodesFileName(cr.appHost, c.now())
 	c.render(w, http.StatusOK, pageRecoveryCodes, p, originOf(cr.rd))
 }
 
@@ -249,4 +252,27 @@ func recoveryCodesFile(cr *challengeRequest, codes []string) string {
 		b.WriteString(code + "\n")
 	}
 	return b.String()
+}
+
+// recoveryCodesFileName is the download's file name, portable to every
+// file system: recovery-codes-<host>-<yyyymmdd-hhmm>.txt in UTC, of
+// [A-Za-z0-9._-] only. The port is left out (a colon is not allowed on
+// Windows) and an internationalised host is written in its ASCII form.
+func recoveryCodesFileName(appHost string, now time.Time) string {
+	host := (&url.URL{Host: appHost}).Hostname()
+	if ascii, err := idna.ToASCII(host); err == nil {
+		host = ascii
+	}
+	host = strings.Trim(strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '-'
+	}, host), ".-_")
+	name := "recovery-codes-"
+	if host != "" {
+		name += host + "-"
+	}
+	return name + now.UTC().Format("20060102-1504") + ".txt"
 }

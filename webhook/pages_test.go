@@ -108,3 +108,31 @@ func TestLockoutNotice(t *testing.T) {
 			"Too many attempts. For your security, verification is paused " + tc.want + " Try again then."))
 	}
 }
+
+var downloadNameRE = regexp.MustCompile(`<a class="download" href="data:text/plain[^"]*" download="([^"]*)">`)
+
+// The recovery codes download has a name every file system accepts.
+func TestRecoveryCodesDownloadNameIsPortable(t *testing.T) {
+	g := NewWithT(t)
+	f := newChallengeFixture(t)
+	b := f.browser(challengeUser)
+	b.enrol()
+	m := downloadNameRE.FindStringSubmatch(b.last)
+	g.Expect(m).NotTo(BeNil(), "the recovery codes page has a download link:\n%s", b.last)
+	g.Expect(m[1]).To(Equal("recovery-codes-admin.example.com-20261127-0930.txt"))
+
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
+	for host, want := range map[string]string{
+		"admin.example.com":      "recovery-codes-admin.example.com-20260102-0204.txt",
+		"admin.example.com:8443": "recovery-codes-admin.example.com-20260102-0204.txt",
+		"[2001:db8::1]:8443":     "recovery-codes-2001-db8--1-20260102-0204.txt",
+		"bücher.example":         "recovery-codes-xn--bcher-kva.example-20260102-0204.txt",
+		"a b\\c/d*e?f\"g<h>i|j":  "recovery-codes-a-b-c-d-e-f-g-h-i-j-20260102-0204.txt",
+		"..hidden":               "recovery-codes-hidden-20260102-0204.txt",
+		"":                       "recovery-codes-20260102-0204.txt",
+	} {
+		got := recoveryCodesFileName(host, at)
+		g.Expect(got).To(Equal(want), host)
+		g.Expect(got).To(MatchRegexp(`^[A-Za-z0-9._-]+$`), host)
+	}
+}
