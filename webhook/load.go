@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/mfa-operator/mfa-operator/internal/jwks"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/source"
 )
 
 // config is the configuration in force and its loading: a source hands it
@@ -100,16 +102,28 @@ func (c *config) RefuseKeyring(err error) {
 
 // refusedLocked records a refused bundle or keyring for /readyz, the
 // metrics and the log; whatever is in force stays. mu is held.
+//
+// Before anything was loaded, a bundle or keyring that is not there yet
+// (source.ErrMissing) is not a fault: the controller has not written it
+// yet. That wait is logged at INFO, once while it lasts, and is not
+// counted as a refusal; /readyz still says what is missing.
 func (c *config) refusedLocked(kind string, err error) {
 	st := &c.state.status
-	loaded, inForce := st.keyringLoaded, ""
+	loaded, inForce, last := st.keyringLoaded, "", &st.keyringErr
 	if kind == "bundle" {
-		st.bundleErr = err
-		loaded, inForce = st.bundleLoaded, shortHash(st.bundleHash)
-	} else {
-		st.keyringErr = err
+		loaded, inForce, last = st.bundleLoaded, shortHash(st.bundleHash), &st.bundleErr
 	}
+	previous := *last
+	*last = err
 	c.publishStatus()
+	if !loaded && errors.Is(err, source.ErrMissing) {
+		level := slog.LevelInfo
+		if previous != nil && errors.Is(previous, source.ErrMissing) && previous.Error() == err.Error() {
+			level = slog.LevelDebug // still waiting, nothing new
+		}
+		c.log.Log(context.Background(), level, "waiting for the "+kind+"; nothing is in force yet", "reason", err)
+		return
+	}
 	c.metrics.reloads.WithLabelValues(kind, "refused").Inc()
 	if loaded {
 		c.log.Error(kind+" refused; the last good "+kind+" stays in force", "error", err, "inForce", inForce)

@@ -175,7 +175,7 @@ func ApplySecret(sink Sink, sec *corev1.Secret) {
 // missing keeps what is in force; before anything was loaded it says
 // what the server waits for.
 func (c *Cluster) missing(sink Sink, name string) {
-	err := fmt.Errorf("Secret %s/%s not found; the controller writes it (is it running with --namespace %s?)", c.Namespace, name, c.Namespace)
+	err := &missingError{fmt.Sprintf("Secret %s/%s not found; the controller writes it (is it running with --namespace %s?)", c.Namespace, name, c.Namespace)}
 	if name == policy.BundleSecretName {
 		sink.RefuseBundle(err)
 	} else {

@@ -8,6 +8,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
@@ -31,6 +32,19 @@ type Sink interface {
 	RefuseBundle(err error)
 	RefuseKeyring(err error)
 }
+
+// ErrMissing matches (errors.Is) the error a Source refuses a bundle or
+// keyring with when it does not exist yet, as opposed to one that exists
+// and is not valid: before the controller first writes its Secrets, the
+// challenge server waits for them.
+var ErrMissing = errors.New("not written yet")
+
+// missingError is a refusal for something not written yet; its message
+// says what is missing and who writes it.
+type missingError struct{ msg string }
+
+func (e *missingError) Error() string        { return e.msg }
+func (e *missingError) Is(target error) bool { return target == ErrMissing }
 
 // retryDelay is a capped exponential backoff.
 func retryDelay(attempt int) time.Duration {

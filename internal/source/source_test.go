@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -219,4 +220,5 @@ func TestClusterSaysWhichSecretIsMissing(t *testing.T) {
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	g.Expect(sink.refused[0].Error()).To(ContainSubstring("not found; the controller writes it (is it running with --namespace mfa-system?)"))
+	g.Expect(errors.Is(sink.refused[0], ErrMissing)).To(BeTrue(), "a missing Secret is told apart from an invalid one")
 }
