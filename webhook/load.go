@@ -38,6 +38,9 @@ func newConfig(b *snapshotBuilder, m *metrics, log *slog.Logger) *config {
 	return c
 }
 
+// A config directory tells the configuration which of its objects it refused.
+var _ source.ObjectSink = (*config)(nil)
+
 // snapshot returns the configuration in force; never nil (empty, with a
 // nil Keyring, before the first load). A request reads it once.
 func (c *config) snapshot() *snapshot { return c.snap.Load() }
@@ -49,6 +52,20 @@ type loadStatus struct {
 	bundleErr, keyringErr       error
 	// bundleHash is the hash of the bundle in force.
 	bundleHash string
+	// refusedObjects are the objects of a config directory that are not
+	// valid (standalone mode), as source.RefusedObject says them.
+	refusedObjects []string
+}
+
+// warnings are what /readyz adds after its first line.
+func (st *loadStatus) warnings() []string {
+	var w []string
+	for _, err := range []error{st.bundleErr, st.keyringErr} {
+		if err != nil {
+			w = append(w, err.Error())
+		}
+	}
+	return append(w, st.refusedObjects...)
 }
 
 func (st *loadStatus) ready() bool { return st.bundleLoaded && st.keyringLoaded }
@@ -91,6 +108,18 @@ func (c *config) RefuseBundle(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.refusedLocked("bundle", err)
+}
+
+// RefuseObjects records the objects of a config directory found not valid
+// on its last read, for /readyz (a source.ObjectSink).
+func (c *config) RefuseObjects(refused []source.RefusedObject) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.state.status.refusedObjects = nil
+	for _, o := range refused {
+		c.state.status.refusedObjects = append(c.state.status.refusedObjects, o.String())
+	}
+	c.publishStatus()
 }
 
 // RefuseKeyring records a keyring that could not even be read.
@@ -193,17 +222,14 @@ func (c *config) handleReadyz(w http.ResponseWriter, r *http.Request) {
 			b.WriteString(" no keyring loaded yet;")
 		}
 		b.WriteString("\n")
-	case st.bundleErr != nil || st.keyringErr != nil:
+	case len(st.warnings()) > 0:
 		b.WriteString("ok, with warnings: serving the last good configuration (bundle " + shortHash(st.bundleHash) + ")\n")
 	default:
 		b.WriteString("ok: bundle " + shortHash(st.bundleHash) + "\n")
 	}
 	if st != nil {
-		if st.bundleErr != nil {
-			b.WriteString("warning: " + st.bundleErr.Error() + "\n")
-		}
-		if st.keyringErr != nil {
-			b.WriteString("warning: " + st.keyringErr.Error() + "\n")
+		for _, w := range st.warnings() {
+			b.WriteString("warning: " + w + "\n")
 		}
 	}
 	w.WriteHeader(code)

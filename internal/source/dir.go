@@ -56,6 +56,9 @@ type Dir struct {
 	// last is the last bundle put in force: objects that turn invalid
 	// keep their version from it.
 	last *policy.Bundle
+	// invalid is whether the last read of the config directory found
+	// anything not valid, to say when it is valid again.
+	invalid bool
 }
 
 // Run implements Source: it loads the config directory and the keyring
@@ -90,32 +93,48 @@ func (d *Dir) Reload(sink Sink) {
 
 	objs, err := readConfigDir(d.ConfigDir)
 	if err != nil {
+		d.invalid = true
 		sink.RefuseBundle(fmt.Errorf("config directory %s refused: %w", d.ConfigDir, err))
 		return
 	}
 	b, verdicts := objs.Build(d.last, d.IdentityHeaders)
-	d.logVerdicts(verdicts)
+	refused := d.logVerdicts(verdicts)
+	if objSink, ok := sink.(ObjectSink); ok {
+		objSink.RefuseObjects(refused)
+	}
 	_, hash, err := b.Marshal()
 	if err != nil {
+		d.invalid = true
 		sink.RefuseBundle(fmt.Errorf("encoding the bundle: %w", err))
 		return
 	}
-	if sink.ApplyBundle(b, hash, "config directory "+d.ConfigDir) == nil {
-		d.last = b
+	if sink.ApplyBundle(b, hash, "config directory "+d.ConfigDir) != nil {
+		d.invalid = true
+		return
 	}
+	d.last = b
+	if d.invalid && len(refused) == 0 {
+		d.Log.Info("configuration valid again", "configDir", d.ConfigDir)
+	}
+	d.invalid = len(refused) > 0
 }
 
-func (d *Dir) logVerdicts(v policy.Verdicts) {
+// logVerdicts logs the objects found invalid and returns them.
+func (d *Dir) logVerdicts(v policy.Verdicts) []RefusedObject {
+	var refused []RefusedObject
 	for _, k := range sortedKeys(v.Providers) {
 		if err := v.Providers[k]; err != nil {
 			d.Log.Error("MFAProvider is not valid and is not in force (a previous valid version stays)", "provider", k.String(), "error", err)
+			refused = append(refused, RefusedObject{Kind: "MFAProvider", Name: k, Err: err})
 		}
 	}
 	for _, k := range sortedKeys(v.Policies) {
 		if err := v.Policies[k]; err != nil {
 			d.Log.Error("MFAPolicy is not valid and is not in force (a previous valid version stays)", "policy", k.String(), "error", err)
+			refused = append(refused, RefusedObject{Kind: "MFAPolicy", Name: k, Err: err})
 		}
 	}
+	return refused
 }
 
 func sortedKeys(m map[types.NamespacedName]error) []types.NamespacedName {

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -31,6 +33,25 @@ type Sink interface {
 	// RefuseBundle and RefuseKeyring record one that could not be read.
 	RefuseBundle(err error)
 	RefuseKeyring(err error)
+}
+
+// RefusedObject is an object of a config directory that is not valid and
+// not in force; a previous valid version of it stays, if there was one.
+type RefusedObject struct {
+	Kind string // MFAPolicy or MFAProvider
+	Name types.NamespacedName
+	Err  error
+}
+
+func (o RefusedObject) String() string {
+	return o.Kind + " " + o.Name.String() + " is not valid and is not in force: " + o.Err.Error()
+}
+
+// ObjectSink is a Sink that is also told, after each read of a config
+// directory, which of its objects were refused (none: an empty list).
+type ObjectSink interface {
+	Sink
+	RefuseObjects(refused []RefusedObject)
 }
 
 // ErrMissing matches (errors.Is) the error a Source refuses a bundle or
