@@ -71,8 +71,23 @@ func TestBrowserEnrolsAndVerifies(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(loc.Path).To(Equal("/challenge/apps/admin"))
 	g.Expect(loc.Query().Get("rd")).To(Equal(env.URL + "/reports"))
+	// The page opens at its heading (nothing takes the focus and scrolls
+	// it away on load); the viewport as the user first sees it is kept.
+	opensAtTop := func(name string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
+		defer cancel()
+		y, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.scrollY`))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(y).To(BeZero(), "%s: the enrolment page opens scrolled to its top", name)
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Logf("screenshot %s", harness.SaveArtifact(t, name, png))
+	}
+	opensAtTop("enroll-top-375.png")
 	screenshot("enroll-375.png")
-	do("desktop width", desktop)
+	do("desktop width", desktop, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("img.qr")))
+	opensAtTop("enroll-top-1280.png")
 	screenshot("enroll-1280.png")
 	do("phone width", phone)
 
