@@ -20,9 +20,16 @@ func (e *Env) VerifyAssertion(t testing.TB, assertion string) jwt.MapClaims {
 	if p.Status != http.StatusOK {
 		t.Fatalf("GET /.well-known/jwks.json: %d %s", p.Status, p.Body)
 	}
-	keys, err := jwks.ParseP256([]byte(p.Body))
+	return verifyWithJWKS(t, []byte(p.Body), assertion)
+}
+
+// verifyWithJWKS verifies assertion with the keys of a JWKS document:
+// ES256 only, exp and iat checked. It returns the claims.
+func verifyWithJWKS(t testing.TB, doc []byte, assertion string) jwt.MapClaims {
+	t.Helper()
+	keys, err := jwks.ParseP256(doc)
 	if err != nil {
-		t.Fatalf("the JWKS: %v\n%s", err, p.Body)
+		t.Fatalf("the JWKS: %v\n%s", err, doc)
 	}
 	claims := jwt.MapClaims{}
 	_, err = jwt.ParseWithClaims(assertion, claims, func(tok *jwt.Token) (any, error) {

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/mfa-operator/mfa-operator/internal/jwks"
 )
 
 // Several sites behind one front door, as a cluster's ingress controller
@@ -111,21 +109,5 @@ func VerifyAssertionAt(t testing.TB, jwksURL, assertion string) jwt.MapClaims {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %d %v %s", jwksURL, resp.StatusCode, err, body)
 	}
-	keys, err := jwks.ParseP256(body)
-	if err != nil {
-		t.Fatalf("the JWKS: %v\n%s", err, body)
-	}
-	claims := jwt.MapClaims{}
-	_, err = jwt.ParseWithClaims(assertion, claims, func(tok *jwt.Token) (any, error) {
-		kid, _ := tok.Header["kid"].(string)
-		k, ok := keys[kid]
-		if !ok {
-			return nil, fmt.Errorf("no key %q in the JWKS", kid)
-		}
-		return k, nil
-	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
-	if err != nil {
-		t.Fatalf("the assertion does not verify: %v", err)
-	}
-	return claims
+	return verifyWithJWKS(t, body, assertion)
 }
