@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -25,9 +26,32 @@ type Demo struct {
 
 // RunDemo starts hack/demo.sh up in the foreground with free ports and a
 // state directory of the test, with the samples of config/samples, and
-// waits for its ready printout. Whatever still runs at the end of the test
-// is stopped.
+// waits for its ready printout. A port taken meanwhile by another process
+// (another package's tests pick ports too) starts it again with other
+// ports, twice at most. Whatever still runs at the end of the test is
+// stopped.
 func RunDemo(t testing.TB, opts Options) *Demo {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		d := startDemo(t, opts)
+		err := d.waitReady()
+		if err == nil {
+			d.readSettings()
+			d.started = d.Processes()
+			return d
+		}
+		if attempt < 2 && errors.Is(err, errDemoExited) && d.portClash(d.Output()) {
+			t.Logf("a port was taken meanwhile; starting again with other ports:\n%s", d.Output())
+			continue
+		}
+		t.Fatalf("%v\n%s", err, d.Output())
+	}
+}
+
+var errDemoExited = errors.New("hack/demo.sh up exited before it was ready")
+
+// startDemo starts one hack/demo.sh up and registers its stop.
+func startDemo(t testing.TB, opts Options) *Demo {
 	t.Helper()
 	root := RepoRoot(t)
 	components := []string{Controller, Webhook, SampleApp, Nginx}
@@ -73,22 +97,24 @@ func RunDemo(t testing.TB, opts Options) *Demo {
 		}
 		e.expectStopped(running)
 	})
+	return d
+}
 
+// waitReady waits for the ready printout; the "Stop" line is the last the
+// script prints before it waits.
+func (d *Demo) waitReady() error {
 	deadline := time.Now().Add(5 * time.Minute)
-	// The "Stop" line is the last the script prints before it waits.
 	for !strings.Contains(d.Output(), "demo is ready") || !strings.Contains(d.Output(), "\n  Stop ") {
 		select {
 		case <-d.done:
-			t.Fatalf("hack/demo.sh up exited before it was ready: %v\n%s", d.err, d.Output())
+			return fmt.Errorf("%w: %v", errDemoExited, d.err)
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("hack/demo.sh up not ready after 5 minutes:\n%s", d.Output())
+			return errors.New("hack/demo.sh up not ready after 5 minutes")
 		}
 	}
-	e.readSettings()
-	e.started = e.Processes()
-	return d
+	return nil
 }
 
 // Output is what the script printed so far.
