@@ -180,26 +180,43 @@ func normalizeName(name string) (string, error) {
 	if name == "" || len(name) > 4*maxName {
 		return "", errors.New("the host name is empty or far too long")
 	}
-	ascii, upper := true, false
+	// One pass: the characters, the labels' lengths and whether a label is
+	// an internationalised one ("xn--"), so that an ordinary name costs no
+	// second look.
+	ascii, upper, idn, badLabel := true, false, false, false
+	label := 0
 	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
+		c := name[i]
+		switch {
+		case c == '.':
+			badLabel = badLabel || label == 0
+			label = 0
+			continue
 		case c >= 0x80:
 			ascii = false
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
 		case 'A' <= c && c <= 'Z':
 			upper = true
 		default:
 			return "", fmt.Errorf("the host has a character %q that no host name has", c)
 		}
+		if label == 0 && c|0x20 == 'x' && i+3 < len(name) && name[i+1]|0x20 == 'n' && name[i+2] == '-' && name[i+3] == '-' {
+			idn = true
+		}
+		label++
+		badLabel = badLabel || label > maxLabel
 	}
+	badLabel = badLabel || label == 0
 	if upper {
 		name = lowerASCII(name)
 	}
-	if !ascii || hasIDNLabel(name) {
+	if !ascii || idn {
 		return normalizeIDN(name)
 	}
-	if err := checkLabels(name); err != nil {
-		return "", err
+	if badLabel || len(name) > maxName {
+		if err := checkLabels(name); err != nil {
+			return "", err
+		}
 	}
 	if isNumeric(lastLabel(name)) {
 		// Browsers and resolvers read a name ending in a number as an IPv4
@@ -258,10 +275,6 @@ func checkLabels(name string) error {
 		}
 	}
 	return nil
-}
-
-func hasIDNLabel(name string) bool {
-	return strings.HasPrefix(name, "xn--") || strings.Contains(name, ".xn--")
 }
 
 func lastLabel(name string) string {
