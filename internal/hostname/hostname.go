@@ -166,6 +166,34 @@ func checkPort(p string) error {
 	return nil
 }
 
+// Classes of the bytes of a host name.
+const (
+	classBad = iota
+	className
+	classUpper
+	classDot
+	classHigh
+)
+
+// nameClass is the class of each byte in a host name.
+var nameClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = className
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = className
+	}
+	t['-'], t['_'] = className, className
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = classUpper
+	}
+	t['.'] = classDot
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = classHigh
+	}
+	return t
+}()
+
 // normalizeName is the one form of a host name without its port.
 func normalizeName(name string) (string, error) {
 	if name == "" {
@@ -187,16 +215,16 @@ func normalizeName(name string) (string, error) {
 	label := 0
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		switch {
-		case c == '.':
-			badLabel = badLabel || label == 0
+		switch nameClass[c] {
+		case className:
+		case classDot:
+			badLabel = badLabel || label == 0 || label > maxLabel
 			label = 0
 			continue
-		case c >= 0x80:
-			ascii = false
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		case 'A' <= c && c <= 'Z':
+		case classUpper:
 			upper = true
+		case classHigh:
+			ascii = false
 		default:
 			return "", fmt.Errorf("the host has a character %q that no host name has", c)
 		}
@@ -204,8 +232,8 @@ func normalizeName(name string) (string, error) {
 			idn = true
 		}
 		label++
-		badLabel = badLabel || label > maxLabel
 	}
+	badLabel = badLabel || label > maxLabel
 	badLabel = badLabel || label == 0
 	if upper {
 		name = lowerASCII(name)
