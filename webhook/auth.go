@@ -208,7 +208,7 @@ func (a *authHandler) decide(r *http.Request, ns, name string, parse originalPar
 	if !a.realClock {
 		now = a.now()
 	}
-	_, ip := a.proxies.clientAddr(r, peer)
+	_, ip := a.proxies.forwardedClient(r) // the peer was checked above
 	buildRequest(r, e, orig, ip, now, &st.req)
 	st.vars = policy.Vars{User: &id.User, Request: &st.req}
 	v, err := e.judge(&st.vars)

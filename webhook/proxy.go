@@ -71,6 +71,12 @@ func (px *proxies) clientAddr(r *http.Request, peer netip.Addr) (netip.Addr, str
 	if !px.isTrusted(peer) {
 		return peer, addrText(peer, "")
 	}
+	return px.forwardedClient(r)
+}
+
+// forwardedClient is clientAddr for a peer already known to be a trusted
+// proxy: the client its headers name.
+func (px *proxies) forwardedClient(r *http.Request) (netip.Addr, string) {
 	if px.trustXRealIP {
 		if v := firstHeader(r.Header, "X-Real-Ip"); v != "" {
 			if a, err := netip.ParseAddr(v); err == nil {
