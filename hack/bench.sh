@@ -7,6 +7,9 @@
 #               same connections, alternating runs; requests/s, latency, the
 #               server's own CPU time per request; a remembered browser (200)
 #               and an unauthenticated request (401)
+#   instr       instructions per request of the http section's scenarios,
+#               counted by valgrind: the figure that does not move with the
+#               machine's load (hack/bench/instr.sh)
 #   memory      RSS of the challenge server around many 401 requests, and
 #               with 1,000 policies loaded
 #   startup     exec of `mfa-operator webhook` (standalone) to /readyz 200
@@ -14,7 +17,7 @@
 #               Ready and the bundle holds them
 #
 # Settings (environment; defaults in brackets):
-#   BENCH_SECTIONS [go http memory startup controller]
+#   BENCH_SECTIONS [go http instr memory startup controller]
 #   BENCH_DURATION [4s]         length of each measured wrk run
 #   BENCH_ROUNDS [9]            rounds of (empty handler, empty handler with
 #                               /auth's headers, /auth 200, /auth 401)
@@ -34,7 +37,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-SECTIONS=${BENCH_SECTIONS:-go http memory startup controller}
+SECTIONS=${BENCH_SECTIONS:-go http instr memory startup controller}
 DURATION=${BENCH_DURATION:-4s}
 ROUNDS=${BENCH_ROUNDS:-9}
 CONNS=${BENCH_CONNECTIONS:-50}
@@ -251,7 +254,7 @@ build() {
     go build -o "$BIN" .
   fi
   local t
-  for t in emptyserver startup enroll genpolicies ctrlbench; do
+  for t in emptyserver startup enroll genpolicies ctrlbench sequential; do
     go build -o "$TOOLS/$t" "./hack/bench/$t"
   done
 }
@@ -432,6 +435,9 @@ scenario_name() {
   C) echo "/auth 401 unauthenticated" ;;
   esac
 }
+
+# shellcheck source=hack/bench/instr.sh
+source "$root/hack/bench/instr.sh"
 
 # ---------------------------------------------------------------------------
 # memory: RSS around many 401 requests, and with many policies.
@@ -649,6 +655,12 @@ print_summary() {
     fi
     other_cpu_line
   fi
+  if [ "${R[instr_ran]:-}" = true ]; then
+    echo
+    printf '%-28s %14s %10s\n' "scenario (valgrind)" "instr/request" "ratio"
+    instr_rows plain
+    echo "(user-space instructions per request, GOMAXPROCS=1, requests one after the other: hack/bench/instr.sh)"
+  fi
   if [ "${R[mem_ran]:-}" = true ]; then
     echo
     printf 'memory RSS: idle %s MB, after warm-up %s MB, after %s 401 requests %s MB (%s unexpected); %s policies loaded %s MB\n' \
@@ -826,6 +838,25 @@ TXT
       echo "the server's and wrk's, in % of all CPUs: what else ran at the same time."
       echo
     fi
+    if [ "${R[instr_ran]:-}" = true ]; then
+      cat <<EOF
+## Instructions per request (valgrind)
+
+The same four scenarios, each server run under \`valgrind --tool=cachegrind\`
+with GOMAXPROCS=1, answering $INSTR_N1 and then (a second run) $INSTR_N2 identical
+requests sent one after the other over one keep-alive connection; the
+difference divided by $((INSTR_N2 - INSTR_N1)) is the server's user-space work per
+request, garbage collection included. Unlike CPU time, this figure does not
+move with what else runs on the machine, so it is the one to compare
+between commits; the kernel's socket work is not in it, which makes the
+ratios larger than the CPU-time ratios above.
+
+| scenario | instructions per request | ratio to the empty handler |
+|---|---:|---:|
+EOF
+      instr_rows markdown
+      echo
+    fi
     if [ "${R[mem_ran]:-}" = true ]; then
       cat <<EOF
 ## Memory (VmRSS of the challenge server)
@@ -909,7 +940,7 @@ LOAD_START=$(load_avg)
 log "load average: $LOAD_START on $(nproc) CPUs$(awk -v l="${LOAD_START%% *}" 'BEGIN { if (l >= 1.0) printf " (busy machine: figures will be noisy)" }')"
 check_tools
 build
-for s in go http memory startup controller; do
+for s in go http instr memory startup controller; do
   if wants "$s"; then
     echo
     echo "=== $s ==="
