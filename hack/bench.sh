@@ -156,7 +156,7 @@ start_webhook() {
   port=$(free_port)
   STARTED_PORT=$port
   start_bg "$name" "$BIN" webhook --config-dir "$config" --data-dir "$data" \
-    --listen "127.0.0.1:$port" --metrics-addr 0 --trusted-proxies 127.0.0.1/32 --insecure-cookies
+    --listen "127.0.0.1:$port" --metrics-addr 0 --grpc-addr= --trusted-proxies 127.0.0.1/32 --insecure-cookies
   if ! wait_http "http://127.0.0.1:$port/readyz" 200 60; then
     tail -n 20 "$work/logs/$name.log" >&2
     return 1
@@ -505,7 +505,7 @@ section_startup() {
     port=$(free_port)
     log "startup with $n policies: $STARTUP_RUNS runs"
     if ! out=$("$TOOLS/startup" -runs "$STARTUP_RUNS" -url "http://127.0.0.1:$port/readyz" -log "$work/logs/startup-$n.log" -- \
-      "$BIN" webhook --config-dir "$cfg" --data-dir "$data" --listen "127.0.0.1:$port" --metrics-addr 0 \
+      "$BIN" webhook --config-dir "$cfg" --data-dir "$data" --listen "127.0.0.1:$port" --metrics-addr 0 --grpc-addr= \
       --trusted-proxies 127.0.0.1/32 --insecure-cookies); then
       printf '%s\n' "$out"
       fail_section "startup with $n policies"
