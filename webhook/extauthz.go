@@ -94,6 +94,8 @@ func parseRequestLine(r *http.Request, original string, paths pathMode, o *origi
 		if scheme = lowerASCII(proto); scheme != "http" && scheme != "https" {
 			return errors.New("X-Forwarded-Proto must be http or https")
 		}
+	} else if len(r.Header["X-Forwarded-Proto"]) > 1 {
+		return errSentTwice("X-Forwarded-Proto")
 	}
 	host := r.Host
 	switch {

@@ -41,7 +41,8 @@ func extAuthzRequest(method, target string, headers map[string]string) *http.Req
 			r.Header.Del(k)
 			continue
 		}
-		r.Header.Set(k, v)
+		// "a\x00b": the header sent twice.
+		r.Header[http.CanonicalHeaderKey(k)] = strings.Split(v, "\x00")
 	}
 	return r
 }
@@ -116,6 +117,8 @@ func TestExtAuthzHTTP(t *testing.T) {
 		{name: "a path that is a network-path reference", target: "/ext-authz/apps/admin//evil.example/x", wantCode: http.StatusForbidden},
 		{name: "a host naming another site after a slash", target: "/ext-authz/apps/admin/x", headers: map[string]string{"Host": "admin.example.com/evil.example"}, wantCode: http.StatusForbidden},
 		{name: "a scheme that is not http(s)", target: "/ext-authz/apps/admin/x", headers: map[string]string{"X-Forwarded-Proto": "javascript"}, wantCode: http.StatusForbidden},
+		{name: "X-Forwarded-Proto twice, different", target: "/ext-authz/apps/admin/x", headers: map[string]string{"X-Forwarded-Proto": "http\x00https"},
+			wantCode: http.StatusForbidden, wantBody: "more than once"},
 
 		// The policy in the path.
 		{name: "an unknown policy", target: "/ext-authz/apps/nope/public/", wantCode: http.StatusForbidden, wantBody: "no MFAPolicy apps/nope"},

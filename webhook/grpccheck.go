@@ -95,8 +95,14 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest) (r *http.Re
 		}
 	}
 	header := make(http.Header, len(h.GetHeaders())+2)
+	// One backing array for the values of the headers map.
+	values := make([]string, 0, len(h.GetHeaders()))
 	for k, v := range h.GetHeaders() {
-		addCheckHeader(header, k, v, false)
+		if k == "" || k[0] == ':' {
+			continue
+		}
+		values = append(values, v)
+		header[canonicalCheckHeader(k)] = values[len(values)-1 : len(values) : len(values)]
 	}
 	if len(h.GetHeaders()) == 0 {
 		// encode_raw_headers: the headers come as a list, values as bytes.
@@ -105,7 +111,10 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest) (r *http.Re
 			if v == "" {
 				v = string(hv.GetRawValue())
 			}
-			addCheckHeader(header, hv.GetKey(), v, true)
+			if k := hv.GetKey(); k != "" && k[0] != ':' {
+				ck := canonicalCheckHeader(k)
+				header[ck] = append(header[ck], v)
+			}
 		}
 	}
 	if s := h.GetScheme(); s != "" {
@@ -131,20 +140,33 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest) (r *http.Re
 	return r.WithContext(ctx), ns, name, ""
 }
 
-// addCheckHeader adds a header of a CheckRequest: keys are lower-case
-// there, and the pseudo-headers (":authority", ":path"...) are read from
-// their own fields instead.
-func addCheckHeader(h http.Header, k, v string, appendValue bool) {
-	if k == "" || k[0] == ':' {
-		return
+// canonicalCheckHeader is the canonical name of a header of a
+// CheckRequest, whose keys are lower-case there. The pseudo-headers
+// (":authority", ":path"...) are not headers: their own fields are read.
+func canonicalCheckHeader(k string) string {
+	if ck, ok := canonicalCheckHeaders[k]; ok {
+		return ck
 	}
-	ck := textproto.CanonicalMIMEHeaderKey(k)
-	if appendValue {
-		h[ck] = append(h[ck], v)
-		return
-	}
-	h[ck] = []string{v}
+	return textproto.CanonicalMIMEHeaderKey(k)
 }
+
+// canonicalCheckHeaders are the canonical names of the headers Envoy
+// usually sends, by their lower-case name: a table lookup instead of a new
+// string for each header of each Check.
+var canonicalCheckHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control", "Content-Length",
+		"Content-Type", "Cookie", "Origin", "Referer", "User-Agent", "X-Requested-With",
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "X-Request-Id",
+		"X-Envoy-External-Address", "X-Envoy-Internal", "X-Envoy-Expected-Rq-Timeout-Ms",
+		"X-Auth-Request-Email", "X-Auth-Request-User", "X-Auth-Request-Groups", "X-Mfa-Assertion",
+		"Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Upgrade-Insecure-Requests",
+	} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
 
 // socketAddr is the IP address of an Envoy address; invalid for a pipe or
 // anything that is not an IP.
