@@ -159,7 +159,7 @@ start_webhook() {
   port=$(free_port)
   STARTED_PORT=$port
   start_bg "$name" "$BIN" webhook --config-dir "$config" --data-dir "$data" \
-    --listen "127.0.0.1:$port" --metrics-addr 0 --trusted-proxies 127.0.0.1/32 --insecure-cookies
+    --listen "127.0.0.1:$port" --metrics-addr 0 --grpc-addr= --trusted-proxies 127.0.0.1/32 --insecure-cookies
   if ! wait_http "http://127.0.0.1:$port/readyz" 200 60; then
     tail -n 20 "$work/logs/$name.log" >&2
     return 1
@@ -282,6 +282,14 @@ section_go() {
   SECTION_OUT[go]=$(grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|FAIL|---)' <<<"$out" || true)
   R[go_rules_1]=$(awk '$1 ~ /^BenchmarkAuthRemembered\/header\/rules=1-/ { print $3; exit }' <<<"$out")
   R[go_rules_100]=$(awk '$1 ~ /^BenchmarkAuthRemembered\/header\/rules=100-/ { print $3; exit }' <<<"$out")
+  # The front-door dialects for a remembered browser, and their yardsticks.
+  local key bench
+  for key in go_empty:EmptyHandler go_auth:AuthRemembered/header/rules=10 go_extauthz:ExtAuthzRemembered \
+    go_check:GRPCCheckRemembered go_http_empty:HTTP/empty go_http_auth:HTTP/auth-remembered \
+    go_http_extauthz:HTTP/ext-authz-remembered go_grpc_empty:GRPC/empty go_grpc_check:GRPC/check-remembered; do
+    bench=${key#*:}
+    R[${key%%:*}]=$(awk -v b="Benchmark$bench-" 'index($1, b) == 1 { print $3; exit }' <<<"$out")
+  done
   if [ $rc -ne 0 ]; then
     fail_section "go benchmarks (go test exited $rc)"
   elif ! grep -q '^Benchmark' <<<"$out"; then
@@ -511,7 +519,7 @@ section_startup() {
     port=$(free_port)
     log "startup with $n policies: $STARTUP_RUNS runs"
     if ! out=$("$TOOLS/startup" -runs "$STARTUP_RUNS" -url "http://127.0.0.1:$port/readyz" -log "$work/logs/startup-$n.log" -- \
-      "$BIN" webhook --config-dir "$cfg" --data-dir "$data" --listen "127.0.0.1:$port" --metrics-addr 0 \
+      "$BIN" webhook --config-dir "$cfg" --data-dir "$data" --listen "127.0.0.1:$port" --metrics-addr 0 --grpc-addr= \
       --trusted-proxies 127.0.0.1/32 --insecure-cookies); then
       printf '%s\n' "$out"
       fail_section "startup with $n policies"
@@ -609,6 +617,23 @@ summary_rows() { # prints the HTTP summary rows, FORMAT: plain or markdown
   done
 }
 
+# dialect_lines: /auth, /ext-authz and gRPC Check for a remembered browser,
+# each as a ratio to its empty handler in the same run (Go benchmarks): in
+# process (the handler alone, against BenchmarkEmptyHandler) and over
+# loopback (HTTP/1.1 against an empty net/http handler, gRPC against an
+# empty Check).
+dialect_lines() {
+  [ -n "${R[go_empty]:-}" ] || return 0
+  echo "front-door dialects, remembered browser, time per request as a ratio to the empty handler of the same run (Go benchmarks):"
+  echo "  in process:    /auth $(ratio "${R[go_auth]:-}" "${R[go_empty]}")  /ext-authz $(ratio "${R[go_extauthz]:-}" "${R[go_empty]}")  gRPC Check $(ratio "${R[go_check]:-}" "${R[go_empty]}")  (ns/op: empty ${R[go_empty]}, /auth ${R[go_auth]:-n/a}, /ext-authz ${R[go_extauthz]:-n/a}, Check ${R[go_check]:-n/a})"
+  if [ -n "${R[go_http_empty]:-}" ] && [ -n "${R[go_grpc_empty]:-}" ]; then
+    echo "  over loopback: /auth $(ratio "${R[go_http_auth]:-}" "${R[go_http_empty]}")  /ext-authz $(ratio "${R[go_http_extauthz]:-}" "${R[go_http_empty]}") (of an empty HTTP handler)  gRPC Check $(ratio "${R[go_grpc_check]:-}" "${R[go_grpc_empty]}") (of an empty gRPC Check)"
+    awk -v a="${R[go_http_auth]:-0}" -v e="${R[go_http_extauthz]:-0}" -v he="${R[go_http_empty]}" -v c="${R[go_grpc_check]:-0}" -v ge="${R[go_grpc_empty]}" 'BEGIN {
+      ra = a / he; re = e / he; rc = c / ge
+      printf "goal /ext-authz and gRPC Check within 10%% of /auth (loopback ratios): /ext-authz %s (%.2f against %.2f), Check %s (%.2f against %.2f)\n", (re <= ra * 1.1 ? "met" : "NOT met"), re, ra, (rc <= ra * 1.1 ? "met" : "NOT met"), rc, ra }'
+  fi
+}
+
 goal_lines() {
   if [ -n "${R[http_B_rps_ratio]:-}" ]; then
     awk -v r="${R[http_B_rps_ratio]}" 'BEGIN {
@@ -626,6 +651,7 @@ goal_lines() {
     awk -v b="${R[http_B_cpu]}" -v c="${R[http_C_cpu]}" 'BEGIN {
       printf "goal 401 path no more expensive than the 200 path (CPU per request): %s (%.1f against %.1f µs)\n", (c <= b ? "met" : "NOT met"), c, b }'
   fi
+  dialect_lines
   if [ -n "${R[go_rules_1]:-}" ] && [ -n "${R[go_rules_100]:-}" ]; then
     awk -v one="${R[go_rules_1]}" -v hundred="${R[go_rules_100]}" 'BEGIN {
       printf "goal 100 rules cost less than 2x one rule when the first matches: %s (%.0f against %.0f ns/op)\n", (hundred < 2 * one ? "met" : "NOT met"), hundred, one }'
