@@ -11,11 +11,13 @@ import (
 // a forwardAuth identity it says why, and what the front door gets:
 //
 //   - no first-factor session (the first factor answered 401): 401, with
-//     Location the first factor's sign-in page, whose rd is the challenge
-//     page, whose rd is the original URL: after the sign-in the browser
-//     comes back through the second factor to the app. (ingress-nginx
-//     sends the browser to its auth-signin, the challenge page, which
-//     sends it on to the sign-in page the same way.)
+//     Location the first factor's sign-in page, whose rd is the original
+//     URL: after the sign-in the browser comes back through the front
+//     door, which asks for the second factor only when it is due. A policy
+//     that lists no hosts has not vouched for the original host, so its rd
+//     is the challenge page, which checks it before sending the browser on.
+//     (ingress-nginx sends the browser to its auth-signin, the challenge
+//     page, which sends it to the sign-in page the same way.)
 //   - the first factor refused the user (403): 403.
 //   - the first factor cannot be asked (down, timeout, 5xx, circuit open)
 //     or named no one: 401 with Location the challenge page, which shows
@@ -30,8 +32,12 @@ func (e *policyEntry) withoutIdentity(d decision, err error, orig *originalReque
 	switch {
 	case errors.Is(err, errSignInFirst):
 		d.err, d.reason = nil, "no first-factor session"
-		if isAbsoluteURL(d.location) {
-			d.location = e.firstFactor.signinURL(d.location)
+		back := d.location
+		if e.hosts.listed {
+			back = orig.raw // the host is one the policy lists (checked before)
+		}
+		if isAbsoluteURL(back) {
+			d.location = e.firstFactor.signinURL(back)
 		}
 	case errors.Is(err, errFirstFactorDenied):
 		d.result, d.location, d.reason = decisionDeny, "", "the first factor refused the user"
@@ -46,13 +52,14 @@ func isAbsoluteURL(s string) bool {
 }
 
 // firstFactorMissing answers a challenge page whose first factor gave no
-// identity: to its sign-in page when there is no session, else a page
+// identity: to its sign-in page when there is no session, returning to rd
+// (checked against the policy's hosts) through the front door, else a page
 // saying why nothing can be done (never a way in).
 func (c *challengePages) firstFactorMissing(w http.ResponseWriter, r *http.Request, cr *challengeRequest, err error) {
 	e := cr.entry
 	switch {
 	case errors.Is(err, errSignInFirst):
-		back := e.challengeURL(cr.rd)
+		back := cr.rd
 		if !isAbsoluteURL(back) {
 			back = requestScheme(r) + "://" + r.Host + back
 		}

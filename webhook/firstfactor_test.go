@@ -47,7 +47,7 @@ func TestForwardAuthIdentity(t *testing.T) {
 		g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
 		g.Expect(w.Header().Get("Location")).To(HavePrefix("https://auth.example.com/challenge/apps/sso?rd="))
 	})
-	t.Run("no first-factor session: 401 to the sign-in page, back through the challenge to the app", func(t *testing.T) {
+	t.Run("no first-factor session: 401 to the sign-in page, back to the app through the front door", func(t *testing.T) {
 		g := NewWithT(t)
 		for _, cookie := range []string{"", "unknown"} {
 			w := f.serve(ssoAuth(cookie))
@@ -55,7 +55,7 @@ func TestForwardAuthIdentity(t *testing.T) {
 			loc, err := url.Parse(w.Header().Get("Location"))
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(loc.Scheme + "://" + loc.Host + loc.Path).To(Equal("https://sso.example.com/oauth2/start"))
-			g.Expect(loc.Query().Get("rd")).To(Equal("https://auth.example.com/challenge/apps/sso?rd=" + url.QueryEscape("https://app.example.com/reports?q=1")))
+			g.Expect(loc.Query().Get("rd")).To(Equal("https://app.example.com/reports?q=1"))
 		}
 	})
 	t.Run("forward-auth redirects to the sign-in page itself", func(t *testing.T) {
@@ -68,7 +68,7 @@ func TestForwardAuthIdentity(t *testing.T) {
 		r.Header.Set("X-Forwarded-Uri", "/")
 		w := f.serve(r)
 		g.Expect(w.Code).To(Equal(http.StatusFound))
-		g.Expect(w.Header().Get("Location")).To(HavePrefix("https://sso.example.com/oauth2/start?rd=https%3A%2F%2Fauth.example.com%2Fchallenge%2Fapps%2Fsso%3Frd%3D"))
+		g.Expect(w.Header().Get("Location")).To(Equal("https://sso.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2F"))
 	})
 	t.Run("the first factor refuses the user: 403", func(t *testing.T) {
 		g := NewWithT(t)
@@ -118,7 +118,14 @@ func TestForwardAuthChallengePage(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusFound))
 	loc, _ := url.Parse(w.Header().Get("Location"))
 	g.Expect(loc.Host).To(Equal("sso.example.com"))
-	g.Expect(loc.Query().Get("rd")).To(Equal("https://auth.example.com/challenge/apps/sso?rd=" + url.QueryEscape("https://app.example.com/reports")))
+	g.Expect(loc.Query().Get("rd")).To(Equal("https://app.example.com/reports"))
+	// An rd to a host the policy does not list is not handed on.
+	evil := challengePage("")
+	evil.URL.RawQuery = "rd=" + url.QueryEscape("https://evil.example/x")
+	w = f.serve(evil)
+	g.Expect(w.Code).To(Equal(http.StatusFound))
+	loc, _ = url.Parse(w.Header().Get("Location"))
+	g.Expect(loc.Query().Get("rd")).NotTo(ContainSubstring("evil"))
 
 	w = f.serve(challengePage("bob-session"))
 	g.Expect(w.Code).To(Equal(http.StatusOK))
