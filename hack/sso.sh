@@ -7,6 +7,9 @@
 #   hack/sso.sh up DIR     start both, configured; settings in DIR/sso.env
 #   hack/sso.sh down DIR   stop them
 #   hack/sso.sh oauth2-proxy   only build bin/oauth2-proxy (when missing)
+#   hack/sso.sh nginx DIR PORT HOST APP_PORT WEBHOOK_PORT NS/POLICY
+#                          render DIR/nginx.conf: the app behind /auth, with
+#                          oauth2-proxy's /oauth2/ and the challenge pages
 #
 # Settings (environment; defaults in brackets):
 #   SSO_IDP_PORT [18591]      glewlwyd, http://127.0.0.1:PORT (issuer .../api/oidc)
@@ -70,8 +73,8 @@ sso_up() {
   openssl rsa -in "$dir/oidc-key.pem" -pubout -out "$dir/oidc-pub.pem" 2>/dev/null
   # Its login pages, with their settings file.
   rm -rf "$dir/webapp"
-  cp -r /usr/share/glewlwyd/webapp "$dir/webapp"
-  rm -f "$dir/webapp/config.json"
+  cp -rL /usr/share/glewlwyd/webapp "$dir/webapp" # its scripts are links into /usr/share
+  rm -rf "$dir/webapp/config.json"
   cp /etc/glewlwyd/config-2.7.json/config.json "$dir/webapp/config.json"
   sed -e "s|^port=.*|port=$idp_port|" \
     -e "s|^external_url=.*|external_url=\"$IDP\"|" \
@@ -104,7 +107,7 @@ EOF
 )" "$jar"
   # A login for the openid scope is a password login.
   api PUT /scope/openid '{"display_name":"Open ID","description":"Open ID Connect scope","password_required":true,"password_max_age":0,"scheme":{}}' "$jar"
-  local client="{\"client_id\":\"mfa-demo\",\"name\":\"mfa-operator demo\",\"confidential\":true,\"client_secret\":\"$secret\",\"redirect_uri\":[\"$app_url/oauth2/callback\"],\"authorization_type\":[\"code\",\"refresh_token\"],\"scope\":[\"openid\"],\"enabled\":true}"
+  local client="{\"client_id\":\"mfa-demo\",\"name\":\"mfa-operator demo\",\"confidential\":true,\"client_secret\":\"$secret\",\"redirect_uri\":[\"$app_url/oauth2/callback\"],\"authorization_type\":[\"code\",\"refresh_token\"],\"scope\":[\"openid\"],\"token_endpoint_auth_method\":[\"client_secret_basic\",\"client_secret_post\"],\"enabled\":true}"
   api POST /client/ "$client" "$jar"
   api PUT /client/mfa-demo/password "{\"password\":\"$secret\"}" "$jar"
   local u pw ujar
@@ -124,7 +127,7 @@ EOF
   setsid "$O2P" --provider=oidc --oidc-issuer-url="$issuer" --client-id=mfa-demo --client-secret="$secret" \
     --redirect-url="$app_url/oauth2/callback" --http-address="127.0.0.1:$proxy_port" \
     --cookie-secret="$(rand_hex 16)" --cookie-secure=false --cookie-expire="${SSO_COOKIE_EXPIRE:-8h}" \
-    --email-domain='*' --scope=openid --insecure-oidc-allow-unverified-email=true \
+    --email-domain="*" --scope=openid --insecure-oidc-allow-unverified-email=true --insecure-oidc-skip-nonce=false --code-challenge-method=S256 \
     --set-xauthrequest=true --set-authorization-header=true --reverse-proxy=true \
     --trusted-proxy-ip=127.0.0.1/32 --upstream=static://202 --whitelist-domain="$host" --skip-provider-button=true \
     >"$dir/oauth2-proxy.log" 2>&1 </dev/null &
@@ -146,6 +149,17 @@ SSO_ADMIN_PASSWORD='$admin_pw'
 EOF
 }
 
+# sso_nginx DIR PORT HOST APP_PORT WEBHOOK_PORT POLICY: renders
+# DIR/nginx.conf from hack/sso/nginx.conf.tmpl (oauth2-proxy's port from
+# SSO_PROXY_PORT).
+sso_nginx() {
+  local dir=$1
+  mkdir -p "$dir/tmp"
+  sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$2|g" -e "s|@HOST@|$3|g" -e "s|@APP_PORT@|$4|g" \
+    -e "s|@WEBHOOK_PORT@|$5|g" -e "s|@POLICY@|$6|g" -e "s|@PROXY_PORT@|${SSO_PROXY_PORT:-18592}|g" \
+    "$root/hack/sso/nginx.conf.tmpl" >"$dir/nginx.conf"
+}
+
 sso_down() {
   local dir=$1 name pid
   for name in oauth2-proxy glewlwyd; do
@@ -160,5 +174,6 @@ case ${1:-} in
   up) sso_up "${2:?hack/sso.sh up DIR}" ;;
   down) sso_down "${2:?hack/sso.sh down DIR}" ;;
   oauth2-proxy) sso_oauth2_proxy ;;
+  nginx) shift; sso_nginx "$@" ;;
   *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

@@ -179,10 +179,9 @@ func (f *firstFactor) identify(r *http.Request, orig *originalRequest) (*identit
 	if orig != nil {
 		host = orig.host
 	}
-	key, has := f.credentialsKey(r, host)
-	if !has {
-		return nil, errSignInFirst
-	}
+	// Without credentials the first factor is asked all the same: only it
+	// can say whether the browser must sign in or it is down.
+	key := f.credentialsKey(r, host)
 	now := f.now()
 	if a, ok := f.cache.Get(key); ok {
 		if now.Before(a.expires) {
@@ -205,20 +204,17 @@ func (f *firstFactor) identify(r *http.Request, orig *originalRequest) (*identit
 }
 
 // credentialsKey hashes what identifies the browser to the first factor:
-// the cookies passed, the pass headers and the host. has is false when
-// there is nothing to pass (no first-factor session can exist).
-func (f *firstFactor) credentialsKey(r *http.Request, host string) (key [sha256.Size]byte, has bool) {
+// the cookies passed, the pass headers and the host.
+func (f *firstFactor) credentialsKey(r *http.Request, host string) (key [sha256.Size]byte) {
 	h := sha256.New()
 	_, _ = io.WriteString(h, host)
 	h.Write([]byte{0})
 	f.eachCookie(r, func(part string) {
-		has = true
 		_, _ = io.WriteString(h, part)
 		h.Write([]byte{';'})
 	})
 	for _, name := range f.passHeaders {
 		for _, v := range r.Header[name] {
-			has = true
 			h.Write([]byte{0})
 			_, _ = io.WriteString(h, name)
 			h.Write([]byte{':'})
@@ -226,7 +222,7 @@ func (f *firstFactor) credentialsKey(r *http.Request, host string) (key [sha256.
 		}
 	}
 	h.Sum(key[:0])
-	return key, has
+	return key
 }
 
 // eachCookie calls fn with every "name=value" pair of r's cookies that is
