@@ -12,6 +12,8 @@ declare -A pkg_of=(
   [openssl]=openssl
   [curl]=curl
   [caddy]=caddy
+  [glewlwyd]=glewlwyd
+  [sqlite3]=sqlite3
 )
 missing=()
 for cmd in "${!pkg_of[@]}"; do

@@ -155,7 +155,11 @@ EOF
 sso_nginx() {
   local dir=$1
   mkdir -p "$dir/tmp"
-  sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$2|g" -e "s|@HOST@|$3|g" -e "s|@APP_PORT@|$4|g" \
+  local user_directive=""
+  # As root the workers would otherwise switch to "nobody", which cannot
+  # read the state directory.
+  if [ "$(id -u)" -eq 0 ]; then user_directive="user root root;"; fi
+  sed -e "s|@USER_DIRECTIVE@|$user_directive|" -e "s|@DIR@|$dir|g" -e "s|@PORT@|$2|g" -e "s|@HOST@|$3|g" -e "s|@APP_PORT@|$4|g" \
     -e "s|@WEBHOOK_PORT@|$5|g" -e "s|@POLICY@|$6|g" -e "s|@PROXY_PORT@|${SSO_PROXY_PORT:-18592}|g" \
     "$root/hack/sso/nginx.conf.tmpl" >"$dir/nginx.conf"
 }
