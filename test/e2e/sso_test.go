@@ -23,7 +23,8 @@ import (
 // ssoPolicyYAML is a TOTP provider and the MFAPolicy apps/sso: the first
 // factor is oauth2-proxy in front of glewlwyd, the user and the claims
 // come from glewlwyd's ID token, and a password login (amr "password", as
-// glewlwyd names it) needs the second factor.
+// glewlwyd names it) needs the second factor, except for the second user,
+// whom a rule on the token's name claim lets through.
 func ssoPolicyYAML(sso *harness.SSO, host string) string {
 	s := sso.Settings
 	return `apiVersion: mfa.operator.dev/v1alpha1
@@ -42,6 +43,9 @@ spec:
       signinURL: ` + s["SSO_SIGNIN_URL"] + `
       token: { issuer: "` + s["SSO_ISSUER"] + `", audiences: [` + s["SSO_CLIENT_ID"] + `], jwksURL: "` + s["SSO_JWKS_URL"] + `", userClaim: email }
   rules:
+  - name: second-user
+    when: 'has(user.claims.name) && user.claims.name == "` + s["SSO_USER2"] + `"'
+    action: Allow
   - name: password-logins
     when: 'has(user.claims.amr) && "password" in user.claims.amr'
     action: RequireMFA
@@ -174,7 +178,22 @@ func TestSSOWalk(t *testing.T) {
 	g.Expect(run("user", chromedp.Text(chromedp.CSS("#user")))).To(Equal(email))
 	g.Expect(run("multifactor", chromedp.Text(chromedp.CSS("#multifactor")))).To(Equal("google-authenticator"))
 
-	// 5. The first factor stops: a clear page, never the app.
+	// 5. Another user of the IdP, whom a rule on a claim of the token lets
+	// through without a second factor.
+	if err := harness.ClearCookies(browser); err != nil {
+		t.Fatal(err)
+	}
+	do("open the app as another user", chromedp.Navigate(appURL+"/reports"), chromedp.WaitVisible(chromedp.CSS("#username")))
+	do("sign in at the IdP as the other user",
+		chromedp.SendKeys(chromedp.CSS("#username"), sso.Settings["SSO_USER2"]),
+		chromedp.SendKeys(chromedp.CSS("#password"), sso.Settings["SSO_PASSWORD2"]),
+		chromedp.Click(chromedp.CSS("#loginbut")),
+		chromedp.WaitVisible(chromedp.CSS("button.btn-success")))
+	do("continue to the app", chromedp.Click(chromedp.CSS("button.btn-success")), chromedp.WaitVisible(chromedp.CSS("#user")))
+	g.Expect(run("user", chromedp.Text(chromedp.CSS("#user")))).To(Equal(sso.Settings["SSO_USER2"] + "@example.com"))
+	g.Expect(run("multifactor", chromedp.Text(chromedp.CSS("#multifactor")))).To(BeEmpty())
+
+	// 6. The first factor stops: a clear page, never the app.
 	sso.Stop(t)
 	if err := harness.ForgetSSOSession(browser, appURL); err != nil {
 		t.Fatal(err)
