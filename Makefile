@@ -53,8 +53,9 @@ control-plane: ## Build kube-apiserver, etcd and kubectl into bin/k8s/ (once).
 	hack/build-k8s.sh
 
 .PHONY: deps
-deps: ## Install the system packages tests and the demo use (nginx, oathtool, zbarimg, chromium, wrk, valgrind).
+deps: ## Install the system packages tests and the demo use (nginx, oathtool, zbarimg, chromium, wrk, valgrind, glewlwyd) and bin/oauth2-proxy.
 	hack/install-deps.sh
+	hack/sso.sh oauth2-proxy
 
 .PHONY: test
 test: verify vet control-plane deps ## Run every test (unit, envtest, end-to-end, faults), then a short fuzz pass.

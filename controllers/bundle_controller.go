@@ -136,10 +136,10 @@ func (r *BundleReconciler) requestsForSecret(ctx context.Context, s client.Objec
 		log.FromContext(ctx).Error(err, "listing the MFAProviders that use a Secret", "secret", client.ObjectKeyFromObject(s))
 		return nil
 	}
-	if len(providers) == 0 {
-		return nil
+	if len(providers) > 0 || len(requestsForPolicySecret(r.Client)(ctx, s)) > 0 {
+		return []reconcile.Request{r.request()}
 	}
-	return []reconcile.Request{r.request()}
+	return nil
 }
 
 // Reconcile writes the bundle and makes sure the challenge server runs it.
@@ -206,19 +206,14 @@ func (r *BundleReconciler) build(ctx context.Context, previous *policy.Bundle) (
 	secrets := map[types.NamespacedName]*corev1.Secret{}
 	for i := range providers.Items {
 		p := &providers.Items[i]
-		for _, name := range policy.SecretNames(&p.Spec) {
-			key := types.NamespacedName{Namespace: p.Namespace, Name: name}
-			if _, done := secrets[key]; done {
-				continue
-			}
-			s := &corev1.Secret{}
-			if err := r.Get(ctx, key, s); err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, fmt.Errorf("reading Secret %s: %w", key, err)
-			}
-			secrets[key] = s
+		if err := readSecrets(ctx, r.Client, p.Namespace, policy.SecretNames(&p.Spec), secrets); err != nil {
+			return nil, err
+		}
+	}
+	for i := range policies.Items {
+		p := &policies.Items[i]
+		if err := readSecrets(ctx, r.Client, p.Namespace, policy.PolicySecretNames(&p.Spec), secrets); err != nil {
+			return nil, err
 		}
 	}
 	// The same checks as the provider reconciler's, so that the bundle and

@@ -25,6 +25,8 @@ const (
 	indexPolicyProviders = ".spec.rules.multifactor.providers"
 	// indexProviderSecrets: MFAProvider -> names of the Secrets it reads.
 	indexProviderSecrets = ".spec.duo.secretRefs"
+	// indexPolicySecrets: MFAPolicy -> names of the Secrets it reads.
+	indexPolicySecrets = ".spec.identity.forwardAuth.caBundleRef"
 )
 
 // SetupIndexes registers the field indexes the reconcilers use. Call it
@@ -38,6 +40,11 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 			keys = append(keys, k.String())
 		}
 		return keys
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.MFAPolicy{}, indexPolicySecrets, func(o client.Object) []string {
+		return policy.PolicySecretNames(&o.(*v1alpha1.MFAPolicy).Spec)
 	}); err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(requestsForNamespace(mgr.GetClient())),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForHostConflicts(r.Options.Namespace))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForPolicySecret(mgr.GetClient()))).
 		Complete(r)
 }
 
@@ -62,6 +63,9 @@ func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 func (r *MFAPolicyReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAPolicy) error {
 	r.setURLs(obj)
 	compiled, err := r.check(ctx, obj)
+	if err == nil {
+		err = checkPolicySecrets(ctx, r.Client, obj)
+	}
 	if err == nil {
 		// RuleCount is what is in force, so it changes only when the policy
 		// is valid: an invalid policy keeps its last good rules in force.

@@ -62,12 +62,27 @@ func TestAPIServerRefusesInvalidObjects(t *testing.T) {
 		{
 			name:    "both identity sources",
 			object:  policyWith("  identity: {header: {user: X-User}, jwt: {issuer: i, audiences: [a], jwksURL: 'https://i/jwks'}}\n  rules: [{name: a, when: 'true', action: Allow}]\n"),
-			message: `set exactly one of identity.header and identity.jwt`,
+			message: `set exactly one of identity.header, identity.jwt and identity.forwardAuth`,
 		},
 		{
 			name:    "no identity source",
 			object:  policyWith("  identity: {}\n  rules: [{name: a, when: 'true', action: Allow}]\n"),
-			message: `set exactly one of identity.header and identity.jwt`,
+			message: `set exactly one of identity.header, identity.jwt and identity.forwardAuth`,
+		},
+		{
+			name:    "forwardAuth beside header",
+			object:  policyWith("  identity: {header: {user: X-User}, forwardAuth: {url: 'http://o/oauth2/auth', signinURL: 'https://o/oauth2/start'}}\n  rules: [{name: a, when: 'true', action: Allow}]\n"),
+			message: `set exactly one of identity.header, identity.jwt and identity.forwardAuth`,
+		},
+		{
+			name:    "forwardAuth cache TTL over 5m",
+			object:  policyWith("  identity: {forwardAuth: {url: 'http://o/oauth2/auth', signinURL: 'https://o/oauth2/start', cacheTTL: 10m}}\n  rules: [{name: a, when: 'true', action: Allow}]\n"),
+			message: `spec.identity.forwardAuth.cacheTTL: Invalid value: "10m": cacheTTL must be a duration between 0s and 5m, e.g. 10s`,
+		},
+		{
+			name:    "forwardAuth sign-in URL that is not http(s)",
+			object:  policyWith("  identity: {forwardAuth: {url: 'http://o/oauth2/auth', signinURL: 'javascript:alert(1)'}}\n  rules: [{name: a, when: 'true', action: Allow}]\n"),
+			message: `spec.identity.forwardAuth.signinURL: Invalid value: "javascript:alert(1)"`,
 		},
 		{
 			name:    "rememberFor of zero",

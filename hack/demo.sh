@@ -48,6 +48,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=hack/cluster.sh
 . "$root/hack/cluster.sh"
+# shellcheck source=hack/demo-sso.sh
+. "$root/hack/demo-sso.sh"
 
 demo_settings() {
   cluster_settings
@@ -73,6 +75,7 @@ demo_settings() {
   POLICY_NAME=${DEMO_POLICY#*/}
   DEMO_COMPONENTS=${DEMO_COMPONENTS-controller webhook sampleapp nginx}
   ENV_FILE=$STATE/demo.env
+  sso_settings
 }
 
 # wants NAME is true when component NAME is in DEMO_COMPONENTS.
@@ -387,6 +390,7 @@ write_env() {
       env_line DEMO_ETCD_PORT "$DEMO_ETCD_PORT"
       env_line DEMO_ETCD_PEER_PORT "$DEMO_ETCD_PEER_PORT"
       env_line DEMO_COMPONENTS "$DEMO_COMPONENTS"
+      env_line DEMO_FIRST_FACTOR "$DEMO_FIRST_FACTOR"
       env_line DEMO_BIN "$DEMO_BIN"
       env_line KUBECONFIG "$KUBECONFIG_ADMIN"
       env_line KUBECTL "$KUBECTL"
@@ -401,9 +405,7 @@ print_next_steps() {
 mfa-operator demo is ready.
 
   Open            $DEMO_URL/
-  First factor    user $DEMO_USER  password $DEMO_PASSWORD
-                  (or $DEMO_USER2 / $DEMO_PASSWORD2); nginx's basic login stands
-                  in for an upstream login such as oauth2-proxy
+$(print_first_factor)
   Second factor   scan the QR code on the challenge page with an authenticator
                   app (Google Authenticator, FreeOTP, ...) and keep the recovery
                   codes it shows. Without a phone: save the QR code as qr.png, then
@@ -435,6 +437,7 @@ demo_status() {
 demo_down() {
   demo_settings
   stop_proc nginx
+  "$root/hack/sso.sh" down "$STATE/sso"
   stop_proc sampleapp
   stop_proc webhook
   stop_proc controller
@@ -485,11 +488,17 @@ demo_up() {
   if wants controller; then start_controller; fi
   if wants webhook; then start_webhook; fi
   if wants sampleapp; then start_sampleapp; fi
+  if sso_wanted; then start_sso; fi
   if $samples && wants controller; then
     apply_samples
     ingress_external_auth
+    if sso_wanted; then sso_policy; fi
   fi
-  if wants nginx; then start_nginx; fi
+  if sso_wanted; then
+    start_sso_nginx
+  elif wants nginx; then
+    start_nginx
+  fi
   write_env
   trap - EXIT
   log "ready in $((SECONDS - started))s"

@@ -13,6 +13,8 @@ declare -A pkg_of=(
   [openssl]=openssl
   [curl]=curl
   [caddy]=caddy
+  [glewlwyd]=glewlwyd
+  [sqlite3]=sqlite3
 )
 missing=()
 for cmd in "${!pkg_of[@]}"; do

@@ -206,11 +206,9 @@ func (a *authHandler) decide(r *http.Request, ns, name string, dl *dialect, st *
 	}
 	d := decision{entry: e, counters: e.counters}
 
-	id, err := e.identify(r, &st.id, true)
+	id, err := e.identify(r, &st.id, true, orig)
 	if err != nil || id == nil {
-		d.result, d.err, d.location = decisionChallenge, err, e.challengeURL(orig.raw)
-		d.reason = "no identity"
-		return d
+		return e.withoutIdentity(d, err, orig)
 	}
 
 	now := start

@@ -82,7 +82,11 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		cr.appHost = rdURL.Host
 	}
 
-	id, err := e.identify(r, nil, c.proxies.fromTrustedProxy(r))
+	id, err := e.identify(r, nil, c.proxies.fromTrustedProxy(r), nil)
+	if e.firstFactor != nil && err != nil {
+		c.firstFactorMissing(w, r, cr, err)
+		return nil, false
+	}
 	if err != nil || id == nil || id.User.ID == "" {
 		if err != nil {
 			c.log.Info("challenge identity refused", "policy", ns+"/"+name, "error", err)

@@ -16,7 +16,7 @@ type identity struct {
 	// AuthTime is when the user logged in upstream (JWT auth_time, else
 	// iat); zero when the identity source does not say.
 	AuthTime time.Time
-	// Source is the identity source: "header" or "jwt".
+	// Source is the identity source: "header", "jwt" or "forwardAuth".
 	Source string
 }
 
@@ -24,6 +24,9 @@ type identity struct {
 const (
 	sourceHeader = "header"
 	sourceJWT    = "jwt"
+	// sourceForwardAuth: the first factor's answer headers. (With a
+	// token, the identity is the token's: sourceJWT.)
+	sourceForwardAuth = "forwardAuth"
 )
 
 // headerSource reads the user from headers set by the first-factor proxy;
@@ -46,10 +49,12 @@ func newHeaderSource(h *v1alpha1.HeaderIdentity) *headerSource {
 // identify finds the user of a request through the policy's identity
 // source; nil, nil means no identity (answer 401). Header identities are
 // believed only when trustedPeer, the TCP peer being a trusted proxy; a
-// JWT is verified against the issuer's keys wherever it comes from. A
-// header identity is put in buf when given (the hot path's per-request
-// state), so that it costs no allocation of its own.
-func (e *policyEntry) identify(r *http.Request, buf *identity, trustedPeer bool) (*identity, error) {
+// JWT is verified against the issuer's keys wherever it comes from; a
+// first factor (forwardAuth) is asked with the request's cookies, orig
+// being the original request when known. A header identity is put in buf
+// when given (the hot path's per-request state), so that it costs no
+// allocation of its own.
+func (e *policyEntry) identify(r *http.Request, buf *identity, trustedPeer bool, orig *originalRequest) (*identity, error) {
 	switch {
 	case e.header != nil:
 		if !trustedPeer {
@@ -64,6 +69,8 @@ func (e *policyEntry) identify(r *http.Request, buf *identity, trustedPeer bool)
 		return buf, nil
 	case e.verifier != nil:
 		return e.verifier.identify(r)
+	case e.firstFactor != nil:
+		return e.firstFactor.identify(r, orig)
 	}
 	return nil, nil
 }

@@ -115,15 +115,33 @@ func (v *jwtVerifier) token(r *http.Request) string {
 			t = strings.TrimSpace(h[7:])
 		}
 	default:
-		t = firstHeader(r.Header, v.header)
-		if len(t) > 7 && strings.EqualFold(t[:7], "bearer ") {
-			t = strings.TrimSpace(t[7:])
-		}
+		t = bearerToken(firstHeader(r.Header, v.header))
 	}
 	if len(t) > maxTokenBytes {
 		return ""
 	}
 	return t
+}
+
+// tokenHeader is the header holding the token (canonical), when it is not
+// a cookie.
+func (v *jwtVerifier) tokenHeader() string {
+	if v.bearer {
+		return "Authorization"
+	}
+	return v.header
+}
+
+// bearerToken is a header's token, without a "Bearer " prefix; "" when
+// it is too long to be considered.
+func bearerToken(h string) string {
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		h = strings.TrimSpace(h[7:])
+	}
+	if len(h) > maxTokenBytes {
+		return ""
+	}
+	return h
 }
 
 // identify verifies the request's token; nil, nil when there is none. A
@@ -133,6 +151,12 @@ func (v *jwtVerifier) identify(r *http.Request) (*identity, error) {
 	if t == "" {
 		return nil, nil
 	}
+	return v.identifyToken(r.Context(), t)
+}
+
+// identifyToken verifies a token, answering from the cache a token seen
+// before until it expires.
+func (v *jwtVerifier) identifyToken(ctx context.Context, t string) (*identity, error) {
 	now := v.now()
 	if vt, ok := v.tokens.Get(t); ok {
 		if now.Before(vt.expires) {
@@ -140,7 +164,7 @@ func (v *jwtVerifier) identify(r *http.Request) (*identity, error) {
 		}
 		v.tokens.Remove(t)
 	}
-	id, exp, err := v.verify(r.Context(), t)
+	id, exp, err := v.verify(ctx, t)
 	if err != nil {
 		return nil, err
 	}

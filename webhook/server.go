@@ -130,11 +130,13 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	log, now := opts.Logger, opts.Now
 	m := newMetrics()
+	verifiers := newVerifierRegistry(now, log)
 	cfg := newConfig(&snapshotBuilder{
 		log:             log,
 		now:             now,
 		metrics:         m,
-		verifiers:       newVerifierRegistry(now, log),
+		verifiers:       verifiers,
+		firstFactors:    newFirstFactorRegistry(now, log, verifiers),
 		publicURL:       publicURL,
 		identityHeaders: opts.IdentityHeaders,
 	}, m, log)

@@ -44,8 +44,9 @@ type policyEntry struct {
 	compiled *policy.CompiledPolicy
 	key      string // namespace/name
 	// header or verifier is the identity source.
-	header   *headerSource
-	verifier *jwtVerifier
+	header      *headerSource
+	verifier    *jwtVerifier
+	firstFactor *firstFactor
 	// needsHeaders / needsQuery / needsInteractive: some rule reads
 	// request.headers / request.query / request.interactive, so they are
 	// decoded for it (and only then).
@@ -115,6 +116,9 @@ type snapshotBuilder struct {
 	metrics *metrics
 	// verifiers keep JWT verifiers (and their caches) across reloads.
 	verifiers *verifierRegistry
+	// firstFactors keep forwardAuth first factors (and their caches and
+	// circuits) across reloads.
+	firstFactors *firstFactorRegistry
 	// publicURL prefixes the challenge URLs (nil: relative).
 	publicURL *url.URL
 	// identityHeaders are the only identity headers policies may name
@@ -148,7 +152,7 @@ func (sb *snapshotBuilder) build(b *policy.Bundle, hash string, kr *keyring.Keyr
 			sb.log.Error("MFAPolicy left out: it names an identity header --identity-headers does not allow", "policy", bp.Key(), "error", err)
 			continue
 		}
-		e, err := sb.newPolicyEntry(cp, sn.Providers)
+		e, err := sb.newPolicyEntry(cp, sn.Providers, bp.ForwardAuthCA)
 		if err != nil {
 			return nil, fmt.Errorf("MFAPolicy %s: %w", bp.Key(), err)
 		}
@@ -170,7 +174,7 @@ func (sn *snapshot) withKeyring(kr *keyring.Keyring) *snapshot {
 
 // newPolicyEntry derives what the hot path needs of a compiled policy,
 // with the providers in force of its snapshot.
-func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]*policy.BundleProvider) (*policyEntry, error) {
+func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers map[string]*policy.BundleProvider, forwardAuthCA string) (*policyEntry, error) {
 	e := &policyEntry{
 		compiled:    cp,
 		key:         cp.Namespace + "/" + cp.Name,
@@ -187,8 +191,14 @@ func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers m
 			return nil, fmt.Errorf("spec.identity.jwt.jwksURL: %w", err)
 		}
 		e.verifier = sb.verifiers.get(id.JWT)
+	case id.ForwardAuth != nil:
+		ff, err := sb.firstFactors.get(id.ForwardAuth, forwardAuthCA)
+		if err != nil {
+			return nil, err
+		}
+		e.firstFactor = ff
 	default:
-		return nil, fmt.Errorf("spec.identity: set one of header and jwt")
+		return nil, fmt.Errorf("spec.identity: set one of header, jwt and forwardAuth")
 	}
 	for _, r := range cp.Spec.Rules {
 		e.needsHeaders = e.needsHeaders || strings.Contains(r.When, "headers")

@@ -98,8 +98,8 @@ type JWTIdentity struct {
 }
 
 // IdentitySpec says who the user is; the first factor happened upstream.
-// Exactly one of header and jwt is set.
-// +kubebuilder:validation:XValidation:rule="has(self.header) != has(self.jwt)",message="set exactly one of identity.header and identity.jwt"
+// Exactly one of header, jwt and forwardAuth is set.
+// +kubebuilder:validation:XValidation:rule="(has(self.header) ? 1 : 0) + (has(self.jwt) ? 1 : 0) + (has(self.forwardAuth) ? 1 : 0) == 1",message="set exactly one of identity.header, identity.jwt and identity.forwardAuth"
 type IdentitySpec struct {
 	// Header reads the user from request headers set by the first-factor
 	// proxy in front. Exclusive with jwt. A policy reading the user from
@@ -110,6 +110,11 @@ type IdentitySpec struct {
 	// Exclusive with header.
 	// +optional
 	JWT *JWTIdentity `json:"jwt,omitempty"`
+	// ForwardAuth asks the first-factor service (oauth2-proxy, Pomerium,
+	// Authelia) who the user is, so that one auth URL on the route does
+	// both factors. Exclusive with header and jwt.
+	// +optional
+	ForwardAuth *ForwardAuthIdentity `json:"forwardAuth,omitempty"`
 }
 
 // MultifactorSpec says which second factors a rule accepts and how long a
@@ -184,8 +189,8 @@ type MFAPolicySpec struct {
 	// +listType=set
 	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$`
 	Hosts []string `json:"hosts,omitempty"`
-	// Identity says how the user is known: set exactly one of header and
-	// jwt.
+	// Identity says how the user is known: set exactly one of header,
+	// jwt and forwardAuth.
 	// +required
 	Identity IdentitySpec `json:"identity"`
 	// Rules are evaluated in order; the first whose `when` is true decides,

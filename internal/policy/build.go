@@ -136,10 +136,14 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 		} else {
 			_, err = CheckPolicy(p, tenancy)
 		}
+		var ca string
+		if err == nil {
+			ca, err = ResolvePolicySecrets(p, secrets)
+		}
 		verdicts.Policies[key] = err
 		switch {
 		case err == nil:
-			b.Policies = append(b.Policies, BundlePolicy{Namespace: p.Namespace, Name: p.Name, Generation: p.Generation, Created: p.CreationTimestamp.UTC(), Spec: *p.Spec.DeepCopy()})
+			b.Policies = append(b.Policies, BundlePolicy{Namespace: p.Namespace, Name: p.Name, Generation: p.Generation, Created: p.CreationTimestamp.UTC(), Spec: *p.Spec.DeepCopy(), ForwardAuthCA: ca})
 		case prevPolicies[key] != nil && providersInForce(prevPolicies[key], admitted) &&
 			CheckIdentityHeaders(&prevPolicies[key].Spec, opts.IdentityHeaders) == nil:
 			// The last good version stays, unless the providers' owners or
@@ -171,6 +175,9 @@ func CheckPolicy(p *v1alpha1.MFAPolicy, t Tenancy) (*CompiledPolicy, error) {
 		return nil, err
 	}
 	if err := checkRememberFor(&p.Spec); err != nil {
+		return nil, err
+	}
+	if err := checkForwardAuth(&p.Spec); err != nil {
 		return nil, err
 	}
 	if _, errs := hostname.ClaimsOf(p.Namespace, p.Name, p.Spec.Hosts); len(errs) > 0 {

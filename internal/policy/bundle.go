@@ -37,6 +37,9 @@ type BundlePolicy struct {
 	// the older of two policies claiming a host across namespaces keeps it.
 	Created time.Time              `json:"created,omitzero"`
 	Spec    v1alpha1.MFAPolicySpec `json:"spec"`
+	// ForwardAuthCA is the PEM CA bundle of spec.identity.forwardAuth,
+	// read from its caBundleRef Secret.
+	ForwardAuthCA string `json:"forwardAuthCA,omitempty"`
 }
 
 // BundleProvider is one MFAProvider in force, with its credentials resolved.

@@ -41,7 +41,7 @@ func claimsRead(a *cel.Ast) common.Location {
 // server runs on the bundle: a bundle written before this check existed
 // still loads.
 func checkIdentityFields(spec *v1alpha1.MFAPolicySpec, cp *CompiledPolicy) error {
-	if spec.Identity.JWT != nil {
+	if spec.Identity.JWT != nil || spec.Identity.ForwardAuth != nil && spec.Identity.ForwardAuth.Token != nil {
 		return nil
 	}
 	for i := range cp.Rules {
@@ -51,9 +51,9 @@ func checkIdentityFields(spec *v1alpha1.MFAPolicySpec, cp *CompiledPolicy) error
 		}
 		var b strings.Builder
 		writeIssue(&b, common.NewTextSource(spec.Rules[i].When), at,
-			"user.claims is only set for a jwt identity; this policy reads the user from headers (spec.identity.header), "+
-				"so it has no claims: use user.id, user.email, user.name, user.groups or request.headers, "+
-				"or read the user from a token (spec.identity.jwt)")
+			"user.claims is only set for a jwt identity; this policy reads the user from headers "+
+				"(spec.identity.header or spec.identity.forwardAuth.headers), so it has no claims: use user.id, user.email, user.name, user.groups "+
+				"or request.headers, or read the user from a token (spec.identity.jwt, or spec.identity.forwardAuth.token)")
 		return &FieldError{Field: fmt.Sprintf("spec.rules[%d].when", i), Rule: cp.Rules[i].Name, Reason: v1alpha1.ReasonInvalidExpression, Message: b.String()}
 	}
 	return nil

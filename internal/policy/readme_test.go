@@ -85,6 +85,24 @@ var readmeRules = map[string]map[string]struct{ hit, miss func(*Vars) }{
 			hit: func(*Vars) {},
 		},
 	},
+	"apps/sso": {
+		"strong-login": {
+			hit:  func(v *Vars) { v.User.Claims = NewClaims(map[string]any{"amr": []any{"pwd", "otp"}}) },
+			miss: func(*Vars) {},
+		},
+		"social-logins": {
+			hit:  func(v *Vars) { v.User.Claims = NewClaims(map[string]any{"amr": []any{"pwd"}, "idp": "github"}) },
+			miss: func(v *Vars) { v.User.Claims = NewClaims(map[string]any{"amr": []any{"pwd"}, "idp": "corp"}) },
+		},
+		"phishing-resistant": {
+			hit:  func(v *Vars) { v.User.Claims = NewClaims(map[string]any{"acr": "phr"}) },
+			miss: func(v *Vars) { v.User.Claims = NewClaims(map[string]any{"acr": "pwd"}) },
+		},
+		"password-logins": {
+			hit:  func(*Vars) {},
+			miss: func(v *Vars) { v.User.Claims = NewClaims(map[string]any{"sub": "ana@example.com"}) },
+		},
+	},
 }
 
 // TestReadmeRulesDecideWhatTheySay compiles every MFAPolicy of README.md

@@ -85,7 +85,7 @@ func TestAdmissionRefusesBadObjects(t *testing.T) {
 			{"host that is not a host", badPolicy("bad-host", "  hosts: [evil.com/x]\n"+headerIdentity+"  rules: [{name: a, when: 'true', action: Allow}]\n"),
 				[]string{`spec.hosts[0]: Invalid value: "evil.com/x": spec.hosts[0] in body should match`}},
 			{"both identity sources", badPolicy("bad-identity", "  identity: {header: {user: X-User}, jwt: {issuer: i, audiences: [a], jwksURL: 'https://i/jwks'}}\n  rules: [{name: a, when: 'true', action: Allow}]\n"),
-				[]string{`The MFAPolicy "bad-identity" is invalid:`, `spec.identity: Invalid value: set exactly one of identity.header and identity.jwt`}},
+				[]string{`The MFAPolicy "bad-identity" is invalid:`, `spec.identity: Invalid value: set exactly one of identity.header, identity.jwt and identity.forwardAuth`}},
 			{"JWKS URL that is not http(s)", badPolicy("bad-jwks", "  identity: {jwt: {issuer: i, audiences: [a], jwksURL: 'ftp://i/jwks'}}\n  rules: [{name: a, when: 'true', action: Allow}]\n"),
 				[]string{`spec.identity.jwt.jwksURL: Invalid value: "ftp://i/jwks": spec.identity.jwt.jwksURL in body should match '^https?://'`}},
 			{"unknown field", badPolicy("bad-field", headerIdentity+"  rulez: []\n  rules: [{name: a, when: 'true', action: Allow}]\n"),

@@ -268,10 +268,13 @@ func demoEnviron(t testing.TB, state string, opts Options, components []string, 
 		}
 	}
 	vars := map[string]string{
-		"DEMO_STATE":          state,
-		"DEMO_POLICY":         opts.Policy,
-		"DEMO_COMPONENTS":     strings.Join(components, " "),
-		"DEMO_SAMPLES":        "",
+		"DEMO_STATE":      state,
+		"DEMO_POLICY":     opts.Policy,
+		"DEMO_COMPONENTS": strings.Join(components, " "),
+		"DEMO_SAMPLES":    "",
+		// nginx's basic login is the first factor of these tests (the
+		// single sign-on has tests of its own).
+		"DEMO_FIRST_FACTOR":   "basic",
 		"DEMO_PORT":           port(),
 		"DEMO_APP_PORT":       port(),
 		"DEMO_METRICS_PORT":   port(),
