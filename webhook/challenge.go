@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/internal/session"
@@ -75,10 +77,11 @@ type pageOptions struct {
 	store         store.Store
 	lockout       totp.Lockout
 	duoCallLimits duoCallLimits
+	audit         *audit.Logger
 }
 
 func newChallengePages(o pageOptions) *challengePages {
-	kit := &pageKit{log: o.log, now: o.now, metrics: o.metrics, proxies: o.proxies, sessions: o.sessions}
+	kit := &pageKit{log: o.log, now: o.now, metrics: o.metrics, proxies: o.proxies, sessions: o.sessions, audit: o.audit}
 	publicHost, publicURL := "", ""
 	if o.publicURL != nil {
 		kit.publicPath, publicHost, publicURL = o.publicURL.Path, o.publicURL.Host, o.publicURL.String()
@@ -93,8 +96,8 @@ func newChallengePages(o pageOptions) *challengePages {
 		limiter:      ratelimit.PerAddress(ratelimit.Default, o.now),
 		store:        o.store,
 		totp: &totp.Authenticator{
-			Store: &lockoutCounter{Store: o.store, now: o.now, counted: func(k store.Key, e *store.Enrollment) {
-				lockedOut(o.metrics, o.log, k, e)
+			Store: &lockoutCounter{Store: o.store, now: o.now, counted: func(ctx context.Context, k store.Key, e *store.Enrollment) {
+				lockedOut(ctx, o.metrics, kit.audit, k, e)
 			}},
 			Now:     o.now,
 			Lockout: o.lockout,
@@ -236,7 +239,7 @@ func (c *challengePages) post(next func(http.ResponseWriter, *http.Request, *cha
 			})
 			return
 		}
-		next(w, r, cr)
+		next(w, c.withAudit(r, cr), cr)
 	}
 }
 

@@ -159,6 +159,8 @@ type browser struct {
 	jar  *cookiejar.Jar
 	// last is the body of the last page, where forms are read from.
 	last string
+	// userAgent is sent as User-Agent when set.
+	userAgent string
 }
 
 func (f *challengeFixture) browser(user string) *browser {
@@ -174,6 +176,9 @@ func (b *browser) do(r *http.Request) *httptest.ResponseRecorder {
 	r.Header.Set("X-Forwarded-For", b.f.clientIP)
 	if b.user != "" {
 		r.Header.Set("X-Auth-Request-Email", b.user)
+	}
+	if b.userAgent != "" {
+		r.Header.Set("User-Agent", b.userAgent)
 	}
 	for _, c := range b.jar.Cookies(r.URL) {
 		r.AddCookie(c)

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
@@ -119,6 +120,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	log, now := opts.Logger, opts.Now
 	m := newMetrics()
+	auditLog := audit.New(log, m.reg)
 	cfg := newConfig(&snapshotBuilder{
 		log:             log,
 		now:             now,
@@ -154,6 +156,7 @@ func NewServer(opts Options) (*Server, error) {
 		store:         opts.Store,
 		lockout:       opts.Lockout,
 		duoCallLimits: opts.duoCallLimits,
+		audit:         auditLog,
 	})
 	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages}
 	s.handler = routes(auth, pages, cfg)
