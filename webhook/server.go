@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/internal/audit"
+	"github.com/mfa-operator/mfa-operator/internal/revocation"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
@@ -63,6 +64,10 @@ type Options struct {
 	Source source.Source
 	// Store keeps enrolments.
 	Store store.Store
+	// Revocations is where the users' revocations are kept and followed
+	// (revocation.ClusterStore or revocation.FileStore); nil: no
+	// revocation is checked (tests of other concerns).
+	Revocations RevocationStore
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
 	// Logger receives structured logs (slog.Default by default).
@@ -79,6 +84,13 @@ type Options struct {
 	duoCallLimits duoCallLimits
 }
 
+// RevocationStore keeps the users' revocations: Run follows them into a
+// List until its context ends; Revoke records one.
+type RevocationStore interface {
+	Run(ctx context.Context, l *revocation.List)
+	Revoke(ctx context.Context, user string, at time.Time) error
+}
+
 // Server is the challenge server.
 type Server struct {
 	opts    Options
@@ -87,6 +99,9 @@ type Server struct {
 	metrics *metrics
 	pages   *challengePages
 	handler http.Handler
+	// revoked is the revocations in force (nil without
+	// Options.Revocations).
+	revoked *revocation.List
 }
 
 // NewServer checks the options and builds a server. The configuration is
@@ -131,6 +146,11 @@ func NewServer(opts Options) (*Server, error) {
 	}, m, log)
 	proxies := &proxies{trusted: opts.TrustedProxies, trustXRealIP: opts.TrustXRealIP}
 	sessions := session.NewJar(opts.CookieDomain, !opts.InsecureCookies)
+	var revoked *revocation.List
+	if opts.Revocations != nil {
+		revoked = revocation.NewList(now)
+		sessions.SetRevocations(revoked)
+	}
 	auth := &authHandler{
 		config:     cfg,
 		proxies:    proxies,
@@ -158,7 +178,7 @@ func NewServer(opts Options) (*Server, error) {
 		duoCallLimits: opts.duoCallLimits,
 		audit:         auditLog,
 	})
-	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages}
+	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages, revoked: revoked}
 	s.handler = routes(auth, pages, cfg)
 	return s, nil
 }
@@ -235,6 +255,9 @@ func (s *Server) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	defer cancel()
 	loaderDone := make(chan error, 1)
 	go func() { loaderDone <- s.watch(ctx) }()
+	if s.revoked != nil {
+		go s.opts.Revocations.Run(ctx, s.revoked)
+	}
 	go tuneGC(ctx, s.opts.GCHeadroom, s.log)
 
 	servers := []*http.Server{s.httpServer(ctx, limitBody(s.handler))}
