@@ -120,7 +120,9 @@ func (a *Admin) Reset(ctx context.Context, user, provider, factor string) ([]str
 	case "":
 	case FactorTOTP:
 		// The recovery codes were given with the authenticator app: they go too.
-		clear = func(e *store.Enrollment) { e.TOTP, e.Pending, e.LegacyPendingTOTP, e.RecoveryCodeHashes = nil, nil, nil, nil }
+		clear = func(e *store.Enrollment) {
+			e.TOTP, e.Pending, e.LegacyPendingTOTP, e.RecoveryCodeHashes = nil, nil, nil, nil
+		}
 	case FactorRecoveryCodes:
 		clear = func(e *store.Enrollment) { e.RecoveryCodeHashes = nil }
 	default:
