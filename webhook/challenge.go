@@ -60,6 +60,9 @@ type challengePages struct {
 	totp  *totp.Authenticator
 	store store.Store
 	duo   *duoPages
+	// revoker records a user's "sign out of all other browsers" (nil:
+	// not offered).
+	revoker RevocationStore
 }
 
 // pageOptions are what the challenge pages are built from.
@@ -78,6 +81,7 @@ type pageOptions struct {
 	lockout       totp.Lockout
 	duoCallLimits duoCallLimits
 	audit         *audit.Logger
+	revoker       RevocationStore
 }
 
 func newChallengePages(o pageOptions) *challengePages {
@@ -95,6 +99,7 @@ func newChallengePages(o pageOptions) *challengePages {
 		publicURL:    publicURL,
 		limiter:      ratelimit.PerAddress(ratelimit.Default, o.now),
 		store:        o.store,
+		revoker:      o.revoker,
 		totp: &totp.Authenticator{
 			Store: &lockoutCounter{Store: o.store, now: o.now, counted: func(ctx context.Context, k store.Key, e *store.Enrollment) {
 				lockedOut(ctx, o.metrics, kit.audit, k, e)
@@ -124,6 +129,7 @@ func (c *challengePages) register(mux *http.ServeMux) {
 	// A form's address opened directly (history, a bookmark, a reload
 	// after the POST was answered) leads back to the page.
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}/{action}", c.handleFormAddress)
+	c.registerSecurity(mux)
 }
 
 // handleShow serves the page for the request's state: the provider choice,

@@ -134,6 +134,9 @@ func (c *challengePages) handleEnroll(w http.ResponseWriter, r *http.Request, cr
 		return
 	}
 	c.accepted(w, r, cr, howEnrolment)
+	if c.isSecurityURL(cr.rd) {
+		c.auditEvent(r, cr, audit.EventFactorAdded, audit.OutcomeSuccess, "self-service")
+	}
 	p := c.formPage(w, r, cr)
 	p.Title = "Save your recovery codes"
 	p.Action = c.pagePath(cr.policy, "/continue")

@@ -177,6 +177,7 @@ func NewServer(opts Options) (*Server, error) {
 		lockout:       opts.Lockout,
 		duoCallLimits: opts.duoCallLimits,
 		audit:         auditLog,
+		revoker:       opts.Revocations,
 	})
 	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages, revoked: revoked}
 	s.handler = routes(auth, pages, cfg)
