@@ -159,6 +159,7 @@ func TestHelpdeskCommandsWithTheHelpdeskRole(t *testing.T) {
 	kc := kubeconfigFor(t, "helpdesk")
 
 	code, out, errOut := runCLI("users", "--kubeconfig", kc)
+	t.Log(out)
 	g.Expect(code).To(BeZero(), errOut)
 	g.Expect(out).To(MatchRegexp(`(?m)^USER\s+PROVIDER\s+FACTOR\s+CREATED\s+LAST USED\s+LOCKED UNTIL$`))
 	g.Expect(out).To(MatchRegexp(`(?m)^` + ana + `\s+` + provider + `\s+totp\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+\d{4}-\S+Z$`))
@@ -229,6 +230,7 @@ func TestCommandsRefuseACallerWithoutTheHelpdeskRole(t *testing.T) {
 		t.Run(args[0], func(t *testing.T) {
 			g := NewWithT(t)
 			code, _, errOut := runCLI(append(args, "--kubeconfig", kc)...)
+			t.Log(errOut)
 			g.Expect(code).To(Equal(1))
 			g.Expect(errOut).To(ContainSubstring("not allowed"))
 			g.Expect(errOut).To(ContainSubstring(`User "intern" cannot`))
