@@ -89,7 +89,8 @@ subjects: [{kind: ServiceAccount, name: helpdesk, namespace: mfa-system}]
 `
 
 // TestHelpdeskRevocationAndReset: three challenge-server replicas in
-// cluster mode (each asked as nginx's auth_request asks it); `kubectl mfa
+// cluster mode, each behind its own server of a real nginx (auth_request);
+// `kubectl mfa
 // revoke`, run as a ServiceAccount holding only the helpdesk Role, makes
 // every replica refuse the user's remembered browser within 5 s while
 // other users stay remembered; `reset` leads to a fresh enrolment with a
@@ -104,6 +105,7 @@ func TestHelpdeskRevocationAndReset(t *testing.T) {
 		servers = append(servers, env.StartWebhookReplica(t, name).URL)
 	}
 	waitForPolicy(t, servers...)
+	fronts := startNginxFronts(t, servers)
 	env.Apply(t, helpdeskAccountsYAML)
 	helpdesk, intern := pluginFor(t, env, "helpdesk"), pluginFor(t, env, "intern")
 
@@ -111,8 +113,10 @@ func TestHelpdeskRevocationAndReset(t *testing.T) {
 	bob := newBrowser("bob@example.com")
 	bob.enrol(t, servers[0])
 	bobRemembered := func(t *testing.T) {
-		for _, s := range servers {
-			NewWithT(t).Expect(bob.auth(t, s, "/reports").Status).To(Equal(http.StatusOK), "bob on %s", s)
+		for _, f := range fronts {
+			p, err := bob.viaFront(f, "/reports/")
+			NewWithT(t).Expect(err).NotTo(HaveOccurred())
+			NewWithT(t).Expect(p.Status).To(Equal(http.StatusOK), "bob through %s", f)
 		}
 	}
 
@@ -123,8 +127,11 @@ func TestHelpdeskRevocationAndReset(t *testing.T) {
 			user := "leaver-" + string(rune('a'+i)) + "@example.com"
 			b := newBrowser(user)
 			b.enrol(t, servers[i%len(servers)])
-			for _, s := range servers {
-				g.Expect(b.auth(t, s, "/reports").Status).To(Equal(http.StatusOK), "%s remembered on %s", user, s)
+			for _, f := range fronts {
+				p, err := b.viaFront(f, "/reports/")
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(p.Status).To(Equal(http.StatusOK), "%s remembered through %s", user, f)
+				g.Expect(p.Body).To(Equal("the app\n"))
 			}
 			code, out, errOut := helpdesk.run(t, "revoke", user)
 			returned := time.Now()
@@ -135,13 +142,13 @@ func TestHelpdeskRevocationAndReset(t *testing.T) {
 			}
 			refused := map[string]bool{}
 			eventually(t, revocationDeadline, user+" refused by every replica", func() bool {
-				for _, s := range servers {
-					if !refused[s] {
-						p, err := b.tryAuth(s, "/reports")
-						refused[s] = err == nil && p.Status == http.StatusUnauthorized
+				for _, f := range fronts {
+					if !refused[f] {
+						p, err := b.viaFront(f, "/reports/")
+						refused[f] = err == nil && p.Status == http.StatusUnauthorized
 					}
 				}
-				return len(refused) == len(servers) && !slices.Contains(mapValues(refused), false)
+				return len(refused) == len(fronts) && !slices.Contains(mapValues(refused), false)
 			})
 			took = append(took, time.Since(returned))
 		}
