@@ -180,19 +180,19 @@ func NewServer(opts Options) (*Server, error) {
 		revoker:       opts.Revocations,
 	})
 	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages, revoked: revoked}
-	s.handler = routes(auth, pages, cfg)
+	s.handler = routes(auth, pages, cfg, revoked)
 	return s, nil
 }
 
 // routes are the challenge server's endpoints, the auth ones first.
-func routes(auth *authHandler, pages *challengePages, cfg *config) http.Handler {
+func routes(auth *authHandler, pages *challengePages, cfg *config, revoked *revocation.List) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/auth/{namespace}/{policy}", auth.handleAuth)
 	mux.HandleFunc("/auth", auth.handleAuth)
 	mux.HandleFunc("/forward-auth/{namespace}/{policy}", auth.handleForwardAuth)
 	mux.HandleFunc("/forward-auth", auth.handleForwardAuth)
 	mux.HandleFunc("GET /healthz", handleHealthz)
-	mux.HandleFunc("GET /readyz", cfg.handleReadyz)
+	mux.HandleFunc("GET /readyz", readyz(cfg, revoked))
 	mux.Handle("GET /.well-known/jwks.json", &jwksEndpoint{config: cfg})
 	pages.register(mux)
 	return &router{auth: auth, mux: mux}
