@@ -189,6 +189,51 @@ func TestHelpdeskRevocationAndReset(t *testing.T) {
 		bobRemembered(t)
 	})
 
+	t.Run("Security page: signing out of every other browser reaches every replica", func(t *testing.T) {
+		g := NewWithT(t)
+		phone := newBrowser("carol@example.com")
+		otp, _ := phone.enrol(t, servers[0])
+		laptop := newBrowser("carol@example.com")
+		p := laptop.challenge(t, servers[1], rdFor("/reports"))
+		code, _ := otp.NextCode(t)
+		p = laptop.submit(t, servers[1], p.FormWith(t, "code"), map[string]string{"code": code})
+		g.Expect(p.Status).To(Equal(http.StatusSeeOther), "%s", p.Body)
+		for _, f := range fronts {
+			p, err := laptop.viaFront(f, "/reports/")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(p.Status).To(Equal(http.StatusOK), "the laptop remembered through %s", f)
+		}
+		req, _ := http.NewRequest(http.MethodGet, servers[2]+"/security/apps/admin", nil)
+		p = phone.do(t, req)
+		g.Expect(p.Status).To(Equal(http.StatusOK), "%s", p.Body)
+		var signout *harness.Form
+		for _, f := range p.Forms() {
+			if strings.HasSuffix(f.Action, "/security/apps/admin/signout") {
+				signout = &f
+			}
+		}
+		g.Expect(signout).NotTo(BeNil(), "%s", p.Body)
+		p = phone.submit(t, servers[2], *signout, nil)
+		g.Expect(p.Status).To(Equal(http.StatusOK), "%s", p.Body)
+		g.Expect(p.Body).To(ContainSubstring("Every other browser is signed out"))
+		refused := map[string]bool{}
+		eventually(t, revocationDeadline, "the laptop refused through every front door", func() bool {
+			for _, f := range fronts {
+				if !refused[f] {
+					p, err := laptop.viaFront(f, "/reports/")
+					refused[f] = err == nil && p.Status == http.StatusUnauthorized
+				}
+			}
+			return len(refused) == len(fronts) && !slices.Contains(mapValues(refused), false)
+		})
+		for _, f := range fronts {
+			p, err := phone.viaFront(f, "/reports/")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(p.Status).To(Equal(http.StatusOK), "the phone stays signed in through %s", f)
+		}
+		bobRemembered(t)
+	})
+
 	t.Run("users and unlock with the helpdesk Role", func(t *testing.T) {
 		g := NewWithT(t)
 		code, out, errOut := helpdesk.run(t, "users", "--policy", "apps/admin")
