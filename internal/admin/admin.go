@@ -115,7 +115,11 @@ var ErrUnknownFactor = errors.New("unknown factor")
 // visit, and revokes every session and remembered browser issued before
 // now. It returns the providers whose enrolment changed.
 func (a *Admin) Reset(ctx context.Context, user, provider, factor string) ([]string, error) {
-	clear := func(e *store.Enrollment) { *e = store.Enrollment{User: e.User, Provider: e.Provider} }
+	clear := func(e *store.Enrollment) {
+		// Everything but the replay guard of Duo pushes: a push approved
+		// before the reset still issues no second session.
+		*e = store.Enrollment{User: e.User, Provider: e.Provider, DuoPushesUsed: e.DuoPushesUsed}
+	}
 	switch factor {
 	case "":
 	case FactorTOTP:
