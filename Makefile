@@ -73,8 +73,9 @@ bench: control-plane deps ## Print the performance figures (/auth vs an empty ha
 ##@ Run
 
 .PHONY: build
-build: ## Build bin/mfa-operator, stamped with VERSION (git describe).
+build: ## Build bin/mfa-operator and the kubectl plugin bin/kubectl-mfa, stamped with VERSION (git describe).
 	go build -ldflags "$(LDFLAGS)" -o bin/mfa-operator .
+	go build -ldflags "$(LDFLAGS)" -o bin/kubectl-mfa ./cmd/kubectl-mfa
 
 .PHONY: run
 run: ## Run the controller against the current kubeconfig, e.g. make run ARGS=--public-url=https://auth.example.com

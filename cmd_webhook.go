@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
+	"github.com/mfa-operator/mfa-operator/internal/revocation"
 	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
@@ -132,6 +133,7 @@ func runWebhook(ctx context.Context, args []string) error {
 		defer fstore.Close()
 		opts.Store = fstore
 		opts.Source = &source.Dir{ConfigDir: configDir, DataDir: dataDir, IdentityHeaders: identityHeaders, Log: log}
+		opts.Revocations = revocation.NewFileStore(dataDir, log)
 		log.Info("standalone mode", "configDir", configDir, "dataDir", dataDir)
 	} else {
 		cfg, err := config.GetConfig()
@@ -149,6 +151,7 @@ func runWebhook(ctx context.Context, args []string) error {
 		namespace := *common.namespace
 		opts.Store = store.NewSecretStore(c, namespace)
 		opts.Source = &source.Cluster{Client: c, Namespace: namespace, Log: log}
+		opts.Revocations = &revocation.ClusterStore{Client: c, Namespace: namespace, Log: log}
 		log.Info("cluster mode", "namespace", namespace)
 	}
 

@@ -16,13 +16,22 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/mfa-operator/mfa-operator/internal/admin"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var code int
+	if strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe") == "kubectl-mfa" {
+		// The same binary, installed as the kubectl plugin.
+		code = admin.Main(ctx, "kubectl mfa", os.Args[1:], os.Stdout, os.Stderr)
+	} else {
+		code = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }
@@ -110,6 +119,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		modeHelp(stdout, m)
 		return 0
+	case "users":
+		return admin.Main(ctx, "mfa-operator users", usersArgs(rest), stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "mfa-operator", versionString())
 		return 0
@@ -135,6 +146,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// usersArgs maps `mfa-operator users [reset|revoke|unlock] ...` onto the
+// plugin's commands: without one of them, it lists users.
+func usersArgs(args []string) []string {
+	if len(args) > 0 {
+		switch args[0] {
+		case "reset", "revoke", "unlock", "help", "-h", "--help":
+			return args
+		case "list":
+			args = args[1:]
+		}
+	}
+	return append([]string{"users"}, args...)
+}
+
 func unknownCommand(w io.Writer, name string) int {
 	if strings.HasPrefix(name, "-") {
 		// Earlier versions ran the controller when no mode was named.
@@ -156,7 +181,8 @@ Commands:
 	for _, m := range modes {
 		fmt.Fprintf(w, "  %-12s %s\n", m.name, m.summary)
 	}
-	fmt.Fprint(w, `  version      print the version
+	fmt.Fprint(w, `  users        list enrolled users; users reset|revoke|unlock USER (run mfa-operator users help)
+  version      print the version
   help         this text; help COMMAND explains a command and lists its flags
 
 In a cluster the operator's Deployment runs "mfa-operator controller", which

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/revocation"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 )
 
@@ -245,4 +246,30 @@ func BenchmarkExtAuthzRemembered(b *testing.B) {
 	withCookies(r, cookieNamed(cookies, session.RememberCookieName))
 	r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
 	benchServe(b, f, r, http.StatusOK)
+}
+
+// BenchmarkAuthRememberedRevocations is BenchmarkAuthRemembered's header
+// case (one rule) with revocations checked, as in production: none, or
+// 100,000 other users revoked. Compare with BenchmarkAuthRemembered.
+func BenchmarkAuthRememberedRevocations(b *testing.B) {
+	for _, n := range []int{0, 100000} {
+		b.Run(fmt.Sprintf("revoked=%d", n), func(b *testing.B) {
+			f := newCoreServer(b, benchPolicy("{ header: { groups: X-Auth-Request-Groups } }", 1), func(o *Options) {
+				o.Logger = discardLogger()
+				o.Revocations = revocation.NewFileStore(b.TempDir(), discardLogger())
+			})
+			others := make(map[string]int64, n)
+			for i := range n {
+				others[fmt.Sprintf("user-%d@example.com", i)] = f.clock.Now().UnixNano()
+			}
+			f.s.revoked.ReplaceAll(map[string]map[string]int64{"bench": others})
+			r := authRequest("/auth/apps/bench", "https://app.example.com/reports/2026?page=2",
+				map[string]string{"X-Auth-Request-Email": ana, "X-Auth-Request-Groups": "staff"})
+			id := &identity{User: policy.User{ID: ana, Email: ana, Groups: []string{"staff"}}, Source: sourceHeader}
+			cookies := f.issue(id, "apps", "bench", "first", "apps/google-authenticator", session.Verified)
+			withCookies(r, cookieNamed(cookies, session.RememberCookieName))
+			r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
+			benchServe(b, f, r, http.StatusOK)
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/internal/session"
@@ -58,6 +60,9 @@ type challengePages struct {
 	totp  *totp.Authenticator
 	store store.Store
 	duo   *duoPages
+	// revoker records a user's "sign out of all other browsers" (nil:
+	// not offered).
+	revoker RevocationStore
 }
 
 // pageOptions are what the challenge pages are built from.
@@ -75,10 +80,12 @@ type pageOptions struct {
 	store         store.Store
 	lockout       totp.Lockout
 	duoCallLimits duoCallLimits
+	audit         *audit.Logger
+	revoker       RevocationStore
 }
 
 func newChallengePages(o pageOptions) *challengePages {
-	kit := &pageKit{log: o.log, now: o.now, metrics: o.metrics, proxies: o.proxies, sessions: o.sessions}
+	kit := &pageKit{log: o.log, now: o.now, metrics: o.metrics, proxies: o.proxies, sessions: o.sessions, audit: o.audit}
 	publicHost, publicURL := "", ""
 	if o.publicURL != nil {
 		kit.publicPath, publicHost, publicURL = o.publicURL.Path, o.publicURL.Host, o.publicURL.String()
@@ -92,9 +99,10 @@ func newChallengePages(o pageOptions) *challengePages {
 		publicURL:    publicURL,
 		limiter:      ratelimit.PerAddress(ratelimit.Default, o.now),
 		store:        o.store,
+		revoker:      o.revoker,
 		totp: &totp.Authenticator{
-			Store: &lockoutCounter{Store: o.store, now: o.now, counted: func(k store.Key, e *store.Enrollment) {
-				lockedOut(o.metrics, o.log, k, e)
+			Store: &lockoutCounter{Store: o.store, now: o.now, counted: func(ctx context.Context, k store.Key, e *store.Enrollment) {
+				lockedOut(ctx, o.metrics, kit.audit, k, e)
 			}},
 			Now:     o.now,
 			Lockout: o.lockout,
@@ -121,6 +129,7 @@ func (c *challengePages) register(mux *http.ServeMux) {
 	// A form's address opened directly (history, a bookmark, a reload
 	// after the POST was answered) leads back to the page.
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}/{action}", c.handleFormAddress)
+	c.registerSecurity(mux)
 }
 
 // handleShow serves the page for the request's state: the provider choice,
@@ -236,7 +245,7 @@ func (c *challengePages) post(next func(http.ResponseWriter, *http.Request, *cha
 			})
 			return
 		}
-		next(w, r, cr)
+		next(w, c.withAudit(r, cr), cr)
 	}
 }
 

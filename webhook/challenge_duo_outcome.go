@@ -3,6 +3,7 @@ package webhook
 import (
 	"net/http"
 
+	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/duo"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 )
@@ -46,6 +47,7 @@ func (d *duoPages) refused(w http.ResponseWriter, r *http.Request, cr *challenge
 		title, text = "Account locked by Duo", "Duo has locked your account after too many attempts."
 	}
 	d.metrics.countChallenge(cr.providerKey(), result)
+	d.auditEvent(r, cr, audit.EventVerificationFailure, audit.OutcomeFailure, "Duo "+how+": "+res.Status)
 	if result == challengeFraud {
 		d.log.Warn("Duo push reported as fraud by the user", "policy", cr.policy.Namespace+"/"+cr.policy.Name,
 			"provider", cr.providerKey(), "user", cr.user(), "client", d.ipaddr(r))

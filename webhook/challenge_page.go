@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/store"
@@ -22,6 +23,8 @@ type pageKit struct {
 	proxies  *proxies
 	csrf     *csrfGuard
 	sessions *session.Jar
+	// audit records the audit trail.
+	audit *audit.Logger
 	// publicPath prefixes the pages' paths (the public URL's path).
 	publicPath string
 }
@@ -75,6 +78,14 @@ func (k *pageKit) accepted(w http.ResponseWriter, r *http.Request, cr *challenge
 	k.metrics.countChallenge(cr.providerKey(), challengeSuccess)
 	k.log.Info("second factor accepted", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "rule", cr.rule.Name,
 		"provider", cr.providerKey(), "user", cr.user(), "with", how)
+	event := audit.EventVerification
+	switch how {
+	case howEnrolment:
+		event = audit.EventEnrollment
+	case howRecoveryCode:
+		event = audit.EventRecoveryCodeUse
+	}
+	k.auditEvent(r, cr, event, audit.OutcomeSuccess, how)
 }
 
 // issueSession sets the MFA session cookie (and the remembered-browser

@@ -38,7 +38,7 @@ func mustParseTemplates() map[string]*template.Template {
 	// The style sheet is template text, not data: it is trusted as written.
 	template.Must(base.New("css").Parse(string(css)))
 	pages := map[string]*template.Template{}
-	for _, name := range append([]string{pageEnroll, pageVerify, pageRecovery, pageRecoveryCodes, pageChoose, pageMessage}, duoTemplateNames...) {
+	for _, name := range append([]string{pageEnroll, pageVerify, pageRecovery, pageRecoveryCodes, pageChoose, pageMessage, pageSecurity}, duoTemplateNames...) {
 		t := template.Must(base.Clone())
 		pages[name] = template.Must(t.ParseFS(templateFS, "templates/"+name))
 	}
@@ -84,6 +84,9 @@ type page struct {
 
 	// Duo pages (challenge_duo.go).
 	Duo *duoView
+
+	// The Security page (security.go).
+	Security *securityView
 
 	// Message page.
 	Alert       bool

@@ -116,6 +116,13 @@ type challengeFixture struct {
 
 func newChallengeFixture(t *testing.T) *challengeFixture {
 	t.Helper()
+	return newChallengeFixtureWith(t, nil)
+}
+
+// newChallengeFixtureWith is newChallengeFixture with options changed by
+// opt (nil: none).
+func newChallengeFixtureWith(t *testing.T, opt func(o *Options, dataDir string)) *challengeFixture {
+	t.Helper()
 	g := NewWithT(t)
 	configDir, dataDir := t.TempDir(), t.TempDir()
 	g.Expect(os.WriteFile(filepath.Join(configDir, "objects.yaml"), []byte(challengeConfigYAML), 0o600)).To(Succeed())
@@ -125,7 +132,7 @@ func newChallengeFixture(t *testing.T) *challengeFixture {
 	clock := &challengeClock{t: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := NewServer(Options{
+	o := Options{
 		PublicURL:      "https://auth.example.com",
 		CookieDomain:   "example.com",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
@@ -133,7 +140,11 @@ func newChallengeFixture(t *testing.T) *challengeFixture {
 		Store:          st,
 		Now:            clock.Now,
 		Logger:         log,
-	})
+	}
+	if opt != nil {
+		opt(&o, dataDir)
+	}
+	s, err := NewServer(o)
 	g.Expect(err).NotTo(HaveOccurred())
 	reloadConfigDir(s)
 	g.Expect(s.config.snapshot().Policy("apps", "admin")).NotTo(BeNil(), "the policy loads from the config directory; logs:\n%s", logs)
@@ -159,6 +170,8 @@ type browser struct {
 	jar  *cookiejar.Jar
 	// last is the body of the last page, where forms are read from.
 	last string
+	// userAgent is sent as User-Agent when set.
+	userAgent string
 }
 
 func (f *challengeFixture) browser(user string) *browser {
@@ -174,6 +187,9 @@ func (b *browser) do(r *http.Request) *httptest.ResponseRecorder {
 	r.Header.Set("X-Forwarded-For", b.f.clientIP)
 	if b.user != "" {
 		r.Header.Set("X-Auth-Request-Email", b.user)
+	}
+	if b.userAgent != "" {
+		r.Header.Set("User-Agent", b.userAgent)
 	}
 	for _, c := range b.jar.Cookies(r.URL) {
 		r.AddCookie(c)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
 	"golang.org/x/net/idna"
@@ -17,6 +18,12 @@ import (
 // qrPixels is the size of the QR code image; it is shown at half that
 // size, so it stays sharp on high-density screens.
 const qrPixels = 384
+
+// How a factor was accepted, as logged and audited.
+const (
+	howEnrolment    = "enrolment"
+	howRecoveryCode = "recovery code"
+)
 
 // maxRecoveryCodeInput bounds what is accepted in the recovery code field.
 const maxRecoveryCodeInput = 40
@@ -126,7 +133,10 @@ func (c *challengePages) handleEnroll(w http.ResponseWriter, r *http.Request, cr
 		c.codeRefused(w, r, cr, err, false)
 		return
 	}
-	c.accepted(w, r, cr, "enrolment")
+	c.accepted(w, r, cr, howEnrolment)
+	if c.isSecurityURL(cr.rd) {
+		c.auditEvent(r, cr, audit.EventFactorAdded, audit.OutcomeSuccess, "self-service")
+	}
 	p := c.formPage(w, r, cr)
 	p.Title = "Save your recovery codes"
 	p.Action = c.pagePath(cr.policy, "/continue")
@@ -163,7 +173,7 @@ func (c *challengePages) verified(w http.ResponseWriter, r *http.Request, cr *ch
 	case err == nil:
 		what := "code"
 		if recovery {
-			what = "recovery code"
+			what = howRecoveryCode
 		}
 		c.accepted(w, r, cr, what)
 		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
@@ -218,6 +228,11 @@ func (c *challengePages) codeRefused(w http.ResponseWriter, r *http.Request, cr 
 	c.metrics.countChallenge(cr.providerKey(), result)
 	c.log.Info("second factor refused", "policy", cr.policy.Namespace+"/"+cr.policy.Name, "provider", cr.providerKey(),
 		"user", cr.user(), "result", result, "recoveryCode", recovery)
+	reason := result
+	if recovery {
+		reason += " (recovery code)"
+	}
+	c.auditEvent(r, cr, audit.EventVerificationFailure, audit.OutcomeFailure, reason)
 	c.showTOTP(w, r, cr, recovery, text, status)
 }
 

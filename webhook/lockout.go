@@ -3,19 +3,19 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"strconv"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
 // lockedOut counts a lockout in mfa_lockouts_total and writes it to the
-// audit log: who, for which provider, until when, how many in a row.
-func lockedOut(m *metrics, log *slog.Logger, k store.Key, e *store.Enrollment) {
+// audit trail: who, for which provider, until when, how many in a row.
+func lockedOut(ctx context.Context, m *metrics, a *audit.Logger, k store.Key, e *store.Enrollment) {
 	m.lockouts.Inc()
-	log.Warn("user locked out after too many failed second-factor attempts",
-		"audit", "lockout", "provider", k.Provider, "user", k.User,
-		"until", e.LockedUntil.UTC().Format(time.RFC3339), "lockoutsInARow", e.Lockouts)
+	auditLockout(ctx, a, k.Provider, k.User,
+		e.LockedUntil.UTC().Format(time.RFC3339)+" ("+strconv.Itoa(e.Lockouts)+" in a row)")
 }
 
 // lockoutCounter is the enrolment store as the TOTP authenticator sees
@@ -24,7 +24,7 @@ func lockedOut(m *metrics, log *slog.Logger, k store.Key, e *store.Enrollment) {
 type lockoutCounter struct {
 	store.Store
 	now     func() time.Time
-	counted func(store.Key, *store.Enrollment)
+	counted func(context.Context, store.Key, *store.Enrollment)
 }
 
 // Update implements store.Store.
@@ -35,7 +35,7 @@ func (l *lockoutCounter) Update(ctx context.Context, k store.Key, fn func(e *sto
 		return fn(e)
 	})
 	if err == nil && e != nil && e.LockedUntil.After(before) && e.LockedUntil.After(l.now()) {
-		l.counted(k, e)
+		l.counted(ctx, k, e)
 	}
 	return e, err
 }

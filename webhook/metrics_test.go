@@ -80,7 +80,7 @@ func TestLockoutsAreCountedWhenAnUpdateLocksAUser(t *testing.T) {
 	_, err = st.Update(ctx, k, lock)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(lockouts()).To(Equal(1.0))
-	g.Expect(f.logs.String()).To(And(ContainSubstring(`"audit":"lockout"`), ContainSubstring(`"provider":"apps/google-authenticator"`),
+	g.Expect(f.logs.String()).To(And(ContainSubstring(`"event":"lockout"`), ContainSubstring(`"provider":"apps/google-authenticator"`),
 		ContainSubstring(`"user":"`+ana+`"`)), "a lockout is an audit event")
 	// Still locked, nothing new: not counted again.
 	_, err = st.Update(ctx, k, func(e *store.Enrollment) error { return nil })

@@ -19,6 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/internal/audit"
+	"github.com/mfa-operator/mfa-operator/internal/revocation"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
@@ -69,6 +72,10 @@ type Options struct {
 	Source source.Source
 	// Store keeps enrolments.
 	Store store.Store
+	// Revocations is where the users' revocations are kept and followed
+	// (revocation.ClusterStore or revocation.FileStore); nil: no
+	// revocation is checked (tests of other concerns).
+	Revocations RevocationStore
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
 	// Logger receives structured logs (slog.Default by default).
@@ -85,6 +92,13 @@ type Options struct {
 	duoCallLimits duoCallLimits
 }
 
+// RevocationStore keeps the users' revocations: Run follows them into a
+// List until its context ends; Revoke records one.
+type RevocationStore interface {
+	Run(ctx context.Context, l *revocation.List)
+	Revoke(ctx context.Context, user string, at time.Time) error
+}
+
 // Server is the challenge server.
 type Server struct {
 	opts    Options
@@ -97,6 +111,9 @@ type Server struct {
 	// SERVING once the configuration is ready.
 	grpc   *grpc.Server
 	health *health.Server
+	// revoked is the revocations in force (nil without
+	// Options.Revocations).
+	revoked *revocation.List
 }
 
 // NewServer checks the options and builds a server. The configuration is
@@ -131,6 +148,7 @@ func NewServer(opts Options) (*Server, error) {
 	log, now := opts.Logger, opts.Now
 	m := newMetrics()
 	verifiers := newVerifierRegistry(now, log)
+	auditLog := audit.New(log, m.reg)
 	cfg := newConfig(&snapshotBuilder{
 		log:             log,
 		now:             now,
@@ -142,6 +160,11 @@ func NewServer(opts Options) (*Server, error) {
 	}, m, log)
 	proxies := &proxies{trusted: opts.TrustedProxies, trustXRealIP: opts.TrustXRealIP}
 	sessions := session.NewJar(opts.CookieDomain, !opts.InsecureCookies)
+	var revoked *revocation.List
+	if opts.Revocations != nil {
+		revoked = revocation.NewList(now)
+		sessions.SetRevocations(revoked)
+	}
 	auth := &authHandler{
 		config:     cfg,
 		proxies:    proxies,
@@ -167,23 +190,25 @@ func NewServer(opts Options) (*Server, error) {
 		store:         opts.Store,
 		lockout:       opts.Lockout,
 		duoCallLimits: opts.duoCallLimits,
+		audit:         auditLog,
+		revoker:       opts.Revocations,
 	})
-	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages, health: newHealth()}
-	s.handler = routes(auth, pages, cfg)
+	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages, health: newHealth(), revoked: revoked}
+	s.handler = routes(auth, pages, cfg, revoked)
 	s.grpc = newGRPCServer(auth, s.health)
 	cfg.onReady = func(ready bool) { setHealth(s.health, ready) }
 	return s, nil
 }
 
 // routes are the challenge server's endpoints, the auth ones first.
-func routes(auth *authHandler, pages *challengePages, cfg *config) http.Handler {
+func routes(auth *authHandler, pages *challengePages, cfg *config, revoked *revocation.List) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/auth/{namespace}/{policy}", auth.handleAuth)
 	mux.HandleFunc("/auth", auth.handleAuth)
 	mux.HandleFunc("/forward-auth/{namespace}/{policy}", auth.handleForwardAuth)
 	mux.HandleFunc("/forward-auth", auth.handleForwardAuth)
 	mux.HandleFunc("GET /healthz", handleHealthz)
-	mux.HandleFunc("GET /readyz", cfg.handleReadyz)
+	mux.HandleFunc("GET /readyz", readyz(cfg, revoked))
 	mux.Handle("GET /.well-known/jwks.json", &jwksEndpoint{config: cfg})
 	pages.register(mux)
 	return &router{auth: auth, mux: mux}
@@ -260,6 +285,9 @@ func (s *Server) serveAll(ctx context.Context, ln, metricsLn, grpcLn net.Listene
 	defer cancel()
 	loaderDone := make(chan error, 1)
 	go func() { loaderDone <- s.watch(ctx) }()
+	if s.revoked != nil {
+		go s.opts.Revocations.Run(ctx, s.revoked)
+	}
 	go tuneGC(ctx, s.opts.GCHeadroom, s.log)
 
 	servers := []*http.Server{s.httpServer(ctx, limitBody(s.handler))}

@@ -528,11 +528,11 @@ func TestTenancyLockoutStaysWithItsProvider(t *testing.T) {
 		w = b.submitTo(teamBPage, "/verify", url.Values{"code": {wrong(f.code(own, f.clock.Now()))}})
 	}
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests), w.Body.String())
-	g.Expect(f.logs.String()).To(And(ContainSubstring(`"audit":"lockout"`), ContainSubstring(`"provider":"team-b/own-totp"`),
+	g.Expect(f.logs.String()).To(And(ContainSubstring(`"event":"lockout"`), ContainSubstring(`"provider":"team-b/own-totp"`),
 		ContainSubstring(`"user":"`+dave+`"`)))
 	var audits []string
 	for _, line := range strings.Split(f.logs.String(), "\n") {
-		if strings.Contains(line, `"audit":"lockout"`) {
+		if strings.Contains(line, `"event":"lockout"`) {
 			audits = append(audits, line)
 		}
 	}
@@ -579,13 +579,13 @@ func TestTenancyLockoutsEscalate(t *testing.T) {
 	w := lockOut("198.51.100.31")
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
 	g.Expect(w.Header().Get("Retry-After")).To(Equal("300"))
-	g.Expect(f.logs.String()).To(ContainSubstring(`"lockoutsInARow":1`))
+	g.Expect(f.logs.String()).To(ContainSubstring(`(1 in a row)`))
 
 	f.clock.Advance(6 * time.Minute)
 	w = lockOut("198.51.100.32")
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
 	g.Expect(w.Header().Get("Retry-After")).To(Equal("900"))
-	g.Expect(f.logs.String()).To(ContainSubstring(`"lockoutsInARow":2`))
+	g.Expect(f.logs.String()).To(ContainSubstring(`(2 in a row)`))
 }
 
 // TestTenancyIdentityHeadersAreCheckedWhenTheBundleLoads: the challenge

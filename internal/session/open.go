@@ -16,6 +16,16 @@ type opened struct {
 	expires time.Time
 }
 
+// issuedNano is when the cookie was issued, in Unix nanoseconds; for a
+// cookie sealed before that was recorded, the start of its second (so a
+// revocation within that second refuses it: fail closed).
+func (o *opened) issuedNano() int64 {
+	if o.IssuedAtNano != 0 {
+		return o.IssuedAtNano
+	}
+	return o.IssuedAt * int64(time.Second)
+}
+
 type cookieKey struct{ name, value string }
 
 // budget counts what one request's cookies of one name cost (see

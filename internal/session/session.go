@@ -100,7 +100,10 @@ type sealed struct {
 	// Factors are the providers answered, each with when.
 	Factors  []sealedFactor `json:"f"`
 	IssuedAt int64          `json:"iat"`
-	ID       string         `json:"sid"`
+	// IssuedAtNano is IssuedAt in Unix nanoseconds, compared with the
+	// user's revocation; 0 in cookies issued before it was sealed.
+	IssuedAtNano int64  `json:"iatn,omitempty"`
+	ID           string `json:"sid"`
 	// AuthTime is the identity's login time (JWT auth_time or iat) when
 	// the session was issued; 0 when unknown.
 	AuthTime int64 `json:"auth_time,omitempty"`
@@ -120,11 +123,34 @@ type sealedFactor struct {
 	At int64 `json:"t"`
 }
 
+// Revocations says, per user, before when (Unix nanoseconds) sessions
+// and remembered-browser cookies no longer count (0: no revocation). It is
+// asked on every check, so it must answer from memory.
+type Revocations interface {
+	NotBefore(user string) int64
+}
+
 // Jar reads and writes the MFA cookies of one cookie domain.
 type Jar struct {
 	domain string
 	secure bool
 	opened *lru.Cache[cookieKey, *opened]
+	// revocations, when set, refuses cookies issued before the user's
+	// revocation.
+	revocations Revocations
+}
+
+// SetRevocations makes the jar refuse a user's cookies issued before the
+// user's revocation in r. Call it before the jar serves requests.
+func (j *Jar) SetRevocations(r Revocations) { j.revocations = r }
+
+// revoked says whether o was issued before its user's revocation.
+func (j *Jar) revoked(o *opened) bool {
+	if j.revocations == nil {
+		return false
+	}
+	nb := j.revocations.NotBefore(o.User)
+	return nb != 0 && o.issuedNano() < nb
 }
 
 // NewJar returns a jar for cookies of domain (empty: host-only); secure
@@ -172,7 +198,7 @@ func (j *Jar) Check(r *http.Request, kr *keyring.Keyring, rule *Rule, u *User, n
 // satisfies the rule.
 func (j *Jar) satisfies(kr *keyring.Keyring, name, value string, rule *Rule, u *User, now time.Time, b *budget) (string, bool) {
 	o := j.open(kr, name, value, now, b)
-	if o == nil || o.User != u.ID {
+	if o == nil || o.User != u.ID || j.revoked(o) {
 		return "", false
 	}
 	if rule.IgnoreCookie && u.AuthTimeVerified && !u.AuthTime.IsZero() && u.AuthTime.Unix() > o.AuthTime {
@@ -234,11 +260,12 @@ func (j *Jar) Issue(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring,
 
 func (j *Jar) set(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, name string, u *User, f sealedFactor, now time.Time, lifetime time.Duration, persistent bool) error {
 	sess := sealed{
-		Version:  sessionVersion,
-		User:     u.ID,
-		IssuedAt: now.Unix(),
-		ID:       newID(),
-		Expiry:   now.Add(lifetime).Unix(),
+		Version:      sessionVersion,
+		User:         u.ID,
+		IssuedAt:     now.Unix(),
+		IssuedAtNano: now.UnixNano(),
+		ID:           newID(),
+		Expiry:       now.Add(lifetime).Unix(),
 	}
 	if !u.AuthTime.IsZero() {
 		sess.AuthTime = u.AuthTime.Unix()
@@ -256,8 +283,8 @@ func (j *Jar) set(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, n
 			continue
 		}
 		old := j.open(kr, name, v, now, &b)
-		if old == nil || old.User != u.ID {
-			continue
+		if old == nil || old.User != u.ID || j.revoked(old) {
+			continue // a revoked cookie's factors are not carried over
 		}
 		for _, of := range old.Factors {
 			if of.Provider != f.Provider && !slices.ContainsFunc(sess.Factors, func(x sealedFactor) bool { return x.Provider == of.Provider }) {

@@ -269,7 +269,7 @@ func lockoutAudits(log string) []string {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec["audit"] != "lockout" {
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec["audit"] != true || rec["event"] != "lockout" {
 			continue
 		}
 		p, _ := rec["provider"].(string)
