@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
@@ -84,8 +83,7 @@ func (a *authHandler) handleForwardAuth(w http.ResponseWriter, r *http.Request) 
 func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, dl *dialect) {
 	start := time.Now()
 	defer a.recoverClosed(w)
-	st := authStates.Get().(*authState)
-	defer releaseAuthState(st)
+	st := new(authState)
 	d := a.decide(r, ns, name, dl, st, start)
 	switch {
 	case !dl.redirect || d.result != decisionChallenge:
@@ -148,17 +146,6 @@ type authState struct {
 	vars policy.Vars
 	id   identity
 	user session.User
-}
-
-// authStates recycles the per-request state of decisions: nothing of it
-// outlives the decision (the answer keeps strings only).
-var authStates = sync.Pool{New: func() any { return new(authState) }}
-
-// releaseAuthState clears st, so that the pool keeps no request's user or
-// URL, and returns it to the pool.
-func releaseAuthState(st *authState) {
-	*st = authState{}
-	authStates.Put(st)
 }
 
 // originalParser reads what the front door says about the original request.

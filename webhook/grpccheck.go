@@ -55,8 +55,7 @@ func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp
 			resp, err = deniedCheck(codes.PermissionDenied, typev3.StatusCode_Forbidden, "forbidden: the policy could not be evaluated (see the challenge server's log)\n"), nil
 		}
 	}()
-	st := authStates.Get().(*authState)
-	defer releaseAuthState(st)
+	st := new(authState)
 	var d decision
 	r, ns, name, why := checkHTTPRequest(ctx, req)
 	if why != "" {
