@@ -37,11 +37,11 @@ import (
 // frontDoorCRDs are the CRDs whose arrival or removal changes what the
 // controller can do, by name.
 var frontDoorCRDs = map[string]schema.GroupVersionKind{
-	"httproutes.gateway.networking.k8s.io":     gvkHTTPRoute,
-	"gateways.gateway.networking.k8s.io":       gvkGateway,
-	"securitypolicies.gateway.envoyproxy.io":   gvkSecurityPolicy,
-	"middlewares.traefik.io":                   gvkMiddleware,
-	"authorizationpolicies.security.istio.io":  gvkAuthorizationPolicy,
+	"httproutes.gateway.networking.k8s.io":      gvkHTTPRoute,
+	"gateways.gateway.networking.k8s.io":        gvkGateway,
+	"securitypolicies.gateway.envoyproxy.io":    gvkSecurityPolicy,
+	"middlewares.traefik.io":                    gvkMiddleware,
+	"authorizationpolicies.security.istio.io":   gvkAuthorizationPolicy,
 	"referencegrants.gateway.networking.k8s.io": gvkReferenceGrant,
 }
 
