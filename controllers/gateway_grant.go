@@ -67,7 +67,7 @@ func (a *gatewayAttacher) ensureReferenceGrant(ctx context.Context, namespace st
 		return fmt.Errorf("reading ReferenceGrant %s: %w", client.ObjectKeyFromObject(desired), err)
 	case !needed:
 		return client.IgnoreNotFound(a.client.Delete(ctx, existing))
-	case equality.Semantic.DeepEqual(existing.Object["spec"], desired.Object["spec"]):
+	case equality.Semantic.DeepDerivative(desired.Object["spec"], existing.Object["spec"]):
 		return nil
 	}
 	existing.Object["spec"] = desired.Object["spec"]

@@ -241,7 +241,9 @@ func (a *gatewayAttacher) apply(ctx context.Context, p *v1alpha1.MFAPolicy, desi
 		if !metav1.IsControlledBy(existing, p) {
 			return fmt.Errorf("%s %s exists and is not this policy's: rename or delete it", d.GetKind(), client.ObjectKeyFromObject(d))
 		}
-		if equality.Semantic.DeepEqual(existing.Object["spec"], d.Object["spec"]) && equality.Semantic.DeepEqual(existing.GetLabels(), mergeMaps(existing.GetLabels(), d.GetLabels())) {
+		// DeepDerivative: what the API server defaulted (a backendRef's
+		// weight) is not a difference; a value someone changed is.
+		if equality.Semantic.DeepDerivative(d.Object["spec"], existing.Object["spec"]) && equality.Semantic.DeepEqual(existing.GetLabels(), mergeMaps(existing.GetLabels(), d.GetLabels())) {
 			continue
 		}
 		existing.Object["spec"] = d.Object["spec"]

@@ -30,10 +30,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/controllers"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/testcrds"
 )
 
 // timeout bounds every wait on the controllers.
@@ -64,7 +66,7 @@ var (
 )
 
 // TestMain starts one real control plane (etcd + kube-apiserver), installs
-// the CRDs, and runs the controllers against it for every test.
+// the CRDs (the product's and the front doors', see internal/testcrds), and runs the controllers against it for every test.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	os.Exit(run(m))
@@ -87,9 +89,15 @@ func run(m *testing.M) int {
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 
+	frontDoorCRDs, err := testcrds.Load(testcrds.FrontDoors...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assetsDir,
 		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
+		CRDs:                  frontDoorCRDs,
 		ErrorIfCRDPathMissing: true,
 	}
 	started := time.Now()
@@ -122,6 +130,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := gwapiv1.Install(scheme); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
