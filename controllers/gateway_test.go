@@ -70,9 +70,13 @@ func externalAuthFilter(ns, policy string) gwapiv1.HTTPRouteFilter {
 }
 
 func getGenerated(g Gomega, gvk schema.GroupVersionKind, ns, name string) *unstructured.Unstructured {
+	return getGeneratedWith(g, k8sClient, gvk, ns, name)
+}
+
+func getGeneratedWith(g Gomega, c client.Client, gvk schema.GroupVersionKind, ns, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u)).To(Succeed(), "%s %s/%s", gvk.Kind, ns, name)
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u)).To(Succeed(), "%s %s/%s", gvk.Kind, ns, name)
 	return u
 }
 
