@@ -31,9 +31,14 @@ var generatedKinds = []schema.GroupVersionKind{gvkSecurityPolicy, gvkMiddleware,
 // namespace) it was written for.
 const labelPolicy = "mfa.operator.dev/policy"
 
-// IstioProviderName is the name of the extensionProviders entry of Istio's
-// mesh config that the generated AuthorizationPolicies use.
-const IstioProviderName = "mfa-operator"
+// IstioProviderName is the name of a policy's extensionProviders entry of
+// Istio's mesh config, which its AuthorizationPolicies name:
+// mfa-operator.<namespace>.<policy>. One entry per policy, because the
+// entry carries the policy's path prefix; a namespace has no dot, so the
+// name is unambiguous.
+func IstioProviderName(namespace, name string) string {
+	return "mfa-operator." + namespace + "." + name
+}
 
 // MFAResponseHeaders are the headers the challenge server answers an
 // allowed request with, for the app.
@@ -195,7 +200,7 @@ func AuthorizationPolicy(p *v1alpha1.MFAPolicy, name string, gateways []string, 
 	return newGenerated(gvkAuthorizationPolicy, p, name, map[string]any{
 		"targetRefs": refs,
 		"action":     "CUSTOM",
-		"provider":   map[string]any{"name": IstioProviderName},
+		"provider":   map[string]any{"name": IstioProviderName(p.Namespace, p.Name)},
 		"rules":      []any{rule},
 	})
 }
@@ -206,7 +211,7 @@ func AuthorizationPolicy(p *v1alpha1.MFAPolicy, name string, gateways []string, 
 // challenge; the X-MFA-* headers go to the app on allow.
 func IstioExtensionProvider(o Options, p *v1alpha1.MFAPolicy) string {
 	entry := map[string]any{
-		"name": IstioProviderName,
+		"name": IstioProviderName(p.Namespace, p.Name),
 		"envoyExtAuthzHttp": map[string]any{
 			"service":                      fmt.Sprintf("%s.%s.svc.cluster.local", ChallengeName, o.Namespace),
 			"port":                         challengeServicePort(o),

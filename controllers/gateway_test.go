@@ -134,7 +134,7 @@ func TestGatewayTargetsAttached(t *testing.T) {
 
 	ap := getGenerated(g, gvkAuthorizationPolicy, ns, "mfa-admin-httproute-admin")
 	g.Expect(ap.Object["spec"]).To(HaveKeyWithValue("action", "CUSTOM"))
-	g.Expect(ap.Object["spec"]).To(HaveKeyWithValue("provider", map[string]any{"name": "mfa-operator"}))
+	g.Expect(ap.Object["spec"]).To(HaveKeyWithValue("provider", map[string]any{"name": "mfa-operator." + ns + ".admin"}))
 	g.Expect(ap.Object["spec"]).To(HaveKeyWithValue("targetRefs", []any{map[string]any{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}}))
 
 	// The Middleware's forwardAuth, rendered into Traefik's file provider,
