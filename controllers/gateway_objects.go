@@ -193,7 +193,12 @@ func AuthorizationPolicy(p *v1alpha1.MFAPolicy, name string, gateways []string, 
 	if len(hosts) > 0 {
 		var hs []string
 		for _, h := range hosts {
-			hs = append(hs, h, h+":*")
+			hs = append(hs, h)
+			// Istio matches a prefix or a suffix, not both: a wildcard
+			// host cannot also take any port.
+			if !strings.HasPrefix(h, "*") {
+				hs = append(hs, h+":*")
+			}
 		}
 		rule["to"] = []any{map[string]any{"operation": map[string]any{"hosts": stringsAny(hs)}}}
 	}

@@ -41,9 +41,20 @@ func (a *gatewayAttacher) reconcile(ctx context.Context, p *v1alpha1.MFAPolicy) 
 	return a.audit(ctx, p, installed[gvkHTTPRoute])
 }
 
-// forget drops what is kept about a deleted policy.
-func (a *gatewayAttacher) forget(key types.NamespacedName) {
+// forget drops what is kept about a deleted policy, and its namespace's
+// ReferenceGrant when it was the last policy there with targets. Its own
+// objects go with it: the policy owns them.
+func (a *gatewayAttacher) forget(ctx context.Context, key types.NamespacedName) error {
 	unprotectedRoutes.DeleteLabelValues(key.String())
+	installed, err := a.doors.installed(ctx)
+	if err != nil {
+		return err
+	}
+	var siblings v1alpha1.MFAPolicyList
+	if err := a.client.List(ctx, &siblings, client.InNamespace(key.Namespace)); err != nil {
+		return fmt.Errorf("listing the MFAPolicies of %s: %w", key.Namespace, err)
+	}
+	return a.ensureReferenceGrant(ctx, key.Namespace, siblings.Items, installed)
 }
 
 // attach writes the front door objects of the policy's targets, deletes

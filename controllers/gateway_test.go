@@ -199,6 +199,13 @@ func TestGatewayTargetConflict(t *testing.T) {
 	g.Expect(k8sClient.Delete(ctx, first)).To(Succeed())
 	waitFor(t, second, func(g Gomega, p *v1alpha1.MFAPolicy) { targetState(g, p, 1, v1alpha1.TargetAttached) })
 	getGenerated(g, gvkSecurityPolicy, ns, "mfa-second-httproute-shop")
+
+	// The last policy of the namespace with targets gone, its
+	// ReferenceGrant goes too (its own objects go with it by their owner
+	// reference, which the garbage collector of a real cluster follows).
+	getGenerated(g, gvkReferenceGrant, opts.Namespace, "mfa-challenge-from-"+ns)
+	g.Expect(k8sClient.Delete(ctx, second)).To(Succeed())
+	expectGone(t, gvkReferenceGrant, opts.Namespace, "mfa-challenge-from-"+ns)
 }
 
 // TestGatewaySectionTarget: a target naming one rule of an HTTPRoute gets

@@ -71,7 +71,7 @@ func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	err := reconcileVerdict(ctx, r.Client, r.Recorder, req, &v1alpha1.MFAPolicy{}, r.reconcile)
 	if r.Gateway != nil && err == nil {
 		if gone := r.Get(ctx, req.NamespacedName, &v1alpha1.MFAPolicy{}); apierrors.IsNotFound(gone) {
-			r.Gateway.forget(req.NamespacedName)
+			err = r.Gateway.forget(ctx, req.NamespacedName)
 		}
 	}
 	return ctrl.Result{}, err

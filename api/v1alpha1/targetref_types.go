@@ -14,7 +14,7 @@ const GatewayAPIGroup = "gateway.networking.k8s.io"
 type TargetRef = gwapiv1.LocalPolicyTargetReferenceWithSectionName
 
 // TargetState says how one targetRef is wired to the challenge server.
-// +kubebuilder:validation:Enum=Attached;FilterRequired;TargetNotFound;CRDMissing;Conflict;NotAttachable
+// +kubebuilder:validation:Enum=Attached;FilterRequired;TargetNotFound;CRDMissing;Conflict
 type TargetState string
 
 const (
@@ -38,10 +38,6 @@ const (
 	// TargetConflict: another MFAPolicy targets the same object; the one
 	// created first keeps it, the other writes nothing for it.
 	TargetConflict TargetState = "Conflict"
-	// TargetNotAttachable: the installed front door cannot attach to this
-	// target (e.g. Istio to an HTTPRoute whose Gateway is in another
-	// namespace); the message says what would.
-	TargetNotAttachable TargetState = "NotAttachable"
 )
 
 // TargetStatus is the state of one entry of spec.targetRefs.
