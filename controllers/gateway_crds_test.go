@@ -1,7 +1,13 @@
 package controllers_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,7 +15,10 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -54,7 +63,17 @@ func TestGatewayCRDsArriveLater(t *testing.T) {
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opts.Namespace}})).To(Succeed())
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	// The controllers run as the operator's ServiceAccount, with the
+	// ClusterRole and Role that make manifests generates: what they do
+	// here, their RBAC markers allow.
+	g.Expect(applyFile(c, filepath.Join(repoRoot, "config", "rbac", "role.yaml"))).To(Succeed())
+	g.Expect(applyFile(c, filepath.Join(repoRoot, "config", "rbac", "role_binding.yaml"))).To(Succeed())
+	asOperator := rest.CopyConfig(cfg)
+	asOperator.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + opts.Namespace + ":mfa-operator",
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + opts.Namespace, "system:authenticated"},
+	}
+	mgr, err := ctrl.NewManager(asOperator, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(opts),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -129,4 +148,32 @@ func TestGatewayCRDsArriveLater(t *testing.T) {
 		mw := getGeneratedWith(g, c, gvkMiddleware, ns, "mfa-portal")
 		g.Expect(mw.Object["spec"]).To(HaveKeyWithValue("forwardAuth", HaveKeyWithValue("address", "http://mfa-challenge.mfa-system.svc:80/forward-auth/portal/portal")))
 	}).WithTimeout(timeout).Should(Succeed())
+}
+
+// applyFile creates the objects of a YAML file.
+func applyFile(c client.Client, name string) error {
+	raw, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
+			return err
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := c.Create(ctx, u); err != nil {
+			return fmt.Errorf("%s: %s %s: %w", name, u.GetKind(), u.GetName(), err)
+		}
+	}
 }

@@ -26,6 +26,10 @@ import (
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
 
+// Owner references with blockOwnerDeletion need update on the owner's
+// finalizers where the OwnerReferencesPermissionEnforcement admission
+// plugin runs.
+// +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfapolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;gateways,verbs=get;list;watch
