@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/controllers"
+	"github.com/mfa-operator/mfa-operator/internal/testcrds"
 )
 
 var (
@@ -27,6 +29,23 @@ var (
 	gvkAuthorizationPolicy = schema.GroupVersionKind{Group: "security.istio.io", Version: "v1", Kind: "AuthorizationPolicy"}
 	gvkReferenceGrant      = schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1beta1", Kind: "ReferenceGrant"}
 )
+
+var (
+	frontDoorsOnce sync.Once
+	frontDoorsErr  error
+)
+
+// installFrontDoors installs the CRDs of Envoy Gateway, Traefik and Istio
+// in the suite's API server, once; Gateway API's are there from the start.
+func installFrontDoors(t *testing.T) {
+	t.Helper()
+	frontDoorsOnce.Do(func() {
+		frontDoorsErr = testcrds.Install(restConfig, testcrds.EnvoyGateway, testcrds.Traefik, testcrds.Istio)
+	})
+	if frontDoorsErr != nil {
+		t.Fatalf("installing the front doors' CRDs: %v", frontDoorsErr)
+	}
+}
 
 func targetRef(kind, name string) v1alpha1.TargetRef {
 	var r v1alpha1.TargetRef
@@ -102,6 +121,7 @@ func targetState(g Gomega, p *v1alpha1.MFAPolicy, i int, state v1alpha1.TargetSt
 // the front doors' own CRDs; a missing target is TargetNotFound; a target
 // dropped from spec loses its objects; every object is owned by the policy.
 func TestGatewayTargetsAttached(t *testing.T) {
+	installFrontDoors(t)
 	ns := newNamespace(t)
 	create(t, totpProvider(ns, "totp"), gateway(ns, "gw"), httpRoute(ns, "admin", "gw", "admin."+ns+".example.com"))
 	p := mfaPolicy(ns, "admin", "false", "totp")
@@ -176,6 +196,7 @@ func TestGatewayTargetsAttached(t *testing.T) {
 // same HTTPRoute is in Conflict and writes nothing for it; when the first
 // one is deleted, the second attaches.
 func TestGatewayTargetConflict(t *testing.T) {
+	installFrontDoors(t)
 	ns := newNamespace(t)
 	create(t, totpProvider(ns, "totp"), gateway(ns, "gw"), httpRoute(ns, "shop", "gw", "shop."+ns+".example.com"))
 	first := mfaPolicy(ns, "first", "false", "totp")
@@ -213,6 +234,7 @@ func TestGatewayTargetConflict(t *testing.T) {
 // whole Gateways only, is reported as not attached, and the HTTPRoute
 // itself is never written by the controller.
 func TestGatewaySectionTarget(t *testing.T) {
+	installFrontDoors(t)
 	ns := newNamespace(t)
 	route := httpRoute(ns, "portal", "gw-elsewhere")
 	route.Spec.Rules[0].Name = ptr.To[gwapiv1.SectionName]("main")
