@@ -241,8 +241,11 @@ func (a *gatewayAttacher) audit(ctx context.Context, p *v1alpha1.MFAPolicy, http
 		was = *before
 	}
 	if len(open) == 0 {
-		setCondition(&p.Status.Conditions, p.Generation, v1alpha1.ProtectedCondition, metav1.ConditionTrue, v1alpha1.ReasonRoutesProtected,
-			fmt.Sprintf("%d routes serve the policy's hosts, all through the challenge server", total))
+		msg := fmt.Sprintf("%d routes serve the policy's hosts, all through the challenge server", total)
+		if !httpRoutes {
+			msg += " (Ingresses only: the Gateway API HTTPRoute CRD is not installed)"
+		}
+		setCondition(&p.Status.Conditions, p.Generation, v1alpha1.ProtectedCondition, metav1.ConditionTrue, v1alpha1.ReasonRoutesProtected, msg)
 		return nil
 	}
 	names := open
