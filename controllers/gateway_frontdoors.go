@@ -62,6 +62,8 @@ type frontDoors struct {
 	checked time.Time
 	present map[schema.GroupVersionKind]bool
 	watched map[schema.GroupVersionKind]bool
+	// changed is when a CRD event about a kind was last seen.
+	changed map[schema.GroupVersionKind]time.Time
 	ctrl    controller.Controller
 }
 
@@ -69,19 +71,26 @@ type frontDoors struct {
 // clears it at once.
 const discoveryTTL = time.Minute
 
+// crdSettle is how long after a CRD event discovery is asked again at
+// every reconcile while it does not show the kind: the API server serves
+// a new CRD's kind a moment after the CRD (and its Established condition)
+// is written, and no other event comes when it does.
+const crdSettle = 30 * time.Second
+
 func newFrontDoors(mgr ctrl.Manager) (*frontDoors, error) {
 	disc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
 	if err != nil {
 		return nil, err
 	}
-	return &frontDoors{disc: disc, mgr: mgr, reads: mgr.GetClient(), watched: map[schema.GroupVersionKind]bool{}}, nil
+	return &frontDoors{disc: disc, mgr: mgr, reads: mgr.GetClient(),
+		watched: map[schema.GroupVersionKind]bool{}, changed: map[schema.GroupVersionKind]time.Time{}}, nil
 }
 
 // installed returns the front door kinds served now.
 func (f *frontDoors) installed(ctx context.Context) (map[schema.GroupVersionKind]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.present != nil && time.Since(f.checked) < discoveryTTL {
+	if f.present != nil && time.Since(f.checked) < discoveryTTL && !f.settlingLocked() {
 		return f.present, nil
 	}
 	present := map[schema.GroupVersionKind]bool{}
@@ -114,11 +123,33 @@ func (f *frontDoors) installed(ctx context.Context) (map[schema.GroupVersionKind
 	return present, nil
 }
 
-// invalidate makes the next installed() ask the API server again.
-func (f *frontDoors) invalidate() {
+// crdChanged notes a CRD event: the next installed() asks the API server
+// again, and keeps asking while the kind settles.
+func (f *frontDoors) crdChanged(name string) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.present = nil
-	f.mu.Unlock()
+	if gvk, ok := frontDoorCRDs[name]; ok {
+		f.changed[gvk] = time.Now()
+	}
+}
+
+// settling reports whether a front door CRD changed less than crdSettle
+// ago and discovery does not show its kind (yet): the policies are looked
+// at again shortly.
+func (f *frontDoors) settling() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.settlingLocked()
+}
+
+func (f *frontDoors) settlingLocked() bool {
+	for gvk, at := range f.changed {
+		if time.Since(at) < crdSettle && !f.present[gvk] {
+			return true
+		}
+	}
+	return false
 }
 
 // startWatches watches the kinds present and not watched yet. f.mu held.
@@ -151,13 +182,16 @@ func (f *frontDoors) startWatches(ctx context.Context) error {
 }
 
 // watch adds the watches that do not depend on CRDs to the policy
-// controller's builder: Ingresses, and the CRDs themselves.
+// controller's builder: Ingresses, the other policies of a namespace (a
+// new, changed or deleted one may start or end a Conflict; status writes
+// are not changes), and the CRDs themselves.
 func (f *frontDoors) watch(b *builder.Builder) *builder.Builder {
 	crd := &metav1.PartialObjectMetadata{}
 	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
 	return b.
 		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(f.policiesForRoute)).
-		Watches(&v1alpha1.MFAPolicy{}, handler.EnqueueRequestsFromMapFunc(f.siblingsWithTargets)).
+		Watches(&v1alpha1.MFAPolicy{}, handler.EnqueueRequestsFromMapFunc(f.siblingsWithTargets),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(crd, handler.EnqueueRequestsFromMapFunc(f.policiesForCRD),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { _, ok := frontDoorCRDs[o.GetName()]; return ok })))
 }
@@ -174,8 +208,8 @@ func (f *frontDoors) bind(ctx context.Context, c controller.Controller) error {
 
 // policiesForCRD: a front door CRD came, changed or went: every policy
 // with targets or hosts is looked at again.
-func (f *frontDoors) policiesForCRD(ctx context.Context, _ client.Object) []reconcile.Request {
-	f.invalidate()
+func (f *frontDoors) policiesForCRD(ctx context.Context, crd client.Object) []reconcile.Request {
+	f.crdChanged(crd.GetName())
 	if _, err := f.installed(ctx); err != nil {
 		log.FromContext(ctx).Error(err, "discovering the front door kinds")
 	}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -69,12 +70,16 @@ func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile writes the policy's verdict.
 func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	err := reconcileVerdict(ctx, r.Client, r.Recorder, req, &v1alpha1.MFAPolicy{}, r.reconcile)
-	if r.Gateway != nil && err == nil {
-		if gone := r.Get(ctx, req.NamespacedName, &v1alpha1.MFAPolicy{}); apierrors.IsNotFound(gone) {
-			err = r.Gateway.forget(ctx, req.NamespacedName)
-		}
+	if r.Gateway == nil || err != nil {
+		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, err
+	if gone := r.Get(ctx, req.NamespacedName, &v1alpha1.MFAPolicy{}); apierrors.IsNotFound(gone) {
+		return ctrl.Result{}, r.Gateway.forget(ctx, req.NamespacedName)
+	}
+	if r.Gateway.doors.settling() {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	return ctrl.Result{}, nil
 }
 
 func (r *MFAPolicyReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAPolicy) error {
