@@ -53,6 +53,11 @@ func TestBundleFollowsPolicies(t *testing.T) {
 
 	update(t, pol, func(p *v1alpha1.MFAPolicy) { p.Spec.Rules[0].When = `request.path.startsWith("/v2")` })
 	g.Eventually(whenInBundle).WithTimeout(timeout).Should(Equal(`request.path.startsWith("/v2")`))
+	// The bundle reconciler compiles policies itself: the policy's own
+	// status must have seen a good version too before it can keep it.
+	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
+		expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+	})
 
 	update(t, pol, func(p *v1alpha1.MFAPolicy) { p.Spec.Rules[0].When = `request.path.startsWith("/v3") &&` })
 	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {

@@ -3,12 +3,14 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -29,6 +31,10 @@ type MFAPolicyReconciler struct {
 	Recorder events.EventRecorder
 	Options  Options
 
+	// Gateway attaches policies to their targetRefs and audits the routes
+	// serving their hosts (gateway_*.go); nil leaves both out.
+	Gateway *gatewayAttacher
+
 	// claims are the hosts of the policies in force, from the bundle.
 	claims bundleClaims
 }
@@ -45,23 +51,47 @@ type MFAPolicyReconciler struct {
 // of the bundle re-checks the policies in a host conflict before or after
 // it (see hosts.go).
 func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.MFAPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.MFAProvider{}, handler.EnqueueRequestsFromMapFunc(requestsForProvider(mgr.GetClient()))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(requestsForNamespace(mgr.GetClient())),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForHostConflicts(r.Options.Namespace))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForPolicySecret(mgr.GetClient()))).
-		Complete(r)
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForPolicySecret(mgr.GetClient())))
+	if r.Gateway == nil {
+		return b.Complete(r)
+	}
+	c, err := r.Gateway.doors.watch(b).Build(r)
+	if err != nil {
+		return err
+	}
+	return r.Gateway.doors.bind(context.Background(), c)
 }
 
 // Reconcile writes the policy's verdict.
 func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return ctrl.Result{}, reconcileVerdict(ctx, r.Client, r.Recorder, req, &v1alpha1.MFAPolicy{}, r.reconcile)
+	err := reconcileVerdict(ctx, r.Client, r.Recorder, req, &v1alpha1.MFAPolicy{}, r.reconcile)
+	if r.Gateway == nil || err != nil {
+		return ctrl.Result{}, err
+	}
+	if gone := r.Get(ctx, req.NamespacedName, &v1alpha1.MFAPolicy{}); apierrors.IsNotFound(gone) {
+		return ctrl.Result{}, r.Gateway.forget(ctx, req.NamespacedName)
+	}
+	if r.Gateway.doors.settling() {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	return ctrl.Result{}, nil
 }
 
 func (r *MFAPolicyReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAPolicy) error {
 	r.setURLs(obj)
+	var gatewayErr error
+	if r.Gateway != nil {
+		// Before the verdict, and whatever it is: an edit that breaks the
+		// rules keeps the last valid ones in force, and must not detach
+		// the routes they protect.
+		gatewayErr = r.Gateway.reconcile(ctx, obj)
+	}
 	compiled, err := r.check(ctx, obj)
 	if err == nil {
 		err = checkPolicySecrets(ctx, r.Client, obj)
@@ -76,7 +106,10 @@ func (r *MFAPolicyReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFAPo
 			err = &inForceWarning{reason: v1alpha1.ReasonHostConflict, message: readyMessage(compiled) + "; " + conflicts}
 		}
 	}
-	return setVerdict(&obj.Status.Conditions, &obj.Status.ObservedGeneration, obj.Generation, readyMessage(compiled), err)
+	return kerrors.NewAggregate([]error{
+		setVerdict(&obj.Status.Conditions, &obj.Status.ObservedGeneration, obj.Generation, readyMessage(compiled), err),
+		gatewayErr,
+	})
 }
 
 // setURLs writes the addresses the front door is configured with.

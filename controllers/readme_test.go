@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -34,10 +35,15 @@ func TestReadmeExamplesBecomeReady(t *testing.T) {
 				APIVersion string         `json:"apiVersion"`
 				Kind       string         `json:"kind"`
 				HTTP       map[string]any `json:"http"`
+				MeshConfig map[string]any `json:"meshConfig"`
 			}
 			g.Expect(json.Unmarshal(doc, &head)).To(Succeed())
 			if head.APIVersion == "" && head.Kind == "" && head.HTTP != nil {
 				t.Logf("README.md:%d: Traefik's dynamic configuration, not a Kubernetes object", b.Line)
+				continue
+			}
+			if head.APIVersion == "" && head.Kind == "" && head.MeshConfig != nil {
+				t.Logf("README.md:%d: Istio's mesh config, not a Kubernetes object (TestReadmeIstioExtensionProvider)", b.Line)
 				continue
 			}
 			if head.Kind == "Kustomization" {
@@ -84,6 +90,14 @@ func TestReadmeExamplesBecomeReady(t *testing.T) {
 				func(g Gomega, p *v1alpha1.MFAPolicy) {
 					expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
 					g.Expect(p.Status.RuleCount).To(BeEquivalentTo(len(p.Spec.Rules)))
+					// The routes the README shows are wired to their policies.
+					g.Expect(p.Status.Targets).To(HaveLen(len(p.Spec.TargetRefs)))
+					for _, st := range p.Status.Targets {
+						g.Expect(st.State).To(Equal(v1alpha1.TargetAttached), st.Message)
+					}
+					if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ProtectedCondition); c != nil {
+						g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
+					}
 					authURLs[p.Status.AuthURL] = p.Status.SigninURL
 				})
 			expectNoWarningEvents(t, key.Namespace, key.Name)

@@ -10,11 +10,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
-// Setup registers the field indexes and the three reconcilers with mgr.
+// Setup registers the field indexes and the reconcilers with mgr.
 // duoCheck may be nil (no Duo credential check).
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, duoCheck DuoCheckFunc) error {
 	if err := SetupIndexes(ctx, mgr); err != nil {
@@ -35,11 +36,22 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, duoCheck DuoChec
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := gwapiv1.Install(mgr.GetScheme()); err != nil {
+		return err
+	}
+	doors, err := newFrontDoors(mgr)
+	if err != nil {
+		return err
+	}
 	if err := (&MFAPolicyReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: rec,
 		Options:  opts,
+		Gateway:  &gatewayAttacher{client: mgr.GetClient(), opts: opts, doors: doors, recorder: rec},
 	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&IngressAuditReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&BundleReconciler{

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,10 +29,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/controllers"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/testcrds"
 )
 
 // timeout bounds every wait on the controllers.
@@ -64,7 +65,8 @@ var (
 )
 
 // TestMain starts one real control plane (etcd + kube-apiserver), installs
-// the CRDs, and runs the controllers against it for every test.
+// the CRDs (the product's and Gateway API's, see internal/testcrds),
+// and runs the controllers against it for every test.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	os.Exit(run(m))
@@ -87,9 +89,18 @@ func run(m *testing.M) int {
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 
+	// Gateway API for every test (the README routes); the other front
+	// doors' CRDs, larger, only for the tests that need them
+	// (installFrontDoors).
+	gatewayAPICRDs, err := testcrds.Load(testcrds.GatewayAPI)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assetsDir,
 		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
+		CRDs:                  gatewayAPICRDs,
 		ErrorIfCRDPathMissing: true,
 	}
 	started := time.Now()
@@ -122,6 +133,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := gwapiv1.Install(scheme); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -225,51 +240,6 @@ func kubernetesVersion(goMod string) (string, error) {
 		return "", err
 	}
 	return "", fmt.Errorf("%s does not require k8s.io/client-go: cannot tell which control plane to use; set KUBEBUILDER_ASSETS", goMod)
-}
-
-// duoStub stands in for Duo's /auth/v2/check, except for providers with a
-// CA bundle, which get the real check. The integration key says what Duo
-// answers:
-//
-//	DIREFUSED...  the credentials are refused (terminal)
-//	DIDOWN...     Duo cannot be reached (transient)
-//	DIFLAKY...    unreachable for the first two calls, then accepted
-//	anything else accepted
-type duoStub struct {
-	mu    sync.Mutex
-	calls map[string]int
-}
-
-type refusedError struct{}
-
-func (refusedError) Error() string  { return "Duo answered 401: invalid signature" }
-func (refusedError) Terminal() bool { return true }
-
-func (d *duoStub) check(ctx context.Context, apiHost string, creds policy.DuoCredentials) error {
-	if creds.CABundle != "" {
-		// A provider trusting its own CA talks to a duotest server: the
-		// operator's real check (duo_check_test.go).
-		return controllers.CheckDuoCredentials(ctx, apiHost, creds)
-	}
-	d.mu.Lock()
-	d.calls[creds.IntegrationKey]++
-	n := d.calls[creds.IntegrationKey]
-	d.mu.Unlock()
-	switch {
-	case strings.HasPrefix(creds.IntegrationKey, "DIREFUSED"):
-		return refusedError{}
-	case strings.HasPrefix(creds.IntegrationKey, "DIDOWN"):
-		return errors.New("dial tcp: connect: connection refused")
-	case strings.HasPrefix(creds.IntegrationKey, "DIFLAKY") && n <= 2:
-		return errors.New("read tcp: i/o timeout")
-	}
-	return nil
-}
-
-func (d *duoStub) callCount(ikey string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.calls[ikey]
 }
 
 // newNamespace creates a namespace of its own for a test.

@@ -8,6 +8,11 @@ const (
 	// change from its author (a configuration error); the controller does not
 	// retry it until the object or something it references changes.
 	StalledCondition = "Stalled"
+	// ProtectedCondition is True when every Ingress and HTTPRoute that
+	// serves a host of the policy sends its requests to the challenge
+	// server for this policy, False (with the count and the first names)
+	// when some do not: those are open, whatever the policy says.
+	ProtectedCondition = "Protected"
 )
 
 // Condition reasons.
@@ -49,4 +54,10 @@ const (
 	// Ready stays True with this reason: the policy stays in force at
 	// /auth/{namespace}/{policy}.
 	ReasonHostConflict = "HostConflict"
+	// ReasonRoutesProtected: every route serving the policy's hosts is
+	// wired to it (or none serves them).
+	ReasonRoutesProtected = "RoutesProtected"
+	// ReasonUnprotectedRoutes: some route serving the policy's hosts is not
+	// wired to it.
+	ReasonUnprotectedRoutes = "UnprotectedRoutes"
 )

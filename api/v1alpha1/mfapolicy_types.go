@@ -206,6 +206,17 @@ type MFAPolicySpec struct {
 	// +optional
 	// +kubebuilder:default=Allow
 	Default DefaultAction `json:"default,omitempty"`
+	// TargetRefs attach the policy to Gateway API HTTPRoutes (or whole
+	// Gateways) of its namespace: for each, the controller writes the
+	// installed front door's own object (an Envoy Gateway SecurityPolicy, a
+	// Traefik Middleware, an Istio AuthorizationPolicy) pointing at this
+	// policy's endpoints, and reports in status.targets how it is wired.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(r, r.group == 'gateway.networking.k8s.io' && (r.kind == 'HTTPRoute' || r.kind == 'Gateway'))",message="targetRefs: only group gateway.networking.k8s.io, kind HTTPRoute or Gateway"
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, a.kind == b.kind && a.name == b.name && (has(a.sectionName) ? a.sectionName : '') == (has(b.sectionName) ? b.sectionName : '')))",message="targetRefs: each target at most once"
+	TargetRefs []TargetRef `json:"targetRefs,omitempty"`
 }
 
 // MFAPolicyStatus is the observed state of an MFAPolicy.
@@ -213,7 +224,7 @@ type MFAPolicyStatus struct {
 	// ObservedGeneration is the generation the conditions describe.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Stalled.
+	// Conditions: Ready, Stalled, Protected.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -227,6 +238,16 @@ type MFAPolicyStatus struct {
 	// RuleCount is the number of rules in force.
 	// +optional
 	RuleCount int32 `json:"ruleCount,omitempty"`
+	// Targets is the state of each spec.targetRefs entry, in order.
+	// +optional
+	// +listType=atomic
+	Targets []TargetStatus `json:"targets,omitempty"`
+	// IstioExtensionProvider is the entry of Istio's mesh config
+	// (meshConfig.extensionProviders) that the generated
+	// AuthorizationPolicies name, shown when Istio is installed: mesh
+	// config is cluster-wide and stays the operator's to set.
+	// +optional
+	IstioExtensionProvider string `json:"istioExtensionProvider,omitempty"`
 }
 
 // MFAPolicy decides, rule by rule, when a request to a protected app needs a
@@ -237,6 +258,7 @@ type MFAPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Rules",type=integer,JSONPath=`.status.ruleCount`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Protected",type=string,JSONPath=`.status.conditions[?(@.type=="Protected")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Auth URL",type=string,priority=1,JSONPath=`.status.authURL`
