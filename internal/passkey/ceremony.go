@@ -26,6 +26,9 @@ var (
 	ErrBadResponse = errors.New("the browser's answer is not a WebAuthn response")
 	// ErrNotEnrolled: the user has no key to sign in with.
 	ErrNotEnrolled = errors.New("no key is registered for this user")
+	// ErrAlreadyEnrolled: the user holds a key, and adding another needs
+	// a sign-in with one first.
+	ErrAlreadyEnrolled = errors.New("a key is registered already; sign in with it to add another")
 	// ErrNotAllowedModel: the key's model is not in allowedAAGUIDs.
 	ErrNotAllowedModel = errors.New("this kind of key is not allowed here")
 )
@@ -148,7 +151,9 @@ type Registered struct {
 // FinishRegistration verifies the browser's answer (credential.toJSON())
 // to a registration browser began and stores the key as name. The
 // ceremony is used up in the same compare-and-swap that stores the key.
-func (c *Ceremonies) FinishRegistration(ctx context.Context, rp *RelyingParty, k store.Key, browser []byte, response []byte, name string) (*Registered, error) {
+// A user who holds a key already gets another only when mayAdd (they just
+// signed in with one): a first factor alone never adds a key.
+func (c *Ceremonies) FinishRegistration(ctx context.Context, rp *RelyingParty, k store.Key, browser []byte, response []byte, name string, mayAdd bool) (*Registered, error) {
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(response)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
@@ -184,6 +189,9 @@ func (c *Ceremonies) FinishRegistration(ctx context.Context, rp *RelyingParty, k
 			return store.ErrNoCeremony // the record was reset since
 		}
 		first := !e.HasCredentials()
+		if !first && !mayAdd {
+			return ErrAlreadyEnrolled
+		}
 		if err := e.WebAuthn.AddCredential(out.Credential); err != nil {
 			return err
 		}
