@@ -106,7 +106,7 @@ func (c *Ceremonies) BeginRegistration(ctx context.Context, rp *RelyingParty, k 
 		if err != nil {
 			return fmt.Errorf("beginning a WebAuthn registration: %w", err)
 		}
-		return c.record(e.WebAuthn, store.CeremonyRegister, session, creation.Response, browser, now, &options)
+		return c.record(e.WebAuthn, store.CeremonyRegister, session, creation.Response, browser, now, now.Add(rp.spec.GetTimeout()), &options)
 	})
 	return options, err
 }
@@ -124,12 +124,14 @@ func (c *Ceremonies) BeginLogin(ctx context.Context, rp *RelyingParty, k store.K
 		if err != nil {
 			return fmt.Errorf("beginning a WebAuthn sign-in: %w", err)
 		}
-		return c.record(e.WebAuthn, store.CeremonyLogin, session, assertion.Response, browser, now, &options)
+		return c.record(e.WebAuthn, store.CeremonyLogin, session, assertion.Response, browser, now, now.Add(rp.spec.GetTimeout()), &options)
 	})
 	return options, err
 }
 
-func (c *Ceremonies) record(w *store.WebAuthnEnrollment, kind string, session *webauthn.SessionData, publicKey any, browser []byte, now time.Time, options *[]byte) error {
+// record keeps a ceremony until expires (the provider's timeout, by the
+// server's clock; the library enforces its own copy of it too).
+func (c *Ceremonies) record(w *store.WebAuthnEnrollment, kind string, session *webauthn.SessionData, publicKey any, browser []byte, now, expires time.Time, options *[]byte) error {
 	state, err := json.Marshal(session)
 	if err != nil {
 		return err
@@ -137,7 +139,7 @@ func (c *Ceremonies) record(w *store.WebAuthnEnrollment, kind string, session *w
 	if *options, err = json.Marshal(publicKey); err != nil {
 		return err
 	}
-	w.AddCeremony(store.WebAuthnCeremony{Kind: kind, Challenge: session.Challenge, Browser: browser, Expires: session.Expires, Session: state}, now)
+	w.AddCeremony(store.WebAuthnCeremony{Kind: kind, Challenge: session.Challenge, Browser: browser, Expires: expires, Session: state}, now)
 	return nil
 }
 
