@@ -112,7 +112,7 @@ func (a *Authenticator) Create(optionsJSON []byte) ([]byte, error) {
 	return json.Marshal(map[string]any{
 		"id": b64.EncodeToString(a.ID), "rawId": b64.EncodeToString(a.ID), "type": "public-key",
 		"clientExtensionResults": map[string]any{},
-		"response": map[string]any{"clientDataJSON": b64.EncodeToString(cd), "attestationObject": b64.EncodeToString(att), "transports": []string{"usb"}},
+		"response":               map[string]any{"clientDataJSON": b64.EncodeToString(cd), "attestationObject": b64.EncodeToString(att), "transports": []string{"usb"}},
 	})
 }
 
