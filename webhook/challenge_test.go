@@ -116,9 +116,15 @@ type challengeFixture struct {
 
 func newChallengeFixture(t *testing.T) *challengeFixture {
 	t.Helper()
+	return newChallengeFixtureWith(t, challengeConfigYAML)
+}
+
+// newChallengeFixtureWith serves the objects of objectsYAML.
+func newChallengeFixtureWith(t *testing.T, objectsYAML string) *challengeFixture {
+	t.Helper()
 	g := NewWithT(t)
 	configDir, dataDir := t.TempDir(), t.TempDir()
-	g.Expect(os.WriteFile(filepath.Join(configDir, "objects.yaml"), []byte(challengeConfigYAML), 0o600)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(configDir, "objects.yaml"), []byte(objectsYAML), 0o600)).To(Succeed())
 	st, err := store.NewFileStore(filepath.Join(dataDir, "enrollments.db"))
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = st.Close() })
