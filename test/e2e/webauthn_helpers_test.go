@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
@@ -206,4 +207,36 @@ func (b *keyBrowser) amr() []string {
 		return err
 	})
 	return amr
+}
+
+// clonedCredential is WebAuthn.addCredential's credential with only the
+// fields a copied key has (the protocol type also sends extensions this
+// Chromium's virtual authenticators refuse).
+type clonedCredential struct {
+	CredentialID         []byte  `json:"credentialId"`
+	IsResidentCredential bool    `json:"isResidentCredential"`
+	RpID                 string  `json:"rpId"`
+	PrivateKey           []byte  `json:"privateKey"`
+	UserHandle           []byte  `json:"userHandle,omitempty"`
+	SignCount            float64 `json:"signCount"`
+}
+
+type addClonedCredentialParams struct {
+	AuthenticatorID webauthn.AuthenticatorID `json:"authenticatorId"`
+	Credential      clonedCredential         `json:"credential"`
+}
+
+var addClonedCredential = cdp.Command[addClonedCredentialParams, cdp.Empty]{Method: webauthn.CommandAddCredential}
+
+// addCredential copies c into authenticator id with its counter set to
+// signCount, as a cloned key would hold it.
+func (b *keyBrowser) addCredential(id webauthn.AuthenticatorID, c *webauthn.Credential, signCount float64) {
+	b.t.Helper()
+	b.call("add a copied credential", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, addClonedCredential, addClonedCredentialParams{AuthenticatorID: id, Credential: clonedCredential{
+			CredentialID: c.CredentialID, IsResidentCredential: c.IsResidentCredential, RpID: c.RpID,
+			PrivateKey: c.PrivateKey, UserHandle: c.UserHandle, SignCount: signCount,
+		}})
+		return err
+	})
 }

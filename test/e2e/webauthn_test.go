@@ -127,12 +127,7 @@ func TestBrowserWebAuthn(t *testing.T) {
 	// The first key comes back with its counter reset, as a clone would.
 	b.removeAuthenticator(usb)
 	clone := b.addAuthenticator(webauthn.AuthenticatorTransportInternal)
-	cred := *saved[0]
-	cred.SignCount = 0
-	b.call("add the reset credential", func(ctx context.Context) error {
-		_, err := chromedp.Call(ctx, webauthn.AddCredential, webauthn.AddCredentialParams{AuthenticatorID: clone, Credential: &cred})
-		return err
-	})
+	b.addCredential(clone, saved[0], 0)
 	b.newSession()
 	b.openSignIn()
 	b.do("answer with the clone", chromedp.Click(chromedp.CSS("#webauthn-form button")),
