@@ -46,10 +46,11 @@ type policyEntry struct {
 	// header or verifier is the identity source.
 	header   *headerSource
 	verifier *jwtVerifier
-	// needsHeaders / needsQuery: some rule reads request.headers /
-	// request.query, so they are decoded for it (and only then).
-	needsHeaders, needsQuery bool
-	rules                    []ruleInfo
+	// needsHeaders / needsQuery / needsInteractive: some rule reads
+	// request.headers / request.query / request.interactive, so they are
+	// decoded for it (and only then).
+	needsHeaders, needsQuery, needsInteractive bool
+	rules                                      []ruleInfo
 	// maxRemember is, per provider key, the longest rememberFor of the
 	// rules accepting it: how long its cookies live.
 	maxRemember   map[string]time.Duration
@@ -192,6 +193,7 @@ func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers m
 	for _, r := range cp.Spec.Rules {
 		e.needsHeaders = e.needsHeaders || strings.Contains(r.When, "headers")
 		e.needsQuery = e.needsQuery || strings.Contains(r.When, "query")
+		e.needsInteractive = e.needsInteractive || strings.Contains(r.When, "interactive")
 	}
 	e.rules = make([]ruleInfo, len(cp.Rules))
 	for i := range cp.Rules {

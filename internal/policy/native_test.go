@@ -51,6 +51,10 @@ var nativeForms = []string{
 	`isIP(request.ip) && cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
 	`!isIP(request.ip) || !cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
 	`false || !cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
+	`request.interactive`,
+	`!request.interactive`,
+	`!request.interactive && request.path.startsWith("/static/")`,
+	`request.interactive || "admins" in user.groups`,
 }
 
 // celOnlyForms are left to CEL: outside the forms, or a constant that
@@ -71,6 +75,8 @@ var celOnlyForms = []string{
 	`isIP("10.1.2.3")`,
 	`request.path.startsWith("/a") && has(request.host)`,
 	`size(user.groups) > 0`,
+	`has(request.interactive)`,
+	`request.interactive == true`,
 }
 
 // nativeSamples are requests that take every form both ways, and every
@@ -95,6 +101,7 @@ func nativeSamples() []*Vars {
 		for j := range users {
 			r := reqs[(i+j)%len(reqs)]
 			r.IP = ip
+			r.Interactive = i%2 == 0
 			u := users[j]
 			out = append(out, &Vars{User: &u, Request: &r})
 		}
@@ -177,7 +184,7 @@ func FuzzNativeAgreesWithCEL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path, ip, group, method, host string) {
 		v := &Vars{
 			User:    &User{ID: group, Email: host, Name: path, Groups: []string{group, method}},
-			Request: &Request{Host: host, Path: path, Method: method, Scheme: group, URL: host + path, IP: ip},
+			Request: &Request{Host: host, Path: path, Method: method, Scheme: group, URL: host + path, IP: ip, Interactive: len(path)%2 == 0},
 		}
 		for _, c := range forms {
 			want, wantErr := c.prg(v)
