@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/mfa-operator/mfa-operator/internal/passkey"
 )
 
 // Names of what the controller creates in its namespace.
@@ -102,4 +104,15 @@ func (o Options) SigninBaseURL() string {
 		return scheme + "://auth." + d
 	}
 	return o.ServiceURL()
+}
+
+// WebAuthnDefaults are what a webauthn provider's unset RP ID and origins
+// default to: the cookie domain and the public URL (the sign-in base URL
+// when --public-url is not set).
+func (o Options) WebAuthnDefaults() passkey.Defaults {
+	d := passkey.Defaults{CookieDomain: o.CookieDomain}
+	if u, err := url.Parse(o.SigninBaseURL()); err == nil && u.Host != "" {
+		d.PublicURL = u
+	}
+	return d
 }

@@ -54,13 +54,15 @@ func TestSamplesBecomeReady(t *testing.T) {
 		t.Cleanup(func() { deleteAndWait(t, u) })
 		kinds = append(kinds, u.GetKind())
 	}
-	g.Expect(kinds).To(Equal([]string{"MFAProvider", "MFAPolicy", "Ingress"}), "the provider first: a policy applied before its provider waits for it")
+	g.Expect(kinds).To(Equal([]string{"MFAProvider", "MFAProvider", "MFAPolicy", "Ingress"}), "the providers first: a policy applied before its provider waits for it")
 
-	waitFor(t, &v1alpha1.MFAProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "google-authenticator"}},
-		func(g Gomega, p *v1alpha1.MFAProvider) {
-			expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
-			g.Expect(p.Status.Multifactor).To(Equal(v1alpha1.MultifactorGoogleAuthenticator))
-		})
+	for name, multifactor := range map[string]string{"google-authenticator": v1alpha1.MultifactorGoogleAuthenticator, "webauthn": v1alpha1.MultifactorWebAuthn} {
+		waitFor(t, &v1alpha1.MFAProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}},
+			func(g Gomega, p *v1alpha1.MFAProvider) {
+				expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)
+				g.Expect(p.Status.Multifactor).To(Equal(multifactor))
+			})
+	}
 	pol := &v1alpha1.MFAPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admin"}}
 	waitFor(t, pol, func(g Gomega, p *v1alpha1.MFAPolicy) {
 		ready := expectVerdict(g, p.Status.Conditions, p.Generation, p.Status.ObservedGeneration, isReady)

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/passkey"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 )
 
@@ -37,6 +38,9 @@ type MFAProviderReconciler struct {
 	// BundleTrigger is fired when a Duo outcome changes, so the bundle
 	// follows without waiting for another change.
 	BundleTrigger *BundleTrigger
+	// WebAuthnDefaults are what a webauthn provider's unset RP ID and
+	// origins default to (the operator's cookie domain and public URL).
+	WebAuthnDefaults passkey.Defaults
 }
 
 // +kubebuilder:rbac:groups=mfa.operator.dev,resources=mfaproviders,verbs=get;list;watch
@@ -71,7 +75,13 @@ func (r *MFAProviderReconciler) reconcile(ctx context.Context, obj *v1alpha1.MFA
 	if err == nil {
 		err = validateDuoAPIHost(obj)
 	}
+	if err == nil {
+		err = policy.CheckWebAuthnDefaults(&obj.Spec, r.WebAuthnDefaults)
+	}
 	msg := "TOTP provider ready"
+	if obj.Spec.Type == v1alpha1.ProviderWebAuthn {
+		msg = "WebAuthn provider ready"
+	}
 	if err == nil && entry.Duo != nil {
 		msg = "Duo credentials resolved"
 		if r.DuoCheck != nil {

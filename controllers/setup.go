@@ -28,11 +28,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options, duoCheck DuoChec
 	}
 	rec := mgr.GetEventRecorder(ControllerName)
 	if err := (&MFAProviderReconciler{
-		Client:        mgr.GetClient(),
-		Recorder:      rec,
-		DuoCheck:      duoCheck,
-		DuoResults:    results,
-		BundleTrigger: trigger,
+		Client:           mgr.GetClient(),
+		Recorder:         rec,
+		DuoCheck:         duoCheck,
+		DuoResults:       results,
+		BundleTrigger:    trigger,
+		WebAuthnDefaults: opts.WebAuthnDefaults(),
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -410,6 +410,8 @@ $(print_first_factor)
                   app (Google Authenticator, FreeOTP, ...) and keep the recovery
                   codes it shows. Without a phone: save the QR code as qr.png, then
                   oathtool --totp -b "\$(zbarimg -q --raw qr.png | sed 's/.*secret=\([^&]*\).*/\1/')"
+                  On $DEMO_URL/admin (with the sample policy) you may pick a security
+                  key or passkey instead: the browser's own prompt registers it
 
   kubectl         export KUBECONFIG=$KUBECONFIG_ADMIN PATH=$KUBEBUILDER_ASSETS:\$PATH
                   kubectl get mfapolicies,mfaproviders -A -o wide

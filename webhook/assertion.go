@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,7 @@ func (c *assertionSigner) sign(kr *keyring.Keyring, policyKey, user, host, multi
 		"iat":         now.Unix(),
 		"nbf":         now.Add(-time.Minute).Unix(),
 		"exp":         now.Add(assertionLifetime).Unix(),
-		"multifactor": splitNames(multifactor),
+		"multifactor": splitNames(visibleMultifactor(multifactor)),
 		"amr":         amr(multifactor),
 	}
 	if c.issuer != "" {
@@ -103,7 +104,7 @@ func (c *assertionSigner) sign(kr *keyring.Keyring, policyKey, user, host, multi
 	user, host = strings.Clone(user), strings.Clone(host)
 	a = &signedAssertion{
 		token: token, kid: signer.ID, renewAt: now.Add(assertionLifetime - assertionRenewBefore),
-		answer: [3]string{user, multifactor, token},
+		answer: [3]string{user, visibleMultifactor(multifactor), token},
 	}
 	c.mu.Lock()
 	if len(c.entries) >= assertionCacheSize {
@@ -122,7 +123,9 @@ func splitNames(list string) []string {
 }
 
 // amr lists the authentication methods (RFC 8176) of the claimed factors:
-// "mfa" when there is any, "otp" for a one-time password app.
+// "mfa" when there is any, "otp" for a one-time password app, and a
+// WebAuthn key's own: "hwk" for a key bound to its hardware, "swk" for a
+// passkey that may be synced.
 func amr(multifactor string) []string {
 	if multifactor == "" {
 		return []string{}
@@ -131,7 +134,29 @@ func amr(multifactor string) []string {
 	if session.HasFactor(multifactor, v1alpha1.MultifactorGoogleAuthenticator) {
 		out = append(out, "otp")
 	}
+	for entry := range strings.SplitSeq(multifactor, ",") {
+		if _, method := session.Claimed(entry); method != "" && !slices.Contains(out, method) {
+			out = append(out, method)
+		}
+	}
 	return out
+}
+
+// visibleMultifactor is the X-MFA-Multifactor value of what sessions.Check
+// reports: the multifactor names, without the methods some carry
+// ("webauthn+hwk" is reported as "webauthn"). Without a method it is the
+// value itself, not a copy.
+func visibleMultifactor(claimed string) string {
+	if !strings.Contains(claimed, "+") {
+		return claimed
+	}
+	var names []string
+	for entry := range strings.SplitSeq(claimed, ",") {
+		if name, _ := session.Claimed(entry); !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 // jwksDoc caches the JWKS document of one keyring.

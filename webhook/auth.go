@@ -278,7 +278,7 @@ func respond(w http.ResponseWriter, d decision) {
 		if d.answer != nil {
 			vs = d.answer[:]
 		} else {
-			vs = []string{d.user, d.multifactor}
+			vs = []string{d.user, visibleMultifactor(d.multifactor)}
 		}
 		h[headerUser] = vs[0:1:1]
 		h[headerMultifactor] = vs[1:2:2]

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/audit"
+	"github.com/mfa-operator/mfa-operator/internal/passkey"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 	"github.com/mfa-operator/mfa-operator/internal/ratelimit"
 	"github.com/mfa-operator/mfa-operator/internal/session"
@@ -63,6 +64,10 @@ type challengePages struct {
 	// revoker records a user's "sign out of all other browsers" (nil:
 	// not offered).
 	revoker RevocationStore
+	// passkeys runs WebAuthn ceremonies against store; webAuthnDefaults
+	// are what unset RP IDs and origins default to.
+	passkeys         *passkey.Ceremonies
+	webAuthnDefaults passkey.Defaults
 }
 
 // pageOptions are what the challenge pages are built from.
@@ -109,6 +114,8 @@ func newChallengePages(o pageOptions) *challengePages {
 		},
 	}
 	c.duo = newDuoPages(kit, c.prepare, o.store, o.duoCallLimits)
+	c.passkeys = &passkey.Ceremonies{Store: o.store, Now: o.now}
+	c.webAuthnDefaults = passkey.Defaults{CookieDomain: o.cookieDomain, PublicURL: o.publicURL}
 	return c
 }
 
@@ -121,6 +128,9 @@ func (c *challengePages) register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+duoPathStatus, d.handleStatus)
 	// A Duo form's address opened directly leads back to the page.
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}/duo/{action}", d.handleFormAddress)
+	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+webAuthnPathRegister, c.post(c.webAuthnOnly(c.handleWebAuthnRegister)))
+	mux.HandleFunc("POST /challenge/{namespace}/{policy}"+webAuthnPathLogin, c.post(c.webAuthnOnly(c.handleWebAuthnLogin)))
+	mux.HandleFunc("GET /challenge/{namespace}/{policy}/webauthn/{action}", c.backToPage)
 	mux.HandleFunc("GET /challenge/{namespace}/{policy}", c.handleShow)
 	mux.HandleFunc("POST /challenge/{namespace}/{policy}/enroll", c.post(c.handleEnroll))
 	mux.HandleFunc("POST /challenge/{namespace}/{policy}/verify", c.post(c.handleVerify))
@@ -149,6 +159,8 @@ func (c *challengePages) handleShow(w http.ResponseWriter, r *http.Request) {
 		c.showTOTP(w, r, cr, q.Get(paramMethod) == methodRecovery, "", http.StatusOK)
 	case v1alpha1.ProviderDuo:
 		c.duo.show(w, r, cr)
+	case v1alpha1.ProviderWebAuthn:
+		c.showWebAuthn(w, r, cr, q.Get(paramMethod), "", http.StatusOK)
 	default:
 		c.showUnavailable(w, cr)
 	}
@@ -169,6 +181,8 @@ func providerLabel(bp *policy.BundleProvider) string {
 		return "Authenticator app"
 	case v1alpha1.ProviderDuo:
 		return "Duo"
+	case v1alpha1.ProviderWebAuthn:
+		return "Security key or passkey"
 	}
 	return bp.Name
 }
@@ -179,6 +193,8 @@ func providerDetail(bp *policy.BundleProvider) string {
 		return "A code from Google Authenticator or a compatible app (" + bp.Spec.TOTP.GetIssuer() + ")"
 	case v1alpha1.ProviderDuo:
 		return "A push notification or a passcode from Duo Mobile"
+	case v1alpha1.ProviderWebAuthn:
+		return "A security key, or a passkey on this device or your phone"
 	}
 	return ""
 }

@@ -116,7 +116,7 @@ func (k *pageKit) issueSession(w http.ResponseWriter, r *http.Request, cr *chall
 	lifetime := max(rememberFor, cr.entry.maxRemember[providerKey])
 	remember := !ignoreCookie && mode == session.Verified
 	u := session.User{ID: id.User.ID, AuthTime: id.AuthTime}
-	f := session.Factor{Provider: providerKey, Multifactor: prov.Spec.MultifactorName(), Mode: mode}
+	f := session.Factor{Provider: providerKey, Multifactor: prov.Spec.MultifactorName(), Mode: mode, Method: cr.method}
 	if err := k.sessions.Issue(w, r, kr, &u, f, k.now(), lifetime, remember); err != nil {
 		k.log.Error("encoding MFA session", "error", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-//go:embed templates/*.html templates/style.css
+//go:embed templates/*.html templates/style.css templates/webauthn.js
 var templateFS embed.FS
 
 // Templates of the challenge pages, one set per page: the shared layout
@@ -25,6 +25,7 @@ const (
 	pageRecoveryCodes = "recovery_codes.html"
 	pageChoose        = "choose.html"
 	pageMessage       = "message.html"
+	pageWebAuthn      = "webauthn.html"
 )
 
 var challengeTemplates = mustParseTemplates()
@@ -37,8 +38,15 @@ func mustParseTemplates() map[string]*template.Template {
 	base := template.Must(template.New("base").ParseFS(templateFS, "templates/layout.html", "templates/choices_link.html"))
 	// The style sheet is template text, not data: it is trusted as written.
 	template.Must(base.New("css").Parse(string(css)))
+	js, err := templateFS.ReadFile("templates/webauthn.js")
+	if err != nil {
+		panic(err)
+	}
+	// The WebAuthn script is template text too: trusted as written, and
+	// only ever run with the page's nonce.
+	template.Must(base.New("webauthn-js").Parse(string(js)))
 	pages := map[string]*template.Template{}
-	for _, name := range append([]string{pageEnroll, pageVerify, pageRecovery, pageRecoveryCodes, pageChoose, pageMessage, pageSecurity}, duoTemplateNames...) {
+	for _, name := range append([]string{pageEnroll, pageVerify, pageRecovery, pageRecoveryCodes, pageChoose, pageMessage, pageSecurity, pageWebAuthn}, duoTemplateNames...) {
 		t := template.Must(base.Clone())
 		pages[name] = template.Must(t.ParseFS(templateFS, "templates/"+name))
 	}
@@ -87,6 +95,11 @@ type page struct {
 
 	// The Security page (security.go).
 	Security *securityView
+	// WebAuthn page (challenge_webauthn.go); Script allows its script.
+	WebAuthn *webAuthnView
+	Script   bool
+	// Notice is the recovery codes page's first line.
+	Notice string
 
 	// Message page.
 	Alert       bool
@@ -130,7 +143,11 @@ func (k *pageKit) render(w http.ResponseWriter, status int, name string, p *page
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+p.Nonce+"'; img-src data:; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	script := ""
+	if p.Script {
+		script = "script-src 'nonce-" + p.Nonce + "'; "
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; "+script+"style-src 'nonce-"+p.Nonce+"'; img-src data:; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())

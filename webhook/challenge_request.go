@@ -26,6 +26,9 @@ type challengeRequest struct {
 	rule     *policy.CompiledRule
 	choices  []*policy.BundleProvider // the rule's providers in force, in order
 	provider *policy.BundleProvider   // the one chosen; nil while choosing
+	// method is the RFC 8176 method of the factor answered, when the
+	// provider type does not tell it (a WebAuthn key: hwk or swk).
+	method string
 }
 
 func (cr *challengeRequest) providerKey() string {

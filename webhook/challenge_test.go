@@ -116,16 +116,16 @@ type challengeFixture struct {
 
 func newChallengeFixture(t *testing.T) *challengeFixture {
 	t.Helper()
-	return newChallengeFixtureWith(t, nil)
+	return newChallengeFixtureWith(t, challengeConfigYAML, nil)
 }
 
-// newChallengeFixtureWith is newChallengeFixture with options changed by
-// opt (nil: none).
-func newChallengeFixtureWith(t *testing.T, opt func(o *Options, dataDir string)) *challengeFixture {
+// newChallengeFixtureWith serves the objects of objectsYAML, with options
+// changed by opt (nil: none).
+func newChallengeFixtureWith(t *testing.T, objectsYAML string, opt func(o *Options, dataDir string)) *challengeFixture {
 	t.Helper()
 	g := NewWithT(t)
 	configDir, dataDir := t.TempDir(), t.TempDir()
-	g.Expect(os.WriteFile(filepath.Join(configDir, "objects.yaml"), []byte(challengeConfigYAML), 0o600)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(configDir, "objects.yaml"), []byte(objectsYAML), 0o600)).To(Succeed())
 	st, err := store.NewFileStore(filepath.Join(dataDir, "enrollments.db"))
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = st.Close() })

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
@@ -41,6 +42,15 @@ const (
 // and an enrolled user the code form (or the recovery code form). problem,
 // when set, is shown as the form's error with status.
 func (c *challengePages) showTOTP(w http.ResponseWriter, r *http.Request, cr *challengeRequest, recovery bool, problem string, status int) {
+	if cr.provider.Spec.Type == v1alpha1.ProviderWebAuthn {
+		// The recovery codes of a WebAuthn provider share this form's handler.
+		method := ""
+		if recovery {
+			method = methodRecovery
+		}
+		c.showWebAuthn(w, r, cr, method, problem, status)
+		return
+	}
 	e, err := c.store.Get(r.Context(), cr.enrollment())
 	if err != nil {
 		c.renderFailure(w, cr, err)

@@ -190,7 +190,7 @@ func checkResponse(d *decision, r *http.Request) *authv3.CheckResponse {
 	case decisionAllow:
 		ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{
 			setHeader("x-mfa-user", d.user),
-			setHeader("x-mfa-multifactor", d.multifactor),
+			setHeader("x-mfa-multifactor", visibleMultifactor(d.multifactor)),
 		}}
 		if d.answer != nil {
 			ok.Headers[0].Header.Value, ok.Headers[1].Header.Value = d.answer[0], d.answer[1]

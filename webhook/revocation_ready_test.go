@@ -13,7 +13,7 @@ import (
 func TestNotReadyNorRememberedBeforeTheRevocationsAreRead(t *testing.T) {
 	g := NewWithT(t)
 	var rs *revocation.FileStore
-	f := newChallengeFixtureWith(t, func(o *Options, dataDir string) {
+	f := newChallengeFixtureWith(t, challengeConfigYAML, func(o *Options, dataDir string) {
 		rs = revocation.NewFileStore(dataDir, discardLogger())
 		o.Revocations = rs
 	})

@@ -21,7 +21,7 @@ const securityPage = "/security/apps/admin"
 // reloadRevocations.
 func newSecurityFixture(t *testing.T) (*challengeFixture, func()) {
 	var rs *revocation.FileStore
-	f := newChallengeFixtureWith(t, func(o *Options, dataDir string) {
+	f := newChallengeFixtureWith(t, challengeConfigYAML, func(o *Options, dataDir string) {
 		rs = revocation.NewFileStore(dataDir, discardLogger())
 		o.Revocations = rs
 	})

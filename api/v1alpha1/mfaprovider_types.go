@@ -6,8 +6,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ProviderType is the kind of second factor: totp or duo.
-// +kubebuilder:validation:Enum=totp;duo
+// ProviderType is the kind of second factor: totp, duo or webauthn.
+// +kubebuilder:validation:Enum=totp;duo;webauthn
 type ProviderType string
 
 const (
@@ -15,6 +15,8 @@ const (
 	ProviderTOTP ProviderType = "totp"
 	// ProviderDuo is Duo Security (push or passcode) through Duo's Auth API.
 	ProviderDuo ProviderType = "duo"
+	// ProviderWebAuthn is a passkey or a security key (W3C WebAuthn).
+	ProviderWebAuthn ProviderType = "webauthn"
 )
 
 // Multifactor names reported to apps (X-MFA-Multifactor, the assertion's
@@ -22,6 +24,7 @@ const (
 const (
 	MultifactorGoogleAuthenticator = "google-authenticator"
 	MultifactorDuo                 = "duo"
+	MultifactorWebAuthn            = "webauthn"
 )
 
 // Bounds of a TOTP period: authenticator apps use 30s; a code valid for
@@ -167,9 +170,10 @@ type DuoSpec struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'duo' || has(self.duo)",message="spec.duo is required when type is duo"
 // +kubebuilder:validation:XValidation:rule="self.type == 'duo' || !has(self.duo)",message="spec.duo is only allowed when type is duo"
 // +kubebuilder:validation:XValidation:rule="self.type == 'totp' || !has(self.totp)",message="spec.totp is only allowed when type is totp"
+// +kubebuilder:validation:XValidation:rule="self.type == 'webauthn' || !has(self.webauthn)",message="spec.webauthn is only allowed when type is webauthn"
 type MFAProviderSpec struct {
 	// Type of the second factor: totp (Google Authenticator and compatible
-	// apps) or duo (Duo Security).
+	// apps), duo (Duo Security) or webauthn (passkeys and security keys).
 	// +required
 	Type ProviderType `json:"type"`
 	// TOTP settings, only for type totp; optional, the defaults match
@@ -179,6 +183,10 @@ type MFAProviderSpec struct {
 	// Duo settings, required for type duo and only allowed for it.
 	// +optional
 	Duo *DuoSpec `json:"duo,omitempty"`
+	// WebAuthn settings, only for type webauthn; optional, the defaults
+	// suit passkeys and security keys on the challenge server's own site.
+	// +optional
+	WebAuthn *WebAuthnSpec `json:"webauthn,omitempty"`
 	// AllowedNamespaces lists the other namespaces whose MFAPolicies may use
 	// this provider, naming it `namespace/name` in multifactor.providers.
 	// Policies of the provider's own namespace always may. Enrolments belong
@@ -209,12 +217,12 @@ type MFAProviderStatus struct {
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// Multifactor is the name reported to apps when this provider was used:
-	// google-authenticator for totp, duo for duo.
+	// google-authenticator for totp, duo for duo, webauthn for webauthn.
 	// +optional
 	Multifactor string `json:"multifactor,omitempty"`
 }
 
-// MFAProvider is a second factor (TOTP or Duo) that MFAPolicy rules can require.
+// MFAProvider is a second factor (TOTP, Duo or WebAuthn) that MFAPolicy rules can require.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mfaprov,categories=mfa
@@ -249,8 +257,11 @@ func init() {
 
 // MultifactorName is the name reported to apps for this provider.
 func (s *MFAProviderSpec) MultifactorName() string {
-	if s.Type == ProviderDuo {
+	switch s.Type {
+	case ProviderDuo:
 		return MultifactorDuo
+	case ProviderWebAuthn:
+		return MultifactorWebAuthn
 	}
 	return MultifactorGoogleAuthenticator
 }

@@ -221,6 +221,9 @@ func CheckPolicy(p *v1alpha1.MFAPolicy, t Tenancy) (*CompiledPolicy, error) {
 // provider's namespace). Errors are *FieldError naming the field.
 func ResolveProvider(p *v1alpha1.MFAProvider, secrets map[types.NamespacedName]*corev1.Secret) (*BundleProvider, error) {
 	entry := &BundleProvider{Namespace: p.Namespace, Name: p.Name, Spec: *p.Spec.DeepCopy(), Created: p.CreationTimestamp.UTC()}
+	if p.Spec.WebAuthn != nil && p.Spec.Type != v1alpha1.ProviderWebAuthn {
+		return nil, &FieldError{Field: "spec.webauthn", Reason: v1alpha1.ReasonInvalidSpec, Message: "spec.webauthn is only allowed when type is webauthn; remove it"}
+	}
 	switch p.Spec.Type {
 	case v1alpha1.ProviderTOTP:
 		if p.Spec.Duo != nil {
@@ -258,8 +261,12 @@ func ResolveProvider(p *v1alpha1.MFAProvider, secrets map[types.NamespacedName]*
 			creds.CABundle = ca
 		}
 		entry.Duo = creds
+	case v1alpha1.ProviderWebAuthn:
+		if err := checkWebAuthn(&p.Spec); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, &FieldError{Field: "spec.type", Reason: v1alpha1.ReasonInvalidSpec, Message: fmt.Sprintf("unknown provider type %q; use totp or duo", p.Spec.Type)}
+		return nil, &FieldError{Field: "spec.type", Reason: v1alpha1.ReasonInvalidSpec, Message: fmt.Sprintf("unknown provider type %q; use totp, duo or webauthn", p.Spec.Type)}
 	}
 	return entry, nil
 }

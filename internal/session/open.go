@@ -68,6 +68,13 @@ func (j *Jar) open(kr *keyring.Keyring, name, value string, now time.Time, b *bu
 	if err := json.Unmarshal(plain, &o.sealed); err != nil || o.Version != sessionVersion || o.User == "" {
 		return nil
 	}
+	for i := range o.Factors {
+		f := &o.Factors[i]
+		f.claim = f.Multifactor
+		if f.Method != "" && f.Multifactor != "" {
+			f.claim = f.Multifactor + "+" + f.Method
+		}
+	}
 	o.expires = time.Unix(o.Expiry, 0)
 	if !now.Before(o.expires) {
 		return nil

@@ -91,6 +91,9 @@ type Factor struct {
 	Multifactor string
 	// Mode is what answering it proves.
 	Mode Mode
+	// Method is the factor's RFC 8176 authentication method when the
+	// provider type alone does not tell it: hwk or swk for a WebAuthn key.
+	Method string
 }
 
 // sealed is the sealed content of both cookies.
@@ -121,6 +124,18 @@ type sealedFactor struct {
 	// At is when the factor was answered (unix seconds); rememberFor is
 	// counted from it.
 	At int64 `json:"t"`
+	// Method is the RFC 8176 method of the factor (hwk, swk), if told.
+	Method string `json:"a,omitempty"`
+	// claim is what Check reports of the factor: Multifactor, or
+	// Multifactor+Method (see Claimed); set when the cookie is opened.
+	claim string
+}
+
+// Claimed splits one entry of what Check reports into the multifactor
+// name reported to apps and the factor's RFC 8176 method ("" if none).
+func Claimed(entry string) (multifactor, method string) {
+	multifactor, method, _ = strings.Cut(entry, "+")
+	return multifactor, method
 }
 
 // Revocations says, per user, before when (Unix nanoseconds) sessions
@@ -207,7 +222,8 @@ func (j *Jar) satisfies(kr *keyring.Keyring, name, value string, rule *Rule, u *
 	return o.satisfies(rule, now)
 }
 
-// satisfies finds the session's factors that the rule accepts.
+// satisfies finds the session's factors that the rule accepts. A factor
+// with a method is reported as multifactor+method (see Claimed).
 func (o *opened) satisfies(rule *Rule, now time.Time) (string, bool) {
 	oldest := now.Add(-rule.RememberFor).Unix()
 	var multifactor string
@@ -218,14 +234,14 @@ func (o *opened) satisfies(rule *Rule, now time.Time) (string, bool) {
 			continue
 		}
 		ok = true
-		if f.FailOpen || f.Multifactor == "" {
+		if f.FailOpen || f.claim == "" {
 			continue
 		}
 		switch {
 		case multifactor == "":
-			multifactor = f.Multifactor
-		case !HasFactor(multifactor, f.Multifactor):
-			multifactor += "," + f.Multifactor
+			multifactor = f.claim
+		case !HasFactor(multifactor, f.claim):
+			multifactor += "," + f.claim
 		}
 	}
 	return multifactor, ok
@@ -248,7 +264,7 @@ func HasFactor(list, name string) bool {
 // providers already in u's cookie of the same name are kept. Only an
 // encoding error is returned; the cookies are set regardless of the other.
 func (j *Jar) Issue(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, u *User, f Factor, now time.Time, lifetime time.Duration, remember bool) error {
-	sf := sealedFactor{Provider: f.Provider, Multifactor: f.Multifactor, FailOpen: f.Mode == FailOpen, At: now.Unix()}
+	sf := sealedFactor{Provider: f.Provider, Multifactor: f.Multifactor, FailOpen: f.Mode == FailOpen, At: now.Unix(), Method: f.Method}
 	err := j.set(w, r, kr, CookieName, u, sf, now, lifetime, false)
 	if remember {
 		if rerr := j.set(w, r, kr, RememberCookieName, u, sf, now, lifetime, true); err == nil {

@@ -2,7 +2,8 @@
 // provider: the
 // TOTP enrolment (secret sealed with the keyring, replay guard), recovery
 // code hashes, failed attempts and lockout, the Duo username and the Duo
-// pushes that recently issued a session (their replay guard).
+// pushes that recently issued a session (their replay guard), and the
+// WebAuthn credentials with their ceremonies in progress.
 //
 // Two implementations share one contract: SecretStore (one Secret per user,
 // compare-and-swap on resourceVersion, for replicas in a cluster) and
@@ -74,6 +75,9 @@ type Enrollment struct {
 	// session: each push issues one, whichever replica is asked (pruned
 	// and bounded by whoever records one).
 	DuoPushesUsed []UsedDuoPush `json:"duoPushesUsed,omitempty"`
+	// WebAuthn holds the user's passkeys and security keys and the
+	// ceremonies in progress (webauthn.go); nil if none.
+	WebAuthn *WebAuthnEnrollment `json:"webauthn,omitempty"`
 }
 
 // UsedDuoPush is an approved Duo push that issued a session.

@@ -368,7 +368,9 @@ func (a *Authenticator) VerifyCode(ctx context.Context, k store.Key, code string
 	var verdict error
 	_, err = a.Store.Update(ctx, k, func(e *store.Enrollment) error {
 		verdict = nil
-		if e.TOTP == nil {
+		// Recovery codes stand in for an authenticator app or for the
+		// WebAuthn keys they were issued with.
+		if e.TOTP == nil && !e.HasCredentials() {
 			return ErrNotEnrolled
 		}
 		if err := lockedAt(e, now); err != nil {
@@ -394,7 +396,9 @@ func (a *Authenticator) VerifyRecoveryCode(ctx context.Context, k store.Key, cod
 	var verdict error
 	_, err := a.Store.Update(ctx, k, func(e *store.Enrollment) error {
 		verdict = nil
-		if e.TOTP == nil {
+		// Recovery codes stand in for an authenticator app or for the
+		// WebAuthn keys they were issued with.
+		if e.TOTP == nil && !e.HasCredentials() {
 			return ErrNotEnrolled
 		}
 		if err := lockedAt(e, now); err != nil {

@@ -59,6 +59,7 @@ func AcceptStep(step int64) func(e *store.Enrollment) error {
 // RunConformance checks that a Store keeps the contract the challenge server
 // relies on.
 func RunConformance(t *testing.T, b Backend) {
+	runWebAuthn(t, b)
 	t.Run("get of an unknown user is an empty enrollment", func(t *testing.T) {
 		g := NewWithT(t)
 		s := b.Open(t, 1)[0]

@@ -92,6 +92,11 @@ var (
 // process (bin/e2e/mfa-operator) and returns its path.
 func OperatorBinary(t testing.TB) string {
 	t.Helper()
+	// A binary built beforehand (bin/ may be shared by several checkouts,
+	// whose builds would replace each other's).
+	if p := os.Getenv("MFA_E2E_OPERATOR_BIN"); p != "" {
+		return p
+	}
 	root := RepoRoot(t)
 	buildOnce.Do(func() {
 		dir := filepath.Join(root, "bin", "e2e")
