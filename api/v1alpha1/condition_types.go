@@ -49,4 +49,8 @@ const (
 	// Ready stays True with this reason: the policy stays in force at
 	// /auth/{namespace}/{policy}.
 	ReasonHostConflict = "HostConflict"
+	// ReasonGeoIPUnavailable: a rule reads request.geo but the operator
+	// runs without a GeoIP database (--geoip-db), so the country and ASN
+	// would always be empty.
+	ReasonGeoIPUnavailable = "GeoIPUnavailable"
 )
