@@ -54,7 +54,8 @@ func checkIdentityFields(spec *v1alpha1.MFAPolicySpec, cp *CompiledPolicy) error
 			"user.claims is only set for a jwt identity; this policy reads the user from headers (spec.identity.header), "+
 				"so it has no claims: use user.id, user.email, user.name, user.groups or request.headers, "+
 				"or read the user from a token (spec.identity.jwt)")
-		return &FieldError{Field: fmt.Sprintf("spec.rules[%d].when", i), Rule: cp.Rules[i].Name, Reason: v1alpha1.ReasonInvalidExpression, Message: b.String()}
+		return &FieldError{Field: fmt.Sprintf("spec.rules[%d].when", i), Rule: cp.Rules[i].Name, Reason: v1alpha1.ReasonInvalidExpression, Message: b.String(),
+			Line: at.Line(), Column: at.Column() + 1}
 	}
 	return nil
 }
