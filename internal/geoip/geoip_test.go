@@ -84,3 +84,20 @@ func writeFile(path, content string) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// BenchmarkLookup is one request.geo lookup in a database of the country
+// and the ASN.
+func BenchmarkLookup(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "geo.mmdb")
+	geoiptest.Write(b, path, geoiptest.Network{CIDR: "192.0.2.0/24", Country: "FR", ASN: 3215})
+	db, err := geoip.Open([]string{path}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if db.Lookup("192.0.2.10").Country != "FR" {
+			b.Fatal("not found")
+		}
+	}
+}
