@@ -55,7 +55,7 @@ type policyEntry struct {
 	// audit: the policy's mode is Audit; its decisions are recorded and
 	// the request let through (see authHandler.audit).
 	audit bool
-	rules                    []ruleInfo
+	rules []ruleInfo
 	// maxRemember is, per provider key, the longest rememberFor of the
 	// rules accepting it: how long its cookies live.
 	maxRemember   map[string]time.Duration
