@@ -357,6 +357,7 @@ type commonFlags struct {
 	identityHdrs   *string
 	trustXRealIP   *bool
 	ambiguousPaths *bool
+	geoipDB        *string
 }
 
 func addCommonFlags(c *cmdFlags) *commonFlags {
@@ -371,6 +372,8 @@ func addCommonFlags(c *cmdFlags) *commonFlags {
 		"on their decoded and cleaned form instead of refusing them (403); only when the front door normalises paths the same way before the app sees them")
 	f.identityHdrs = c.String("identity-headers", "NAMES", strings.Join(policy.DefaultIdentityHeaders, ","),
 		"comma-separated header names that MFAPolicy header identities may name (headers your front door's first factor sets and overwrites); * allows any")
+	f.geoipDB = c.String("geoip-db", "FILES", "", "comma-separated MaxMind-format databases (GeoLite2/GeoIP2 Country, ASN or City) that answer request.geo.country and request.geo.asn, "+
+		"reloaded when a file changes; without it a policy reading request.geo is not Ready (GeoIPUnavailable)")
 	c.section(groupCookies)
 	f.cookieDomain = c.String("cookie-domain", "DOMAIN", "", "domain of the MFA cookies, e.g. example.com (empty: host-only cookies)")
 	f.insecureCookie = c.Bool("insecure-cookies", false, "drop the Secure attribute of cookies (local http demos only)")
