@@ -107,6 +107,14 @@ func (c *cmdFlags) String(name, arg, def, usage string) *string {
 	return p
 }
 
+// Strings declares a repeatable flag: every use adds its comma-separated
+// values.
+func (c *cmdFlags) Strings(name, arg, usage string) *[]string {
+	p := new([]string)
+	c.add(name, arg, "", usage, (*stringsValue)(p))
+	return p
+}
+
 // Bool declares a boolean flag (--name, --name=true or --name=false).
 func (c *cmdFlags) Bool(name string, def bool, usage string) *bool {
 	p := new(bool)
@@ -275,6 +283,18 @@ type stringValue string
 
 func (v *stringValue) String() string     { return string(*v) }
 func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+
+type stringsValue []string
+
+func (v *stringsValue) String() string { return strings.Join(*v, ",") }
+func (v *stringsValue) Set(s string) error {
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*v = append(*v, part)
+		}
+	}
+	return nil
+}
 
 type boolValue bool
 
