@@ -350,3 +350,8 @@ func writeCheckText(w io.Writer, rep *checkReport, onlyErrors bool) {
 	}
 	fmt.Fprintf(w, "%d objects in %d files: %d valid, %d not valid\n", rep.Objects, rep.Files, rep.Objects-rep.Invalid, rep.Invalid)
 }
+
+// checkOptions are the build options of check with its defaults.
+func checkOptions() policy.BuildOptions {
+	return policy.BuildOptions{IdentityHeaders: policy.DefaultIdentityHeaders}
+}
