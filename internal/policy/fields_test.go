@@ -113,11 +113,6 @@ var fieldExprs = []string{
 	`request.time.getHours()`, `request.time.getHours("Europe/Paris")`, `request.time.getDayOfWeek("Europe/Paris")`,
 	`string(request.time)`, `request.time > timestamp("2026-01-01T00:00:00Z")`,
 
-	// request.geo: an object of two fields.
-	`request.geo.country`, `request.geo.asn`, `has(request.geo)`, `has(request.geo.country)`, `has(request.geo.asn)`,
-	`request.geo.country == "FR"`, `request.geo.asn == 3215`, `request.geo.asn in [3215, 64500]`,
-	`request.geo == policy.Geo{country: "FR", asn: 3215}`, `request.?geo.hasValue()`,
-
 	// Network functions over fields.
 	`cidr("10.0.0.0/8").containsIP(ip(request.ip))`, `cidr("10.0.0.0/8").containsIP(request.ip)`,
 	`ip(request.ip).family()`, `ip(request.headers["absent"])`, `cidr("nonsense").containsIP(ip(request.ip))`,

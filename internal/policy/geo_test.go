@@ -8,6 +8,16 @@ import (
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
 
+// request.geo, an object of two fields, is read directly as the other
+// fields are (TestDirectFieldsReadAsNativeTypes).
+func init() {
+	fieldExprs = append(fieldExprs,
+		`request.geo.country`, `request.geo.asn`, `has(request.geo)`, `has(request.geo.country)`, `has(request.geo.asn)`,
+		`request.geo.country == "FR"`, `request.geo.asn == 3215`, `request.geo.asn in [3215, 64500]`,
+		`request.geo == policy.Geo{country: "FR", asn: 3215}`, `request.?geo.hasValue()`,
+	)
+}
+
 // A policy reads request.geo when a rule selects geo in any way, or uses
 // request whole; the others never pay for a lookup.
 func TestReadsGeoIsFoundInTheExpression(t *testing.T) {
