@@ -53,7 +53,7 @@ control-plane: ## Build kube-apiserver, etcd and kubectl into bin/k8s/ (once).
 	hack/build-k8s.sh
 
 .PHONY: deps
-deps: ## Install the system packages tests and the demo use (nginx, oathtool, zbarimg, chromium, wrk).
+deps: ## Install the system packages tests and the demo use (nginx, oathtool, zbarimg, chromium, wrk, valgrind).
 	hack/install-deps.sh
 
 .PHONY: test

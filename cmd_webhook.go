@@ -28,6 +28,7 @@ type webhookFlags struct {
 	cmd         *cmdFlags
 	common      *commonFlags
 	listen      *string
+	grpcAddr    *string
 	metricsAddr *string
 	configDir   *string
 	dataDir     *string
@@ -43,6 +44,7 @@ func newWebhookFlags() *webhookFlags {
 	f := &webhookFlags{cmd: c}
 	c.section(groupFrontDoor)
 	f.listen = c.String("listen", "ADDR", "", "address to serve on (default :8080 in a cluster, 127.0.0.1:8080 standalone)")
+	f.grpcAddr = c.String("grpc-addr", "ADDR", ":9001", "address to serve the Envoy ext_authz gRPC dialect (envoy.service.auth.v3.Authorization/Check) and the gRPC health service on, apart from --listen (0 or empty: none)")
 	f.common = addCommonFlags(c)
 	c.section(groupCluster)
 	c.Kubeconfig()
@@ -111,6 +113,7 @@ func runWebhook(ctx context.Context, args []string) error {
 		TrustXRealIP:        *common.trustXRealIP,
 		AllowAmbiguousPaths: *common.ambiguousPaths,
 		ListenAddr:          *f.listen,
+		GRPCAddr:            *f.grpcAddr,
 		MetricsAddr:         *f.metricsAddr,
 		Logger:              log,
 		Lockout:             lockout,

@@ -116,15 +116,17 @@ func TestChallengeServerObjects(t *testing.T) {
 	c := dep.Spec.Template.Spec.Containers[0]
 	g.Expect(c.Image).To(Equal("mfa-operator:test"))
 	g.Expect(c.Args).To(Equal([]string{"webhook", "--namespace=mfa-system", "--public-url=https://auth.example.com",
-		"--cookie-domain=example.com", "--trusted-proxies=10.0.0.0/8", "--insecure-cookies=false", "--identity-headers=*", "--trust-x-real-ip=false", "--allow-ambiguous-paths=false", "--metrics-addr=:9090"}))
+		"--cookie-domain=example.com", "--trusted-proxies=10.0.0.0/8", "--insecure-cookies=false", "--identity-headers=*", "--trust-x-real-ip=false", "--allow-ambiguous-paths=false", "--metrics-addr=:9090", "--grpc-addr=:9001"}))
 	g.Expect(c.Ports).To(ContainElement(HaveField("Name", "metrics")))
 
 	svc := &corev1.Service{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: opts.Namespace, Name: controllers.ChallengeName}, svc)).To(Succeed())
 	g.Expect(svc.OwnerReferences).To(BeEmpty())
-	g.Expect(svc.Spec.Ports).To(HaveLen(1))
+	g.Expect(svc.Spec.Ports).To(HaveLen(2))
 	g.Expect(svc.Spec.Ports[0].Port).To(BeEquivalentTo(80))
 	g.Expect(svc.Spec.Ports[0].TargetPort.String()).To(Equal("http"))
+	g.Expect(svc.Spec.Ports[1].Port).To(BeEquivalentTo(9001))
+	g.Expect(svc.Spec.Ports[1].TargetPort.String()).To(Equal("grpc-authz"))
 	g.Expect(svc.Spec.Selector).To(Equal(dep.Spec.Selector.MatchLabels))
 
 	pdb := &policyv1.PodDisruptionBudget{}

@@ -19,6 +19,15 @@ import (
 // nonRootUID is the distroless "nonroot" user.
 const nonRootUID = 65532
 
+// ChallengeGRPCPortName and ChallengeGRPCPort are the container port, and
+// the Service port, of the Envoy ext_authz gRPC dialect (--grpc-addr):
+// envoy.service.auth.v3.Authorization/Check and the gRPC health service.
+// The name's "grpc-" prefix tells Istio the protocol.
+const (
+	ChallengeGRPCPortName = "grpc-authz"
+	ChallengeGRPCPort     = 9001
+)
+
 // Labels of what the controller creates.
 const (
 	labelName      = "app.kubernetes.io/name"
@@ -58,6 +67,7 @@ func ChallengeArgs(o Options) []string {
 		"--trust-x-real-ip=" + strconv.FormatBool(o.TrustXRealIP),
 		"--allow-ambiguous-paths=" + strconv.FormatBool(o.AmbiguousPaths),
 		fmt.Sprintf("--metrics-addr=:%d", ChallengeMetricsPort),
+		fmt.Sprintf("--grpc-addr=:%d", ChallengeGRPCPort),
 	}
 	if o.GeoIPDB != "" {
 		args = append(args, "--geoip-db="+o.GeoIPDB)
@@ -149,6 +159,7 @@ func ChallengeDeployment(o Options) *appsv1.Deployment {
 						Ports: []corev1.ContainerPort{
 							{Name: ChallengePortName, ContainerPort: ChallengePort, Protocol: corev1.ProtocolTCP},
 							{Name: ChallengeMetricsPortName, ContainerPort: ChallengeMetricsPort, Protocol: corev1.ProtocolTCP},
+							{Name: ChallengeGRPCPortName, ContainerPort: ChallengeGRPCPort, Protocol: corev1.ProtocolTCP},
 						},
 						// The Go runtime collects harder as the heap nears the
 						// container's memory limit instead of being killed.
@@ -192,9 +203,9 @@ func ChallengeDeployment(o Options) *appsv1.Deployment {
 	}
 }
 
-// ChallengeService is the challenge server's Service: port 80 to the
-// container's http port, and nothing else (the front doors' address; the
-// metrics port is not on it).
+// ChallengeService is the challenge server's Service, the front doors'
+// address: port 80 to the container's http port, and the ext_authz gRPC
+// port (9001, grpc-authz). The metrics port is not on it.
 func ChallengeService(o Options) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: ChallengeName, Namespace: o.Namespace, Labels: labels(ChallengeName, "challenge-server")},
@@ -205,6 +216,11 @@ func ChallengeService(o Options) *corev1.Service {
 				Name:       ChallengePortName,
 				Port:       80,
 				TargetPort: intstr.FromString(ChallengePortName),
+				Protocol:   corev1.ProtocolTCP,
+			}, {
+				Name:       ChallengeGRPCPortName,
+				Port:       ChallengeGRPCPort,
+				TargetPort: intstr.FromString(ChallengeGRPCPortName),
 				Protocol:   corev1.ProtocolTCP,
 			}},
 		},

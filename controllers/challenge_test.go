@@ -30,7 +30,7 @@ func TestChallengeDeployment(t *testing.T) {
 			image:    "registry.example.com/mfa-operator:v1",
 			replicas: 3,
 			args: []string{"webhook", "--namespace=mfa-system", "--public-url=https://auth.example.com", "--cookie-domain=example.com",
-				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=false", "--identity-headers=*", "--trust-x-real-ip=false", "--allow-ambiguous-paths=false", "--metrics-addr=:9090"},
+				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=false", "--identity-headers=*", "--trust-x-real-ip=false", "--allow-ambiguous-paths=false", "--metrics-addr=:9090", "--grpc-addr=:9001"},
 		},
 		{
 			name: "defaults for image and replicas, derived public URL, the opt-in flags passed on",
@@ -42,7 +42,7 @@ func TestChallengeDeployment(t *testing.T) {
 			image:    controllers.DefaultWebhookImage,
 			replicas: controllers.DefaultWebhookReplicas,
 			args: []string{"webhook", "--namespace=mfa-system", "--public-url=http://auth.example.com", "--cookie-domain=example.com",
-				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=true", "--identity-headers=*", "--trust-x-real-ip=true", "--allow-ambiguous-paths=true", "--metrics-addr=:9090"},
+				"--trusted-proxies=10.0.0.0/8,192.168.0.0/16", "--insecure-cookies=true", "--identity-headers=*", "--trust-x-real-ip=true", "--allow-ambiguous-paths=true", "--metrics-addr=:9090", "--grpc-addr=:9001"},
 		},
 	}
 	for _, tt := range tests {
@@ -73,6 +73,7 @@ func TestChallengeDeployment(t *testing.T) {
 			g.Expect(c.Ports).To(Equal([]corev1.ContainerPort{
 				{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
 				{Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP},
+				{Name: "grpc-authz", ContainerPort: 9001, Protocol: corev1.ProtocolTCP},
 			}))
 			g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
 			g.Expect(c.ReadinessProbe.HTTPGet.Port).To(Equal(intstr.FromString("http")))
@@ -104,8 +105,10 @@ func TestChallengeService(t *testing.T) {
 	g.Expect(s.Namespace).To(Equal("auth"))
 	g.Expect(s.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
 	g.Expect(s.Spec.Selector).To(Equal(d.Spec.Selector.MatchLabels))
-	g.Expect(s.Spec.Ports).To(Equal([]corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP}}),
-		"only the page port: metrics are scraped from the pods, never reached through the front doors' address")
+	g.Expect(s.Spec.Ports).To(Equal([]corev1.ServicePort{
+		{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
+		{Name: "grpc-authz", Port: 9001, TargetPort: intstr.FromString("grpc-authz"), Protocol: corev1.ProtocolTCP},
+	}), "the page port and the ext_authz gRPC port: metrics are scraped from the pods, never reached through the front doors' address")
 }
 
 func TestMergeDeployment(t *testing.T) {

@@ -7,6 +7,9 @@
 #               same connections, alternating runs; requests/s, latency, the
 #               server's own CPU time per request; a remembered browser (200)
 #               and an unauthenticated request (401)
+#   instr       instructions per request of the http section's scenarios,
+#               counted by valgrind: the figure that does not move with the
+#               machine's load (hack/bench/instr.sh)
 #   memory      RSS of the challenge server around many 401 requests, and
 #               with 1,000 policies loaded
 #   startup     exec of `mfa-operator webhook` (standalone) to /readyz 200
@@ -14,7 +17,7 @@
 #               Ready and the bundle holds them
 #
 # Settings (environment; defaults in brackets):
-#   BENCH_SECTIONS [go http memory startup controller]
+#   BENCH_SECTIONS [go http instr memory startup controller]
 #   BENCH_DURATION [4s]         length of each measured wrk run
 #   BENCH_ROUNDS [9]            rounds of (empty handler, empty handler with
 #                               /auth's headers, /auth 200, /auth 401)
@@ -34,7 +37,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-SECTIONS=${BENCH_SECTIONS:-go http memory startup controller}
+SECTIONS=${BENCH_SECTIONS:-go http instr memory startup controller}
 DURATION=${BENCH_DURATION:-4s}
 ROUNDS=${BENCH_ROUNDS:-9}
 CONNS=${BENCH_CONNECTIONS:-50}
@@ -156,7 +159,7 @@ start_webhook() {
   port=$(free_port)
   STARTED_PORT=$port
   start_bg "$name" "$BIN" webhook --config-dir "$config" --data-dir "$data" \
-    --listen "127.0.0.1:$port" --metrics-addr 0 --trusted-proxies 127.0.0.1/32 --insecure-cookies
+    --listen "127.0.0.1:$port" --metrics-addr 0 --grpc-addr= --trusted-proxies 127.0.0.1/32 --insecure-cookies
   if ! wait_http "http://127.0.0.1:$port/readyz" 200 60; then
     tail -n 20 "$work/logs/$name.log" >&2
     return 1
@@ -251,7 +254,7 @@ build() {
     go build -o "$BIN" .
   fi
   local t
-  for t in emptyserver startup enroll genpolicies ctrlbench; do
+  for t in emptyserver startup enroll genpolicies ctrlbench sequential; do
     go build -o "$TOOLS/$t" "./hack/bench/$t"
   done
 }
@@ -279,6 +282,14 @@ section_go() {
   SECTION_OUT[go]=$(grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|FAIL|---)' <<<"$out" || true)
   R[go_rules_1]=$(awk '$1 ~ /^BenchmarkAuthRemembered\/header\/rules=1-/ { print $3; exit }' <<<"$out")
   R[go_rules_100]=$(awk '$1 ~ /^BenchmarkAuthRemembered\/header\/rules=100-/ { print $3; exit }' <<<"$out")
+  # The front-door dialects for a remembered browser, and their yardsticks.
+  local key bench
+  for key in go_empty:EmptyHandler go_auth:AuthRemembered/header/rules=10 go_extauthz:ExtAuthzRemembered \
+    go_check:GRPCCheckRemembered go_http_empty:HTTP/empty go_http_auth:HTTP/auth-remembered \
+    go_http_extauthz:HTTP/ext-authz-remembered go_grpc_empty:GRPC/empty go_grpc_check:GRPC/check-remembered; do
+    bench=${key#*:}
+    R[${key%%:*}]=$(awk -v b="Benchmark$bench-" 'index($1, b) == 1 { print $3; exit }' <<<"$out")
+  done
   if [ $rc -ne 0 ]; then
     fail_section "go benchmarks (go test exited $rc)"
   elif ! grep -q '^Benchmark' <<<"$out"; then
@@ -433,6 +444,9 @@ scenario_name() {
   esac
 }
 
+# shellcheck source=hack/bench/instr.sh
+source "$root/hack/bench/instr.sh"
+
 # ---------------------------------------------------------------------------
 # memory: RSS around many 401 requests, and with many policies.
 
@@ -505,7 +519,7 @@ section_startup() {
     port=$(free_port)
     log "startup with $n policies: $STARTUP_RUNS runs"
     if ! out=$("$TOOLS/startup" -runs "$STARTUP_RUNS" -url "http://127.0.0.1:$port/readyz" -log "$work/logs/startup-$n.log" -- \
-      "$BIN" webhook --config-dir "$cfg" --data-dir "$data" --listen "127.0.0.1:$port" --metrics-addr 0 \
+      "$BIN" webhook --config-dir "$cfg" --data-dir "$data" --listen "127.0.0.1:$port" --metrics-addr 0 --grpc-addr= \
       --trusted-proxies 127.0.0.1/32 --insecure-cookies); then
       printf '%s\n' "$out"
       fail_section "startup with $n policies"
@@ -603,6 +617,23 @@ summary_rows() { # prints the HTTP summary rows, FORMAT: plain or markdown
   done
 }
 
+# dialect_lines: /auth, /ext-authz and gRPC Check for a remembered browser,
+# each as a ratio to its empty handler in the same run (Go benchmarks): in
+# process (the handler alone, against BenchmarkEmptyHandler) and over
+# loopback (HTTP/1.1 against an empty net/http handler, gRPC against an
+# empty Check).
+dialect_lines() {
+  [ -n "${R[go_empty]:-}" ] || return 0
+  echo "front-door dialects, remembered browser, time per request as a ratio to the empty handler of the same run (Go benchmarks):"
+  echo "  in process:    /auth $(ratio "${R[go_auth]:-}" "${R[go_empty]}")  /ext-authz $(ratio "${R[go_extauthz]:-}" "${R[go_empty]}")  gRPC Check $(ratio "${R[go_check]:-}" "${R[go_empty]}")  (ns/op: empty ${R[go_empty]}, /auth ${R[go_auth]:-n/a}, /ext-authz ${R[go_extauthz]:-n/a}, Check ${R[go_check]:-n/a})"
+  if [ -n "${R[go_http_empty]:-}" ] && [ -n "${R[go_grpc_empty]:-}" ]; then
+    echo "  over loopback: /auth $(ratio "${R[go_http_auth]:-}" "${R[go_http_empty]}")  /ext-authz $(ratio "${R[go_http_extauthz]:-}" "${R[go_http_empty]}") (of an empty HTTP handler)  gRPC Check $(ratio "${R[go_grpc_check]:-}" "${R[go_grpc_empty]}") (of an empty gRPC Check)"
+    awk -v a="${R[go_http_auth]:-0}" -v e="${R[go_http_extauthz]:-0}" -v he="${R[go_http_empty]}" -v c="${R[go_grpc_check]:-0}" -v ge="${R[go_grpc_empty]}" 'BEGIN {
+      ra = a / he; re = e / he; rc = c / ge
+      printf "goal /ext-authz and gRPC Check within 10%% of /auth (loopback ratios): /ext-authz %s (%.2f against %.2f), Check %s (%.2f against %.2f)\n", (re <= ra * 1.1 ? "met" : "NOT met"), re, ra, (rc <= ra * 1.1 ? "met" : "NOT met"), rc, ra }'
+  fi
+}
+
 goal_lines() {
   if [ -n "${R[http_B_rps_ratio]:-}" ]; then
     awk -v r="${R[http_B_rps_ratio]}" 'BEGIN {
@@ -620,6 +651,7 @@ goal_lines() {
     awk -v b="${R[http_B_cpu]}" -v c="${R[http_C_cpu]}" 'BEGIN {
       printf "goal 401 path no more expensive than the 200 path (CPU per request): %s (%.1f against %.1f µs)\n", (c <= b ? "met" : "NOT met"), c, b }'
   fi
+  dialect_lines
   if [ -n "${R[go_rules_1]:-}" ] && [ -n "${R[go_rules_100]:-}" ]; then
     awk -v one="${R[go_rules_1]}" -v hundred="${R[go_rules_100]}" 'BEGIN {
       printf "goal 100 rules cost less than 2x one rule when the first matches: %s (%.0f against %.0f ns/op)\n", (hundred < 2 * one ? "met" : "NOT met"), hundred, one }'
@@ -648,6 +680,12 @@ print_summary() {
         printf "(the answer'"'"'s three headers alone cost %.2fx the empty handler'"'"'s CPU; /auth remembered against the empty handler with the same headers: req/s ratio %.2f, CPU %.2fx)\n", h, r, c }'
     fi
     other_cpu_line
+  fi
+  if [ "${R[instr_ran]:-}" = true ]; then
+    echo
+    printf '%-28s %14s %10s\n' "scenario (valgrind)" "instr/request" "ratio"
+    instr_rows plain
+    echo "(user-space instructions per request, GOMAXPROCS=1, requests one after the other: hack/bench/instr.sh)"
   fi
   if [ "${R[mem_ran]:-}" = true ]; then
     echo
@@ -826,6 +864,25 @@ TXT
       echo "the server's and wrk's, in % of all CPUs: what else ran at the same time."
       echo
     fi
+    if [ "${R[instr_ran]:-}" = true ]; then
+      cat <<EOF
+## Instructions per request (valgrind)
+
+The same four scenarios, each server run under \`valgrind --tool=cachegrind\`
+with GOMAXPROCS=1, answering $INSTR_N1 and then (a second run) $INSTR_N2 identical
+requests sent one after the other over one keep-alive connection; the
+difference divided by $((INSTR_N2 - INSTR_N1)) is the server's user-space work per
+request, garbage collection included. Unlike CPU time, this figure does not
+move with what else runs on the machine, so it is the one to compare
+between commits; the kernel's socket work is not in it, which makes the
+ratios larger than the CPU-time ratios above.
+
+| scenario | instructions per request | ratio to the empty handler |
+|---|---:|---:|
+EOF
+      instr_rows markdown
+      echo
+    fi
     if [ "${R[mem_ran]:-}" = true ]; then
       cat <<EOF
 ## Memory (VmRSS of the challenge server)
@@ -909,7 +966,7 @@ LOAD_START=$(load_avg)
 log "load average: $LOAD_START on $(nproc) CPUs$(awk -v l="${LOAD_START%% *}" 'BEGIN { if (l >= 1.0) printf " (busy machine: figures will be noisy)" }')"
 check_tools
 build
-for s in go http memory startup controller; do
+for s in go http instr memory startup controller; do
   if wants "$s"; then
     echo
     echo "=== $s ==="

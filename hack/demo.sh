@@ -232,7 +232,8 @@ start_webhook() {
   mapfile -t flags < <(common_flags)
   KUBECONFIG=$STATE/kubeconfig-webhook start_proc webhook "$DEMO_BIN" webhook "${flags[@]}" \
     --listen="127.0.0.1:$DEMO_WEBHOOK_PORT" \
-    --metrics-addr="127.0.0.1:$DEMO_WEBHOOK_METRICS_PORT"
+    --metrics-addr="127.0.0.1:$DEMO_WEBHOOK_METRICS_PORT" \
+    --grpc-addr=
   wait_for webhook "the challenge server's /readyz" 90 http_ok "http://127.0.0.1:$DEMO_WEBHOOK_PORT/readyz"
 }
 

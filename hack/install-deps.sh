@@ -9,6 +9,7 @@ declare -A pkg_of=(
   [zbarimg]=zbar-tools
   [chromium]=chromium
   [wrk]=wrk
+  [valgrind]=valgrind
   [openssl]=openssl
   [curl]=curl
   [caddy]=caddy

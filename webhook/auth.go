@@ -69,30 +69,38 @@ type authHandler struct {
 //     RequireMFA rule none of whose providers is in force: 403, logged;
 //   - nothing loaded yet: 403.
 func (a *authHandler) handleAuth(w http.ResponseWriter, r *http.Request) {
-	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseOriginal, false)
+	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), dialectAuth)
 }
 
 // handleForwardAuth answers Traefik ForwardAuth and Caddy forward_auth:
 // /forward-auth/{namespace}/{policy}, or /forward-auth by host. The original
 // request comes in X-Forwarded-Method/Proto/Host/Uri (believed only from a
 // trusted proxy), and a missing second factor is a 302 to the challenge,
-// since these proxies hand the answer to the browser as it is.
+// since these proxies hand the answer to the browser as it is; a client
+// that is not a browser gets a 401 problem document instead
+// (respondAPIClient).
 func (a *authHandler) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
-	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), parseForwarded, true)
+	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), dialectForwardAuth)
 }
 
 // serveDecision answers an auth request for the policy ns/name, or for the
 // original request's host when ns is empty.
-func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, parse originalParser, redirect bool) {
+func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, dl *dialect) {
 	start := time.Now()
 	defer a.recoverClosed(w)
 	st := authStates.Get().(*authState)
 	defer releaseAuthState(st)
-	d := a.decide(r, ns, name, parse, st, start)
+	d := a.decide(r, ns, name, dl, st, start)
 	switch {
 	case d.entry != nil && d.entry.audit:
 		a.audit(w, r, &d)
-	case redirect && d.result == decisionChallenge && d.location != "":
+	case !dl.redirect || d.result != decisionChallenge:
+		respond(w, d)
+	case !browserNavigation(r.Header):
+		// An API client would follow the redirect to an HTML page, and
+		// back, in a loop: it gets a 401 it can act on instead.
+		respondAPIClient(w, &d)
+	case d.location != "":
 		w.Header()["Cache-Control"] = []string{"no-store"}
 		http.Redirect(w, r, d.location, http.StatusFound)
 	default:
@@ -164,7 +172,7 @@ type originalParser func(r *http.Request, paths pathMode, o *originalRequest) er
 
 // decide judges an auth request for the policy ns/name, or by host when ns
 // is empty; st is zeroed scratch space, start the time the request came in.
-func (a *authHandler) decide(r *http.Request, ns, name string, parse originalParser, st *authState, start time.Time) decision {
+func (a *authHandler) decide(r *http.Request, ns, name string, dl *dialect, st *authState, start time.Time) decision {
 	snap := a.config.snapshot()
 	if snap.Keyring == nil {
 		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
@@ -177,7 +185,7 @@ func (a *authHandler) decide(r *http.Request, ns, name string, parse originalPar
 		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
 	}
 	orig := &st.orig
-	if err := parse(r, a.paths, orig); err != nil {
+	if err := dl.parse(r, a.paths, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
 	}
 
@@ -216,6 +224,9 @@ func (a *authHandler) decide(r *http.Request, ns, name string, parse originalPar
 		now = a.now()
 	}
 	_, ip := a.proxies.forwardedClient(r) // the peer was checked above
+	if ip == "" && dl.envoyAddress {
+		ip = a.proxies.envoyExternalAddress(r)
+	}
 	buildRequest(r, e, orig, ip, now, &st.req)
 	if e.needsGeo {
 		if a.geo == nil {
@@ -279,6 +290,9 @@ func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip str
 	}
 	if e.needsQuery {
 		req.Query, _ = url.ParseQuery(orig.rawQuery)
+	}
+	if e.needsInteractive {
+		req.Interactive = browserNavigation(r.Header)
 	}
 }
 

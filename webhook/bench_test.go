@@ -183,6 +183,7 @@ func BenchmarkHTTP(b *testing.B) {
 	}{
 		{"empty", limitBody(empty)},
 		{"auth-remembered", limitBody(f.s.handler)},
+		{"ext-authz-remembered", limitBody(f.s.handler)},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			srv := httptest.NewUnstartedServer(tt.handler)
@@ -193,10 +194,18 @@ func BenchmarkHTTP(b *testing.B) {
 			f.s.pages.proxies.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 			c := srv.Client()
 			url := srv.URL + "/auth/apps/bench"
+			if tt.name == "ext-authz-remembered" {
+				url = srv.URL + "/ext-authz/apps/bench/reports/2026?page=2"
+			}
 			do := func() {
 				r, _ := http.NewRequest(http.MethodGet, url, nil)
-				r.Header.Set("X-Original-URL", "https://app.example.com/reports/2026?page=2")
-				r.Header.Set("X-Original-Method", "GET")
+				if tt.name == "ext-authz-remembered" {
+					r.Host = "app.example.com"
+					r.Header.Set("X-Forwarded-Proto", "https")
+				} else {
+					r.Header.Set("X-Original-URL", "https://app.example.com/reports/2026?page=2")
+					r.Header.Set("X-Original-Method", "GET")
+				}
 				r.Header.Set("X-Forwarded-For", "198.51.100.20")
 				r.Header.Set("X-Auth-Request-Email", ana)
 				r.Header.Set("X-Auth-Request-Groups", "staff")
@@ -219,4 +228,21 @@ func BenchmarkHTTP(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkExtAuthzRemembered is BenchmarkAuthRemembered's header/rules=10
+// through the Envoy ext_authz HTTP dialect: the original request is the
+// auth request itself.
+func BenchmarkExtAuthzRemembered(b *testing.B) {
+	f := benchFixture(b, benchPolicy("{ header: { groups: X-Auth-Request-Groups } }", 10))
+	cookies := f.issue(headerIdentity(ana), "apps", "bench", "first", "apps/google-authenticator", session.Verified)
+	r := httptest.NewRequest(http.MethodGet, "/ext-authz/apps/bench/reports/2026?page=2", nil)
+	r.RemoteAddr, r.Host = coreProxyAddr, "app.example.com"
+	for k, v := range map[string]string{"X-Forwarded-For": "198.51.100.20", "X-Forwarded-Proto": "https",
+		"X-Auth-Request-Email": ana, "X-Auth-Request-Groups": "staff", "Accept": "text/html"} {
+		r.Header.Set(k, v)
+	}
+	withCookies(r, cookieNamed(cookies, session.RememberCookieName))
+	r.Header.Add("Cookie", "_ga=GA1.2.3; theme=dark")
+	benchServe(b, f, r, http.StatusOK)
 }

@@ -30,6 +30,9 @@ type config struct {
 	mu     sync.Mutex
 	state  loaderState
 	status atomic.Pointer[loadStatus]
+	// onReady, when set, is told whether a bundle and a keyring are in
+	// force each time the status changes (the gRPC health service).
+	onReady func(ready bool)
 }
 
 func newConfig(b *snapshotBuilder, m *metrics, log *slog.Logger) *config {
@@ -189,6 +192,9 @@ func (c *config) ApplyKeyring(raw []byte, origin string) error {
 func (c *config) publishStatus() {
 	st := c.state.status
 	c.status.Store(&st)
+	if c.onReady != nil {
+		c.onReady(st.ready())
+	}
 }
 
 // prefetchKeys fetches, in the background, the keys of JWT issuers not

@@ -91,6 +91,23 @@ func (px *proxies) forwardedClient(r *http.Request) (netip.Addr, string) {
 	return netip.Addr{}, ""
 }
 
+// envoyExternalAddress is the client Envoy names in
+// X-Envoy-External-Address (set by Envoy for a request from outside its
+// trusted hops), read for the Envoy dialects when X-Forwarded-For names no
+// client; the peer is already known to be a trusted proxy.
+func (px *proxies) envoyExternalAddress(r *http.Request) string {
+	v := firstHeader(r.Header, "X-Envoy-External-Address")
+	if v == "" {
+		return ""
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap()
+	return addrText(a, v)
+}
+
 // addrText is a's canonical text; raw, the text it was parsed from, is
 // returned as is when it already is that text.
 func addrText(a netip.Addr, raw string) string {

@@ -16,16 +16,23 @@ type router struct {
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The ext-authz dialect carries the original path, escapes and dot
+	// segments included, after its prefix: it is routed on the
+	// request-target as sent, never on the mux's cleaned path.
+	if strings.HasPrefix(r.RequestURI, extAuthzPrefix) && r.Method != http.MethodConnect {
+		rt.auth.handleExtAuthz(w, r)
+		return
+	}
 	if r.Method != http.MethodConnect && r.URL.RawPath == "" {
 		p := r.URL.Path
 		if rest, ok := strings.CutPrefix(p, "/auth"); ok {
 			if ns, name, ok := policyPath(rest); ok {
-				rt.auth.serveDecision(w, r, ns, name, parseOriginal, false)
+				rt.auth.serveDecision(w, r, ns, name, dialectAuth)
 				return
 			}
 		} else if rest, ok := strings.CutPrefix(p, "/forward-auth"); ok {
 			if ns, name, ok := policyPath(rest); ok {
-				rt.auth.serveDecision(w, r, ns, name, parseForwarded, true)
+				rt.auth.serveDecision(w, r, ns, name, dialectForwardAuth)
 				return
 			}
 		}

@@ -19,6 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+
 	"github.com/mfa-operator/mfa-operator/internal/geoip"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/source"
@@ -53,6 +56,10 @@ type Options struct {
 	// ListenAddr is the address Run serves the auth endpoints and the
 	// pages on (default :8080).
 	ListenAddr string
+	// GRPCAddr is the address Run serves the Envoy ext_authz gRPC
+	// dialect (envoy.service.auth.v3.Authorization/Check) and the gRPC
+	// health service on ("" or "0": none).
+	GRPCAddr string
 	// MetricsAddr is the address Run serves Prometheus metrics on, a
 	// listener of its own so that the front door's clients never reach
 	// them ("" or "0": no metrics endpoint).
@@ -90,6 +97,10 @@ type Server struct {
 	metrics *metrics
 	pages   *challengePages
 	handler http.Handler
+	// grpc serves the Envoy ext_authz gRPC dialect and health; health is
+	// SERVING once the configuration is ready.
+	grpc   *grpc.Server
+	health *health.Server
 }
 
 // NewServer checks the options and builds a server. The configuration is
@@ -160,8 +171,10 @@ func NewServer(opts Options) (*Server, error) {
 		lockout:       opts.Lockout,
 		duoCallLimits: opts.duoCallLimits,
 	})
-	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages}
+	s := &Server{opts: opts, log: log, config: cfg, metrics: m, pages: pages, health: newHealth()}
 	s.handler = routes(auth, pages, cfg)
+	s.grpc = newGRPCServer(auth, s.health)
+	cfg.onReady = func(ready bool) { setHealth(s.health, ready) }
 	return s, nil
 }
 
@@ -210,7 +223,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.serve(ctx, ln, metricsLn)
+	grpcLn, err := s.listenGRPC()
+	if err != nil {
+		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		return err
+	}
+	return s.serveAll(ctx, ln, metricsLn, grpcLn)
 }
 
 // listen opens the listeners of ListenAddr and MetricsAddr (nil when
@@ -233,6 +254,11 @@ func (s *Server) listen() (ln, metricsLn net.Listener, err error) {
 // pages, metricsLn (nil: none) for the metrics. Both stop together, and
 // both are closed when it returns.
 func (s *Server) serve(ctx context.Context, ln, metricsLn net.Listener) error {
+	return s.serveAll(ctx, ln, metricsLn, nil)
+}
+
+// serveAll is serve with the gRPC listener grpcLn as well (nil: none).
+func (s *Server) serveAll(ctx context.Context, ln, metricsLn, grpcLn net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	loaderDone := make(chan error, 1)
@@ -245,17 +271,28 @@ func (s *Server) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		servers = append(servers, s.httpServer(ctx, s.metricsHandler()))
 		listeners = append(listeners, metricsLn)
 	}
-	serveErr := make(chan error, len(servers))
+	serveErr := make(chan error, len(servers)+1)
 	for i, srv := range servers {
 		go func() { serveErr <- srv.Serve(listeners[i]) }()
+	}
+	running := len(servers)
+	if grpcLn != nil {
+		running++
+		go func() { serveErr <- s.grpc.Serve(grpcLn) }()
 	}
 	s.log.Info("challenge server listening", "addr", ln.Addr().String())
 	if metricsLn != nil {
 		s.log.Info("metrics listening", "addr", metricsLn.Addr().String())
 	}
+	if grpcLn != nil {
+		s.log.Info("ext_authz gRPC listening", "addr", grpcLn.Addr().String())
+	}
 	// stop shuts every server down and waits for the pending Serve calls
 	// to return, so that every listener is closed.
 	stop := func(pending int) {
+		if grpcLn != nil {
+			stopGRPC(s.grpc)
+		}
 		shutdown(servers, s.log)
 		for range pending {
 			<-serveErr
@@ -265,17 +302,17 @@ func (s *Server) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	select {
 	case err := <-serveErr:
 		cancel()
-		stop(len(servers) - 1)
+		stop(running - 1)
 		<-loaderDone
 		return err
 	case err := <-loaderDone:
-		stop(len(servers))
+		stop(running)
 		if err != nil && ctx.Err() == nil {
 			return err
 		}
 		return nil
 	case <-ctx.Done():
-		stop(len(servers))
+		stop(running)
 		<-loaderDone
 		return nil
 	}

@@ -46,9 +46,10 @@ type policyEntry struct {
 	// header or verifier is the identity source.
 	header   *headerSource
 	verifier *jwtVerifier
-	// needsHeaders / needsQuery: some rule reads request.headers /
-	// request.query, so they are decoded for it (and only then).
-	needsHeaders, needsQuery bool
+	// needsHeaders / needsQuery / needsInteractive: some rule reads
+	// request.headers / request.query / request.interactive, so they are
+	// decoded for it (and only then).
+	needsHeaders, needsQuery, needsInteractive bool
 	// needsGeo: some rule may read request.geo, so the client address is
 	// looked up in the GeoIP database for it (and only then).
 	needsGeo bool
@@ -200,6 +201,7 @@ func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers m
 	for _, r := range cp.Spec.Rules {
 		e.needsHeaders = e.needsHeaders || strings.Contains(r.When, "headers")
 		e.needsQuery = e.needsQuery || strings.Contains(r.When, "query")
+		e.needsInteractive = e.needsInteractive || strings.Contains(r.When, "interactive")
 	}
 	e.rules = make([]ruleInfo, len(cp.Rules))
 	for i := range cp.Rules {

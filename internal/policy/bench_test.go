@@ -22,10 +22,11 @@ func benchVars() *Vars {
 			Claims: NewClaims(map[string]any{"amr": []any{"pwd"}})},
 		Request: &Request{Host: "app.example.com", Path: "/reports/2026", Method: "GET", Scheme: "https",
 			URL: "https://app.example.com/reports/2026?page=2", IP: "10.1.2.3",
-			Headers: map[string]string{"user-agent": "Mozilla/5.0", "accept": "text/html"},
-			Query:   map[string][]string{"page": {"2"}},
-			Time:    time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC),
-			Geo:     Geo{Country: "FR", ASN: 3215}},
+			Headers:     map[string]string{"user-agent": "Mozilla/5.0", "accept": "text/html"},
+			Query:       map[string][]string{"page": {"2"}},
+			Time:        time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC),
+			Interactive: true,
+			Geo:         Geo{Country: "FR", ASN: 3215}},
 	}
 }
 

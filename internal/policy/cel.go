@@ -37,6 +37,9 @@ type Request struct {
 	Query   map[string][]string `cel:"query"`
 	IP      string              `cel:"ip"`
 	Time    time.Time           `cel:"time"`
+	// Interactive: the original request is a browser navigation, not an
+	// API client (see the challenge server's browserNavigation).
+	Interactive bool `cel:"interactive"`
 	// Geo is where request.ip is, from the GeoIP database; set only for
 	// policies whose rules read it (CompiledPolicy.ReadsGeo).
 	Geo Geo `cel:"geo"`

@@ -44,6 +44,18 @@ type directField[T any] struct {
 	// str reads a string field as Go text (nil for the other fields); the
 	// rules evaluated in Go (nativeWhen) read through it.
 	str func(*T) string
+	// flag reads a bool field as Go (nil for the other fields), for the
+	// rules evaluated in Go.
+	flag func(*T) bool
+}
+
+// boolField is the direct read of a bool field.
+func boolField[T any](flag func(*T) bool) directField[T] {
+	return directField[T]{
+		get:   func(t *T) ref.Val { return types.Bool(flag(t)) },
+		isSet: flag,
+		flag:  flag,
+	}
 }
 
 // stringField is the direct read of a string field.
@@ -124,16 +136,17 @@ var userFields = map[string]directField[User]{
 
 // requestFields are the direct reads of Request's fields, by CEL name.
 var requestFields = map[string]directField[Request]{
-	"host":    stringField(func(r *Request) string { return r.Host }),
-	"path":    stringField(func(r *Request) string { return r.Path }),
-	"method":  stringField(func(r *Request) string { return r.Method }),
-	"scheme":  stringField(func(r *Request) string { return r.Scheme }),
-	"url":     stringField(func(r *Request) string { return r.URL }),
-	"headers": {get: func(r *Request) ref.Val { return stringMap(r.Headers) }, isSet: func(r *Request) bool { return r.Headers != nil }},
-	"query":   {get: func(r *Request) ref.Val { return stringListMap(r.Query) }, isSet: func(r *Request) bool { return r.Query != nil }},
-	"ip":      stringField(func(r *Request) string { return r.IP }),
-	"time":    {get: requestTime, isSet: func(r *Request) bool { return r.Time != (time.Time{}) }},
-	"geo":     {get: func(r *Request) ref.Val { return geoAdapter.NativeToValue(r.Geo) }, isSet: func(r *Request) bool { return r.Geo != (Geo{}) }},
+	"host":        stringField(func(r *Request) string { return r.Host }),
+	"path":        stringField(func(r *Request) string { return r.Path }),
+	"method":      stringField(func(r *Request) string { return r.Method }),
+	"scheme":      stringField(func(r *Request) string { return r.Scheme }),
+	"url":         stringField(func(r *Request) string { return r.URL }),
+	"headers":     {get: func(r *Request) ref.Val { return stringMap(r.Headers) }, isSet: func(r *Request) bool { return r.Headers != nil }},
+	"query":       {get: func(r *Request) ref.Val { return stringListMap(r.Query) }, isSet: func(r *Request) bool { return r.Query != nil }},
+	"ip":          stringField(func(r *Request) string { return r.IP }),
+	"time":        {get: requestTime, isSet: func(r *Request) bool { return r.Time != (time.Time{}) }},
+	"interactive": boolField(func(r *Request) bool { return r.Interactive }),
+	"geo":         {get: func(r *Request) ref.Val { return geoAdapter.NativeToValue(r.Geo) }, isSet: func(r *Request) bool { return r.Geo != (Geo{}) }},
 }
 
 // geoAdapter is the native types' adapter of the environment (set by

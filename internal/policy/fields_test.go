@@ -113,6 +113,10 @@ var fieldExprs = []string{
 	`request.time.getHours()`, `request.time.getHours("Europe/Paris")`, `request.time.getDayOfWeek("Europe/Paris")`,
 	`string(request.time)`, `request.time > timestamp("2026-01-01T00:00:00Z")`,
 
+	// request.interactive: bool.
+	`request.interactive`, `has(request.interactive)`, `!request.interactive`, `request.interactive == true`,
+	`request.?interactive.orValue(false)`, `type(request.interactive) == bool`, `string(request.interactive)`,
+
 	// Network functions over fields.
 	`cidr("10.0.0.0/8").containsIP(ip(request.ip))`, `cidr("10.0.0.0/8").containsIP(request.ip)`,
 	`ip(request.ip).family()`, `ip(request.headers["absent"])`, `cidr("nonsense").containsIP(ip(request.ip))`,

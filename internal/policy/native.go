@@ -26,6 +26,7 @@ type nativeCheck func(v *Vars) (bool, error)
 //	F.startsWith("s"), F.endsWith("s"), F.contains("s")
 //	F in ["s", ...], "s" in user.groups
 //	cidr("c").containsIP(ip(F)), cidr("c").containsIP(F), isIP(F)
+//	request.interactive
 //
 // where F is a string field of user (id, email, name) or request (host,
 // path, method, scheme, url, ip, geo.country). These are the rules of the examples:
@@ -49,6 +50,23 @@ func nativeExpr(e ast.Expr) nativeCheck {
 		}
 	case ast.CallKind:
 		return nativeCall(e.AsCall())
+	case ast.SelectKind:
+		if flag := flagReader(e); flag != nil {
+			return func(v *Vars) (bool, error) { return flag(v), nil }
+		}
+	}
+	return nil
+}
+
+// flagReader is the reader of e when e is request.F for a bool field F
+// (not a has() test), nil otherwise.
+func flagReader(e ast.Expr) func(*Vars) bool {
+	sel := e.AsSelect()
+	if sel.IsTestOnly() || sel.Operand().Kind() != ast.IdentKind || sel.Operand().AsIdent() != "request" {
+		return nil
+	}
+	if flag := requestFields[sel.FieldName()].flag; flag != nil {
+		return func(v *Vars) bool { return flag(v.Request) }
 	}
 	return nil
 }

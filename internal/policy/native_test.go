@@ -54,6 +54,10 @@ var nativeForms = []string{
 	`request.geo.country == "FR"`,
 	`request.geo.country in ["FR", "DE"]`,
 	`request.geo.country != "" && !(request.geo.country in ["FR"])`,
+	`request.interactive`,
+	`!request.interactive`,
+	`!request.interactive && request.path.startsWith("/static/")`,
+	`request.interactive || "admins" in user.groups`,
 }
 
 // celOnlyForms are left to CEL: outside the forms, or a constant that
@@ -77,6 +81,8 @@ var celOnlyForms = []string{
 	`request.geo.asn == 3215`,
 	`has(request.geo.country)`,
 	`request.geo.country.lowerAscii() == "fr"`,
+	`has(request.interactive)`,
+	`request.interactive == true`,
 }
 
 // nativeSamples are requests that take every form both ways, and every
@@ -103,6 +109,7 @@ func nativeSamples() []*Vars {
 			r := reqs[(i+j)%len(reqs)]
 			r.IP = ip
 			r.Geo = geos[(i+2*j)%len(geos)]
+			r.Interactive = i%2 == 0
 			u := users[j]
 			out = append(out, &Vars{User: &u, Request: &r})
 		}
@@ -185,7 +192,7 @@ func FuzzNativeAgreesWithCEL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path, ip, group, method, host string) {
 		v := &Vars{
 			User:    &User{ID: group, Email: host, Name: path, Groups: []string{group, method}},
-			Request: &Request{Host: host, Path: path, Method: method, Scheme: group, URL: host + path, IP: ip, Geo: Geo{Country: method}},
+			Request: &Request{Host: host, Path: path, Method: method, Scheme: group, URL: host + path, IP: ip, Interactive: len(path)%2 == 0, Geo: Geo{Country: method}},
 		}
 		for _, c := range forms {
 			want, wantErr := c.prg(v)

@@ -42,6 +42,8 @@ type WebhookProcess struct {
 	URL string
 	// MetricsURL is http://127.0.0.1:PORT of its metrics listener.
 	MetricsURL string
+	// GRPCAddr is 127.0.0.1:PORT of its ext_authz gRPC listener.
+	GRPCAddr string
 	// Log is the path of its standard output and error.
 	Log string
 
@@ -80,13 +82,17 @@ func StartWebhook(t testing.TB, opts WebhookOptions) *WebhookProcess {
 	if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port, metricsPort := FreePort(t), FreePort(t)
+	port, metricsPort, grpcPort := FreePort(t), FreePort(t), FreePort(t)
 	for metricsPort == port {
 		metricsPort = FreePort(t)
+	}
+	for grpcPort == port || grpcPort == metricsPort {
+		grpcPort = FreePort(t)
 	}
 	args := []string{"webhook",
 		"--listen=127.0.0.1:" + strconv.Itoa(port),
 		"--metrics-addr=127.0.0.1:" + strconv.Itoa(metricsPort),
+		"--grpc-addr=127.0.0.1:" + strconv.Itoa(grpcPort),
 		"--trusted-proxies=127.0.0.1/32",
 		"--insecure-cookies=true",
 	}
@@ -110,6 +116,7 @@ func StartWebhook(t testing.TB, opts WebhookOptions) *WebhookProcess {
 		Name:       opts.Name,
 		URL:        "http://127.0.0.1:" + strconv.Itoa(port),
 		MetricsURL: "http://127.0.0.1:" + strconv.Itoa(metricsPort),
+		GRPCAddr:   "127.0.0.1:" + strconv.Itoa(grpcPort),
 		Log:        filepath.Join(opts.LogDir, opts.Name+".log"),
 		t:          t,
 		args:       args,

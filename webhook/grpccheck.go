@@ -1,0 +1,269 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+)
+
+// policyExtension is the context extension naming the policy of a Check
+// (Envoy's per-route check_settings.context_extensions, Istio's and Envoy
+// Gateway's equivalents): "namespace/name". Without it the policy is
+// chosen by host, as on /auth.
+const policyExtension = "mfa-policy"
+
+// dialectCheck: gRPC Check, from CheckRequest.attributes.request.http.
+var dialectCheck = &dialect{parse: parseCheck, redirect: true, envoyAddress: true}
+
+// authzServer answers envoy.service.auth.v3.Authorization/Check with the
+// decision of /auth:
+//
+//	OK                 allowed; the X-MFA-* headers go to the upstream
+//	PERMISSION_DENIED  302 + location for a missing second factor (a
+//	                   browser), 403 for a denial or a request that cannot
+//	                   be judged
+//	UNAUTHENTICATED    401 + www-authenticate and a problem document, for
+//	                   an API client without a second factor
+//
+// Check never fails the call (a failed call is what Envoy's
+// failure_mode_allow lets through) and never answers UNAVAILABLE.
+type authzServer struct {
+	authv3.UnimplementedAuthorizationServer
+	auth *authHandler
+}
+
+// Check implements authv3.AuthorizationServer.
+func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	start := time.Now()
+	a := s.auth
+	defer func() {
+		if v := recover(); v != nil {
+			a.log.Error("check decision panicked; denied with 403", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			a.metrics.decisions.WithLabelValues("", "", resultError).Inc()
+			resp, err = deniedCheck(codes.PermissionDenied, typev3.StatusCode_Forbidden, "forbidden: the policy could not be evaluated (see the challenge server's log)\n"), nil
+		}
+	}()
+	st := authStates.Get().(*authState)
+	defer releaseAuthState(st)
+	var d decision
+	r, ns, name, why := checkHTTPRequest(ctx, req)
+	if why != "" {
+		d = decision{result: decisionRefused, reason: why}
+	} else {
+		d = a.decide(r, ns, name, dialectCheck, st, start)
+	}
+	if d.entry != nil && d.entry.audit {
+		a.recordAudit(r, &d)
+		resp = auditCheckResponse()
+	} else {
+		resp = checkResponse(&d, r)
+	}
+	if d.counters != nil {
+		d.counters[d.result].Inc()
+	} else {
+		a.metrics.decisions.WithLabelValues("", "", d.result.String()).Inc()
+	}
+	a.metrics.duration.Observe(time.Since(start).Seconds())
+	a.logDecision(ctx, d)
+	return resp, nil
+}
+
+// checkHTTPRequest is the request a Check asks about, in the form the
+// decision reads (an http.Request, as the HTTP dialects get it): the
+// original method, path and query, host and headers, the scheme in
+// X-Forwarded-Proto, and the client Envoy saw (attributes.source) at the
+// right of X-Forwarded-For, as one more hop. The peer is Envoy itself,
+// which must be in --trusted-proxies. why says why it cannot be judged.
+func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest) (r *http.Request, ns, name, why string) {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	if h == nil {
+		return nil, "", "", "the CheckRequest has no attributes.request.http; configure the ext_authz filter of an HTTP listener"
+	}
+	if ext, ok := attrs.GetContextExtensions()[policyExtension]; ok {
+		var found bool
+		ns, name, found = strings.Cut(ext, "/")
+		if !found || !policySegment(ns) || !policySegment(name) {
+			return nil, "", "", "the context extension " + policyExtension + " must be namespace/name, not " + fmt.Sprintf("%q", ext)
+		}
+	}
+	header := make(http.Header, len(h.GetHeaders())+2)
+	// One backing array for the values of the headers map.
+	values := make([]string, 0, len(h.GetHeaders()))
+	for k, v := range h.GetHeaders() {
+		if k == "" || k[0] == ':' {
+			continue
+		}
+		values = append(values, v)
+		header[canonicalCheckHeader(k)] = values[len(values)-1 : len(values) : len(values)]
+	}
+	if len(h.GetHeaders()) == 0 {
+		// encode_raw_headers: the headers come as a list, values as bytes.
+		for _, hv := range h.GetHeaderMap().GetHeaders() {
+			v := hv.GetValue()
+			if v == "" {
+				v = string(hv.GetRawValue())
+			}
+			if k := hv.GetKey(); k != "" && k[0] != ':' {
+				ck := canonicalCheckHeader(k)
+				header[ck] = append(header[ck], v)
+			}
+		}
+	}
+	if s := h.GetScheme(); s != "" {
+		header["X-Forwarded-Proto"] = []string{s}
+	}
+	if src := socketAddr(attrs.GetSource().GetAddress()); src.IsValid() {
+		if xff := header["X-Forwarded-For"]; len(xff) > 0 {
+			header["X-Forwarded-For"] = append(xff[:len(xff):len(xff)], src.String())
+		} else {
+			header["X-Forwarded-For"] = []string{src.String()}
+		}
+	}
+	r = &http.Request{
+		Method:     h.GetMethod(),
+		Host:       h.GetHost(),
+		RequestURI: h.GetPath(),
+		Header:     header,
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		r.RemoteAddr = p.Addr.String()
+	}
+	return r.WithContext(ctx), ns, name, ""
+}
+
+// canonicalCheckHeader is the canonical name of a header of a
+// CheckRequest, whose keys are lower-case there. The pseudo-headers
+// (":authority", ":path"...) are not headers: their own fields are read.
+func canonicalCheckHeader(k string) string {
+	if ck, ok := canonicalCheckHeaders[k]; ok {
+		return ck
+	}
+	return textproto.CanonicalMIMEHeaderKey(k)
+}
+
+// canonicalCheckHeaders are the canonical names of the headers Envoy
+// usually sends, by their lower-case name: a table lookup instead of a new
+// string for each header of each Check.
+var canonicalCheckHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control", "Content-Length",
+		"Content-Type", "Cookie", "Origin", "Referer", "User-Agent", "X-Requested-With",
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "X-Request-Id",
+		"X-Envoy-External-Address", "X-Envoy-Internal", "X-Envoy-Expected-Rq-Timeout-Ms",
+		"X-Auth-Request-Email", "X-Auth-Request-User", "X-Auth-Request-Groups", "X-Mfa-Assertion",
+		"Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Upgrade-Insecure-Requests",
+	} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
+// socketAddr is the IP address of an Envoy address; invalid for a pipe or
+// anything that is not an IP.
+func socketAddr(a *corev3.Address) netip.Addr {
+	ip, err := netip.ParseAddr(a.GetSocketAddress().GetAddress())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
+}
+
+// parseCheck reads the original request of a Check: its path is the
+// request-target as sent, query included (attributes.request.http.path).
+func parseCheck(r *http.Request, paths pathMode, o *originalRequest) error {
+	return parseRequestLine(r, r.RequestURI, paths, o)
+}
+
+// checkResponse is the CheckResponse of a decision; r is the request it
+// judged (nil when none could be read).
+// auditCheckResponse lets a request of a policy in Audit mode through, as
+// if no policy applied: OK, and the X-MFA-* headers the client may have
+// sent removed, since Envoy passes on what it is not told to replace.
+func auditCheckResponse() *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			HeadersToRemove: []string{"x-mfa-user", "x-mfa-multifactor", "x-mfa-assertion"},
+		}},
+	}
+}
+
+func checkResponse(d *decision, r *http.Request) *authv3.CheckResponse {
+	switch d.result {
+	case decisionAllow:
+		ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{
+			setHeader("x-mfa-user", d.user),
+			setHeader("x-mfa-multifactor", d.multifactor),
+		}}
+		if d.answer != nil {
+			ok.Headers[0].Header.Value, ok.Headers[1].Header.Value = d.answer[0], d.answer[1]
+			ok.Headers = append(ok.Headers, setHeader("x-mfa-assertion", d.answer[2]))
+		} else {
+			// Whatever the client sent as an assertion must not reach the app.
+			ok.HeadersToRemove = []string{"x-mfa-assertion"}
+		}
+		return &authv3.CheckResponse{
+			Status:       &status.Status{Code: int32(codes.OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		}
+	case decisionChallenge:
+		switch {
+		case r != nil && !browserNavigation(r.Header):
+			challenge, body := apiClientAnswer(d)
+			resp := deniedCheck(codes.Unauthenticated, typev3.StatusCode_Unauthorized, string(body))
+			denied := resp.GetDeniedResponse()
+			denied.Headers = append(denied.Headers,
+				setHeader("www-authenticate", challenge),
+				setHeader("content-type", "application/problem+json"))
+			return resp
+		case d.location != "":
+			resp := deniedCheck(codes.PermissionDenied, typev3.StatusCode_Found, "")
+			denied := resp.GetDeniedResponse()
+			denied.Headers = []*corev3.HeaderValueOption{setHeader("location", d.location), setHeader("cache-control", "no-store")}
+			return resp
+		}
+		return deniedCheck(codes.Unauthenticated, typev3.StatusCode_Unauthorized, "")
+	case decisionError:
+		return deniedCheck(codes.PermissionDenied, typev3.StatusCode_Forbidden, "forbidden: the policy could not be evaluated (see the challenge server's log)\n")
+	case decisionRefused:
+		return deniedCheck(codes.PermissionDenied, typev3.StatusCode_Forbidden, "forbidden: "+d.reason+"\n")
+	}
+	return deniedCheck(codes.PermissionDenied, typev3.StatusCode_Forbidden, "forbidden\n")
+}
+
+// deniedCheck is a denial with the HTTP status and body Envoy answers the
+// client with.
+func deniedCheck(code codes.Code, httpStatus typev3.StatusCode, body string) *authv3.CheckResponse {
+	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: httpStatus}, Body: body}
+	if body != "" && httpStatus != typev3.StatusCode_Unauthorized {
+		denied.Headers = []*corev3.HeaderValueOption{setHeader("content-type", "text/plain; charset=utf-8")}
+	}
+	return &authv3.CheckResponse{
+		Status:       &status.Status{Code: int32(code)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
+	}
+}
+
+// setHeader sets a header, replacing any of the same name (what the
+// client sent included).
+func setHeader(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: k, Value: v},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
