@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/controllers"
+	"github.com/mfa-operator/mfa-operator/internal/geoip"
 )
 
 // controllerFlags are the flags of `mfa-operator controller`.
@@ -25,6 +27,7 @@ type controllerFlags struct {
 	common           *commonFlags
 	webhookReplicas  *int
 	webhookImage     *string
+	geoipClaim       *string
 	manageDeployment *bool
 	metricsAddr      *string
 	probeAddr        *string
@@ -41,6 +44,8 @@ func newControllerFlags() *controllerFlags {
 	c.section(groupChallenge)
 	f.manageDeployment = c.Bool("manage-deployment", true, "run the challenge server as a Deployment and Service; false when it runs elsewhere (a local process)")
 	f.webhookImage = c.String("webhook-image", "IMAGE", controllers.DefaultWebhookImage, "image of the challenge server (the operator's own image)")
+	f.geoipClaim = c.String("geoip-volume-claim", "NAME", "", "PersistentVolumeClaim of --namespace holding the GeoIP databases, mounted read-only at "+
+		controllers.GeoIPMountPath+" in the challenge server's pods (then --geoip-db="+controllers.GeoIPMountPath+"/GeoLite2-Country.mmdb,...)")
 	f.webhookReplicas = c.Int("webhook-replicas", controllers.DefaultWebhookReplicas, 1, "replicas of the challenge server Deployment")
 	c.section(groupObservability)
 	f.logLevel = c.LogLevel()
@@ -79,6 +84,8 @@ func (f *controllerFlags) options() controllers.Options {
 		WebhookImage:     *f.webhookImage,
 		WebhookReplicas:  int32(*f.webhookReplicas),
 		ManageDeployment: *f.manageDeployment,
+		GeoIPDB:          strings.Join(geoip.ParsePaths(*f.common.geoipDB), ","),
+		GeoIPVolumeClaim: *f.geoipClaim,
 	}
 }
 

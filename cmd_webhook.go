@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/mfa-operator/mfa-operator/internal/revocation"
+	"github.com/mfa-operator/mfa-operator/internal/geoip"
 	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
@@ -120,6 +121,16 @@ func runWebhook(ctx context.Context, args []string) error {
 		GCHeadroom:          uint64(f.gcHeadroom.Value()),
 	}
 
+	if paths := geoip.ParsePaths(*common.geoipDB); len(paths) > 0 {
+		db, err := geoip.Open(paths, log)
+		if err != nil {
+			return fmt.Errorf("--geoip-db: %w", err)
+		}
+		go db.Watch(ctx, geoip.DefaultReloadInterval)
+		opts.GeoIP = db
+		log.Info("GeoIP database loaded", "paths", strings.Join(paths, ","))
+	}
+
 	// The configuration's source and the enrolment store are chosen here,
 	// once: files in standalone mode, Secrets in a cluster.
 	if configDir, dataDir := *f.configDir, *f.dataDir; configDir != "" {
@@ -132,7 +143,7 @@ func runWebhook(ctx context.Context, args []string) error {
 		}
 		defer fstore.Close()
 		opts.Store = fstore
-		opts.Source = &source.Dir{ConfigDir: configDir, DataDir: dataDir, IdentityHeaders: identityHeaders, Log: log}
+		opts.Source = &source.Dir{ConfigDir: configDir, DataDir: dataDir, IdentityHeaders: identityHeaders, GeoIP: opts.GeoIP != nil, Log: log}
 		opts.Revocations = revocation.NewFileStore(dataDir, log)
 		log.Info("standalone mode", "configDir", configDir, "dataDir", dataDir)
 	} else {

@@ -107,6 +107,14 @@ func (c *cmdFlags) String(name, arg, def, usage string) *string {
 	return p
 }
 
+// Strings declares a repeatable flag: every use adds its comma-separated
+// values.
+func (c *cmdFlags) Strings(name, arg, usage string) *[]string {
+	p := new([]string)
+	c.add(name, arg, "", usage, (*stringsValue)(p))
+	return p
+}
+
 // Bool declares a boolean flag (--name, --name=true or --name=false).
 func (c *cmdFlags) Bool(name string, def bool, usage string) *bool {
 	p := new(bool)
@@ -276,6 +284,18 @@ type stringValue string
 func (v *stringValue) String() string     { return string(*v) }
 func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
 
+type stringsValue []string
+
+func (v *stringsValue) String() string { return strings.Join(*v, ",") }
+func (v *stringsValue) Set(s string) error {
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*v = append(*v, part)
+		}
+	}
+	return nil
+}
+
 type boolValue bool
 
 func (v *boolValue) String() string   { return strconv.FormatBool(bool(*v)) }
@@ -357,6 +377,7 @@ type commonFlags struct {
 	identityHdrs   *string
 	trustXRealIP   *bool
 	ambiguousPaths *bool
+	geoipDB        *string
 }
 
 func addCommonFlags(c *cmdFlags) *commonFlags {
@@ -371,6 +392,8 @@ func addCommonFlags(c *cmdFlags) *commonFlags {
 		"on their decoded and cleaned form instead of refusing them (403); only when the front door normalises paths the same way before the app sees them")
 	f.identityHdrs = c.String("identity-headers", "NAMES", strings.Join(policy.DefaultIdentityHeaders, ","),
 		"comma-separated header names that MFAPolicy header identities may name (headers your front door's first factor sets and overwrites); * allows any")
+	f.geoipDB = c.String("geoip-db", "FILES", "", "comma-separated MaxMind-format databases (GeoLite2/GeoIP2 Country, ASN or City) that answer request.geo.country and request.geo.asn, "+
+		"reloaded when a file changes; without it a policy reading request.geo is not Ready (GeoIPUnavailable)")
 	c.section(groupCookies)
 	f.cookieDomain = c.String("cookie-domain", "DOMAIN", "", "domain of the MFA cookies, e.g. example.com (empty: host-only cookies)")
 	f.insecureCookie = c.Bool("insecure-cookies", false, "drop the Secure attribute of cookies (local http demos only)")

@@ -51,6 +51,11 @@ type mode struct {
 	// flags declares the mode's flags, for help.
 	flags func() *cmdFlags
 	run   func(ctx context.Context, args []string) error
+	// runOut, when set instead of run, is a command that writes its
+	// report to stdout.
+	runOut func(ctx context.Context, args []string, stdout io.Writer) error
+	// usage is what follows the command's name in its help line.
+	usage string
 }
 
 var modes = []mode{
@@ -67,6 +72,22 @@ var modes = []mode{
 		explain: webhookHelp,
 		flags:   func() *cmdFlags { return newWebhookFlags().cmd },
 		run:     runWebhook,
+	},
+	{
+		name:    "check",
+		summary: "validate MFAPolicy and MFAProvider files offline, as the controller would (for CI)",
+		explain: checkHelp,
+		usage:   "-f DIR|FILE [-f ...] [-o json]",
+		flags:   func() *cmdFlags { return newCheckFlags().cmd },
+		runOut:  runCheck,
+	},
+	{
+		name:    "explain",
+		summary: "say which rule of a policy decides a request, and why the rules before it do not",
+		explain: explainHelp,
+		usage:   "--policy NS/NAME | -f FILE --url URL [flags]",
+		flags:   func() *cmdFlags { return newExplainFlags().cmd },
+		runOut:  runExplain,
 	},
 }
 
@@ -129,7 +150,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if m == nil {
 		return unknownCommand(stderr, name)
 	}
-	err := m.run(ctx, rest)
+	var err error
+	if m.runOut != nil {
+		err = m.runOut(ctx, rest, stdout)
+	} else {
+		err = m.run(ctx, rest)
+	}
 	var ue usageError
 	switch {
 	case err == nil:
@@ -196,7 +222,11 @@ line wins over the environment.
 }
 
 func modeHelp(w io.Writer, m *mode) {
-	fmt.Fprintf(w, "Usage: mfa-operator %s [flags]\n\n%s", m.name, m.explain)
+	u := m.usage
+	if u == "" {
+		u = "[flags]"
+	}
+	fmt.Fprintf(w, "Usage: mfa-operator %s %s\n\n%s", m.name, u, m.explain)
 	m.flags().usage(w)
 }
 

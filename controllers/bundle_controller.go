@@ -229,6 +229,7 @@ func (r *BundleReconciler) build(ctx context.Context, previous *policy.Bundle) (
 	bundle, verdicts := policy.BuildBundle(policies.Items, providers.Items, secrets, previous, policy.BuildOptions{
 		NamespaceLabels: nsLabels,
 		IdentityHeaders: r.Options.IdentityHeaders,
+		GeoIP:           r.Options.GeoIPDB != "",
 		Checks:          checks,
 	})
 	logVerdicts(ctx, verdicts)

@@ -56,7 +56,7 @@ func challengeSelector() map[string]string {
 // settings it shares with the controller. The public URL is the resolved
 // one, so the server and the policies' status.signinURL agree.
 func ChallengeArgs(o Options) []string {
-	return []string{
+	args := []string{
 		"webhook",
 		"--namespace=" + o.Namespace,
 		"--public-url=" + o.SigninBaseURL(),
@@ -69,6 +69,23 @@ func ChallengeArgs(o Options) []string {
 		fmt.Sprintf("--metrics-addr=:%d", ChallengeMetricsPort),
 		fmt.Sprintf("--grpc-addr=:%d", ChallengeGRPCPort),
 	}
+	if o.GeoIPDB != "" {
+		args = append(args, "--geoip-db="+o.GeoIPDB)
+	}
+	return args
+}
+
+// challengeVolumes are the challenge container's volumes and mounts: /tmp,
+// and the GeoIP databases' claim when there is one.
+func challengeVolumes(o Options) ([]corev1.Volume, []corev1.VolumeMount) {
+	vols := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	if o.GeoIPVolumeClaim != "" {
+		vols = append(vols, corev1.Volume{Name: "geoip", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: o.GeoIPVolumeClaim, ReadOnly: true}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "geoip", MountPath: GeoIPMountPath, ReadOnly: true})
+	}
+	return vols, mounts
 }
 
 // ChallengeDeployment is the challenge server's Deployment. Its pod
@@ -87,6 +104,7 @@ func ChallengeDeployment(o Options) *appsv1.Deployment {
 		replicas = DefaultWebhookReplicas
 	}
 	podLabels := labels(ChallengeName, "challenge-server")
+	vols, mounts := challengeVolumes(o)
 	probe := func(path string, period int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(ChallengePortName)}},
@@ -176,9 +194,9 @@ func ChallengeDeployment(o Options) *appsv1.Deployment {
 							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 						},
-						VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+						VolumeMounts: mounts,
 					}},
-					Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+					Volumes: vols,
 				},
 			},
 		},

@@ -90,7 +90,7 @@ func (r *MFAPolicyReconciler) hostConflicts(ctx context.Context, obj *v1alpha1.M
 	var parts []string
 	for _, c := range own {
 		for _, other := range index.Conflicts(c) {
-			parts = append(parts, conflictText(obj.Spec.Hosts, c, other))
+			parts = append(parts, hostname.ConflictText(obj.Spec.Hosts, c, other))
 		}
 	}
 	if len(parts) == 0 {
@@ -99,31 +99,6 @@ func (r *MFAPolicyReconciler) hostConflicts(ctx context.Context, obj *v1alpha1.M
 	return strings.Join(parts, "; ") + fmt.Sprintf(". Host-based lookup (/auth, /forward-auth) refuses those hosts (403) until the conflict is resolved; "+
 		"by name, where the other policy is of another namespace, the policy created first keeps answering for the hosts both name and the later one refuses them; "+
 		"this policy stays in force at %s", r.Options.AuthURL(obj.Namespace, obj.Name)), nil
-}
-
-// conflictText names the field, the host and the other policy of one
-// conflict.
-func conflictText(hosts []string, own, other hostname.Claim) string {
-	field := "spec.hosts"
-	for i, h := range hosts {
-		if p, err := hostname.NormalizePattern(h); err == nil && hostname.Name(p) == own.Pattern {
-			field = fmt.Sprintf("spec.hosts[%d]", i)
-			break
-		}
-	}
-	how := "also listed by"
-	switch {
-	case own.Pattern == other.Pattern:
-	case hostname.Contains(other.Pattern, own.Pattern):
-		how = fmt.Sprintf("inside %q of", other.Pattern)
-	default:
-		how = fmt.Sprintf("over %q of", other.Pattern)
-	}
-	where := ""
-	if other.Namespace != own.Namespace {
-		where = " (another namespace)"
-	}
-	return fmt.Sprintf("%s: host %q is %s MFAPolicy %s%s", field, own.Pattern, how, other.Policy, where)
 }
 
 // requestsForHostConflicts maps the bundle Secret to the policies that are

@@ -32,6 +32,9 @@ const (
 	DefaultWebhookReplicas = 2
 	// ControllerName reports events and owns fields.
 	ControllerName = "mfa-operator"
+	// GeoIPMountPath is where --geoip-volume-claim is mounted in the
+	// challenge server's pods.
+	GeoIPMountPath = "/var/lib/geoip"
 )
 
 // Options are the operator's settings, shared by the reconcilers and passed
@@ -56,6 +59,13 @@ type Options struct {
 	// WebhookImage and WebhookReplicas shape the challenge Deployment.
 	WebhookImage    string
 	WebhookReplicas int32
+	// GeoIPDB are the challenge server's GeoIP database files
+	// (comma-separated, paths in its pods), passed on as --geoip-db; set,
+	// policies may read request.geo. GeoIPVolumeClaim names a
+	// PersistentVolumeClaim of Namespace holding them, mounted read-only
+	// at GeoIPMountPath.
+	GeoIPDB          string
+	GeoIPVolumeClaim string
 	// ManageDeployment: when false the controller writes the bundle and the
 	// keyring but leaves running the challenge server to someone else (a
 	// local process in the demo).

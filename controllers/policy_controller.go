@@ -151,6 +151,7 @@ func (r *MFAPolicyReconciler) check(ctx context.Context, obj *v1alpha1.MFAPolicy
 	}
 	return policy.CheckPolicy(obj, policy.Tenancy{
 		IdentityHeaders: r.Options.IdentityHeaders,
+		GeoIP:           r.Options.GeoIPDB != "",
 		Provider: func(k types.NamespacedName, _ string) policy.ProviderState {
 			if s, ok := states[k]; ok {
 				return s

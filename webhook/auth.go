@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/geoip"
 	"github.com/mfa-operator/mfa-operator/internal/policy"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 )
@@ -39,6 +40,9 @@ type authHandler struct {
 	// realClock: now is time.Now, so the time an auth request started is
 	// its decision's now too (one clock read fewer per request).
 	realClock bool
+	// geo answers request.geo for the policies that read it; nil without
+	// --geoip-db.
+	geo *geoip.DB
 }
 
 // handleAuth answers the front door about one protected request:
@@ -86,6 +90,8 @@ func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, 
 	st := new(authState)
 	d := a.decide(r, ns, name, dl, st, start)
 	switch {
+	case d.entry != nil && d.entry.audit:
+		a.audit(w, r, &d)
 	case !dl.redirect || d.result != decisionChallenge:
 		respond(w, d)
 	case !browserNavigation(r.Header):
@@ -207,6 +213,13 @@ func (a *authHandler) decide(r *http.Request, ns, name string, dl *dialect, st *
 		ip = a.proxies.envoyExternalAddress(r)
 	}
 	buildRequest(r, e, orig, ip, now, &st.req)
+	if e.needsGeo {
+		if a.geo == nil {
+			d.result, d.reason = decisionError, "the policy reads request.geo but the challenge server has no GeoIP database (--geoip-db)"
+			return d
+		}
+		st.req.Geo = a.geo.Lookup(ip)
+	}
 	st.vars = policy.Vars{User: &id.User, Request: &st.req}
 	v, err := e.judge(&st.vars)
 	d.rule = v.rule
@@ -364,17 +377,18 @@ type verdict struct {
 	info *ruleInfo
 }
 
-// judge evaluates the policy's rules: the first rule whose condition holds
-// decides, else the policy's default. /auth and the challenge pages both
+// judge evaluates the policy's rules with policy.Judge (the first rule
+// whose condition holds decides, else the policy's default) and adds what
+// the entry knows of the deciding rule. /auth and the challenge pages both
 // judge with it. On an error, rule is the rule that failed.
 func (e *policyEntry) judge(vars *policy.Vars) (verdict, error) {
-	rule, err := e.compiled.Decide(vars)
-	v := verdict{action: e.compiled.Default, rule: rule}
+	pv, err := e.compiled.Judge(vars)
+	v := verdict{action: pv.Action, rule: pv.Rule}
 	if err != nil {
 		return v, err
 	}
-	if rule != nil {
-		v.action, v.info = rule.Action, e.ruleInfo(rule)
+	if pv.Rule != nil {
+		v.info = e.ruleInfo(pv.Rule)
 	}
 	return v, nil
 }

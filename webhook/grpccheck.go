@@ -63,7 +63,12 @@ func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp
 	} else {
 		d = a.decide(r, ns, name, dialectCheck, st, start)
 	}
-	resp = checkResponse(&d, r)
+	if d.entry != nil && d.entry.audit {
+		a.recordAudit(r, &d)
+		resp = auditCheckResponse()
+	} else {
+		resp = checkResponse(&d, r)
+	}
 	if d.counters != nil {
 		d.counters[d.result].Inc()
 	} else {
@@ -185,6 +190,18 @@ func parseCheck(r *http.Request, paths pathMode, o *originalRequest) error {
 
 // checkResponse is the CheckResponse of a decision; r is the request it
 // judged (nil when none could be read).
+// auditCheckResponse lets a request of a policy in Audit mode through, as
+// if no policy applied: OK, and the X-MFA-* headers the client may have
+// sent removed, since Envoy passes on what it is not told to replace.
+func auditCheckResponse() *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			HeadersToRemove: []string{"x-mfa-user", "x-mfa-multifactor", "x-mfa-assertion"},
+		}},
+	}
+}
+
 func checkResponse(d *decision, r *http.Request) *authv3.CheckResponse {
 	switch d.result {
 	case decisionAllow:

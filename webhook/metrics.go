@@ -41,6 +41,9 @@ type metrics struct {
 	lockouts   prometheus.Counter
 	duration   prometheus.Histogram
 	reloads    *prometheus.CounterVec
+	// auditDecisions counts what policies in Audit mode would have
+	// answered.
+	auditDecisions *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -68,7 +71,11 @@ func newMetrics() *metrics {
 			Help: "Loads of the bundle and keyring, by what (bundle, keyring) and result (success, refused).",
 		}, []string{"what", "result"}),
 	}
-	m.reg.MustRegister(m.decisions, m.challenges, m.lockouts, m.duration, m.reloads,
+	m.auditDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mfa_audit_decisions_total",
+		Help: "Decisions of policies in Audit mode, which let every request through: by policy (namespace/name), the rule that decided ((default), (no identity), (none) when the evaluation failed) and what an Enforce policy would have answered (allow, challenge, deny, error).",
+	}, []string{"policy", "rule", "would"})
+	m.reg.MustRegister(m.auditDecisions, m.decisions, m.challenges, m.lockouts, m.duration, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
+	"github.com/mfa-operator/mfa-operator/internal/geoip"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
@@ -82,6 +83,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Lockout bounds failed second-factor attempts.
 	Lockout totp.Lockout
+	// GeoIP answers request.geo for the policies that read it; nil: no
+	// database, and a policy reading request.geo fails closed (403).
+	GeoIP *geoip.DB
 	// GCHeadroom is the heap growth allowed between garbage collections
 	// while the live heap is small (see tuneGC); 0 leaves Go's default.
 	GCHeadroom uint64
@@ -175,6 +179,7 @@ func NewServer(opts Options) (*Server, error) {
 		log:        log,
 		now:        now,
 		realClock:  realClock,
+		geo:        opts.GeoIP,
 	}
 	pages := newChallengePages(pageOptions{
 		config:        cfg,

@@ -51,7 +51,13 @@ type policyEntry struct {
 	// request.headers / request.query / request.interactive, so they are
 	// decoded for it (and only then).
 	needsHeaders, needsQuery, needsInteractive bool
-	rules                                      []ruleInfo
+	// needsGeo: some rule may read request.geo, so the client address is
+	// looked up in the GeoIP database for it (and only then).
+	needsGeo bool
+	// audit: the policy's mode is Audit; its decisions are recorded and
+	// the request let through (see authHandler.audit).
+	audit bool
+	rules []ruleInfo
 	// maxRemember is, per provider key, the longest rememberFor of the
 	// rules accepting it: how long its cookies live.
 	maxRemember   map[string]time.Duration
@@ -181,6 +187,8 @@ func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers m
 		maxRemember: map[string]time.Duration{},
 		counters:    sb.metrics.countersFor(cp.Namespace, cp.Name),
 		hosts:       newPolicyHosts(cp.Spec.Hosts),
+		needsGeo:    cp.ReadsGeo(),
+		audit:       cp.Audit,
 	}
 	id := &cp.Spec.Identity
 	switch {

@@ -60,4 +60,8 @@ const (
 	// ReasonUnprotectedRoutes: some route serving the policy's hosts is not
 	// wired to it.
 	ReasonUnprotectedRoutes = "UnprotectedRoutes"
+	// ReasonGeoIPUnavailable: a rule reads request.geo but the operator
+	// runs without a GeoIP database (--geoip-db), so the country and ASN
+	// would always be empty.
+	ReasonGeoIPUnavailable = "GeoIPUnavailable"
 )

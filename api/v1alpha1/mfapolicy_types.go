@@ -29,6 +29,20 @@ const (
 	DefaultDeny  DefaultAction = "Deny"
 )
 
+// PolicyMode says whether a policy's decisions are applied or only
+// recorded.
+// +kubebuilder:validation:Enum=Enforce;Audit
+type PolicyMode string
+
+const (
+	// ModeEnforce applies the decisions: 401, 403 or 200 as the rules say.
+	ModeEnforce PolicyMode = "Enforce"
+	// ModeAudit computes and records the decisions (the metric
+	// mfa_audit_decisions_total and a log line) and lets every request
+	// through as if no policy applied: a shadow roll-out.
+	ModeAudit PolicyMode = "Audit"
+)
+
 // DefaultRememberFor is how long a browser is remembered after a second
 // factor: once a month.
 const DefaultRememberFor = 720 * time.Hour
@@ -217,6 +231,15 @@ type MFAPolicySpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(r, r.group == 'gateway.networking.k8s.io' && (r.kind == 'HTTPRoute' || r.kind == 'Gateway'))",message="targetRefs: only group gateway.networking.k8s.io, kind HTTPRoute or Gateway"
 	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, a.kind == b.kind && a.name == b.name && (has(a.sectionName) ? a.sectionName : '') == (has(b.sectionName) ? b.sectionName : '')))",message="targetRefs: each target at most once"
 	TargetRefs []TargetRef `json:"targetRefs,omitempty"`
+
+	// Mode is Enforce (the default: the decisions are applied) or Audit
+	// (the decisions are computed and recorded, in the metric
+	// mfa_audit_decisions_total and a log line, and every request is let
+	// through as if no policy applied, without X-MFA-* headers). Audit is
+	// for rolling out a policy in shadow before it enforces.
+	// +optional
+	// +kubebuilder:default=Enforce
+	Mode PolicyMode `json:"mode,omitempty"`
 }
 
 // MFAPolicyStatus is the observed state of an MFAPolicy.
@@ -255,6 +278,7 @@ type MFAPolicyStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mfapol,categories=mfa
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Rules",type=integer,JSONPath=`.status.ruleCount`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
@@ -301,6 +325,14 @@ func (s *MFAPolicySpec) GetDefault() Action {
 		return ActionDeny
 	}
 	return ActionAllow
+}
+
+// GetMode returns the policy's mode (Enforce by default).
+func (s *MFAPolicySpec) GetMode() PolicyMode {
+	if s.Mode == ModeAudit {
+		return ModeAudit
+	}
+	return ModeEnforce
 }
 
 // GetUserHeader returns the header naming the user.

@@ -25,7 +25,8 @@ func benchVars() *Vars {
 			Headers:     map[string]string{"user-agent": "Mozilla/5.0", "accept": "text/html"},
 			Query:       map[string][]string{"page": {"2"}},
 			Time:        time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC),
-			Interactive: true},
+			Interactive: true,
+			Geo:         Geo{Country: "FR", ASN: 3215}},
 	}
 }
 

@@ -48,6 +48,9 @@ type BuildOptions struct {
 	// IdentityHeaders are the only identity headers policies may name
 	// (--identity-headers); empty allows any.
 	IdentityHeaders []string
+	// GeoIP: the challenge server has a GeoIP database (--geoip-db), so
+	// rules may read request.geo.
+	GeoIP bool
 	// Checks run on every provider whose Secrets resolved.
 	Checks []ProviderCheck
 }
@@ -112,6 +115,7 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 	policyDup := duplicates(len(policies), func(i int) types.NamespacedName { return keyOf(policies[i].Namespace, policies[i].Name) })
 	tenancy := Tenancy{
 		IdentityHeaders: opts.IdentityHeaders,
+		GeoIP:           opts.GeoIP,
 		Provider: func(k types.NamespacedName, ns string) ProviderState {
 			switch {
 			case validProviders[k] && admitted(k, ns):
@@ -157,7 +161,8 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 
 // CheckPolicy compiles a policy (CompilePolicy) and checks what the
 // challenge server relies on: that its rules read only what its identity
-// sets (user.claims needs a JWT), that each rememberFor is within its
+// sets (user.claims needs a JWT), that request.geo is read only when the
+// operator has a GeoIP database, that each rememberFor is within its
 // bounds, that every host it lists is a host name or a wildcard in the
 // sense of host-based lookup (internal/hostname), its identity headers
 // against the operator's list, and every provider its rules name. Errors
@@ -178,6 +183,9 @@ func CheckPolicy(p *v1alpha1.MFAPolicy, t Tenancy) (*CompiledPolicy, error) {
 		return nil, err
 	}
 	if err := checkForwardAuth(&p.Spec); err != nil {
+		return nil, err
+	}
+	if err := checkGeo(&p.Spec, cp, t.GeoIP); err != nil {
 		return nil, err
 	}
 	if _, errs := hostname.ClaimsOf(p.Namespace, p.Name, p.Spec.Hosts); len(errs) > 0 {

@@ -40,6 +40,19 @@ type Request struct {
 	// Interactive: the original request is a browser navigation, not an
 	// API client (see the challenge server's browserNavigation).
 	Interactive bool `cel:"interactive"`
+	// Geo is where request.ip is, from the GeoIP database; set only for
+	// policies whose rules read it (CompiledPolicy.ReadsGeo).
+	Geo Geo `cel:"geo"`
+}
+
+// Geo is `request.geo`: the client address's country and network, from a
+// MaxMind-format database. Both are zero when the database does not know
+// the address or none is loaded.
+type Geo struct {
+	// Country is the ISO 3166-1 alpha-2 code, upper-case: "FR", "US".
+	Country string `cel:"country"`
+	// ASN is the autonomous system number: 3215.
+	ASN int64 `cel:"asn"`
 }
 
 const (
@@ -98,7 +111,7 @@ func newEnv(extra ...cel.EnvOption) (*cel.Env, error) {
 		// Native types last: their provider wraps the libraries' types.
 		// They declare the fields of User and Request; directFields then
 		// reads them without reflection.
-		ext.NativeTypes(ext.ParseStructTags(true), reflect.TypeFor[User](), reflect.TypeFor[Request]()),
+		ext.NativeTypes(ext.ParseStructTags(true), reflect.TypeFor[User](), reflect.TypeFor[Request](), reflect.TypeFor[Geo]()),
 	}
 	opts = append(opts, extra...)
 	opts = append(opts,
@@ -115,6 +128,9 @@ func newEnv(extra ...cel.EnvOption) (*cel.Env, error) {
 type CompileError struct {
 	Reason  string // InvalidExpression
 	Message string
+	// Line and Column are the position of the first error (1-based), when
+	// the expression does not parse or type-check; zero otherwise.
+	Line, Column int
 }
 
 func (e *CompileError) Error() string { return e.Message }
@@ -144,7 +160,9 @@ func compileChecked(expr string) (cel.Program, *cel.Ast, error) {
 	}
 	ast, iss := e.Compile(expr)
 	if iss.Err() != nil {
-		return nil, nil, &CompileError{Message: formatIssues(expr, iss.Errors())}
+		ce := &CompileError{Message: formatIssues(expr, iss.Errors())}
+		ce.Line, ce.Column = firstPosition(iss.Errors())
+		return nil, nil, ce
 	}
 	if ast.OutputType() != cel.BoolType {
 		return nil, nil, &CompileError{Message: fmt.Sprintf("expression must be of type bool, not %s", ast.OutputType())}

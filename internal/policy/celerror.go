@@ -100,3 +100,18 @@ func dotUnder(r rune, narrow, wide string) string {
 	}
 	return narrow
 }
+
+// firstPosition is the position (1-based line and column) of the first
+// error, as formatIssues shows it; zero when it has none.
+func firstPosition(issues []*cel.Error) (line, column int) {
+	for _, e := range issues {
+		l, c := e.Location.Line(), e.Location.Column()
+		if l <= 0 || c < 0 {
+			continue
+		}
+		if line == 0 || l < line || l == line && c+1 < column {
+			line, column = l, c+1
+		}
+	}
+	return line, column
+}

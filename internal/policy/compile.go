@@ -27,6 +27,9 @@ type CompiledRule struct {
 	// claimsAt is where `when` reads user.claims, nil when it does not
 	// (see checkIdentityFields).
 	claimsAt common.Location
+	// geoAt is where `when` may read request.geo, nil when it cannot
+	// (see geoRead).
+	geoAt common.Location
 }
 
 // Matches evaluates the rule's `when`; an error means fail closed.
@@ -44,6 +47,10 @@ type CompiledPolicy struct {
 	Spec      v1alpha1.MFAPolicySpec
 	Rules     []CompiledRule
 	Default   v1alpha1.Action
+	// Audit: the policy's mode is Audit (decisions recorded, not applied).
+	Audit bool
+	// readsGeo: some rule may read request.geo.
+	readsGeo bool
 }
 
 // FieldError is a problem with one field of a policy, for status messages.
@@ -52,6 +59,9 @@ type FieldError struct {
 	Rule    string // the rule's name, when the field is in a rule
 	Reason  string // a v1alpha1 reason constant
 	Message string
+	// Line and Column locate a CEL error in the expression (1-based);
+	// zero when the error is not at a position.
+	Line, Column int
 }
 
 func (e *FieldError) Error() string {
@@ -71,6 +81,7 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 		Spec:      *spec,
 		Rules:     make([]CompiledRule, 0, len(spec.Rules)),
 		Default:   spec.GetDefault(),
+		Audit:     spec.GetMode() == v1alpha1.ModeAudit,
 	}
 	seen := make(map[string]bool, len(spec.Rules))
 	for i := range spec.Rules {
@@ -84,11 +95,12 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 		if err != nil {
 			var ce *CompileError
 			if errors.As(err, &ce) {
-				return nil, &FieldError{Field: field + ".when", Rule: r.Name, Reason: v1alpha1.ReasonInvalidExpression, Message: ce.Message}
+				return nil, &FieldError{Field: field + ".when", Rule: r.Name, Reason: v1alpha1.ReasonInvalidExpression, Message: ce.Message, Line: ce.Line, Column: ce.Column}
 			}
 			return nil, err
 		}
-		cr := CompiledRule{Name: r.Name, Action: r.Action, program: prg, native: nativeWhen(ast), claimsAt: claimsRead(ast)}
+		cr := CompiledRule{Name: r.Name, Action: r.Action, program: prg, native: nativeWhen(ast), claimsAt: claimsRead(ast), geoAt: geoRead(ast)}
+		cp.readsGeo = cp.readsGeo || cr.geoAt != nil
 		if r.Action == v1alpha1.ActionRequireMFA {
 			if r.Multifactor == nil || len(r.Multifactor.Providers) == 0 {
 				return nil, &FieldError{Field: field + ".multifactor.providers", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "a RequireMFA rule needs at least one provider"}
@@ -106,6 +118,26 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 		cp.Rules = append(cp.Rules, cr)
 	}
 	return cp, nil
+}
+
+// Verdict is what a policy's rules decide for one request.
+type Verdict struct {
+	Action v1alpha1.Action
+	// Rule is the rule that decided; nil when the policy's default did.
+	Rule *CompiledRule
+}
+
+// Judge evaluates the policy's rules: the first rule whose `when` holds
+// decides, else the policy's default. The challenge server decides every
+// request with it, and `mfa-operator explain` explains with it. On an
+// error, Rule is the rule that failed (the caller fails closed).
+func (p *CompiledPolicy) Judge(vars *Vars) (Verdict, error) {
+	rule, err := p.Decide(vars)
+	v := Verdict{Action: p.Default, Rule: rule}
+	if err == nil && rule != nil {
+		v.Action = rule.Action
+	}
+	return v, err
 }
 
 // Decide returns the first rule whose `when` is true, or nil when none

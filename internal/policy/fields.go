@@ -12,6 +12,7 @@ import (
 const (
 	userTypeName    = "policy.User"
 	requestTypeName = "policy.Request"
+	geoTypeName     = "policy.Geo"
 )
 
 // directFields is the environment option, placed after ext.NativeTypes,
@@ -25,6 +26,7 @@ const (
 // in place. Zero values and has() answer as the reflective reads did.
 func directFields() cel.EnvOption {
 	return func(e *cel.Env) (*cel.Env, error) {
+		geoAdapter = e.CELTypeAdapter()
 		return cel.CustomTypeProvider(&fieldProvider{Provider: e.CELTypeProvider()})(e)
 	}
 }
@@ -80,6 +82,10 @@ func (p *fieldProvider) FindStructFieldType(typeName, fieldName string) (*types.
 		}
 	case requestTypeName:
 		if f, found := requestFields[fieldName]; found {
+			return withDirectField(ft, f), true
+		}
+	case geoTypeName:
+		if f, found := geoFields[fieldName]; found {
 			return withDirectField(ft, f), true
 		}
 	}
@@ -140,6 +146,18 @@ var requestFields = map[string]directField[Request]{
 	"ip":          stringField(func(r *Request) string { return r.IP }),
 	"time":        {get: requestTime, isSet: func(r *Request) bool { return r.Time != (time.Time{}) }},
 	"interactive": boolField(func(r *Request) bool { return r.Interactive }),
+	"geo":         {get: func(r *Request) ref.Val { return geoAdapter.NativeToValue(r.Geo) }, isSet: func(r *Request) bool { return r.Geo != (Geo{}) }},
+}
+
+// geoAdapter is the native types' adapter of the environment (set by
+// directFields, which Env runs once): request.geo is a CEL object of
+// type policy.Geo, as ext.NativeTypes makes it.
+var geoAdapter types.Adapter = types.DefaultTypeAdapter
+
+// geoFields are the direct reads of Geo's fields, by CEL name.
+var geoFields = map[string]directField[Geo]{
+	"country": stringField(func(g *Geo) string { return g.Country }),
+	"asn":     {get: func(g *Geo) ref.Val { return types.Int(g.ASN) }, isSet: func(g *Geo) bool { return g.ASN != 0 }},
 }
 
 // zeroTime is what an unset request.time reads as: the Unix epoch, as with

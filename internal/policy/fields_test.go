@@ -218,6 +218,7 @@ func TestEveryFieldIsReadDirectly(t *testing.T) {
 	}{
 		{reflect.TypeFor[User](), keysOf(userFields)},
 		{reflect.TypeFor[Request](), keysOf(requestFields)},
+		{reflect.TypeFor[Geo](), keysOf(geoFields)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ.Name(), func(t *testing.T) {

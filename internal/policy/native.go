@@ -29,7 +29,7 @@ type nativeCheck func(v *Vars) (bool, error)
 //	request.interactive
 //
 // where F is a string field of user (id, email, name) or request (host,
-// path, method, scheme, url, ip). These are the rules of the examples:
+// path, method, scheme, url, ip, geo.country). These are the rules of the examples:
 // a path prefix, a network, a group, a method. CEL's interpreter costs
 // 60-250 ns for each of them on every request; the Go closures a few.
 // TestNativeAgreesWithCEL and FuzzNativeAgreesWithCEL compare both
@@ -217,7 +217,16 @@ func fieldReader(e ast.Expr) func(*Vars) string {
 		return nil
 	}
 	sel := e.AsSelect()
-	if sel.IsTestOnly() || sel.Operand().Kind() != ast.IdentKind {
+	if sel.IsTestOnly() {
+		return nil
+	}
+	if isRequestGeo(sel.Operand()) {
+		if str := geoFields[sel.FieldName()].str; str != nil {
+			return func(v *Vars) string { return str(&v.Request.Geo) }
+		}
+		return nil
+	}
+	if sel.Operand().Kind() != ast.IdentKind {
 		return nil
 	}
 	switch sel.Operand().AsIdent() {
@@ -231,6 +240,16 @@ func fieldReader(e ast.Expr) func(*Vars) string {
 		}
 	}
 	return nil
+}
+
+// isRequestGeo says whether e is request.geo (not a has() test).
+func isRequestGeo(e ast.Expr) bool {
+	if e.Kind() != ast.SelectKind {
+		return false
+	}
+	sel := e.AsSelect()
+	return !sel.IsTestOnly() && sel.FieldName() == "geo" &&
+		sel.Operand().Kind() == ast.IdentKind && sel.Operand().AsIdent() == "request"
 }
 
 func isUserGroups(e ast.Expr) bool {

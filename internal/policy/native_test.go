@@ -51,6 +51,9 @@ var nativeForms = []string{
 	`isIP(request.ip) && cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
 	`!isIP(request.ip) || !cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
 	`false || !cidr("10.0.0.0/8").containsIP(ip(request.ip))`,
+	`request.geo.country == "FR"`,
+	`request.geo.country in ["FR", "DE"]`,
+	`request.geo.country != "" && !(request.geo.country in ["FR"])`,
 	`request.interactive`,
 	`!request.interactive`,
 	`!request.interactive && request.path.startsWith("/static/")`,
@@ -75,6 +78,9 @@ var celOnlyForms = []string{
 	`isIP("10.1.2.3")`,
 	`request.path.startsWith("/a") && has(request.host)`,
 	`size(user.groups) > 0`,
+	`request.geo.asn == 3215`,
+	`has(request.geo.country)`,
+	`request.geo.country.lowerAscii() == "fr"`,
 	`has(request.interactive)`,
 	`request.interactive == true`,
 }
@@ -96,11 +102,13 @@ func nativeSamples() []*Vars {
 		{Host: "10.1.2.3", Path: "/admin/favicon.ico", Method: "HEAD", Scheme: "http", URL: "http://10.1.2.3/admin/favicon.ico?debug=1"},
 		{Host: "APP.example.com", Path: "/Static/", Method: "get", Scheme: "HTTPS", URL: "https://x/?debug=1"},
 	}
+	geos := []Geo{{}, {Country: "FR", ASN: 3215}, {Country: "DE"}, {ASN: 64500}}
 	var out []*Vars
 	for i, ip := range ips {
 		for j := range users {
 			r := reqs[(i+j)%len(reqs)]
 			r.IP = ip
+			r.Geo = geos[(i+2*j)%len(geos)]
 			r.Interactive = i%2 == 0
 			u := users[j]
 			out = append(out, &Vars{User: &u, Request: &r})
@@ -184,7 +192,7 @@ func FuzzNativeAgreesWithCEL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path, ip, group, method, host string) {
 		v := &Vars{
 			User:    &User{ID: group, Email: host, Name: path, Groups: []string{group, method}},
-			Request: &Request{Host: host, Path: path, Method: method, Scheme: group, URL: host + path, IP: ip, Interactive: len(path)%2 == 0},
+			Request: &Request{Host: host, Path: path, Method: method, Scheme: group, URL: host + path, IP: ip, Interactive: len(path)%2 == 0, Geo: Geo{Country: method}},
 		}
 		for _, c := range forms {
 			want, wantErr := c.prg(v)

@@ -37,6 +37,9 @@ type Tenancy struct {
 	// IdentityHeaders are the only header names an identity may name
 	// (compared case-insensitively); empty allows any.
 	IdentityHeaders []string
+	// GeoIP: the challenge server has a GeoIP database, so rules may read
+	// request.geo.
+	GeoIP bool
 }
 
 // ProviderRef resolves a name of multifactor.providers for a policy of

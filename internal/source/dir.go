@@ -48,6 +48,9 @@ type Dir struct {
 	// IdentityHeaders are the only identity headers policies may name
 	// (nil: any), as the controller's --identity-headers.
 	IdentityHeaders []string
+	// GeoIP: the server has a GeoIP database (--geoip-db), so policies may
+	// read request.geo.
+	GeoIP bool
 	// Now is the clock of generated keys.
 	Now func() time.Time
 	// Log receives the objects found invalid and a generated keyring.
@@ -97,7 +100,7 @@ func (d *Dir) Reload(sink Sink) {
 		sink.RefuseBundle(fmt.Errorf("config directory %s refused: %w", d.ConfigDir, err))
 		return
 	}
-	b, verdicts := objs.Build(d.last, d.IdentityHeaders)
+	b, verdicts := objs.BuildWith(d.last, policy.BuildOptions{IdentityHeaders: d.IdentityHeaders, GeoIP: d.GeoIP})
 	refused := d.logVerdicts(verdicts)
 	if objSink, ok := sink.(ObjectSink); ok {
 		objSink.RefuseObjects(refused)
@@ -226,6 +229,10 @@ type Objects struct {
 	// namespaceLabels are the labels of the Namespace objects, for
 	// providers' allowedNamespaceSelector.
 	namespaceLabels map[string]map[string]string
+	// policyOrigins and providerOrigins say where each policy and
+	// provider was read (same index); at is the document being read.
+	policyOrigins, providerOrigins []Origin
+	at                             Origin
 }
 
 // NewObjects returns an empty set of objects.
@@ -237,10 +244,14 @@ func NewObjects() *Objects {
 // previous holds the last valid version of objects that turned invalid,
 // identityHeaders the headers policies may name (nil: any).
 func (o *Objects) Build(previous *policy.Bundle, identityHeaders []string) (*policy.Bundle, policy.Verdicts) {
-	return policy.BuildBundle(o.policies, o.providers, o.secrets, previous, policy.BuildOptions{
-		NamespaceLabels: o.namespaceLabels,
-		IdentityHeaders: identityHeaders,
-	})
+	return o.BuildWith(previous, policy.BuildOptions{IdentityHeaders: identityHeaders})
+}
+
+// BuildWith is Build with the options of the build; the namespace labels
+// are those of the Namespace objects read.
+func (o *Objects) BuildWith(previous *policy.Bundle, opts policy.BuildOptions) (*policy.Bundle, policy.Verdicts) {
+	opts.NamespaceLabels = o.namespaceLabels
+	return policy.BuildBundle(o.policies, o.providers, o.secrets, previous, opts)
 }
 
 // readConfigDir reads every *.yaml, *.yml and *.json file of dir (not
@@ -301,6 +312,7 @@ func (o *Objects) AddFile(path string, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("%s: document %d: %w", path, doc, err)
 		}
+		o.at = Origin{File: path, Document: doc}
 		if err := o.addObject(js); err != nil {
 			return fmt.Errorf("%s: document %d: %w", path, doc, err)
 		}
@@ -338,6 +350,7 @@ func (o *Objects) addObject(js []byte) error {
 		}
 		defaultNamespace(&p.Namespace)
 		o.policies = append(o.policies, p)
+		o.policyOrigins = append(o.policyOrigins, o.at)
 	case head.Kind == "MFAProvider" && head.APIVersion == v1alpha1.GroupVersion.String():
 		var p v1alpha1.MFAProvider
 		if err := strict(&p); err != nil {
@@ -345,6 +358,7 @@ func (o *Objects) addObject(js []byte) error {
 		}
 		defaultNamespace(&p.Namespace)
 		o.providers = append(o.providers, p)
+		o.providerOrigins = append(o.providerOrigins, o.at)
 	case head.Kind == "Secret" && head.APIVersion == "v1":
 		var sec corev1.Secret
 		if err := strict(&sec); err != nil {
