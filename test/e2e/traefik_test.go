@@ -45,6 +45,7 @@ type seenByApp struct {
 	Multifactor   string `json:"multifactor"`
 	Assertion     string `json:"assertion"`
 	Identity      string `json:"identity"`
+	RealIP        string `json:"realIP"`
 	Authorization bool   `json:"authorization"`
 }
 
@@ -73,6 +74,7 @@ func TestTraefikForwardAuth(t *testing.T) {
 			Multifactor:   r.Header.Get("X-Mfa-Multifactor"),
 			Assertion:     r.Header.Get("X-Mfa-Assertion"),
 			Identity:      r.Header.Get("X-Auth-Request-Email"),
+			RealIP:        r.Header.Get("X-Real-Ip"),
 			Authorization: r.Header.Get("Authorization") != "",
 		})
 	}))
@@ -156,7 +158,7 @@ func TestTraefikForwardAuth(t *testing.T) {
 		g.Expect(claims["sub"]).To(Equal(user))
 		g.Expect(claims["multifactor"]).To(ContainElement("google-authenticator"))
 		seen.Assertion = ""
-		g.Expect(seen).To(Equal(seenByApp{Path: "/docs?q=1", User: user, Multifactor: "google-authenticator", Identity: user}))
+		g.Expect(seen).To(Equal(seenByApp{Path: "/docs?q=1", User: user, Multifactor: "google-authenticator", Identity: user, RealIP: browserA.String()}))
 	})
 
 	t.Run("the second visit goes straight to the app, also once the browser session ended", func(t *testing.T) {
@@ -180,19 +182,21 @@ func TestTraefikForwardAuth(t *testing.T) {
 		g.Expect(p.Status).To(Equal(http.StatusForbidden), p.Body)
 	})
 
-	t.Run("identity and X-MFA-* headers a client sends are replaced before the app", func(t *testing.T) {
+	t.Run("identity, X-MFA-* and X-Real-IP headers a client sends are replaced before the app", func(t *testing.T) {
 		g := NewWithT(t)
 		req, err := http.NewRequest(http.MethodGet, site+"/other", nil)
 		g.Expect(err).NotTo(HaveOccurred())
 		req.Header.Set("X-Auth-Request-Email", "mallory@example.com")
 		req.Header.Set("X-MFA-User", "mallory@example.com")
 		req.Header.Set("X-MFA-Multifactor", "forged")
+		req.Header.Set("X-Real-IP", "10.1.2.3")
 		p := ana.Do(t, req, false)
 		g.Expect(p.Status).To(Equal(http.StatusOK), p.Body)
 		seen := appSaw(t, p)
 		g.Expect(seen.Identity).To(Equal(user))
 		g.Expect(seen.User).To(Equal(user))
 		g.Expect(seen.Multifactor).To(Equal("google-authenticator"))
+		g.Expect(seen.RealIP).To(Equal(browserA.String()), "the entry point sets X-Real-Ip to the peer")
 		g.Expect(seen.Authorization).To(BeFalse(), "basicAuth's removeHeader keeps the password from the app")
 	})
 
