@@ -154,7 +154,7 @@ func TestTraefikForwardAuth(t *testing.T) {
 
 		seen := appSaw(t, p)
 		g.Expect(seen.Assertion).NotTo(BeEmpty())
-		claims := harness.VerifyAssertionAt(t, site+"/.well-known/jwks.json", seen.Assertion)
+		claims := harness.VerifyAssertionAt(t, webhook.URL+"/.well-known/jwks.json", seen.Assertion)
 		g.Expect(claims["sub"]).To(Equal(user))
 		g.Expect(claims["multifactor"]).To(ContainElement("google-authenticator"))
 		seen.Assertion = ""
