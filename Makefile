@@ -52,13 +52,17 @@ verify: ## Fail when generated files are stale or code is not gofmt-clean.
 control-plane: ## Build kube-apiserver, etcd and kubectl into bin/k8s/ (once).
 	hack/build-k8s.sh
 
+.PHONY: traefik
+traefik: ## Build Traefik from its Go module into bin/traefik/ (once), for the end-to-end tests and make demo FRONT_DOOR=traefik.
+	hack/build-traefik.sh
+
 .PHONY: deps
 deps: ## Install the system packages tests and the demo use (nginx, oathtool, zbarimg, chromium, wrk, valgrind, glewlwyd) and bin/oauth2-proxy.
 	hack/install-deps.sh
 	hack/sso.sh oauth2-proxy
 
 .PHONY: test
-test: verify vet control-plane deps ## Run every test (unit, envtest, end-to-end, faults), then a short fuzz pass.
+test: verify vet control-plane traefik deps ## Run every test (unit, envtest, end-to-end, faults), then a short fuzz pass.
 	go test -tags $(E2E_TAGS) $(GO_TEST_FLAGS) ./...
 	hack/fuzz.sh 5s
 
@@ -81,16 +85,20 @@ build: ## Build bin/mfa-operator and the kubectl plugin bin/kubectl-mfa, stamped
 run: ## Run the controller against the current kubeconfig, e.g. make run ARGS=--public-url=https://auth.example.com
 	go run -ldflags "$(LDFLAGS)" . controller $(ARGS)
 
+# The proxy in front of the sample app in make demo: nginx (as ingress-nginx
+# renders auth-url) or traefik (its forwardAuth middleware).
+FRONT_DOOR ?= nginx
+
 .PHONY: demo
-demo: build control-plane deps ## Run the whole product locally (control plane, operator, challenge server, nginx, sample app).
-	hack/demo.sh up
+demo: build control-plane deps $(if $(filter traefik,$(FRONT_DOOR)),traefik) ## Run the whole product locally (control plane, operator, challenge server, sample app, FRONT_DOOR=nginx|traefik in front).
+	FRONT_DOOR=$(FRONT_DOOR) hack/demo.sh up
 
 .PHONY: demo-down
 demo-down: ## Stop everything make demo started (its state stays in tmp/demo).
 	hack/demo.sh down
 
 .PHONY: e2e
-e2e: control-plane deps ## Run the end-to-end tests (each starts its own control plane, challenge server and nginx).
+e2e: control-plane traefik deps ## Run the end-to-end tests (each starts its own control plane, challenge server and nginx, Caddy or Traefik).
 	go test -tags $(E2E_TAGS) $(GO_TEST_FLAGS) ./test/e2e/...
 
 ##@ Deployment

@@ -47,13 +47,13 @@ start_sso_nginx() {
 }
 
 print_first_factor() {
-  if [ "$DEMO_FIRST_FACTOR" = sso ]; then
+  if sso_wanted; then
     echo "  First factor    single sign-on: glewlwyd (OpenID Connect, $SSO_ISSUER)"
     echo "                  through oauth2-proxy; user $DEMO_USER  password $DEMO_PASSWORD"
     echo "                  (or $DEMO_USER2 / $DEMO_PASSWORD2); FIRST_FACTOR=basic for nginx's basic login"
   else
     echo "  First factor    user $DEMO_USER  password $DEMO_PASSWORD"
-    echo "                  (or $DEMO_USER2 / $DEMO_PASSWORD2); nginx's basic login stands"
+    echo "                  (or $DEMO_USER2 / $DEMO_PASSWORD2); ${front:-nginx}'s basic login stands"
     echo "                  in for an upstream login such as oauth2-proxy"
   fi
 }

@@ -3,8 +3,9 @@
 # etcd + kube-apiserver (hack/cluster.sh), the CRDs and RBAC from config/,
 # the operator (`mfa-operator controller --manage-deployment=false`), the
 # challenge server (`mfa-operator webhook`, in cluster mode, as its
-# Deployment would run it), the sample app, and nginx in front of it
-# configured as ingress-nginx renders auth-url/auth-signin.
+# Deployment would run it), the sample app, and in front of it nginx
+# configured as ingress-nginx renders auth-url/auth-signin, or Traefik with a
+# forwardAuth middleware (FRONT_DOOR=traefik, hack/lib/traefik.sh).
 #
 #   hack/demo.sh up [--detach] [--no-samples]
 #                        start everything; in the foreground (default, as
@@ -13,14 +14,16 @@
 #                        stops everything; --detach returns once ready
 #   hack/demo.sh down [--purge]
 #                        stop everything (--purge also deletes the state)
-#   hack/demo.sh restart controller|webhook|nginx|sampleapp
+#   hack/demo.sh restart controller|webhook|nginx|traefik|sampleapp
 #   hack/demo.sh status  what runs
 #   hack/demo.sh env     the settings of the running demo (KEY='VALUE', as
 #                        in $DEMO_STATE/demo.env, which `.` reads in a shell)
 #
 # Settings (environment; defaults in brackets):
+#   FRONT_DOOR [nginx]      the proxy in front of the sample app: nginx or
+#                            traefik (built by hack/build-traefik.sh, make traefik)
 #   DEMO_STATE [tmp/demo]   state: certificates, etcd data, logs, pid files
-#   DEMO_HOST [app.localhost] DEMO_PORT [18080]   where nginx serves the app
+#   DEMO_HOST [app.localhost] DEMO_PORT [18080]   where the front door serves the app
 #   DEMO_WEBHOOK_PORT [18090] DEMO_APP_PORT [18070]
 #   DEMO_WEBHOOK_METRICS_PORT [18093]   the challenge server's /metrics
 #   DEMO_METRICS_PORT [18091] DEMO_PROBE_PORT [18092]   the controller's
@@ -37,12 +40,15 @@
 #   DEMO_USER2 [bob@example.com] DEMO_PASSWORD2 [random] a second login
 #   DEMO_COOKIE_DOMAIN []      --cookie-domain (empty: host-only cookies)
 #   DEMO_AUTH_RESPONSE_HEADERS [X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion]
-#                            auth-response-headers, when no Ingress says
+#                            auth-response-headers, when no Ingress says (with
+#                            Traefik: the middleware's authResponseHeaders)
+#   DEMO_FORWARD_AUTH_URL [the challenge server's /forward-auth/DEMO_POLICY]
+#                            the address of Traefik's forwardAuth middleware
 #   DEMO_WEBHOOK_SERVICE_ACCOUNT [mfa-challenge]  whose token the challenge
 #                            server uses (admin when it does not exist)
 #   DEMO_BIN [bin/mfa-operator]  the operator binary (built when missing)
-#   DEMO_COMPONENTS [controller webhook sampleapp nginx]  what runs besides
-#                            the control plane (tests of one part start fewer)
+#   DEMO_COMPONENTS [controller webhook sampleapp FRONT_DOOR]  what runs
+#                            besides the control plane (tests of one part start fewer)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,6 +56,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/hack/cluster.sh"
 # shellcheck source=hack/demo-sso.sh
 . "$root/hack/demo-sso.sh"
+# shellcheck source=hack/lib/traefik.sh
+. "$root/hack/lib/traefik.sh"
 
 demo_settings() {
   cluster_settings
@@ -73,7 +81,12 @@ demo_settings() {
   fi
   POLICY_NS=${DEMO_POLICY%%/*}
   POLICY_NAME=${DEMO_POLICY#*/}
-  DEMO_COMPONENTS=${DEMO_COMPONENTS-controller webhook sampleapp nginx}
+  FRONT_DOOR=${FRONT_DOOR:-nginx}
+  case "$FRONT_DOOR" in
+  nginx | traefik) ;;
+  *) die "FRONT_DOOR=$FRONT_DOOR: the front door is nginx or traefik" ;;
+  esac
+  DEMO_COMPONENTS=${DEMO_COMPONENTS-controller webhook sampleapp $FRONT_DOOR}
   ENV_FILE=$STATE/demo.env
   sso_settings
 }
@@ -98,9 +111,11 @@ sample_policy() {
 kubectl_admin() { KUBECONFIG=$KUBECONFIG_ADMIN "$KUBECTL" "$@"; }
 
 check_demo_tools() {
-  command -v nginx >/dev/null || die "nginx is missing; run: make deps"
-  [ -f /usr/lib/nginx/modules/ngx_http_set_misc_module.so ] ||
-    die "nginx's set-misc module (libnginx-mod-http-set-misc) is missing; run: make deps"
+  if wants nginx; then
+    command -v nginx >/dev/null || die "nginx is missing; run: make deps"
+    [ -f /usr/lib/nginx/modules/ngx_http_set_misc_module.so ] ||
+      die "nginx's set-misc module (libnginx-mod-http-set-misc) is missing; run: make deps"
+  fi
   command -v openssl >/dev/null || die "openssl is missing; run: make deps"
   command -v go >/dev/null || die "go is missing"
 }
@@ -380,6 +395,8 @@ write_env() {
       env_line DEMO_PROBE_URL "http://127.0.0.1:$DEMO_PROBE_PORT"
       env_line DEMO_SIGNIN_URL "${DEMO_SIGNIN_URL:-$DEMO_URL/challenge/$POLICY_NS/$POLICY_NAME}"
       env_line DEMO_AUTH_URL "${DEMO_AUTH_URL:-http://127.0.0.1:$DEMO_WEBHOOK_PORT/auth/$POLICY_NS/$POLICY_NAME}"
+      env_line FRONT_DOOR "$FRONT_DOOR"
+      if wants traefik; then env_line DEMO_FORWARD_AUTH_URL "$DEMO_FORWARD_AUTH_URL"; fi
       env_line DEMO_AUTH_RESPONSE_HEADERS "${DEMO_AUTH_RESPONSE_HEADERS:-X-MFA-User,X-MFA-Multifactor,X-MFA-Assertion}"
       env_line DEMO_WEBHOOK_PORT "$DEMO_WEBHOOK_PORT"
       env_line DEMO_WEBHOOK_METRICS_PORT "$DEMO_WEBHOOK_METRICS_PORT"
@@ -400,6 +417,8 @@ write_env() {
 }
 
 print_next_steps() {
+  local front=nginx
+  if wants traefik; then front=Traefik; fi
   cat <<EOF
 
 mfa-operator demo is ready.
@@ -431,7 +450,7 @@ EOF
 demo_status() {
   demo_settings
   local n pid
-  for n in etcd kube-apiserver controller webhook sampleapp nginx; do
+  for n in etcd kube-apiserver controller webhook sampleapp nginx traefik; do
     if pid=$(pid_of "$n"); then echo "$n: running (pid $pid)"; else echo "$n: stopped"; fi
   done
 }
@@ -440,6 +459,7 @@ demo_down() {
   demo_settings
   stop_proc nginx
   "$root/hack/sso.sh" down "$STATE/sso"
+  stop_proc traefik
   stop_proc sampleapp
   stop_proc webhook
   stop_proc controller
@@ -468,7 +488,7 @@ demo_up() {
   check_binaries
   check_demo_tools
   local n
-  for n in etcd kube-apiserver controller webhook sampleapp nginx; do
+  for n in etcd kube-apiserver controller webhook sampleapp nginx traefik; do
     if pid_of "$n" >/dev/null; then
       die "the demo in $STATE is already running ($n, pid $(pid_of "$n")); stop it first: $0 down"
     fi
@@ -478,7 +498,7 @@ demo_up() {
   if wants controller; then ports+=(DEMO_METRICS_PORT DEMO_PROBE_PORT); fi
   if wants webhook; then ports+=(DEMO_WEBHOOK_PORT DEMO_WEBHOOK_METRICS_PORT); fi
   if wants sampleapp; then ports+=(DEMO_APP_PORT); fi
-  if wants nginx; then ports+=(DEMO_PORT); fi
+  if wants nginx || wants traefik; then ports+=(DEMO_PORT); fi
   require_free_ports "${ports[@]}"
   trap on_up_failure EXIT
   local started=$SECONDS
@@ -493,7 +513,7 @@ demo_up() {
   if sso_wanted; then start_sso; fi
   if $samples && wants controller; then
     apply_samples
-    ingress_external_auth
+    if wants nginx; then ingress_external_auth; fi
     if sso_wanted; then sso_policy; fi
   fi
   if sso_wanted; then
@@ -501,6 +521,7 @@ demo_up() {
   elif wants nginx; then
     start_nginx
   fi
+  if wants traefik; then start_traefik; fi
   write_env
   trap - EXIT
   log "ready in $((SECONDS - started))s"
@@ -550,7 +571,7 @@ load_env() {
   while IFS='=' read -r k v; do
     case "$k" in
     DEMO_*PORT | DEMO_COMPONENTS | DEMO_BIN | DEMO_HOST | DEMO_POLICY | DEMO_NAMESPACE | DEMO_USER | DEMO_USER2 | \
-      DEMO_AUTH_URL | DEMO_SIGNIN_URL | DEMO_AUTH_RESPONSE_HEADERS)
+      DEMO_AUTH_URL | DEMO_SIGNIN_URL | DEMO_AUTH_RESPONSE_HEADERS | DEMO_FORWARD_AUTH_URL | FRONT_DOOR)
       [ -n "${!k:-}" ] || export "$k=$(env_value "$v")"
       ;;
     esac
@@ -580,8 +601,9 @@ main() {
     controller) stop_proc controller && start_controller ;;
     webhook) stop_proc webhook && start_webhook ;;
     nginx) stop_proc nginx && start_nginx ;;
+    traefik) stop_proc traefik && start_traefik ;;
     sampleapp) stop_proc sampleapp && start_sampleapp ;;
-    *) die "usage: $0 restart controller|webhook|nginx|sampleapp" ;;
+    *) die "usage: $0 restart controller|webhook|nginx|traefik|sampleapp" ;;
     esac
     ;;
   status)

@@ -82,3 +82,43 @@ func TestDemoRunsTheSamplesAndStopsOnCtrlC(t *testing.T) {
 	g.Expect(demo.Output()).To(ContainSubstring("stopped etcd"))
 	g.Expect(demo.Processes()).To(BeEmpty(), "no pid file is left")
 }
+
+// TestDemoWithTraefikInFront runs the demo as `make demo FRONT_DOOR=traefik`
+// does: Traefik, with basicAuth and a forwardAuth middleware, serves the
+// sample app where nginx would, with the same URLs and instructions.
+func TestDemoWithTraefikInFront(t *testing.T) {
+	g := NewWithT(t)
+	demo := harness.RunDemo(t, harness.Options{
+		Policy:     "default/admin",
+		Components: []string{harness.Controller, harness.Webhook, harness.SampleApp, harness.Traefik},
+		Env:        map[string]string{"FRONT_DOOR": "traefik"},
+	})
+
+	out := demo.Output()
+	g.Expect(out).To(ContainSubstring("Open            " + demo.URL + "/"))
+	g.Expect(out).To(ContainSubstring("user " + demo.User + "  password " + demo.Password))
+	g.Expect(out).To(ContainSubstring("Traefik's basic login stands"))
+	g.Expect(out).NotTo(ContainSubstring("nginx follows the Ingress annotations"))
+	g.Expect(demo.Setting("FRONT_DOOR")).To(Equal("traefik"))
+	g.Expect(demo.Setting("DEMO_FORWARD_AUTH_URL")).To(Equal(demo.WebhookURL + "/forward-auth/default/admin"))
+
+	c := demo.NewClient(demo.User, demo.Password)
+	p := c.GetNoRedirect(t, "/")
+	g.Expect(p.Status).To(Equal(http.StatusFound), p.Body)
+	loc, err := url.Parse(p.Location())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(loc.Scheme + "://" + loc.Host + loc.Path).To(Equal(demo.URL + "/challenge/default/admin"))
+	g.Expect(loc.Query().Get("rd")).To(Equal(demo.URL + "/"))
+	p = c.Get(t, "/")
+	g.Expect(p.Status).To(Equal(http.StatusOK))
+	g.Expect(p.Has("img", "qr")).To(BeTrue(), "the sample policy asks a new user to enrol")
+	g.Expect(demo.NewClient("", "").GetNoRedirect(t, "/").Status).To(Equal(http.StatusUnauthorized), "the first factor comes first")
+
+	running := demo.Processes()
+	g.Expect(running).To(HaveKey("traefik"))
+	g.Expect(running).NotTo(HaveKey("nginx"))
+	g.Expect(running).To(HaveLen(6))
+	g.Expect(demo.Interrupt()).To(Succeed())
+	g.Expect(demo.Wait(time.Minute)).To(Succeed(), demo.Output())
+	g.Expect(demo.Processes()).To(BeEmpty(), "no pid file is left")
+}

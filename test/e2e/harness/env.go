@@ -32,11 +32,15 @@ const (
 	Webhook    = "webhook"
 	SampleApp  = "sampleapp"
 	Nginx      = "nginx"
+	// Traefik stands in front of the sample app instead of nginx
+	// (FRONT_DOOR=traefik).
+	Traefik = "traefik"
 )
 
 // Options choose what a test runs.
 type Options struct {
-	// Components to start besides the control plane; nil: all of them.
+	// Components to start besides the control plane; nil: all of them,
+	// with nginx in front (Traefik instead: list it in place of Nginx).
 	Components []string
 	// Policy is namespace/name of the MFAPolicy nginx asks about
 	// (default apps/admin).

@@ -54,7 +54,10 @@ var errDemoExited = errors.New("hack/demo.sh up exited before it was ready")
 func startDemo(t testing.TB, opts Options) *Demo {
 	t.Helper()
 	root := RepoRoot(t)
-	components := []string{Controller, Webhook, SampleApp, Nginx}
+	components := opts.Components
+	if components == nil {
+		components = []string{Controller, Webhook, SampleApp, Nginx}
+	}
 	RequireTools(t, components)
 	if opts.Env == nil {
 		opts.Env = map[string]string{}

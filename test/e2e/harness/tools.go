@@ -37,6 +37,11 @@ func RequireTools(t testing.TB, components []string) {
 			missing = append(missing, "nginx's set-misc module, libnginx-mod-http-set-misc (run: make deps)")
 		}
 	}
+	if contains(components, Traefik) {
+		if _, err := traefikPath(root); err != nil {
+			missing = append(missing, err.Error())
+		}
+	}
 	if len(missing) > 0 {
 		t.Fatalf("missing: %s", strings.Join(missing, "; "))
 	}
