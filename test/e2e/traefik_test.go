@@ -18,6 +18,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/mfa-operator/mfa-operator/controllers"
 	"github.com/mfa-operator/mfa-operator/test/e2e/harness"
 )
 
@@ -28,13 +29,23 @@ const officeNetworkRule = `  - name: office-network
     action: Allow
 `
 
-// traefikMiddleware is the forwardAuth middleware the README shows for
-// Traefik, the way the controller writes it in a Middleware object.
+// traefikMiddleware is the forwardAuth middleware the controller writes
+// into a Traefik Middleware for apps/admin (controllers.TraefikForwardAuth),
+// addressed to the challenge server on loopback instead of its Service.
 func traefikMiddleware(challenge string) harness.TraefikForwardAuth {
+	spec := controllers.TraefikForwardAuth(controllers.Options{Namespace: "mfa-system"}, "apps", "admin")
+	u, err := url.Parse(spec["address"].(string))
+	if err != nil {
+		panic(err)
+	}
+	var headers []string
+	for _, h := range spec["authResponseHeaders"].([]any) {
+		headers = append(headers, h.(string))
+	}
 	return harness.TraefikForwardAuth{
-		Address:             challenge + "/forward-auth/apps/admin",
-		AuthResponseHeaders: []string{"X-MFA-User", "X-MFA-Multifactor", "X-MFA-Assertion"},
-		TrustForwardHeader:  true,
+		Address:             challenge + u.Path,
+		AuthResponseHeaders: headers,
+		TrustForwardHeader:  spec["trustForwardHeader"].(bool),
 	}
 }
 
@@ -200,9 +211,9 @@ func TestTraefikForwardAuth(t *testing.T) {
 		g.Expect(seen.Authorization).To(BeFalse(), "basicAuth's removeHeader keeps the password from the app")
 	})
 
-	// Traefik's entry point drops the X-Forwarded-* headers of a client
-	// outside its forwardedHeaders.trustedIPs (none here), so what
-	// trustForwardHeader passes on is what Traefik itself saw.
+	// With trustForwardHeader false the middleware writes the
+	// X-Forwarded-* headers from the connection Traefik received, so a
+	// client's own never reach the challenge server.
 	t.Run("forwarded headers a client forges do not dodge a rule", func(t *testing.T) {
 		g := NewWithT(t)
 		bob := env.NewSiteClient(browserB, user2, password2)
