@@ -24,7 +24,9 @@ var (
 	dialectForwardAuth = &dialect{parse: parseForwarded, redirect: true}
 	// dialectExtAuthz: /ext-authz/{ns}/{policy}/..., Envoy's http_service
 	// and the Gateway API ExternalAuth filter (HTTP).
-	dialectExtAuthz = &dialect{parse: parseExtAuthz, redirect: true, envoyAddress: true}
+	// X-Envoy-External-Address is not read: nginx-based gateways (NGINX
+	// Gateway Fabric) pass it on from the client as it came.
+	dialectExtAuthz = &dialect{parse: parseExtAuthz, redirect: true}
 	// dialectExtAuthzBadPath: an /ext-authz/ path that names no policy.
 	dialectExtAuthzBadPath = &dialect{parse: refuseExtAuthzPath, redirect: true}
 )

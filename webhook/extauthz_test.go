@@ -87,8 +87,9 @@ func TestExtAuthzHTTP(t *testing.T) {
 		{name: "X-Forwarded-For: the right-most untrusted address, not one the client wrote", target: "/ext-authz/apps/admin/billing",
 			headers: map[string]string{"X-Forwarded-For": "10.1.2.3, 198.51.100.20"}, wantCode: http.StatusFound,
 			wantLocation: challengeOf + url.QueryEscape("https://admin.example.com/billing")},
-		{name: "X-Envoy-External-Address names the client when X-Forwarded-For does not", target: "/ext-authz/apps/admin/billing",
-			headers: map[string]string{"X-Forwarded-For": "", "X-Envoy-External-Address": "10.1.2.3"}, wantCode: http.StatusOK},
+		// Without a client address the network rule cannot be evaluated: closed.
+		{name: "X-Envoy-External-Address is not read over HTTP: a gateway may pass on the client's own", target: "/ext-authz/apps/admin/billing",
+			headers: map[string]string{"X-Forwarded-For": "", "X-Envoy-External-Address": "10.1.2.3"}, wantCode: http.StatusForbidden},
 		{name: "X-Forwarded-For wins over X-Envoy-External-Address", target: "/ext-authz/apps/admin/billing",
 			headers: map[string]string{"X-Envoy-External-Address": "10.1.2.3"}, wantCode: http.StatusFound,
 			wantLocation: challengeOf + url.QueryEscape("https://admin.example.com/billing")},
