@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
-	"github.com/mfa-operator/mfa-operator/internal/revocation"
 	"github.com/mfa-operator/mfa-operator/internal/geoip"
+	"github.com/mfa-operator/mfa-operator/internal/revocation"
 	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
