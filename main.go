@@ -18,6 +18,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 func main() {
@@ -111,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		modeHelp(stdout, m)
 		return 0
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "mfa-operator", versionString())
+		fmt.Fprintln(stdout, "mfa-operator", version.String())
 		return 0
 	}
 	m := findMode(name)

@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 // Decision results, the `result` label of mfa_decisions_total.
@@ -69,7 +71,7 @@ func newMetrics() *metrics {
 		}, []string{"what", "result"}),
 	}
 	m.reg.MustRegister(m.decisions, m.challenges, m.lockouts, m.duration, m.reloads,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		version.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
