@@ -35,11 +35,13 @@ all: build ## The default: make build.
 # scratch folder and compares, so the generator's arguments live only here.
 CRD_DIR ?= config/crd/bases
 RBAC_DIR ?= config/rbac
+# The Helm chart carries the same CRDs.
+CHART_CRD_DIR ?= charts/mfa-operator/crds
 
 .PHONY: manifests
 manifests: ## Generate the CRDs and RBAC from the API types and markers.
 	$(CONTROLLER_GEN) rbac:roleName=mfa-operator crd paths="./..." output:crd:artifacts:config=$(CRD_DIR) output:rbac:artifacts:config=$(RBAC_DIR)
-	cp $(CRD_DIR)/*.yaml charts/mfa-operator/crds/
+	mkdir -p $(CHART_CRD_DIR) && cp $(CRD_DIR)/*.yaml $(CHART_CRD_DIR)/
 
 .PHONY: generate
 generate: ## Generate deepcopy functions.
