@@ -50,6 +50,36 @@ func TestInstallYAML(t *testing.T) {
 	t.Run("the image's operator reconciles a policy with its ServiceAccount's token", func(t *testing.T) {
 		operatorFromImage(t, c)
 	})
+
+	t.Run("uninstalling as README says keeps the namespace's Secrets and the CRDs", func(t *testing.T) {
+		uninstallKeepsSecrets(t, c, install)
+	})
+}
+
+// uninstallKeepsSecrets runs README "Uninstalling" for install.yaml: the
+// operator, its RBAC and the challenge server go; the namespace with its
+// Secrets (enrolments, keyring), the CRDs and the policies stay.
+func uninstallKeepsSecrets(t *testing.T, c *cluster, install []byte) {
+	g := NewWithT(t)
+	c.mustKubectl(t, nil, "-n", "mfa-system", "create", "secret", "generic", "enrolment-sample", "--from-literal=k=v")
+	g.Expect(c.mustKubectl(t, nil, "-n", "mfa-system", "get", "secret/mfa-keyring", "-o", "name")).To(Equal("secret/mfa-keyring\n"))
+	c.mustKubectl(t, install, "delete", "-f", "-", "-l", "app.kubernetes.io/part-of=mfa-operator,!pod-security.kubernetes.io/enforce")
+	c.mustKubectl(t, nil, "-n", "mfa-system", "delete", "deployment/mfa-challenge", "service/mfa-challenge", "poddisruptionbudget/mfa-challenge")
+
+	for _, gone := range []string{"deployment/mfa-operator", "serviceaccount/mfa-operator", "serviceaccount/mfa-challenge",
+		"role/mfa-operator", "role/mfa-challenge", "role/mfa-operator-leader-election", "rolebinding/mfa-operator",
+		"networkpolicy/mfa-challenge", "deployment/mfa-challenge", "service/mfa-challenge", "clusterrole/mfa-operator",
+		"clusterrolebinding/mfa-operator", "clusterrole/mfa-operator-mfapolicy-editor"} {
+		_, err := c.kubectl(nil, "-n", "mfa-system", "get", gone)
+		g.Expect(err).To(MatchError(ContainSubstring("NotFound")), "%s is deleted", gone)
+	}
+	for _, kept := range []string{"namespace/mfa-system", "secret/mfa-keyring", "secret/enrolment-sample",
+		"crd/mfapolicies.mfa.operator.dev", "crd/mfaproviders.mfa.operator.dev"} {
+		_, err := c.kubectl(nil, "-n", "mfa-system", "get", kept)
+		g.Expect(err).NotTo(HaveOccurred(), "%s is kept", kept)
+	}
+	_, err := c.kubectl(nil, "-n", "default", "get", "mfapolicy/admin")
+	g.Expect(err).NotTo(HaveOccurred(), "the policy is kept")
 }
 
 func operatorFromImage(t *testing.T, c *cluster) {
