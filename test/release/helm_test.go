@@ -201,3 +201,34 @@ func get(o map[string]any, path ...string) any {
 	}
 	return v
 }
+
+// TestHelmInstallUpgradeUninstall runs README's helm commands against a
+// fresh API server: install with --create-namespace, upgrade after the
+// CRDs, uninstall; the namespace (its Secrets) and the CRDs stay.
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	g := NewWithT(t)
+	c := startCluster(t)
+	helmIn := func(args ...string) string {
+		return string(helmRun(t, append(args, "--kubeconfig", c.kubeconfig)...))
+	}
+	helmIn("install", "mfa-operator", releasedChart(), "--namespace", "mfa-system", "--create-namespace",
+		"--set", "publicURL=https://auth.example.com", "--set", "cookieDomain=example.com", "--set", "trustedProxies={10.0.0.0/8}")
+	c.mustKubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd/mfapolicies.mfa.operator.dev")
+	g.Expect(c.mustKubectl(t, nil, "-n", "mfa-system", "get", "deployment/mfa-operator", "-o",
+		`jsonpath={.spec.template.spec.containers[0].env[?(@.name=="MFA_TRUSTED_PROXIES")].value}`)).To(Equal("10.0.0.0/8"))
+
+	c.mustKubectl(t, distFile(t, "crds.yaml"), "apply", "--server-side", "-f", "-")
+	helmIn("upgrade", "mfa-operator", releasedChart(), "--namespace", "mfa-system", "--reuse-values", "--set", "replicas=3")
+	g.Expect(c.mustKubectl(t, nil, "-n", "mfa-system", "get", "deployment/mfa-operator", "-o", "jsonpath={.spec.replicas}")).To(Equal("3"))
+	g.Expect(c.mustKubectl(t, nil, "-n", "mfa-system", "get", "deployment/mfa-operator", "-o",
+		`jsonpath={.spec.template.spec.containers[0].env[?(@.name=="MFA_PUBLIC_URL")].value}`)).To(Equal("https://auth.example.com"))
+
+	c.mustKubectl(t, nil, "-n", "mfa-system", "create", "secret", "generic", "enrolment-sample", "--from-literal=k=v")
+	helmIn("uninstall", "mfa-operator", "--namespace", "mfa-system")
+	_, err := c.kubectl(nil, "-n", "mfa-system", "get", "deployment/mfa-operator")
+	g.Expect(err).To(MatchError(ContainSubstring("NotFound")))
+	for _, kept := range []string{"namespace/mfa-system", "secret/enrolment-sample", "crd/mfapolicies.mfa.operator.dev", "crd/mfaproviders.mfa.operator.dev"} {
+		_, err := c.kubectl(nil, "-n", "mfa-system", "get", kept)
+		g.Expect(err).NotTo(HaveOccurred(), "%s is kept", kept)
+	}
+}
