@@ -4,8 +4,11 @@
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH
-# What `mfa-operator version` prints (make docker-build passes git describe).
+# The version stamp; make docker-build passes the LDFLAGS of make build and
+# make release (version, revision), so the three build the same binary.
 ARG VERSION=devel
+ARG REVISION=
+ARG LDFLAGS="-s -w -X github.com/mfa-operator/mfa-operator/internal/version.Version=${VERSION} -X github.com/mfa-operator/mfa-operator/internal/version.Revision=${REVISION}"
 
 WORKDIR /workspace
 # Modules first, so that a source change does not download them again.
@@ -15,7 +18,7 @@ RUN go mod download
 COPY . .
 # Static binary: the runtime image has no libc.
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o mfa-operator .
+    go build -trimpath -ldflags="${LDFLAGS}" -o mfa-operator .
 
 # distroless static: no shell, no package manager, runs as nonroot.
 FROM gcr.io/distroless/static:nonroot

@@ -1,13 +1,22 @@
 # mfa-operator
 
 IMG ?= mfa-operator:dev
-# What `mfa-operator version` prints; stamped into the binary by make build,
-# make run and make docker-build.
+# What `mfa-operator version`, the build info gauge and the User-Agent say;
+# stamped into the binary by make build, make run, make release and make
+# docker-build, all with these LDFLAGS (and -trimpath, CGO_ENABLED=0).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS ?= -X main.version=$(VERSION)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+VERSION_PKG := github.com/mfa-operator/mfa-operator/internal/version
+LDFLAGS ?= -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION)
 # The control plane's version follows client-go in go.mod (v0.X.Y -> v1.X.Y).
 K8S_VERSION ?= $(shell awk '$$1 == "k8s.io/client-go" { sub(/^v0\./, "v1.", $$2); print $$2 }' go.mod)
 KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/$(K8S_VERSION)
+KUBECTL ?= $(KUBEBUILDER_ASSETS)/kubectl
+# Helm, built from its Go module into bin/ by make helm.
+HELM_VERSION ?= v3.22.0
+HELM ?= $(CURDIR)/bin/helm-$(HELM_VERSION)/helm
+# Where make release writes.
+DIST ?= dist
 CONTROLLER_GEN ?= go tool controller-gen
 GO_TEST_FLAGS ?= -count=1 -timeout 30m
 # The end-to-end and fault tests (test/e2e, test/faults) start nginx, Caddy,
@@ -26,10 +35,15 @@ all: build ## The default: make build.
 # scratch folder and compares, so the generator's arguments live only here.
 CRD_DIR ?= config/crd/bases
 RBAC_DIR ?= config/rbac
+# The Helm chart carries the same CRDs.
+CHART_CRD_DIR ?= charts/mfa-operator/crds
+CHART_RULES ?= charts/mfa-operator/templates/_operator_rules.tpl
 
 .PHONY: manifests
 manifests: ## Generate the CRDs and RBAC from the API types and markers.
 	$(CONTROLLER_GEN) rbac:roleName=mfa-operator crd paths="./..." output:crd:artifacts:config=$(CRD_DIR) output:rbac:artifacts:config=$(RBAC_DIR)
+	mkdir -p $(CHART_CRD_DIR) && cp $(CRD_DIR)/*.yaml $(CHART_CRD_DIR)/
+	RBAC_IN=$(RBAC_DIR)/role.yaml CHART_RULES=$(CHART_RULES) hack/chart-rbac.sh
 
 .PHONY: generate
 generate: ## Generate deepcopy functions.
@@ -56,13 +70,17 @@ control-plane: ## Build kube-apiserver, etcd and kubectl into bin/k8s/ (once).
 traefik: ## Build Traefik from its Go module into bin/traefik/ (once), for the end-to-end tests and make demo FRONT_DOOR=traefik.
 	hack/build-traefik.sh
 
+.PHONY: helm
+helm: ## Build helm into bin/helm-$(HELM_VERSION)/ (once).
+	HELM_VERSION=$(HELM_VERSION) hack/build-helm.sh >/dev/null
+
 .PHONY: deps
 deps: ## Install the system packages tests and the demo use (nginx, oathtool, zbarimg, chromium, wrk, valgrind, glewlwyd) and bin/oauth2-proxy.
 	hack/install-deps.sh
 	hack/sso.sh oauth2-proxy
 
 .PHONY: test
-test: verify vet control-plane traefik deps ## Run every test (unit, envtest, end-to-end, faults), then a short fuzz pass.
+test: verify vet control-plane traefik helm deps ## Run every test (unit, envtest, end-to-end, faults), then a short fuzz pass.
 	go test -tags $(E2E_TAGS) $(GO_TEST_FLAGS) ./...
 	hack/fuzz.sh 5s
 
@@ -78,8 +96,8 @@ bench: control-plane deps ## Print the performance figures (/auth vs an empty ha
 
 .PHONY: build
 build: ## Build bin/mfa-operator and the kubectl plugin bin/kubectl-mfa, stamped with VERSION (git describe).
-	go build -ldflags "$(LDFLAGS)" -o bin/mfa-operator .
-	go build -ldflags "$(LDFLAGS)" -o bin/kubectl-mfa ./cmd/kubectl-mfa
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/mfa-operator .
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-mfa ./cmd/kubectl-mfa
 
 .PHONY: run
 run: ## Run the controller against the current kubeconfig, e.g. make run ARGS=--public-url=https://auth.example.com
@@ -103,9 +121,14 @@ e2e: control-plane traefik deps ## Run the end-to-end tests (each starts its own
 
 ##@ Deployment
 
+.PHONY: release
+release: control-plane helm ## Write the release of VERSION (vX.Y.Z) into DIST: install.yaml, crds.yaml, the image (OCI layout, amd64+arm64), SBOM, chart, checksums.
+	VERSION="$(VERSION)" REVISION="$(REVISION)" LDFLAGS="$(LDFLAGS)" DIST="$(DIST)" \
+	KUBECTL="$(KUBECTL)" HELM="$(HELM)" hack/release.sh
+
 .PHONY: docker-build
-docker-build: ## Build the image (needs a Docker engine).
-	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+docker-build: ## Build the image with a Docker engine (make release needs none).
+	docker build --build-arg LDFLAGS="$(LDFLAGS)" -t $(IMG) .
 
 .PHONY: install
 install: ## Install the CRDs into the current cluster.
@@ -123,6 +146,10 @@ deploy: ## Deploy the operator with image IMG.
 .PHONY: undeploy
 undeploy: ## Remove the operator and its namespace: the challenge server, its Secrets and the enrolments.
 	kubectl delete -k config/default
+
+# make print-LDFLAGS: a variable's value, as the release tests read it.
+print-%:
+	@echo '$($*)'
 
 .PHONY: help
 help: ## Show this help.

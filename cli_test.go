@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/mfa-operator/mfa-operator/controllers"
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 // cleanEnv unsets every MFA_* variable for the test, so that the machine's
@@ -152,8 +153,8 @@ func TestVersion(t *testing.T) {
 	if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "mfa-operator devel") {
 		t.Errorf("exit code %d, stdout %q, stderr %q; want mfa-operator devel...", code, stdout, stderr)
 	}
-	defer func(v string) { version = v }(version)
-	version = "v1.2.3"
+	defer func(v, rev string) { version.Version, version.Revision = v, rev }(version.Version, version.Revision)
+	version.Version, version.Revision = "v1.2.3", ""
 	if _, stdout, _ = runCLI(t, "version"); !strings.HasPrefix(stdout, "mfa-operator v1.2.3 (go") {
 		t.Errorf("stamped: %q", stdout)
 	}

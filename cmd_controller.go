@@ -14,11 +14,13 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/controllers"
 	"github.com/mfa-operator/mfa-operator/internal/geoip"
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 // controllerFlags are the flags of `mfa-operator controller`.
@@ -110,9 +112,13 @@ func runController(ctx context.Context, args []string) error {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	cfg, err := ctrl.GetConfig()
+	cfg, err := clusterConfig("controller")
 	if err != nil {
 		return fmt.Errorf("finding the cluster (--kubeconfig, else KUBECONFIG, else in-cluster, else ~/.kube/config): %w", err)
+	}
+	// The build serves its own version on /metrics.
+	if err := ctrlmetrics.Registry.Register(version.Collector()); err != nil {
+		return err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
@@ -139,6 +145,6 @@ func runController(ctx context.Context, args []string) error {
 		return err
 	}
 	ctrl.Log.WithName("setup").Info("starting the controller", "namespace", opts.Namespace,
-		"signinBaseURL", opts.SigninBaseURL(), "manageDeployment", opts.ManageDeployment, "webhookImage", opts.WebhookImage)
+		"version", version.Version, "signinBaseURL", opts.SigninBaseURL(), "manageDeployment", opts.ManageDeployment, "webhookImage", opts.WebhookImage)
 	return mgr.Start(ctx)
 }

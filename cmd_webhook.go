@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/mfa-operator/mfa-operator/internal/geoip"
 	"github.com/mfa-operator/mfa-operator/internal/revocation"
@@ -147,7 +146,7 @@ func runWebhook(ctx context.Context, args []string) error {
 		opts.Revocations = revocation.NewFileStore(dataDir, log)
 		log.Info("standalone mode", "configDir", configDir, "dataDir", dataDir)
 	} else {
-		cfg, err := config.GetConfig()
+		cfg, err := clusterConfig("webhook")
 		if err != nil {
 			return fmt.Errorf("no cluster configuration (and no --config-dir for standalone mode): %w", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/mfa-operator/mfa-operator/internal/admin"
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 func main() {
@@ -143,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "users":
 		return admin.Main(ctx, "mfa-operator users", usersArgs(rest), stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "mfa-operator", versionString())
+		fmt.Fprintln(stdout, "mfa-operator", version.String())
 		return 0
 	}
 	m := findMode(name)

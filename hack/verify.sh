@@ -10,7 +10,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 make=("${MAKE:-make}" -s --no-print-directory)
 
-"${make[@]}" manifests CRD_DIR="$tmp/crd" RBAC_DIR="$tmp/rbac"
+"${make[@]}" manifests CRD_DIR="$tmp/crd" RBAC_DIR="$tmp/rbac" CHART_CRD_DIR="$tmp/chart-crds" CHART_RULES="$tmp/operator_rules.tpl"
 mkdir -p "$tmp/api"
 cp -r api/. "$tmp/api/"
 "${make[@]}" generate
@@ -23,7 +23,9 @@ for f in $(cd "$tmp/api" && find . -name 'zz_generated*.go'); do
   fi
 done
 diff -r "$tmp/crd" config/crd/bases >&2 || { echo "stale: config/crd/bases (run: make manifests)" >&2; stale=1; }
+diff -r "$tmp/chart-crds" charts/mfa-operator/crds >&2 || { echo "stale: charts/mfa-operator/crds (run: make manifests)" >&2; stale=1; }
 diff "$tmp/rbac/role.yaml" config/rbac/role.yaml >&2 || { echo "stale: config/rbac/role.yaml (run: make manifests)" >&2; stale=1; }
+diff "$tmp/operator_rules.tpl" charts/mfa-operator/templates/_operator_rules.tpl >&2 || { echo "stale: charts/mfa-operator/templates/_operator_rules.tpl (run: make manifests)" >&2; stale=1; }
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*'))
 if [ -n "$unformatted" ]; then
   echo "not gofmt-clean (run: make fmt):" >&2

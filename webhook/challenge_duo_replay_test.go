@@ -16,6 +16,7 @@ import (
 	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/source"
 	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 // newDuoReplica starts another challenge server next to f's, as a second
@@ -258,6 +259,6 @@ func TestDuoRequestsCarryTheChallengeServersUserAgent(t *testing.T) {
 	reqs := f.duo.Requests()
 	g.Expect(reqs).NotTo(BeEmpty())
 	for _, r := range reqs {
-		g.Expect(r.UserAgent).To(Equal("mfa-operator-webhook duo_api_golang/0.3.0 ca_bundle/1.0 (ca_pinning=disabled)"), "%s %s", r.Method, r.Path)
+		g.Expect(r.UserAgent).To(Equal("mfa-operator-webhook/"+version.Version+" duo_api_golang/0.3.0 ca_bundle/1.0 (ca_pinning=disabled)"), "%s %s", r.Method, r.Path)
 	}
 }

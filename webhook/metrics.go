@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 // Decision results, the `result` label of mfa_decisions_total.
@@ -76,7 +78,7 @@ func newMetrics() *metrics {
 		Help: "Decisions of policies in Audit mode, which let every request through: by policy (namespace/name), the rule that decided ((default), (no identity), (none) when the evaluation failed) and what an Enforce policy would have answered (allow, challenge, deny, error).",
 	}, []string{"policy", "rule", "would"})
 	m.reg.MustRegister(m.auditDecisions, m.decisions, m.challenges, m.lockouts, m.duration, m.reloads,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		version.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mfa-operator/mfa-operator/internal/store"
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 func TestMetricsCountDecisions(t *testing.T) {
@@ -41,6 +43,7 @@ func TestMetricsCountDecisions(t *testing.T) {
 		`mfa_lockouts_total 1`,
 		`mfa_auth_duration_seconds_count 5`,
 		`mfa_config_reloads_total{result="success",what="bundle"} 1`,
+		`mfa_operator_build_info{goversion="` + runtime.Version() + `",revision="` + version.Revision + `",version="` + version.Version + `"} 1`,
 	} {
 		g.Expect(body).To(ContainSubstring(line))
 	}

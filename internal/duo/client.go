@@ -12,12 +12,13 @@
 // Failures are classified (see errors.go) so that only an outage, never a
 // refusal or an unverified peer, can count as Duo being unreachable.
 //
-// The User-Agent of every request is this product's token followed by what
-// duo_api_golang v0.3.0 appends to it (NewDuoApi), e.g. from the controller
+// The User-Agent of every request is this product's token, with the
+// build's version (internal/version), followed by what duo_api_golang
+// v0.3.0 appends to it (NewDuoApi), e.g. from the controller
 //
-//	mfa-operator duo_api_golang/0.3.0 ca_bundle/1.0 (ca_pinning=disabled)
+//	mfa-operator/v1.2.3 duo_api_golang/0.3.0 ca_bundle/1.0 (ca_pinning=disabled)
 //
-// and "mfa-operator-webhook ..." from the challenge server. Duo refuses
+// and "mfa-operator-webhook/v1.2.3 ..." from the challenge server. Duo refuses
 // requests from client library versions it has deprecated (error 40301),
 // so the library names its own version, as it writes it; a test holds the
 // string above to the version go.mod requires. ca_pinning=disabled is the
@@ -40,6 +41,7 @@ import (
 	duoapi "github.com/duosecurity/duo_api_golang"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 // Client talks to Duo's Auth API v2 on behalf of one Duo Auth API
@@ -92,9 +94,9 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
-// WithUserAgent sets the product part of the User-Agent header, e.g.
-// "mfa-operator-webhook"; the library appends its own name and version
-// (see the package documentation).
+// WithUserAgent sets the product name of the User-Agent header, e.g.
+// "mfa-operator-webhook"; the build's version follows it, and the library
+// appends its own name and version (see the package documentation).
 func WithUserAgent(ua string) Option {
 	return func(o *options) {
 		if ua != "" {
@@ -158,7 +160,7 @@ func New(apiHost string, creds policy.DuoCredentials, opts ...Option) (Client, e
 	}
 	// The library's own transport, with its pinned Duo roots, is never
 	// used (see call): SetCAPinning(false) keeps its User-Agent truthful.
-	signer := duoapi.NewDuoApi(creds.IntegrationKey, creds.SecretKey, apiHost, o.userAgent, duoapi.SetCAPinning(false))
+	signer := duoapi.NewDuoApi(creds.IntegrationKey, creds.SecretKey, apiHost, version.Product(o.userAgent), duoapi.SetCAPinning(false))
 	return &client{
 		host:      apiHost,
 		timeout:   o.timeout,

@@ -40,7 +40,7 @@ func TestCheckAcceptsTheServersCredentials(t *testing.T) {
 	g.Expect(reqs[0].Method).To(Equal(http.MethodGet))
 	g.Expect(reqs[0].IKey).To(Equal(s.IKey()))
 	g.Expect(reqs[0].HTTPStatus).To(Equal(http.StatusOK))
-	g.Expect(reqs[0].UserAgent).To(HavePrefix("mfa-operator "))
+	g.Expect(reqs[0].UserAgent).To(HavePrefix("mfa-operator/"))
 }
 
 func TestCheckRefusedCredentialsAreTerminalAPIErrors(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mfa-operator/mfa-operator/internal/duo"
 	"github.com/mfa-operator/mfa-operator/internal/duotest"
+	"github.com/mfa-operator/mfa-operator/internal/version"
 )
 
 // libraryUserAgent is what duo_api_golang appends to the product token, as
@@ -63,8 +64,8 @@ func TestEveryRequestCarriesTheUserAgent(t *testing.T) {
 		opts []duo.Option
 		want string
 	}{
-		{"the controller's default", nil, "mfa-operator " + libraryUserAgent},
-		{"the challenge server's", []duo.Option{duo.WithUserAgent("mfa-operator-webhook")}, "mfa-operator-webhook " + libraryUserAgent},
+		{"the controller's default", nil, "mfa-operator/" + version.Version + " " + libraryUserAgent},
+		{"the challenge server's", []duo.Option{duo.WithUserAgent("mfa-operator-webhook")}, "mfa-operator-webhook/" + version.Version + " " + libraryUserAgent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
