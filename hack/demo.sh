@@ -530,14 +530,17 @@ demo_up() {
     echo "  Stop            $0 down   (or: make demo-down)"
     return 0
   fi
+  # Ctrl-C is caught before the line that invites it, so that one pressed
+  # at once still stops everything.
+  stopping=false
+  trap 'stopping=true' INT TERM
   echo "  Stop            Ctrl-C here, or $0 down (make demo-down) from another terminal"
   supervise
 }
 
 # supervise waits until Ctrl-C or until a process dies, then stops everything.
+# The INT/TERM trap that sets stopping is installed by the caller.
 supervise() {
-  local stopping=false
-  trap 'stopping=true' INT TERM
   local n dead
   while ! $stopping; do
     dead=()
