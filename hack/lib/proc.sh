@@ -18,24 +18,35 @@ die() {
 
 # pid_of NAME prints the pid of a running process started by start_proc.
 pid_of() {
-  local f="$STATE/pids/$1.pid" pid
-  [ -s "$f" ] || return 1
-  pid=$(cat "$f")
+  local f="$STATE/pids/$1.pid" pid started now
+  # Builtins only (read, no command substitution): demo.sh's supervise
+  # loop calls this while its Ctrl-C trap may fire.
+  [ -s "$f" ] && read -r pid <"$f" || return 1
   [ -n "$pid" ] && running "$pid" || return 1
   # Guard against a recycled pid: the process must be the one started (same
   # start time), whatever happened to its binary since.
-  [ "$(cat "$STATE/pids/$1.start" 2>/dev/null)" = "$(start_time "$pid")" ] || return 1
+  read -r started <"$STATE/pids/$1.start" 2>/dev/null || return 1
+  read_start_time "$pid" now || return 1
+  [ "$started" = "$now" ] || return 1
   echo "$pid"
+}
+
+# read_start_time PID VAR sets VAR to the process's start time (clock ticks
+# after boot).
+read_start_time() {
+  local stat var=$2
+  read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
+  stat=${stat##*) }
+  # shellcheck disable=SC2086 # split the fields on purpose
+  set -- $stat
+  printf -v "$var" '%s' "${20}"
 }
 
 # start_time PID prints the process's start time (clock ticks after boot).
 start_time() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  # shellcheck disable=SC2086 # split the fields on purpose
-  set -- $stat
-  echo "${20}"
+  local t
+  read_start_time "$1" t || return 1
+  echo "$t"
 }
 
 # start_proc NAME CMD [ARGS...] starts CMD in the background, logging to
@@ -100,7 +111,7 @@ stop_proc() {
 # orphan's exit is reaped by init, which may take a while).
 running() {
   local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
   stat=${stat##*) }
   [ "${stat%% *}" != Z ]
 }
