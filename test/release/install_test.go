@@ -136,6 +136,7 @@ current-context: local
 	})
 
 	c.mustKubectl(t, nil, "apply", "-n", "default", "-f", filepath.Join(repoRoot, "config/samples/mfa_v1alpha1_mfaprovider.yaml"),
+		"-f", filepath.Join(repoRoot, "config/samples/mfa_v1alpha1_mfaprovider_webauthn.yaml"),
 		"-f", filepath.Join(repoRoot, "config/samples/mfa_v1alpha1_mfapolicy.yaml"))
 	g.Eventually(func() (string, error) {
 		select {
