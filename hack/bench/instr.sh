@@ -13,8 +13,9 @@
 # counted, so the ratios are larger than the CPU-time ratios of the http
 # section.
 #
-# Settings: INSTR_N1 [1000], INSTR_N2 [5000]. Runs of the same commit differ by
-# about 2% (when the garbage collector runs, timers): compare runs, not digits.
+# Settings: INSTR_N1 [1000], INSTR_N2 [5000]. Runs of the same commit usually
+# differ by 2-5% and once by 10% (when the garbage collector runs, timers):
+# compare several runs, not single digits.
 
 INSTR_N1=${INSTR_N1:-1000}
 INSTR_N2=${INSTR_N2:-5000}
