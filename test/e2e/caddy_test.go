@@ -174,51 +174,23 @@ func TestCaddyForwardAuth(t *testing.T) {
 // it answers on port.
 func startCaddy(t *testing.T, caddy, conf, dir string, port int) {
 	t.Helper()
-	log, err := os.Create(filepath.Join(dir, "caddy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(caddy, "run", "--config", conf, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting caddy: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		log.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("caddy log:\n%s", b)
-		}
-	})
+	// Any answer means it listens (the site is only served for
+	// app.localhost; another host gets an empty 200).
+	harness.RunUntilReady(t, "caddy", cmd, filepath.Join(dir, "caddy.log"), syscall.SIGTERM, 10*time.Second, 30*time.Second,
+		answers("http://127.0.0.1:"+strconv.Itoa(port)+"/"))
+}
+
+// answers is a readiness check: any HTTP answer from u.
+func answers(u string) func() bool {
 	c := &http.Client{Timeout: 2 * time.Second}
-	u := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("caddy exited:\n%s", b)
-		default:
+	return func() bool {
+		resp, err := c.Get(u)
+		if err != nil {
+			return false
 		}
-		// Any answer means it listens (the site is only served for
-		// app.localhost; another host gets an empty 200).
-		if resp, err := c.Get(u); err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("caddy did not start listening within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return true
 	}
 }

@@ -248,49 +248,8 @@ func TestNGINXGatewayFabricExternalAuth(t *testing.T) {
 // until it answers on port.
 func startNginx(t *testing.T, nginx, conf, dir string, port int) {
 	t.Helper()
-	log, err := os.Create(filepath.Join(dir, "nginx.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(nginx, "-p", dir, "-c", conf, "-e", "stderr")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		log.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("nginx log:\n%s", b)
-		}
-	})
-	c := &http.Client{Timeout: 2 * time.Second}
-	u := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("nginx exited:\n%s", b)
-		default:
-		}
-		// Any answer means it listens (401: the first factor).
-		if resp, err := c.Get(u); err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nginx did not start listening within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Any answer means it listens (401: the first factor).
+	harness.RunUntilReady(t, "nginx", cmd, filepath.Join(dir, "nginx.log"), syscall.SIGQUIT, 10*time.Second, 30*time.Second,
+		answers("http://127.0.0.1:"+strconv.Itoa(port)+"/"))
 }

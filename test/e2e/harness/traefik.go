@@ -134,10 +134,6 @@ func StartTraefik(t testing.TB, dir string, port int, dynamic []byte, readyURL s
 		t.Fatal(err)
 	}
 	p := &TraefikProcess{Log: filepath.Join(dir, "traefik.log")}
-	log, err := os.Create(p.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin,
 		"--entryPoints.web.address=127.0.0.1:"+strconv.Itoa(port),
 		"--providers.file.filename="+conf,
@@ -147,45 +143,14 @@ func StartTraefik(t testing.TB, dir string, port int, dynamic []byte, readyURL s
 		"--accessLog=true",
 	)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting traefik: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		log.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(p.Log)
-			t.Logf("traefik log, last 8 KiB:\n%s", tail(b, 8192))
-		}
-	})
 	c := &http.Client{Transport: &http.Transport{DialContext: dialLocalhost}, Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(p.Log)
-			t.Fatalf("traefik exited:\n%s", b)
-		default:
+	RunUntilReady(t, "traefik", cmd, p.Log, syscall.SIGTERM, 15*time.Second, 60*time.Second, func() bool {
+		resp, err := c.Get(readyURL)
+		if err != nil {
+			return false
 		}
-		if resp, err := c.Get(readyURL); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNotFound {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(p.Log)
-			t.Fatalf("traefik did not serve %s within 60s:\n%s", readyURL, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode != http.StatusNotFound
+	})
+	return p
 }
