@@ -15,9 +15,13 @@
 #   startup     exec of `mfa-operator webhook` (standalone) to /readyz 200
 #   controller  1,000 MFAPolicies applied to a local API server until all are
 #               Ready and the bundle holds them
+#   scale       the long runs (10,000 policies, 100,000 enrolled users): every
+#               hack/bench/scale/*.sh in turn; only with SCALE=1 or when named
+#               in BENCH_SECTIONS
 #
 # Settings (environment; defaults in brackets):
 #   BENCH_SECTIONS [go http instr memory startup controller]
+#   SCALE [0]                   1 adds the scale section
 #   BENCH_DURATION [4s]         length of each measured wrk run
 #   BENCH_ROUNDS [9]            rounds of (empty handler, empty handler with
 #                               /auth's headers, /auth 200, /auth 401)
@@ -38,6 +42,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 SECTIONS=${BENCH_SECTIONS:-go http instr memory startup controller}
+if [ "${SCALE:-0}" = 1 ] && [[ " $SECTIONS " != *" scale "* ]]; then
+  SECTIONS="$SECTIONS scale"
+fi
 DURATION=${BENCH_DURATION:-4s}
 ROUNDS=${BENCH_ROUNDS:-9}
 CONNS=${BENCH_CONNECTIONS:-50}
@@ -710,6 +717,10 @@ print_summary() {
   fi
   echo
   goal_lines
+  if [ ${#SCALE_FIGURES[@]} -gt 0 ]; then
+    echo "scale:"
+    printf '  %s\n' "${SCALE_FIGURES[@]}"
+  fi
   if [ ${#failures[@]} -gt 0 ]; then
     echo
     echo "failures:"
@@ -973,6 +984,14 @@ ${SECTION_OUT[go]}
 
 EOF
     fi
+    if [ ${#SCALE_FIGURES[@]} -gt 0 ]; then
+      echo "## Scale (SCALE=1 make bench)"
+      echo
+      echo '```'
+      printf '%s\n' "${SCALE_FIGURES[@]}"
+      echo '```'
+      echo
+    fi
     echo "## Summary as printed"
     echo
     echo '```'
@@ -983,13 +1002,37 @@ EOF
   log "wrote $DOC"
 }
 
+# scale: each hack/bench/scale/*.sh runs on its own with BIN, TOOLS,
+# KUBEBUILDER_ASSETS and a scratch directory SCALE_WORK; its lines that
+# begin with "FIGURE " are the figures of the summary and the report (the
+# rest is its log).
+SCALE_FIGURES=()
+section_scale() {
+  local script name out
+  for script in "$root"/hack/bench/scale/*.sh; do
+    [ -e "$script" ] || continue
+    name=$(basename "$script" .sh)
+    log "scale: $name"
+    mkdir -p "$work/scale-$name"
+    if ! out=$(BIN=$BIN TOOLS=$TOOLS KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS SCALE_WORK=$work/scale-$name \
+      "$script" 2>"$work/logs/scale-$name.log"); then
+      tail -n 20 "$work/logs/scale-$name.log" >&2
+      fail_section "scale: $name"
+    fi
+    printf '%s\n' "$out"
+    while IFS= read -r line; do
+      SCALE_FIGURES+=("$name: ${line#FIGURE }")
+    done < <(grep '^FIGURE ' <<<"$out" || true)
+  done
+}
+
 # ---------------------------------------------------------------------------
 
 LOAD_START=$(load_avg)
 log "load average: $LOAD_START on $(nproc) CPUs$(awk -v l="${LOAD_START%% *}" 'BEGIN { if (l >= 1.0) printf " (busy machine: figures will be noisy)" }')"
 check_tools
 build
-for s in go http instr memory startup controller; do
+for s in go http instr memory startup controller scale; do
   if wants "$s"; then
     echo
     echo "=== $s ==="
