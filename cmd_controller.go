@@ -33,6 +33,7 @@ type controllerFlags struct {
 	manageDeployment *bool
 	metricsAddr      *string
 	probeAddr        *string
+	pprofAddr        *string
 	leaderElect      *bool
 	logLevel         *slog.Level
 }
@@ -53,6 +54,7 @@ func newControllerFlags() *controllerFlags {
 	f.logLevel = c.LogLevel()
 	f.metricsAddr = c.String("metrics-bind-address", "ADDR", "0", "address of the metrics endpoint, e.g. :8080 (0 disables it)")
 	f.probeAddr = c.String("health-probe-bind-address", "ADDR", ":8081", "address of the /healthz and /readyz endpoints")
+	f.pprofAddr = c.String("pprof-bind-address", "ADDR", "0", "address of Go's /debug/pprof profiles, e.g. 127.0.0.1:6060 (0 disables it); for measuring, not for production")
 	return f
 }
 
@@ -125,6 +127,7 @@ func runController(ctx context.Context, args []string) error {
 		Cache:                   controllers.CacheOptions(opts),
 		Metrics:                 metricsserver.Options{BindAddress: *f.metricsAddr},
 		HealthProbeBindAddress:  *f.probeAddr,
+		PprofBindAddress:        *f.pprofAddr,
 		LeaderElection:          *f.leaderElect,
 		LeaderElectionID:        "mfa-operator.mfa.operator.dev",
 		LeaderElectionNamespace: opts.Namespace,

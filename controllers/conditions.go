@@ -163,7 +163,14 @@ func reconcileVerdict[T verdictObject](ctx context.Context, c client.Client, rec
 }
 
 func patchStatus(ctx context.Context, c client.Client, obj, before client.Object) error {
-	return client.IgnoreNotFound(c.Status().Patch(ctx, obj, client.MergeFrom(before)))
+	patch := client.MergeFrom(before)
+	// An unchanged status costs no request: a re-check that comes to the
+	// same verdict (a provider or bundle event fans out to many policies)
+	// does not make the API server answer one round trip per policy.
+	if data, err := patch.Data(obj); err == nil && string(data) == "{}" {
+		return nil
+	}
+	return client.IgnoreNotFound(c.Status().Patch(ctx, obj, patch))
 }
 
 // emitReadyEvent records an event when the Ready condition changed: Normal

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -198,7 +199,7 @@ func (a *gatewayAttacher) audit(ctx context.Context, p *v1alpha1.MFAPolicy, http
 	var open []string
 	total := 0
 	var ings networkingv1.IngressList
-	if err := a.client.List(ctx, &ings); err != nil {
+	if err := a.client.List(ctx, &ings, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing Ingresses: %w", err)
 	}
 	for i := range ings.Items {
@@ -214,7 +215,7 @@ func (a *gatewayAttacher) audit(ctx context.Context, p *v1alpha1.MFAPolicy, http
 	}
 	if httpRoutes {
 		var routes gwapiv1.HTTPRouteList
-		if err := a.client.List(ctx, &routes); err != nil {
+		if err := a.client.List(ctx, &routes, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("listing HTTPRoutes: %w", err)
 		}
 		for i := range routes.Items {

@@ -254,7 +254,8 @@ func (f *frontDoors) policiesForRoute(ctx context.Context, o client.Object) []re
 
 func (f *frontDoors) policies(ctx context.Context, keep func(*v1alpha1.MFAPolicy) bool) []reconcile.Request {
 	var list v1alpha1.MFAPolicyList
-	if err := f.reads.List(ctx, &list); err != nil {
+	// Read only: keep looks at the objects, nothing keeps or changes them.
+	if err := f.reads.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		log.FromContext(ctx).Error(err, "listing MFAPolicies")
 		return nil
 	}
@@ -271,7 +272,17 @@ func (f *frontDoors) policies(ctx context.Context, keep func(*v1alpha1.MFAPolicy
 // namespace with targetRefs: one that is deleted, or drops a target, may
 // end another's Conflict.
 func (f *frontDoors) siblingsWithTargets(ctx context.Context, o client.Object) []reconcile.Request {
-	return f.policies(ctx, func(p *v1alpha1.MFAPolicy) bool {
-		return p.Namespace == o.GetNamespace() && p.Name != o.GetName() && len(p.Spec.TargetRefs) > 0
-	})
+	var list v1alpha1.MFAPolicyList
+	if err := f.reads.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexPolicyTargets: "true"},
+		client.UnsafeDisableDeepCopy); err != nil {
+		log.FromContext(ctx).Error(err, "listing the MFAPolicies with targetRefs", "namespace", o.GetNamespace())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if p := &list.Items[i]; p.Name != o.GetName() && len(p.Spec.TargetRefs) > 0 {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+		}
+	}
+	return reqs
 }

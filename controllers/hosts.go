@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
@@ -29,30 +28,33 @@ import (
 // the ones the bundle is about to hold. When the bundle changes, the
 // policies whose conflicts changed are checked again.
 
-// bundleClaims keeps the host claims of the bundle in force, parsed once
-// per version of the bundle Secret.
+// bundleClaims keeps the host claims of the bundle in force, parsed and
+// indexed once per version of the bundle Secret: every policy check reads
+// them, so a check costs a lookup, not a pass over every policy.
 type bundleClaims struct {
 	mu      sync.Mutex
 	version string
-	claims  []hostname.Claim
+	index   *hostname.Claims
 }
 
-// get returns the claims of the bundle Secret key (none while there is no
-// bundle).
-func (b *bundleClaims) get(ctx context.Context, c client.Reader, key types.NamespacedName) ([]hostname.Claim, error) {
+// get returns the claims of the bundle Secret key, indexed (empty while
+// there is no bundle).
+func (b *bundleClaims) get(ctx context.Context, c client.Reader, key types.NamespacedName) (*hostname.Claims, error) {
 	s := &corev1.Secret{}
-	if err := c.Get(ctx, key, s); err != nil {
+	// Read only, and only parsed when its version is new: no copy of a
+	// bundle that may be a megabyte for every policy checked.
+	if err := c.Get(ctx, key, s, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, nil
+			return hostname.NewClaims(nil), nil
 		}
 		return nil, fmt.Errorf("reading the bundle Secret %s: %w", key, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if s.ResourceVersion != b.version || b.version == "" {
-		b.version, b.claims = s.ResourceVersion, claimsOfBundle(s)
+	if s.ResourceVersion != b.version || b.version == "" || b.index == nil {
+		b.version, b.index = s.ResourceVersion, hostname.NewClaims(claimsOfBundle(s))
 	}
-	return b.claims, nil
+	return b.index, nil
 }
 
 // claimsOfBundle returns the host claims of every policy of a bundle
@@ -80,13 +82,12 @@ func (r *MFAPolicyReconciler) hostConflicts(ctx context.Context, obj *v1alpha1.M
 	if len(own) == 0 {
 		return "", nil
 	}
-	inForce, err := r.claims.get(ctx, r.Client, types.NamespacedName{Namespace: r.Options.Namespace, Name: policy.BundleSecretName})
+	// The bundle's claims of this policy (its hosts in force) need not be
+	// taken out: claims of one policy never conflict (hostname.Conflict).
+	index, err := r.claims.get(ctx, r.Client, types.NamespacedName{Namespace: r.Options.Namespace, Name: policy.BundleSecretName})
 	if err != nil {
 		return "", err
 	}
-	key := obj.Namespace + "/" + obj.Name
-	all := slices.DeleteFunc(slices.Clone(inForce), func(c hostname.Claim) bool { return c.Policy == key })
-	index := hostname.NewClaims(append(all, own...))
 	var parts []string
 	for _, c := range own {
 		for _, other := range index.Conflicts(c) {

@@ -27,6 +27,10 @@ const (
 	indexProviderSecrets = ".spec.duo.secretRefs"
 	// indexPolicySecrets: MFAPolicy -> names of the Secrets it reads.
 	indexPolicySecrets = ".spec.identity.forwardAuth.caBundleRef"
+	// indexPolicyTargets: MFAPolicy -> "true" when it has targetRefs, so
+	// that a policy's event finds its siblings with targets without
+	// listing every policy of the cluster.
+	indexPolicyTargets = ".spec.targetRefs"
 )
 
 // SetupIndexes registers the field indexes the reconcilers use. Call it
@@ -45,6 +49,14 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}
 	if err := idx.IndexField(ctx, &v1alpha1.MFAPolicy{}, indexPolicySecrets, func(o client.Object) []string {
 		return policy.PolicySecretNames(&o.(*v1alpha1.MFAPolicy).Spec)
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.MFAPolicy{}, indexPolicyTargets, func(o client.Object) []string {
+		if len(o.(*v1alpha1.MFAPolicy).Spec.TargetRefs) == 0 {
+			return nil
+		}
+		return []string{"true"}
 	}); err != nil {
 		return err
 	}

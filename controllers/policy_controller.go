@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -53,6 +54,7 @@ type MFAPolicyReconciler struct {
 func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.MFAPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: policyWorkers}).
 		Watches(&v1alpha1.MFAProvider{}, handler.EnqueueRequestsFromMapFunc(requestsForProvider(mgr.GetClient()))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(requestsForNamespace(mgr.GetClient())),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
@@ -67,6 +69,12 @@ func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return r.Gateway.doors.bind(context.Background(), c)
 }
+
+// policyWorkers is how many policies are checked at once. A check is
+// mostly waiting on the API server (the status patch), so one worker makes
+// thousands of policies wait in line for round trips, not for CPU; the
+// same policy is never checked by two workers at once.
+const policyWorkers = 8
 
 // Reconcile writes the policy's verdict.
 func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

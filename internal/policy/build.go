@@ -53,6 +53,9 @@ type BuildOptions struct {
 	GeoIP bool
 	// Checks run on every provider whose Secrets resolved.
 	Checks []ProviderCheck
+	// Cache, when set, keeps each policy's outcome for the next build, so
+	// that only the policies whose inputs changed are compiled again.
+	Cache *BuildCache
 }
 
 // BuildBundle compiles every valid policy and provider into a bundle.
@@ -66,7 +69,8 @@ type BuildOptions struct {
 // back what it shared.
 //
 // It does no I/O: the controller passes what it read from the API server,
-// the standalone server what it read from files.
+// the standalone server what it read from files. It does not change what
+// it is given, so the controller may pass the objects of its cache.
 func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider, secrets map[types.NamespacedName]*corev1.Secret, previous *Bundle, opts BuildOptions) (*Bundle, Verdicts) {
 	verdicts := Verdicts{
 		Policies:  make(map[types.NamespacedName]error, len(policies)),
@@ -112,6 +116,8 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 		return validProviders[k] || now != nil && checkSelector(now) == nil && Admits(now.Namespace, &now.Spec, ns, opts.NamespaceLabels[ns])
 	}
 
+	opts.Cache.begin(opts)
+	defer opts.Cache.end()
 	policyDup := duplicates(len(policies), func(i int) types.NamespacedName { return keyOf(policies[i].Namespace, policies[i].Name) })
 	tenancy := Tenancy{
 		IdentityHeaders: opts.IdentityHeaders,
@@ -134,20 +140,17 @@ func BuildBundle(policies []v1alpha1.MFAPolicy, providers []v1alpha1.MFAProvider
 		if _, done := verdicts.Policies[key]; done {
 			continue
 		}
+		var entry *BundlePolicy
 		var err error
 		if policyDup[key] {
 			err = duplicateError("MFAPolicy", key)
 		} else {
-			_, err = CheckPolicy(p, tenancy)
-		}
-		var ca string
-		if err == nil {
-			ca, err = ResolvePolicySecrets(p, secrets)
+			entry, err = opts.Cache.checkPolicy(p, tenancy, secrets)
 		}
 		verdicts.Policies[key] = err
 		switch {
 		case err == nil:
-			b.Policies = append(b.Policies, BundlePolicy{Namespace: p.Namespace, Name: p.Name, Generation: p.Generation, Created: p.CreationTimestamp.UTC(), Spec: *p.Spec.DeepCopy(), ForwardAuthCA: ca})
+			b.Policies = append(b.Policies, *entry)
 		case prevPolicies[key] != nil && providersInForce(prevPolicies[key], admitted) &&
 			CheckIdentityHeaders(&prevPolicies[key].Spec, opts.IdentityHeaders) == nil:
 			// The last good version stays, unless the providers' owners or
