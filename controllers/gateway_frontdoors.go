@@ -272,15 +272,14 @@ func (f *frontDoors) policies(ctx context.Context, keep func(*v1alpha1.MFAPolicy
 // namespace with targetRefs: one that is deleted, or drops a target, may
 // end another's Conflict.
 func (f *frontDoors) siblingsWithTargets(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.MFAPolicyList
-	if err := f.reads.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexPolicyTargets: "true"},
-		client.UnsafeDisableDeepCopy); err != nil {
+	siblings, err := policiesWithTargets(ctx, f.reads, o.GetNamespace())
+	if err != nil {
 		log.FromContext(ctx).Error(err, "listing the MFAPolicies with targetRefs", "namespace", o.GetNamespace())
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range list.Items {
-		if p := &list.Items[i]; p.Name != o.GetName() && len(p.Spec.TargetRefs) > 0 {
+	for i := range siblings {
+		if p := &siblings[i]; p.Name != o.GetName() && len(p.Spec.TargetRefs) > 0 {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
 		}
 	}

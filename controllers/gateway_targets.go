@@ -50,11 +50,11 @@ func (a *gatewayAttacher) forget(ctx context.Context, key types.NamespacedName) 
 	if err != nil {
 		return err
 	}
-	var siblings v1alpha1.MFAPolicyList
-	if err := a.client.List(ctx, &siblings, client.InNamespace(key.Namespace)); err != nil {
+	siblings, err := policiesWithTargets(ctx, a.client, key.Namespace)
+	if err != nil {
 		return fmt.Errorf("listing the MFAPolicies of %s: %w", key.Namespace, err)
 	}
-	return a.ensureReferenceGrant(ctx, key.Namespace, siblings.Items, installed)
+	return a.ensureReferenceGrant(ctx, key.Namespace, siblings, installed)
 }
 
 // attach writes the front door objects of the policy's targets, deletes
@@ -64,8 +64,8 @@ func (a *gatewayAttacher) attach(ctx context.Context, p *v1alpha1.MFAPolicy, ins
 		p.Status.IstioExtensionProvider = ""
 		return nil
 	}
-	var siblings v1alpha1.MFAPolicyList
-	if err := a.client.List(ctx, &siblings, client.InNamespace(p.Namespace)); err != nil {
+	siblings, err := policiesWithTargets(ctx, a.client, p.Namespace)
+	if err != nil {
 		return fmt.Errorf("listing the MFAPolicies of %s: %w", p.Namespace, err)
 	}
 	var desired []*unstructured.Unstructured
@@ -89,7 +89,7 @@ func (a *gatewayAttacher) attach(ctx context.Context, p *v1alpha1.MFAPolicy, ins
 			statuses = append(statuses, st)
 			continue
 		}
-		if winner := targetOwner(p, ref, siblings.Items); winner != "" {
+		if winner := targetOwner(p, ref, siblings); winner != "" {
 			st.State = v1alpha1.TargetConflict
 			st.Message = fmt.Sprintf("%s: %s is also targeted by MFAPolicy %s/%s, which came first and keeps it; nothing is written for it here: remove one of the two targetRefs",
 				field, what, p.Namespace, winner)
@@ -147,7 +147,7 @@ func (a *gatewayAttacher) attach(ctx context.Context, p *v1alpha1.MFAPolicy, ins
 	if err := a.apply(ctx, p, desired, installed); err != nil {
 		return err
 	}
-	if err := a.ensureReferenceGrant(ctx, p.Namespace, siblings.Items, installed); err != nil {
+	if err := a.ensureReferenceGrant(ctx, p.Namespace, siblings, installed); err != nil {
 		return err
 	}
 	p.Status.Targets = statuses

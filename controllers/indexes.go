@@ -65,6 +65,16 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	})
 }
 
+// policiesWithTargets returns the MFAPolicies of namespace with
+// targetRefs, the only ones that own targets or need a ReferenceGrant: a
+// namespace of thousands of policies without targets costs nothing here.
+// They are the cache's objects, to read only.
+func policiesWithTargets(ctx context.Context, c client.Reader, namespace string) ([]v1alpha1.MFAPolicy, error) {
+	var list v1alpha1.MFAPolicyList
+	err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexPolicyTargets: "true"}, client.UnsafeDisableDeepCopy)
+	return list.Items, err
+}
+
 // providersUsingSecret returns the MFAProviders that read a Secret.
 func providersUsingSecret(ctx context.Context, c client.Reader, s client.Object) ([]v1alpha1.MFAProvider, error) {
 	var list v1alpha1.MFAProviderList
