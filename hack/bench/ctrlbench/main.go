@@ -1,10 +1,22 @@
 // Command ctrlbench measures the controller at scale: it creates N
 // MFAPolicies against a running API server (with the operator running
 // against it) and reports how long it takes until every one is Ready=True
-// at its generation and the bundle Secret holds all of them, and the
-// bundle's size.
+// at its generation and the bundle holds all of them, and the bundle's
+// size.
 //
 //	ctrlbench -kubeconfig KUBECONFIG -n 1000
+//
+// With -controller-log, the bundle is judged from the controller's log
+// ("bundle written" and "bundle built" lines with their policy count)
+// rather than by reading the bundle Secret, so that it measures whatever
+// form the bundle takes, and what was built when it could not be written.
+//
+//	ctrlbench edit -kubeconfig KUBECONFIG -servers URL,URL
+//	ctrlbench shrink -kubeconfig KUBECONFIG -to 1000
+//
+// edit changes one policy's rules and reports when every challenge server
+// answers with the new decision; shrink deletes policies down to a count
+// (see edit.go).
 package main
 
 import (
@@ -39,12 +51,21 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "edit" || os.Args[1] == "shrink") {
+		if err := runTool(os.Args[1], os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "ctrlbench %s: %v\n", os.Args[1], err)
+			os.Exit(1)
+		}
+		return
+	}
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the API server")
 	n := flag.Int("n", 1000, "number of MFAPolicies to create")
 	operatorNS := flag.String("operator-namespace", "mfa-system", "namespace of the bundle Secret")
 	workers := flag.Int("workers", 8, "concurrent creates")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	operatorPID := flag.Int("operator-pid", 0, "give up as soon as this process (the operator) has exited")
+	controllerLog := flag.String("controller-log", "", "the controller's log file: judge the bundle from its lines rather than from the bundle Secret")
+	writeGrace := flag.Duration("write-grace", time.Minute, "with -controller-log: how long after the bundle was built with every policy to wait for it to be written")
 	flag.Parse()
 	log.SetLogger(logr.Discard())
 
@@ -53,13 +74,20 @@ func main() {
 	if *operatorPID > 0 {
 		ctx = watchProcess(ctx, *operatorPID)
 	}
-	if err := run(ctx, *kubeconfig, *n, *operatorNS, *workers); err != nil {
+	if err := run(ctx, *kubeconfig, *n, *operatorNS, *workers, *controllerLog, *writeGrace); err != nil {
 		fmt.Fprintf(os.Stderr, "ctrlbench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, kubeconfig string, n int, operatorNS string, workers int) error {
+func run(ctx context.Context, kubeconfig string, n int, operatorNS string, workers int, controllerLog string, writeGrace time.Duration) error {
+	var blog *bundleLog
+	if controllerLog != "" {
+		var err error
+		if blog, err = followBundleLog(ctx, controllerLog); err != nil {
+			return err
+		}
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return fmt.Errorf("reading kubeconfig %q: %w", kubeconfig, err)
@@ -94,7 +122,12 @@ func run(ctx context.Context, kubeconfig string, n int, operatorNS string, worke
 	if err != nil {
 		return err
 	}
-	if _, err := informers.GetInformer(ctx, &v1alpha1.MFAPolicy{}); err != nil {
+	polInformer, err := informers.GetInformer(ctx, &v1alpha1.MFAPolicy{})
+	if err != nil {
+		return err
+	}
+	readyAt := newReadyTimes(n)
+	if _, err := polInformer.AddEventHandler(readyAt.handler()); err != nil {
 		return err
 	}
 	if _, err := informers.GetInformer(ctx, &corev1.Secret{}); err != nil {
@@ -135,10 +168,13 @@ func run(ctx context.Context, kubeconfig string, n int, operatorNS string, worke
 
 	pols := benchpolicy.Policies(n)
 	start := time.Now()
-	if err := createAll(ctx, c, pols, workers); err != nil {
+	createdAt, err := createAll(ctx, c, pols, workers)
+	if err != nil {
 		return err
 	}
 	applied := time.Since(start)
+	lastCreate := time.Now()
+	bundleFrom := "secret"
 	fmt.Fprintf(os.Stderr, "ctrlbench: created %d MFAPolicies in %.2fs\n", n, applied.Seconds())
 
 	var allReady, bundled time.Duration
@@ -146,25 +182,28 @@ func run(ctx context.Context, kubeconfig string, n int, operatorNS string, worke
 	lastReport := time.Now()
 	err = poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		if allReady == 0 {
-			var list v1alpha1.MFAPolicyList
-			if err := informers.List(ctx, &list, client.InNamespace(benchpolicy.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-				return false, err
-			}
-			ready := 0
-			for i := range list.Items {
-				p := &list.Items[i]
-				if readyAtGeneration(p.Status.Conditions, p.Generation, p.Status.ObservedGeneration) {
-					ready++
-				}
-			}
+			ready, last := readyAt.count()
 			if ready == n {
-				allReady = time.Since(start)
+				allReady = last.Sub(start)
 			} else if time.Since(lastReport) > 5*time.Second {
 				lastReport = time.Now()
 				fmt.Fprintf(os.Stderr, "ctrlbench: %d/%d Ready after %.1fs\n", ready, n, time.Since(start).Seconds())
 			}
 		}
-		if bundled == 0 {
+		if bundled == 0 && blog != nil {
+			built, written := blog.first(n, start)
+			switch {
+			case !written.IsZero():
+				bundled, bundleFrom = written.Sub(start), "written"
+			case !built.IsZero() && time.Since(built) > writeGrace:
+				bundled, bundleFrom = built.Sub(start), "built"
+			}
+			bundlePolicies = 0
+			if !built.IsZero() {
+				bundlePolicies = n
+			}
+		}
+		if bundled == 0 && blog == nil {
 			var sec corev1.Secret
 			err := informers.Get(ctx, client.ObjectKey{Namespace: operatorNS, Name: policy.BundleSecretName}, &sec)
 			if err != nil && !apierrors.IsNotFound(err) {
@@ -190,6 +229,9 @@ func run(ctx context.Context, kubeconfig string, n int, operatorNS string, worke
 		}
 		return allReady > 0 && bundled > 0, nil
 	})
+	if err == nil {
+		reportLatencies(readyAt.latencies(createdAt, pols), allReady, bundled, lastCreate.Sub(start), bundleFrom, blog)
+	}
 	if err != nil {
 		return fmt.Errorf("waiting for %d Ready MFAPolicies and a bundle holding them (bundle holds %d): %w", n, bundlePolicies, err)
 	}
@@ -199,7 +241,9 @@ func run(ctx context.Context, kubeconfig string, n int, operatorNS string, worke
 }
 
 // createAll creates the policies with a few concurrent workers.
-func createAll(ctx context.Context, c client.Client, pols []*v1alpha1.MFAPolicy, workers int) error {
+// It returns when each create returned.
+func createAll(ctx context.Context, c client.Client, pols []*v1alpha1.MFAPolicy, workers int) ([]time.Time, error) {
+	createdAt := make([]time.Time, len(pols))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -216,12 +260,13 @@ func createAll(ctx context.Context, c client.Client, pols []*v1alpha1.MFAPolicy,
 					errs <- fmt.Errorf("creating MFAPolicy %s/%s: %w", pols[i].Namespace, pols[i].Name, err)
 					return
 				}
+				createdAt[i] = time.Now()
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
-	return <-errs
+	return createdAt, <-errs
 }
 
 // readyAtGeneration: Ready=True and describing the current generation.
