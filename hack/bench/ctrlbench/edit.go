@@ -31,7 +31,8 @@ func runTool(name string, args []string) error {
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
 	servers := fs.String("servers", "", "edit: comma-separated base URLs of the challenge servers, e.g. http://127.0.0.1:8080")
 	to := fs.Int("to", 1000, "shrink: keep the first this many benchmark policies, delete the others")
-	n := fs.Int("n", 0, "shrink: how many benchmark policies there are")
+	n := fs.Int("n", 0, "how many benchmark policies there are")
+	controllerLog := fs.String("controller-log", "", "edit: the controller's log file, to say when the bundle with the edit was written")
 	workers := fs.Int("workers", 16, "shrink: concurrent deletes")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,7 +56,13 @@ func runTool(name string, args []string) error {
 	if len(urls) == 0 {
 		return errors.New("-servers names no challenge server")
 	}
-	return edit(ctx, c, urls)
+	var blog *bundleLog
+	if *controllerLog != "" {
+		if blog, err = followBundleLog(ctx, *controllerLog); err != nil {
+			return err
+		}
+	}
+	return edit(ctx, c, urls, blog, *n)
 }
 
 func newClient(kubeconfig string) (client.Client, error) {
@@ -80,8 +87,9 @@ const (
 
 // edit waits until every server answers for the benchmark policy as
 // before the edit, replaces the policy's rules by one that denies, and
-// reports when each server first answered with the new decision.
-func edit(ctx context.Context, c client.Client, servers []string) error {
+// reports when each server first answered with the new decision and,
+// with blog, when the controller wrote the bundle of n policies with it.
+func edit(ctx context.Context, c client.Client, servers []string, blog *bundleLog, n int) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	for _, s := range servers {
 		if err := pollDecision(ctx, hc, s, decisionBefore, 100*time.Millisecond); err != nil {
@@ -117,7 +125,18 @@ func edit(ctx context.Context, c client.Client, servers []string) error {
 	for i, s := range servers {
 		parts = append(parts, fmt.Sprintf("%s=%.3f", s, took[i].Seconds()))
 	}
-	fmt.Printf("RESULT edit_s=%.3f servers=%d %s\n", slicesMax(took).Seconds(), len(servers), strings.Join(parts, " "))
+	written := -1.0
+	if blog != nil {
+		// The log is read as it grows: the line may come a moment later.
+		_ = poll(ctx, 20*time.Millisecond, func() (bool, error) {
+			_, w := blog.first(n, start)
+			if !w.IsZero() {
+				written = w.Sub(start).Seconds()
+			}
+			return !w.IsZero() || time.Since(start) > slicesMax(took)+5*time.Second, nil
+		})
+	}
+	fmt.Printf("RESULT edit_s=%.3f written_s=%.3f servers=%d %s\n", slicesMax(took).Seconds(), written, len(servers), strings.Join(parts, " "))
 	return nil
 }
 
