@@ -80,11 +80,12 @@ type BundleReconciler struct {
 	// Now is the clock of new keys (time.Now when nil).
 	Now func() time.Time
 
+	// compiled keeps each policy's outcome from one build to the next.
+	compiled policy.BuildCache
+
 	// known is what this controller last read or wrote, to write a
 	// deleted Secret back as it was.
 	known knownSecrets
-	// compiled keeps each policy's outcome from one build to the next.
-	compiled policy.BuildCache
 }
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch

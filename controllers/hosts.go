@@ -28,33 +28,38 @@ import (
 // the ones the bundle is about to hold. When the bundle changes, the
 // policies whose conflicts changed are checked again.
 
-// bundleClaims keeps the host claims of the bundle in force, parsed and
-// indexed once per version of the bundle Secret: every policy check reads
-// them, so a check costs a lookup, not a pass over every policy.
+// bundleClaims keeps the host claims of the bundle in force, parsed once
+// per version of the bundle Secret.
 type bundleClaims struct {
+	// indexed indexes indexedOf, the claims get returned last: every
+	// policy check looks its hosts up in it, so a check costs a lookup per
+	// host, not a pass over every policy (see hosts_index.go).
+	indexed   *hostname.Claims
+	indexedOf []hostname.Claim
+
 	mu      sync.Mutex
 	version string
-	index   *hostname.Claims
+	claims  []hostname.Claim
 }
 
-// get returns the claims of the bundle Secret key, indexed (empty while
-// there is no bundle).
-func (b *bundleClaims) get(ctx context.Context, c client.Reader, key types.NamespacedName) (*hostname.Claims, error) {
+// get returns the claims of the bundle Secret key (none while there is no
+// bundle).
+func (b *bundleClaims) get(ctx context.Context, c client.Reader, key types.NamespacedName) ([]hostname.Claim, error) {
 	s := &corev1.Secret{}
-	// Read only, and only parsed when its version is new: no copy of a
-	// bundle that may be a megabyte for every policy checked.
+	// Read only, and parsed only when its version is new: no copy of a
+	// bundle of up to a megabyte for every policy checked.
 	if err := c.Get(ctx, key, s, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
-			return hostname.NewClaims(nil), nil
+			return nil, nil
 		}
 		return nil, fmt.Errorf("reading the bundle Secret %s: %w", key, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if s.ResourceVersion != b.version || b.version == "" || b.index == nil {
-		b.version, b.index = s.ResourceVersion, hostname.NewClaims(claimsOfBundle(s))
+	if s.ResourceVersion != b.version || b.version == "" {
+		b.version, b.claims = s.ResourceVersion, claimsOfBundle(s)
 	}
-	return b.index, nil
+	return b.claims, nil
 }
 
 // claimsOfBundle returns the host claims of every policy of a bundle
@@ -84,7 +89,7 @@ func (r *MFAPolicyReconciler) hostConflicts(ctx context.Context, obj *v1alpha1.M
 	}
 	// The bundle's claims of this policy (its hosts in force) need not be
 	// taken out: claims of one policy never conflict (hostname.Conflict).
-	index, err := r.claims.get(ctx, r.Client, types.NamespacedName{Namespace: r.Options.Namespace, Name: policy.BundleSecretName})
+	index, err := r.claims.index(ctx, r.Client, types.NamespacedName{Namespace: r.Options.Namespace, Name: policy.BundleSecretName})
 	if err != nil {
 		return "", err
 	}
