@@ -20,7 +20,9 @@
 # Environment: BIN (default bin/mfa-operator), TOOLS (a folder holding a
 # built ctrlbench; built here when unset), KUBEBUILDER_ASSETS (default
 # bin/k8s/<version of go.mod>), SCALE_WORK (default tmp/scale-controller),
-# POLICIES (default 10000), EDIT_FALLBACK (default 1000).
+# POLICIES (default 10000), EDIT_FALLBACK (default 1000), CONTROLLER_FLAGS
+# (more flags for the controller, e.g. --pprof-bind-address=127.0.0.1:6060
+# to profile it during the run).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -75,9 +77,10 @@ kubectl=(env KUBECONFIG="$kc" "$KUBEBUILDER_ASSETS/kubectl")
 
 rm -rf "$STATE/logs"
 probe=$(free_port)
+# shellcheck disable=SC2086 # CONTROLLER_FLAGS is split into flags on purpose
 start_proc controller "$BIN" controller --namespace mfa-system \
   --trusted-proxies 127.0.0.1/32 --insecure-cookies --manage-deployment=false \
-  --kubeconfig "$kc" --metrics-bind-address 0 --health-probe-bind-address "127.0.0.1:$probe"
+  --kubeconfig "$kc" --metrics-bind-address 0 --health-probe-bind-address "127.0.0.1:$probe" ${CONTROLLER_FLAGS:-}
 wait_for controller "the controller's /readyz" 120 http_ok "http://127.0.0.1:$probe/readyz"
 cpid=$(pid_of controller)
 ctrl_log=$STATE/logs/controller.log
