@@ -71,10 +71,12 @@ func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // policyWorkers is how many policies are checked at once. A check is
-// mostly waiting on the API server (the status patch), so one worker makes
-// thousands of policies wait in line for round trips, not for CPU; the
-// same policy is never checked by two workers at once.
-const policyWorkers = 8
+// mostly waiting on the API server (the status patch: 0.1 to 0.3 s on a
+// busy one), so one worker made thousands of new policies wait in line
+// for round trips, not for CPU: 10,000 policies Ready within a minute
+// takes some 170 checks a second, about 30 in flight. Idle workers cost
+// nothing; the same policy is never checked by two workers at once.
+const policyWorkers = 32
 
 // Reconcile writes the policy's verdict.
 func (r *MFAPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
