@@ -61,6 +61,14 @@ func StartSSO(t testing.TB, appURL string) *SSO {
 	return s
 }
 
+// RunningSSO is the single sign-on that hack/sso.sh up started in dir
+// (the demo's is STATE/sso), read from its sso.env; the test does not
+// own it (its Stop is not for it).
+func RunningSSO(t testing.TB, dir string) *SSO {
+	t.Helper()
+	return &SSO{Dir: dir, Settings: readSettings(t, filepath.Join(dir, "sso.env")), root: RepoRoot(t)}
+}
+
 func (s *SSO) run(t testing.TB, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
