@@ -126,6 +126,7 @@ EOF
   for u in "$user1:$pw1:openid" "$user2:$pw2:openid" "$user3:$pw3:openid otp-login"; do
     scopes=${u##*:} u=${u%:*}
     pw=${u#*:} u=${u%%:*}
+    # shellcheck disable=SC2086 # one word per scope
     scopes_json=$(printf '"%s",' $scopes)
     api POST /user/ "{\"username\":\"$u\",\"name\":\"$u\",\"email\":\"$u@example.com\",\"password\":\"$pw\",\"scope\":[${scopes_json%,}],\"enabled\":true}" "$jar"
     # Consent given once, as a user would on the first login.
@@ -140,6 +141,8 @@ EOF
   rm -f "$jar"
 
   local host=${app_url#*://}
+  # It asks for otp-login too: glewlwyd grants it to the users who have it,
+  # and asks them for their code; the others sign in with the password.
   setsid "$O2P" --provider=oidc --oidc-issuer-url="$issuer" --client-id=mfa-demo --client-secret="$secret" \
     --redirect-url="$app_url/oauth2/callback" --http-address="127.0.0.1:$proxy_port" \
     --cookie-secret="$(rand_hex 16)" --cookie-secure=false --cookie-expire="${SSO_COOKIE_EXPIRE:-8h}" \
