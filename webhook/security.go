@@ -154,12 +154,15 @@ func (c *challengePages) showSecurity(w http.ResponseWriter, r *http.Request, cr
 	if until := c.sessions.RememberedUntil(r, cr.snap.Keyring, cr.user(), now); !until.IsZero() {
 		v.RememberedUntil = until.UTC().Format(dateLayout)
 	}
-	p := c.formPage(w, r, cr)
+	// The forms name a provider: the one chosen, else the rule's first
+	// (a page offering several providers has none chosen).
+	shown := *cr
+	if shown.provider == nil && len(shown.choices) > 0 {
+		shown.provider = shown.choices[0]
+	}
+	p := c.formPage(w, r, &shown)
 	p.Title = "Security"
 	p.Action = c.publicPath + "/security/" + url.PathEscape(cr.policy.Namespace) + "/" + url.PathEscape(cr.policy.Name)
-	if cr.provider == nil && len(cr.choices) > 0 {
-		p.Provider = choiceName(cr.policy, cr.choices[0])
-	}
 	p.Error = problem
 	p.Security = v
 	c.render(w, status, pageSecurity, p, "")
