@@ -170,7 +170,7 @@ func TestHelpdeskCommandsWithTheHelpdeskRole(t *testing.T) {
 	g.Expect(code).To(BeZero(), errOut)
 	g.Expect(out).To(MatchRegexp(`(?m)^USER\s+PROVIDER\s+FACTOR\s+CREATED\s+LAST USED\s+LOCKED UNTIL\s+BROWSERS$`))
 	g.Expect(out).To(MatchRegexp(`(?m)^` + ana + `\s+` + provider + `\s+totp\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+0$`))
-	g.Expect(out).To(MatchRegexp(`(?m)^` + bob + `\s+` + provider + `\s+recovery-codes \(2 left\)\s+-\s+-\s+-\s+2$`), "two browsers remembered, one expired")
+	g.Expect(out).To(MatchRegexp(`(?m)^`+bob+`\s+`+provider+`\s+recovery-codes \(2 left\)\s+-\s+-\s+-\s+2$`), "two browsers remembered, one expired")
 
 	code, out, errOut = runCLI("users", "--policy", "apps/missing", "--kubeconfig", kc)
 	g.Expect(code).To(Equal(1))
