@@ -113,7 +113,7 @@ func minTime(a, b time.Time) time.Time {
 
 // browserLabel names a browser from its User-Agent: "Firefox on Linux".
 func browserLabel(ua string) string {
-	name := "A browser"
+	name := "Unknown browser"
 	for _, b := range []struct{ token, name string }{
 		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chromium/", "Chromium"},
 		{"HeadlessChrome/", "Chrome (headless)"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"},

@@ -160,7 +160,7 @@ func TestBrowserLabel(t *testing.T) {
 	g.Expect(browserLabel(uaChromeAndroid)).To(Equal("Chrome on Android"))
 	g.Expect(browserLabel("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36 Edg/156.0")).To(Equal("Edge on Windows"))
 	g.Expect(browserLabel("Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Version/18.0 Mobile/15E148 Safari/604.1")).To(Equal("Safari on iOS"))
-	g.Expect(browserLabel("curl/8.0")).To(Equal("A browser"))
+	g.Expect(browserLabel("curl/8.0")).To(Equal("Unknown browser"))
 }
 
 // requestWithCookiesOf is a request to the challenge server carrying b's
