@@ -43,7 +43,8 @@ const uaOtherBrowser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit
 // the factors and the remembered browsers (this one marked, a second
 // Chromium listed), make new recovery codes (an old one is then refused),
 // add a passkey with a virtual authenticator, and sign the second browser
-// out, which then gets 401 at /auth and is sent back to the challenge.
+// out, which then gets 401 at /auth of both challenge servers (a second
+// replica shares the API server) and is sent back to the challenge.
 // The page's forms carry the CSRF token (a post without it is refused)
 // and its content security policy a nonce. Screenshots go to
 // artifacts/e2e/.
@@ -55,6 +56,8 @@ func TestBrowserSecurityPage(t *testing.T) {
 	env.Apply(t, webauthnProvider)
 	env.Apply(t, securityPolicyYAML)
 	env.MustKubectl(t, "", "-n", "apps", "wait", "--for=condition=Ready", "--timeout=60s", "mfaprovider/webauthn", "mfapolicy/admin")
+	replica := env.StartWebhookReplica(t, "webhook-replica")
+	replicas := []string{env.WebhookURL, replica.URL}
 	securityURL := env.URL + "/security/apps/admin"
 	totpPage := env.URL + "/challenge/apps/admin?provider=google-authenticator&rd=" + url.QueryEscape(env.URL+"/reports")
 
@@ -91,7 +94,9 @@ func TestBrowserSecurityPage(t *testing.T) {
 	code, _ = otp.NextCode(t)
 	laptop.do("enter a code", chromedp.SendKeys(chromedp.CSS("#code"), code),
 		chromedp.Click(chromedp.CSS("form button")), chromedp.WaitVisible(chromedp.CSS("#user")))
-	g.Expect(laptop.authStatus()).To(Equal(http.StatusOK), "remembered")
+	for _, r := range replicas {
+		g.Expect(laptop.authStatusAt(r)).To(Equal(http.StatusOK), "remembered, at %s", r)
+	}
 
 	// The Security page, after a step-up when the last answer is older
 	// than 5 minutes.
@@ -143,18 +148,27 @@ func TestBrowserSecurityPage(t *testing.T) {
 	g.Expect(desk.location()).To(Equal(securityURL))
 	g.Expect(desk.text("ul.keys")).To(ContainSubstring("Laptop passkey"))
 	desk.screenshot("security-passkey-1280.png")
+	desk.do("phone width", phoneViewport(), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("ul.browsers")))
+	desk.screenshot("security-passkey-375.png")
 
 	// Sign the other browser out: it is refused at /auth and sent back to
 	// the challenge; this browser stays signed in.
 	desk.do("sign the other browser out",
 		chromedp.Click(chromedp.Search(`//ul[@class="browsers"]/li[contains(., "Chrome on macOS")]//button`)),
 		chromedp.WaitVisible(chromedp.CSS("p.notice")))
+	signedOut := time.Now()
 	g.Expect(desk.text("p.notice")).To(ContainSubstring("Chrome on macOS is signed out"))
+	for _, r := range replicas {
+		g.Eventually(func() int { return laptop.authStatusAt(r) }, 10*time.Second, 20*time.Millisecond).Should(Equal(http.StatusUnauthorized),
+			"the signed-out browser at %s", r)
+	}
+	t.Logf("one browser signed out: refused by both challenge servers %v after the page said so", time.Since(signedOut).Round(time.Millisecond))
 	g.Expect(desk.text("ul.browsers")).NotTo(ContainSubstring("Chrome on macOS"))
-	g.Eventually(laptop.authStatus, 10*time.Second, 100*time.Millisecond).Should(Equal(http.StatusUnauthorized))
 	laptop.do("open the app", chromedp.Navigate(env.URL+"/reports"), chromedp.WaitVisible(chromedp.CSS("main")))
 	g.Expect(laptop.location()).To(HavePrefix(env.URL + "/challenge/apps/admin"))
-	g.Expect(desk.authStatus()).To(Equal(http.StatusOK), "this browser stays signed in")
+	for _, r := range replicas {
+		g.Expect(desk.authStatusAt(r)).To(Equal(http.StatusOK), "this browser stays signed in, at %s", r)
+	}
 	desk.do("open the app", chromedp.Navigate(env.URL+"/reports"), chromedp.WaitVisible(chromedp.CSS("#user")))
 	g.Expect(env.Log("webhook")).To(ContainSubstring(`"event":"browser_revocation"`))
 }
@@ -212,11 +226,11 @@ func (b *keyBrowser) openSecurity(securityURL string, otp *harness.OTP) {
 	b.g.Expect(b.location()).To(Equal(securityURL))
 }
 
-// authStatus is what the challenge server's /auth answers for the
-// browser's cookies on the app, as nginx asks it.
-func (b *keyBrowser) authStatus() int {
+// authStatusAt is what the challenge server at base answers on /auth for
+// the browser's cookies on the app, as nginx asks it.
+func (b *keyBrowser) authStatusAt(base string) int {
 	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, b.env.WebhookURL+"/auth/apps/admin", nil)
+	req, err := http.NewRequest(http.MethodGet, base+"/auth/apps/admin", nil)
 	b.g.Expect(err).NotTo(HaveOccurred())
 	req.Header.Set("X-Original-URL", b.env.URL+"/reports")
 	req.Header.Set("X-Original-Method", http.MethodGet)
