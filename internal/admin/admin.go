@@ -67,6 +67,10 @@ type Row struct {
 	Detail string
 	// LockedUntil is set while the user is locked out.
 	LockedUntil time.Time
+	// RememberedBrowsers is how many browsers the user has remembered
+	// (recorded when remembered; see browsers.go), the same on every row
+	// of the user.
+	RememberedBrowsers int
 }
 
 // Users lists the factors of every enrolled user; only those of providers
@@ -101,6 +105,7 @@ func (a *Admin) Users(ctx context.Context, providers []string) ([]Row, error) {
 			rows = append(rows, Row{User: e.User, Provider: e.Provider, Factor: "-", LockedUntil: locked})
 		}
 	}
+	withBrowserCounts(rows, all, providers, now)
 	slices.SortFunc(rows, func(x, y Row) int {
 		return strings.Compare(x.User+"\x00"+x.Provider+"\x00"+x.Factor, y.User+"\x00"+y.Provider+"\x00"+y.Factor)
 	})
