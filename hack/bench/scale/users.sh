@@ -15,6 +15,10 @@
 #   SCALE_USERS_VERIFY [2000]                  users answering a valid code
 #   SCALE_USERS_ENROL [300]                    new users enrolling
 #   SCALE_USERS_LOCKOUT [1000]                 users sending 5 wrong codes each
+#   SCALE_USERS_SMALL [2000]                   users in place for the pages' reference run
+#   SCALE_USERS_WRITERS [48]                   concurrent writers of populate
+#   SCALE_USERS_KEEP [0]                       1: leave the control plane running at the end
+#                                              (DEMO_STATE=SCALE_WORK/cluster hack/cluster.sh down)
 #
 # Prints "FIGURE <what>: <value> (goal <goal>: met|NOT met)" lines on
 # stdout, its log on stderr; exits non-zero only when the run itself fails.
@@ -99,6 +103,10 @@ stop_bg() {
 cleanup() {
   local p
   for p in "${pids[@]}"; do stop_bg "$p"; done
+  if [ "${SCALE_USERS_KEEP:-0}" = 1 ]; then
+    log "the control plane keeps running: KUBECONFIG=$KC; stop it with DEMO_STATE=$STATE hack/cluster.sh down"
+    return
+  fi
   DEMO_STATE=$STATE "$root/hack/cluster.sh" down >>"$SCALE_WORK/logs/cluster.log" 2>&1 || true
 }
 trap cleanup EXIT
@@ -127,9 +135,9 @@ proc_pid() { cat "$STATE/pids/$1.pid"; }
 # --- the control plane, the CRDs, one TOTP provider and one policy --------
 
 log "starting etcd and kube-apiserver (hack/cluster.sh) in $STATE"
-export DEMO_STATE=$STATE KUBEBUILDER_ASSETS
-DEMO_APISERVER_PORT=$(free_port) DEMO_ETCD_PORT=$(free_port) DEMO_ETCD_PEER_PORT=$(free_port) \
-  "$root/hack/cluster.sh" up >>"$SCALE_WORK/logs/cluster.log" 2>&1 || {
+DEMO_APISERVER_PORT=$(free_port) DEMO_ETCD_PORT=$(free_port) DEMO_ETCD_PEER_PORT=$(free_port)
+export DEMO_STATE=$STATE KUBEBUILDER_ASSETS DEMO_APISERVER_PORT DEMO_ETCD_PORT DEMO_ETCD_PEER_PORT
+"$root/hack/cluster.sh" up >>"$SCALE_WORK/logs/cluster.log" 2>&1 || {
   tail -n 20 "$SCALE_WORK/logs/cluster.log" >&2
   die "the local control plane did not start"
 }
@@ -232,6 +240,56 @@ measure_webhook() {
   log "challenge server ($1 users): ready in ${WH_READY_MS} ms, Secret LISTs at start $(eval echo "\$WH_$1_LISTS") ($(eval echo "\$WH_$1_LIST_BYTES") bytes of LIST answers), read $(eval echo "\$WH_$1_IDLE_BYTES") bytes over ${IDLE}s idle, RSS $(mb "$(eval echo "\$WH_$1_RSS")") MB"
 }
 
+pages() { # MODE FLAGS...: runs the pages driver against WH_URL, prints its RESULT lines
+  local mode=$1
+  shift
+  "$SCALE_WORK/users" pages -server "$WH_URL" -policy apps/bench -mode "$mode" "$@" 2>>"$SCALE_WORK/logs/pages.log" ||
+    die "pages -mode $mode failed (see $SCALE_WORK/logs/pages.log)"
+}
+res() { sed -n "s/^RESULT kind=$1 \(.* \)\{0,1\}$2=\([^ ]*\).*/\2/p" <<<"$3"; }
+populate() { # N: users 0..N-1 enrolled (those already there are kept); sets POP_OUT
+  POP_OUT=$("$SCALE_WORK/users" populate -kubeconfig "$KC" -namespace "$NS" -n "$1" -workers "${SCALE_USERS_WRITERS:-48}" 2>>"$SCALE_WORK/logs/populate.log") ||
+    die "populate failed (see $SCALE_WORK/logs/populate.log)"
+  printf '%s\n' "$POP_OUT" >&2
+}
+
+# run_pages LABEL VERIFY_FROM LOCKOUT_FROM VERIFY ENROL LOCKOUT: the three
+# drivers; sets P_<LABEL>_<kind>_<key> for what the figures need, and the
+# lockout burst's Secret updates, conflicts and seconds.
+run_pages() {
+  local l=$1 out m0=$SCALE_WORK/metrics-lockout-$1-0 m1=$SCALE_WORK/metrics-lockout-$1-1 k
+  log "pages ($l): $4 enrolled users answer a valid code, $5 new users enrol, $6 users send 5 wrong codes each"
+  out=$(pages verify -from "$2" -count "$4" -workers 8)
+  printf '%s\n' "$out" >&2
+  for k in p50_ms p99_ms; do
+    printf -v "P_${l}_verify_code_$k" %s "$(res verify-code "$k" "$out")"
+    printf -v "P_${l}_verify_page_$k" %s "$(res verify-page "$k" "$out")"
+  done
+  out=$(pages enrol -prefix "new-$l-$(date +%s)-" -count "$5" -workers 8)
+  printf '%s\n' "$out" >&2
+  for k in p50_ms p99_ms; do
+    printf -v "P_${l}_enrol_page_$k" %s "$(res enrol-page "$k" "$out")"
+    printf -v "P_${l}_enrol_confirm_$k" %s "$(res enrol-confirm "$k" "$out")"
+  done
+  apiserver_metrics "$m0"
+  lock_r0=$(read_bytes "${IDLE_REPLICA_PID:-$$}") lock_c0=$(read_bytes "${CTRL_PID_RUNNING:-$$}")
+  out=$(pages lockout -from "$3" -count "$6" -attempts 5 -workers 16)
+  lock_r1=$(read_bytes "${IDLE_REPLICA_PID:-$$}") lock_c1=$(read_bytes "${CTRL_PID_RUNNING:-$$}")
+  apiserver_metrics "$m1"
+  printf '%s\n' "$out" >&2
+  for k in p50_ms p99_ms n status; do
+    printf -v "P_${l}_lockout_$k" %s "$(res lockout-wrong-code "$k" "$out")"
+  done
+  printf -v "P_${l}_lockout_seconds" %s "$(res lockout seconds "$out")"
+  printf -v "P_${l}_lockout_errors" %s "$(res lockout errors "$out")"
+  printf -v "P_${l}_lockout_puts" %s $(($(metric "$m1" apiserver_request_total 'verb="PUT"' 'resource="secrets"') - $(metric "$m0" apiserver_request_total 'verb="PUT"' 'resource="secrets"')))
+  printf -v "P_${l}_lockout_conflicts" %s $(($(metric "$m1" apiserver_request_total 'verb="PUT"' 'resource="secrets"' 'code="409"') - $(metric "$m0" apiserver_request_total 'verb="PUT"' 'resource="secrets"' 'code="409"')))
+}
+pv() { eval echo "\${P_$1:-n/a}"; }
+# within RATIO A B: 1 when A <= RATIO * B (a figure at 100k users against
+# the same figure at the small set, same run).
+within() { awk -v r="$1" -v a="$2" -v b="$3" 'BEGIN { print (a != "" && b != "" && a <= r * b) ? 1 : 0 }'; }
+
 # --- 0 users: the baseline -------------------------------------------------
 
 log "baseline: controller and challenge server with 0 enrolled users"
@@ -241,74 +299,80 @@ stop_bg "$CTRL_PID"
 measure_webhook 0
 stop_bg "$WH_PID"
 
+# --- a small set of users: the pages' reference ------------------------------
+
+SMALL=${SCALE_USERS_SMALL:-2000}
+start_controller
+log "populating the first $SMALL enrolments through internal/store"
+populate "$SMALL"
+start_webhook
+IDLE_REPLICA_PID=$WH_PID
+start_webhook
+run_pages small 0 "$((SMALL / 2))" "$((SMALL / 4))" "$((ENROL_USERS / 3))" "$((SMALL / 4))"
+stop_bg "$WH_PID"
+stop_bg "$IDLE_REPLICA_PID"
+unset IDLE_REPLICA_PID
+
 # --- 100,000 users, written through the store --------------------------------
 
-start_controller
-log "populating $USERS enrolments through internal/store (the controller runs meanwhile)"
+log "populating up to $USERS enrolments through internal/store (the controller runs meanwhile)"
 CTRL_BEFORE_POP=$(rss_kb "$CTRL_PID")
-out=$("$SCALE_WORK/users" populate -kubeconfig "$KC" -namespace "$NS" -n "$USERS" -workers 32) || die "populate failed"
-printf '%s\n' "$out" >&2
-POP_S=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$out")
-POP_RATE=$(sed -n 's/.* per_s=\([0-9.]*\).*/\1/p' <<<"$out")
+populate "$USERS"
 CTRL_AFTER_POP=$(rss_kb "$CTRL_PID")
 stop_bg "$CTRL_PID"
-figure "time to write $USERS enrolment Secrets through internal/store (32 writers)" "${POP_S} s, ${POP_RATE}/s" "none, reported" 1
+figure "time to write enrolment Secrets $SMALL to $USERS through internal/store (${SCALE_USERS_WRITERS:-48} writers, Update: 2 GETs and a create each)" \
+  "$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$POP_OUT") s, $(sed -n 's/.* per_s=\([0-9.]*\).*/\1/p' <<<"$POP_OUT")/s" "none, reported" 1
 
 measure_controller 100k
 stop_bg "$CTRL_PID"
 d=$(awk -v a="$CTRL_0_RSS" -v b="$CTRL_100k_RSS" 'BEGIN { printf "%.1f", (b - a) / 1024 }')
-figure "controller RSS after ${IDLE}s idle, 0 -> $USERS users" "$(mb "$CTRL_0_RSS") -> $(mb "$CTRL_100k_RSS") MB ($d MB)" "growth <= 10 MB: enrolments stay out of its cache" "$(cmp_le "$d" 10)"
+figure "controller RSS ${IDLE}s after start, 0 -> $USERS users" "$(mb "$CTRL_0_RSS") -> $(mb "$CTRL_100k_RSS") MB ($d MB)" "growth <= 10 MB: enrolments stay out of its cache" "$(cmp_le "$d" 10)"
 d=$(awk -v a="$CTRL_BEFORE_POP" -v b="$CTRL_AFTER_POP" 'BEGIN { printf "%.1f", (b - a) / 1024 }')
-figure "controller RSS while $USERS enrolments were written" "$(mb "$CTRL_BEFORE_POP") -> $(mb "$CTRL_AFTER_POP") MB ($d MB)" "growth <= 10 MB" "$(cmp_le "$d" 10)"
+figure "controller RSS while enrolments $SMALL to $USERS were written" "$(mb "$CTRL_BEFORE_POP") -> $(mb "$CTRL_AFTER_POP") MB ($d MB)" "growth <= 10 MB" "$(cmp_le "$d" 10)"
 figure "controller exec to /readyz, 0 / $USERS users" "$CTRL_0_READY_MS / $CTRL_100k_READY_MS ms" "none, reported" 1
 figure "controller CPU over ${IDLE}s idle after start, 0 / $USERS users" "$CTRL_0_CPU / $CTRL_100k_CPU s" "<= 1 s with $USERS users" "$(cmp_le "$CTRL_100k_CPU" 1)"
 
 measure_webhook 100k
 d=$(awk -v a="$WH_0_RSS" -v b="$WH_100k_RSS" 'BEGIN { printf "%.1f", (b - a) / 1024 }')
-figure "challenge server RSS per replica, 0 -> $USERS users" "$(mb "$WH_0_RSS") -> $(mb "$WH_100k_RSS") MB ($d MB)" "growth <= 10 MB" "$(cmp_le "$d" 10)"
+figure "challenge server RSS per replica ${IDLE}s after start, 0 -> $USERS users" "$(mb "$WH_0_RSS") -> $(mb "$WH_100k_RSS") MB ($d MB)" "growth <= 10 MB" "$(cmp_le "$d" 10)"
 figure "challenge server exec to /readyz, 0 / $USERS users" "$WH_0_READY_MS / $WH_100k_READY_MS ms" "<= 2000 ms with $USERS users" "$(cmp_le "$WH_100k_READY_MS" 2000)"
 figure "challenge server Secret LISTs at start with $USERS users (bytes of all LIST answers)" "$WH_100k_LISTS ($WH_100k_LIST_BYTES bytes; 0 users: $WH_0_LISTS, $WH_0_LIST_BYTES bytes)" "no enrolment listed: LIST bytes within 64 KiB of 0 users'" "$(cmp_le "$((WH_100k_LIST_BYTES - WH_0_LIST_BYTES))" 65536)"
-figure "challenge server watch traffic over ${IDLE}s idle with $USERS users (bytes read by the process; watch events sent by the API server)" "$WH_100k_IDLE_BYTES bytes, $WH_100k_WATCH_EVENTS events (0 users: $WH_0_IDLE_BYTES bytes, $WH_0_WATCH_EVENTS events)" "<= 64 KiB" "$(cmp_le "$WH_100k_IDLE_BYTES" 65536)"
+figure "challenge server watch traffic over ${IDLE}s idle with $USERS users (bytes read by the process)" "$WH_100k_IDLE_BYTES bytes (0 users: $WH_0_IDLE_BYTES bytes)" "<= 64 KiB" "$(cmp_le "$WH_100k_IDLE_BYTES" 65536)"
 
 # --- the challenge pages with 100,000 users in place -------------------------
 
-pages() { # MODE FLAGS...: runs the pages driver, prints its RESULT lines
-  local mode=$1
-  shift
-  "$SCALE_WORK/users" pages -server "$WH_URL" -policy apps/bench -mode "$mode" "$@" 2>>"$SCALE_WORK/logs/pages.log" ||
-    die "pages -mode $mode failed (see $SCALE_WORK/logs/pages.log)"
-}
-res() { sed -n "s/^RESULT kind=$1 .*[ ]$2=\([^ ]*\).*/\1/p" <<<"$3"; }
+# The controller and a second, idle replica run meanwhile, as with the
+# small set: what they read during the lockout burst is what enrolment
+# writes cost their watches.
+start_controller
+CTRL_PID_RUNNING=$CTRL_PID
+MAIN_URL=$WH_URL MAIN_PID=$WH_PID
+start_webhook
+IDLE_REPLICA_PID=$WH_PID
+WH_URL=$MAIN_URL WH_PID=$MAIN_PID
+run_pages big "$((USERS / 10))" "$((USERS / 5))" "$VERIFY_USERS" "$ENROL_USERS" "$LOCKOUT_USERS"
 
-log "verify: $VERIFY_USERS enrolled users answer a valid code"
-out=$(pages verify -from 0 -count "$VERIFY_USERS" -workers 8)
-printf '%s\n' "$out" >&2
-p99=$(res verify-code p99_ms "$out")
-figure "TOTP verify with $USERS users, POST of a valid code (p50 / p99, $VERIFY_USERS users, 8 browsers at once)" "$(res verify-code p50_ms "$out") / $p99 ms" "p99 <= 250 ms" "$(cmp_le "$p99" 250)"
-figure "challenge page GET of an enrolled user with $USERS users (p50 / p99)" "$(res verify-page p50_ms "$out") / $(res verify-page p99_ms "$out") ms" "p99 <= 250 ms" "$(cmp_le "$(res verify-page p99_ms "$out")" 250)"
-
-log "enrol: $ENROL_USERS new users enrol"
-out=$(pages enrol -prefix "new-$(date +%s)-" -count "$ENROL_USERS" -workers 8)
-printf '%s\n' "$out" >&2
-figure "enrolment page GET of a new user with $USERS users (p50 / p99)" "$(res enrol-page p50_ms "$out") / $(res enrol-page p99_ms "$out") ms" "p99 <= 250 ms" "$(cmp_le "$(res enrol-page p99_ms "$out")" 250)"
-figure "enrolment confirm POST with $USERS users (p50 / p99)" "$(res enrol-confirm p50_ms "$out") / $(res enrol-confirm p99_ms "$out") ms" "p99 <= 250 ms" "$(cmp_le "$(res enrol-confirm p99_ms "$out")" 250)"
-
-log "lockout: $LOCKOUT_USERS users send 5 wrong codes each"
-m0=$SCALE_WORK/metrics-lockout-0 m1=$SCALE_WORK/metrics-lockout-1
-apiserver_metrics "$m0"
-out=$(pages lockout -from "$((VERIFY_USERS * 2))" -count "$LOCKOUT_USERS" -attempts 5 -workers 16)
-apiserver_metrics "$m1"
-printf '%s\n' "$out" >&2
-puts=$(($(metric "$m1" apiserver_request_total 'verb="UPDATE"' 'resource="secrets"') - $(metric "$m0" apiserver_request_total 'verb="UPDATE"' 'resource="secrets"')))
-conflicts=$(($(metric "$m1" apiserver_request_total 'verb="UPDATE"' 'resource="secrets"' 'code="409"') - $(metric "$m0" apiserver_request_total 'verb="UPDATE"' 'resource="secrets"' 'code="409"')))
-events=$(($(metric "$m1" apiserver_watch_events_total) - $(metric "$m0" apiserver_watch_events_total)))
-secs=$(res lockout seconds "$out")
-errors=$(res lockout errors "$out")
-status=$(res lockout-wrong-code status "$out")
-figure "lockout burst: $LOCKOUT_USERS users x 5 wrong codes, 16 browsers at once" "$(res lockout-wrong-code n "$out") refusals in $secs s, $(awk -v n="$puts" -v s="$secs" 'BEGIN { printf "%.0f", n / s }') Secret writes/s, p50 / p99 $(res lockout-wrong-code p50_ms "$out") / $(res lockout-wrong-code p99_ms "$out") ms, answers $status, $errors errors, $conflicts conflicts (409) of $puts Secret updates" "no errors, p99 <= 250 ms" "$([ "$errors" = 0 ] && cmp_le "$(res lockout-wrong-code p99_ms "$out")" 250 || echo 0)"
-figure "watch events sent by the API server during the lockout burst ($puts enrolment Secret writes)" "$events" "0: no replica watches enrolments" "$([ "$events" = 0 ] && echo 1 || echo 0)"
-figure "challenge server RSS after the pages" "$(mb "$(rss_kb "$WH_PID")") MB" "none, reported" 1
+for kind in verify_code verify_page enrol_page enrol_confirm; do
+  case $kind in
+  verify_code) what="TOTP verify, POST of a valid code" ;;
+  verify_page) what="challenge page GET of an enrolled user" ;;
+  enrol_page) what="enrolment page GET of a new user (QR code)" ;;
+  enrol_confirm) what="enrolment confirm POST" ;;
+  esac
+  figure "$what, p50 / p99 with $USERS users (with $SMALL users, same run)" \
+    "$(pv "big_${kind}_p50_ms") / $(pv "big_${kind}_p99_ms") ms ($(pv "small_${kind}_p50_ms") / $(pv "small_${kind}_p99_ms") ms)" \
+    "p50 with $USERS users <= 2x with $SMALL" "$(within 2 "$(pv "big_${kind}_p50_ms")" "$(pv "small_${kind}_p50_ms")")"
+done
+secs=$P_big_lockout_seconds
+figure "lockout burst: $LOCKOUT_USERS users x 5 wrong codes, 16 browsers at once, $USERS users" \
+  "$P_big_lockout_n refusals in $secs s, $(awk -v n="$P_big_lockout_puts" -v s="$secs" 'BEGIN { printf "%.0f", n / s }') Secret writes/s, p50 / p99 $P_big_lockout_p50_ms / $P_big_lockout_p99_ms ms (with $SMALL users: $P_small_lockout_p50_ms / $P_small_lockout_p99_ms ms), answers $P_big_lockout_status, $P_big_lockout_errors errors, $P_big_lockout_conflicts conflicts (409) of $P_big_lockout_puts Secret updates" \
+  "no errors; p50 <= 2x with $SMALL users" "$([ "$P_big_lockout_errors" = 0 ] && within 2 "$P_big_lockout_p50_ms" "$P_small_lockout_p50_ms" || echo 0)"
+figure "bytes read during the lockout burst ($P_big_lockout_puts enrolment Secret writes) by an idle challenge-server replica / by the controller" \
+  "$((lock_r1 - lock_r0)) / $((lock_c1 - lock_c0)) bytes" "each <= 64 KiB: neither watches enrolments" "$([ "$((lock_r1 - lock_r0))" -le 65536 ] && [ "$((lock_c1 - lock_c0))" -le 65536 ] && echo 1 || echo 0)"
+figure "challenge server RSS after the pages, $USERS users" "$(mb "$(rss_kb "$WH_PID")") MB" "none, reported" 1
 stop_bg "$WH_PID"
+stop_bg "$IDLE_REPLICA_PID"
+stop_bg "$CTRL_PID"
 
 # --- the API server, etcd and `mfa-operator users` ---------------------------
 
