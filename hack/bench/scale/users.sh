@@ -298,6 +298,7 @@ kubectl wait --for=condition=Ready --timeout=120s -n apps mfapolicy/bench >/dev/
 stop_bg "$CTRL_PID"
 measure_webhook 0
 stop_bg "$WH_PID"
+API_RSS_0=$(rss_kb "$(proc_pid kube-apiserver)") ETCD_RSS_0=$(rss_kb "$(proc_pid etcd)")
 
 # --- a small set of users: the pages' reference ------------------------------
 
@@ -377,8 +378,8 @@ stop_bg "$CTRL_PID"
 # --- the API server, etcd and `mfa-operator users` ---------------------------
 
 api=$(proc_pid kube-apiserver) etcd=$(proc_pid etcd)
-figure "kube-apiserver RSS with $USERS enrolment Secrets" "$(mb "$(rss_kb "$api")") MB" "none, reported" 1
-figure "etcd RSS with $USERS enrolment Secrets (database file)" "$(mb "$(rss_kb "$etcd")") MB ($(du -m "$STATE/etcd/member/snap/db" | cut -f1) MB)" "none, reported" 1
+figure "kube-apiserver RSS, 0 -> $USERS enrolment Secrets" "$(mb "$API_RSS_0") -> $(mb "$(rss_kb "$api")") MB" "none, reported" 1
+figure "etcd RSS, 0 -> $USERS enrolment Secrets (database file)" "$(mb "$ETCD_RSS_0") -> $(mb "$(rss_kb "$etcd")") MB ($(du -m "$STATE/etcd/member/snap/db" | cut -f1) MB)" "none, reported" 1
 
 log "mfa-operator users with $USERS users"
 /usr/bin/time -f '%e %M' -o "$SCALE_WORK/users-time" "$BIN" users --kubeconfig "$KC" --namespace "$NS" >"$SCALE_WORK/users-out" 2>"$SCALE_WORK/logs/users-cli.log" ||
