@@ -80,17 +80,19 @@ type Row struct {
 func (a *Admin) Users(ctx context.Context, providers []string) ([]Row, error) {
 	now := a.Now()
 	var rows []Row
+	browsers := newBrowserCounter(now)
 	err := a.Lister.Each(ctx, func(e *store.Enrollment) error {
 		if providers != nil && !slices.Contains(providers, e.Provider) {
 			return nil
 		}
+		browsers.add(e)
 		rows = append(rows, userRows(e, now)...)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	withBrowserCounts(rows, all, providers, now)
+	browsers.apply(rows)
 	slices.SortFunc(rows, func(x, y Row) int {
 		return strings.Compare(x.User+"\x00"+x.Provider+"\x00"+x.Factor, y.User+"\x00"+y.Provider+"\x00"+y.Factor)
 	})

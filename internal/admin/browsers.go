@@ -1,40 +1,39 @@
 package admin
 
 import (
-	"slices"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/internal/store"
 )
 
-// browserCounts counts, per user, the distinct browsers still remembered
-// (their cookies not expired at now) in the enrolments all; only in those
-// of providers when providers is not nil. A browser remembered after
-// answering two providers is recorded with both and counted once.
-func browserCounts(all []*store.Enrollment, providers []string, now time.Time) map[string]int {
-	seen := map[string]map[string]bool{}
-	for _, e := range all {
-		if providers != nil && !slices.Contains(providers, e.Provider) {
-			continue
-		}
-		for _, b := range e.LiveBrowsers(now) {
-			if seen[e.User] == nil {
-				seen[e.User] = map[string]bool{}
-			}
-			seen[e.User][b.ID] = true
-		}
-	}
-	out := make(map[string]int, len(seen))
-	for user, ids := range seen {
-		out[user] = len(ids)
-	}
-	return out
+// browserCounter counts, per user, the distinct browsers still remembered
+// (their cookies not expired at now) in the enrolments it is shown, one
+// page of the store at a time. A browser remembered after answering two
+// providers is recorded with both and counted once.
+type browserCounter struct {
+	now  time.Time
+	seen map[string]map[string]struct{}
 }
 
-// withBrowserCounts sets each row's RememberedBrowsers.
-func withBrowserCounts(rows []Row, all []*store.Enrollment, providers []string, now time.Time) {
-	counts := browserCounts(all, providers, now)
+func newBrowserCounter(now time.Time) *browserCounter {
+	return &browserCounter{now: now, seen: map[string]map[string]struct{}{}}
+}
+
+// add counts the live browsers of e.
+func (c *browserCounter) add(e *store.Enrollment) {
+	for _, b := range e.LiveBrowsers(c.now) {
+		ids := c.seen[e.User]
+		if ids == nil {
+			ids = map[string]struct{}{}
+			c.seen[e.User] = ids
+		}
+		ids[b.ID] = struct{}{}
+	}
+}
+
+// apply sets each row's RememberedBrowsers.
+func (c *browserCounter) apply(rows []Row) {
 	for i := range rows {
-		rows[i].RememberedBrowsers = counts[rows[i].User]
+		rows[i].RememberedBrowsers = len(c.seen[rows[i].User])
 	}
 }

@@ -20,6 +20,17 @@ func TestBrowserCountsCountABrowserOnceAndOnlyWhileRemembered(t *testing.T) {
 		{User: ana, Provider: "apps/webauthn", Browsers: []store.RememberedBrowser{live("b"), live("c")}},
 		{User: bob, Provider: provider},
 	}
-	g.Expect(browserCounts(all, nil, now)).To(Equal(map[string]int{ana: 3}))
-	g.Expect(browserCounts(all, []string{provider}, now)).To(Equal(map[string]int{ana: 2}), "--policy: its providers' records only")
+	count := func(providers []string) map[string]int {
+		c := newBrowserCounter(now)
+		for _, e := range all {
+			if providers == nil || e.Provider == providers[0] {
+				c.add(e)
+			}
+		}
+		rows := []Row{{User: ana}, {User: bob}}
+		c.apply(rows)
+		return map[string]int{ana: rows[0].RememberedBrowsers, bob: rows[1].RememberedBrowsers}
+	}
+	g.Expect(count(nil)).To(Equal(map[string]int{ana: 3, bob: 0}))
+	g.Expect(count([]string{provider})).To(Equal(map[string]int{ana: 2, bob: 0}), "--policy: its providers' records only")
 }
