@@ -1,0 +1,190 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+)
+
+// shardedBundle is n policies shaped like real ones (about 600 bytes of
+// JSON each) and one TOTP provider.
+func shardedBundle(n int) *Bundle {
+	b := &Bundle{Providers: []BundleProvider{{Namespace: "apps", Name: "google-authenticator", Spec: v1alpha1.MFAProviderSpec{Type: v1alpha1.ProviderTOTP}}}}
+	for i := range n {
+		b.Policies = append(b.Policies, BundlePolicy{Namespace: fmt.Sprintf("team-%02d", i%17), Name: fmt.Sprintf("policy-%05d", i), Generation: 1,
+			Spec: v1alpha1.MFAPolicySpec{
+				Hosts: []string{fmt.Sprintf("p%05d.example.com", i)},
+				Rules: []v1alpha1.Rule{
+					{Name: "office", When: `cidr("10.0.0.0/8").containsIP(ip(request.ip)) && request.time.getHours("Europe/Paris") in [8,9,10,11,12,13,14,15,16,17]`, Action: v1alpha1.ActionAllow},
+					{Name: "admins", When: `"admins" in user.groups && request.path.startsWith("/admin")`, Action: v1alpha1.ActionDeny},
+					{Name: "everyone", When: "true", Action: v1alpha1.ActionRequireMFA, Multifactor: &v1alpha1.MultifactorSpec{Providers: []string{"google-authenticator"}}},
+				},
+			}})
+	}
+	return b
+}
+
+// storedData is what the controller writes: the manifest Secret's data
+// and each shard Secret's data by name.
+func storedData(t *testing.T, st *StoredBundle) (map[string][]byte, map[string][]byte) {
+	t.Helper()
+	manifest, err := st.Manifest.Encode()
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	shards := map[string][]byte{}
+	for i := range st.Shards {
+		data, err := st.Shards[i].Compressed()
+		NewWithT(t).Expect(err).NotTo(HaveOccurred())
+		shards[st.Shards[i].Name] = data
+	}
+	return map[string][]byte{ManifestKey: manifest, BundleHashKey: []byte(st.Hash)}, shards
+}
+
+func fetchFrom(shards map[string][]byte) ShardFetcher {
+	return func(name string) ([]byte, error) {
+		d, ok := shards[name]
+		if !ok {
+			return nil, errors.New("not found")
+		}
+		return d, nil
+	}
+}
+
+func TestSplitHashIsTheWholeBundlesHash(t *testing.T) {
+	g := NewWithT(t)
+	for _, n := range []int{0, 1, 40} {
+		b := shardedBundle(n)
+		_, want, err := b.Marshal()
+		g.Expect(err).NotTo(HaveOccurred())
+		st, err := b.Split(0)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(st.Hash).To(Equal(want), "%d policies", n)
+	}
+}
+
+func TestSplitThreeThousandPoliciesRoundTripsInShardsUnderTheLimit(t *testing.T) {
+	g := NewWithT(t)
+	b := shardedBundle(3000)
+	whole, hash, err := b.Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	st, err := b.Split(0)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(len(st.Shards)).To(BeNumerically(">", 1))
+	manifest, shards := storedData(t, st)
+	g.Expect(len(manifest[ManifestKey])).To(BeNumerically("<", 64<<10))
+	for name, d := range shards {
+		g.Expect(len(d)).To(BeNumerically("<", ShardTargetBytes), name)
+	}
+
+	read, m, gotHash, err := ReadStored(manifest, fetchFrom(shards), &ShardMemo{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(gotHash).To(Equal(hash))
+	g.Expect(m.Shards).To(Equal(st.Manifest.Shards))
+	again, _, err := read.Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(again)).To(Equal(string(whole)), "the bundle read is the bundle written")
+}
+
+func TestOnePolicyEditChangesOneShard(t *testing.T) {
+	g := NewWithT(t)
+	b := shardedBundle(3000)
+	before, err := b.Split(0)
+	g.Expect(err).NotTo(HaveOccurred())
+	b.Policies[1234].Spec.Rules[2].Multifactor.RememberFor = nil
+	b.Policies[1234].Generation = 2
+	after, err := b.Split(before.Manifest.Buckets)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(after.Manifest.Buckets).To(Equal(before.Manifest.Buckets))
+	changed := 0
+	for i := range after.Shards {
+		if after.Shards[i].Name != before.Shards[i].Name {
+			changed++
+		}
+	}
+	g.Expect(changed).To(Equal(1))
+	g.Expect(after.Hash).NotTo(Equal(before.Hash))
+}
+
+func TestBucketsKeepTheirCountUntilHalfWouldDo(t *testing.T) {
+	g := NewWithT(t)
+	st, err := shardedBundle(3000).Split(0)
+	g.Expect(err).NotTo(HaveOccurred())
+	n := st.Manifest.Buckets
+	// A smaller bundle that would fit in fewer buckets but not in half of
+	// the target keeps the count.
+	smaller, err := shardedBundle(2000).Split(n)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(smaller.Manifest.Buckets).To(Equal(n))
+	tiny, err := shardedBundle(10).Split(n)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(tiny.Manifest.Buckets).To(Equal(1))
+}
+
+func TestReadStoredRefusesAMissingOrCorruptShard(t *testing.T) {
+	st, err := shardedBundle(3000).Split(0)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	victim := st.Shards[1].Name
+	for _, c := range []struct {
+		name   string
+		damage func(shards map[string][]byte)
+		want   string
+	}{
+		{"missing", func(s map[string][]byte) { delete(s, victim) }, victim + " (" + fmt.Sprint(st.Shards[1].Policies) + " policies): not found"},
+		{"other content", func(s map[string][]byte) { s[victim] = s[st.Shards[0].Name] }, victim + " is corrupt"},
+		{"not gzip", func(s map[string][]byte) { s[victim] = []byte("{}") }, "not gzip data"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			manifest, shards := storedData(t, st)
+			c.damage(shards)
+			_, _, _, err := ReadStored(manifest, fetchFrom(shards), &ShardMemo{})
+			g.Expect(err).To(MatchError(ContainSubstring(c.want)))
+		})
+	}
+}
+
+func TestParseManifestRefusesAShardNotNamedAfterItsHash(t *testing.T) {
+	g := NewWithT(t)
+	_, err := ParseManifest([]byte(`{"buckets":1,"shards":[{"name":"mfa-keyring","sha256":"` + fmt.Sprintf("%064d", 0) + `","policies":1}]}`))
+	g.Expect(err).To(MatchError(ContainSubstring(`shard "mfa-keyring" is not named after its hash`)))
+}
+
+func TestReadStoredReadsASingleKeyBundle(t *testing.T) {
+	g := NewWithT(t)
+	data, hash, err := shardedBundle(3).Marshal()
+	g.Expect(err).NotTo(HaveOccurred())
+	b, m, got, err := ReadStored(map[string][]byte{BundleKey: data, BundleHashKey: []byte(hash)}, nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(m).To(BeNil())
+	g.Expect(got).To(Equal(hash))
+	g.Expect(b.Policies).To(HaveLen(3))
+	_, _, _, err = ReadStored(map[string][]byte{}, nil, nil)
+	g.Expect(errors.Is(err, ErrNotSharded)).To(BeTrue())
+}
+
+func TestMemoFetchesOnlyNewShards(t *testing.T) {
+	g := NewWithT(t)
+	b := shardedBundle(3000)
+	st, err := b.Split(0)
+	g.Expect(err).NotTo(HaveOccurred())
+	manifest, shards := storedData(t, st)
+	memo := &ShardMemo{}
+	fetched := 0
+	fetch := func(name string) ([]byte, error) { fetched++; return fetchFrom(shards)(name) }
+	_, _, _, err = ReadStored(manifest, fetch, memo)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(fetched).To(Equal(len(st.Shards)))
+
+	b.Policies[7].Generation = 9
+	st2, err := b.Split(st.Manifest.Buckets)
+	g.Expect(err).NotTo(HaveOccurred())
+	manifest2, shards2 := storedData(t, st2)
+	fetched, shards = 0, shards2
+	read, _, _, err := ReadStored(manifest2, fetch, memo)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(fetched).To(Equal(1))
+	g.Expect(read.Policies).To(HaveLen(3000))
+}
