@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"errors"
@@ -7,26 +7,9 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	. "github.com/mfa-operator/mfa-operator/internal/policy"
+	"github.com/mfa-operator/mfa-operator/internal/policy/policytest"
 )
-
-// shardedBundle is n policies shaped like real ones (about 600 bytes of
-// JSON each) and one TOTP provider.
-func shardedBundle(n int) *Bundle {
-	b := &Bundle{Providers: []BundleProvider{{Namespace: "apps", Name: "google-authenticator", Spec: v1alpha1.MFAProviderSpec{Type: v1alpha1.ProviderTOTP}}}}
-	for i := range n {
-		b.Policies = append(b.Policies, BundlePolicy{Namespace: fmt.Sprintf("team-%02d", i%17), Name: fmt.Sprintf("policy-%05d", i), Generation: 1,
-			Spec: v1alpha1.MFAPolicySpec{
-				Hosts: []string{fmt.Sprintf("p%05d.example.com", i)},
-				Rules: []v1alpha1.Rule{
-					{Name: "office", When: `cidr("10.0.0.0/8").containsIP(ip(request.ip)) && request.time.getHours("Europe/Paris") in [8,9,10,11,12,13,14,15,16,17]`, Action: v1alpha1.ActionAllow},
-					{Name: "admins", When: `"admins" in user.groups && request.path.startsWith("/admin")`, Action: v1alpha1.ActionDeny},
-					{Name: "everyone", When: "true", Action: v1alpha1.ActionRequireMFA, Multifactor: &v1alpha1.MultifactorSpec{Providers: []string{"google-authenticator"}}},
-				},
-			}})
-	}
-	return b
-}
 
 // storedData is what the controller writes: the manifest Secret's data
 // and each shard Secret's data by name.
@@ -56,7 +39,7 @@ func fetchFrom(shards map[string][]byte) ShardFetcher {
 func TestSplitHashIsTheWholeBundlesHash(t *testing.T) {
 	g := NewWithT(t)
 	for _, n := range []int{0, 1, 40} {
-		b := shardedBundle(n)
+		b := policytest.Bundle(n)
 		_, want, err := b.Marshal()
 		g.Expect(err).NotTo(HaveOccurred())
 		st, err := b.Split(0)
@@ -67,7 +50,7 @@ func TestSplitHashIsTheWholeBundlesHash(t *testing.T) {
 
 func TestSplitThreeThousandPoliciesRoundTripsInShardsUnderTheLimit(t *testing.T) {
 	g := NewWithT(t)
-	b := shardedBundle(3000)
+	b := policytest.Bundle(3000)
 	whole, hash, err := b.Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
 	st, err := b.Split(0)
@@ -90,7 +73,7 @@ func TestSplitThreeThousandPoliciesRoundTripsInShardsUnderTheLimit(t *testing.T)
 
 func TestOnePolicyEditChangesOneShard(t *testing.T) {
 	g := NewWithT(t)
-	b := shardedBundle(3000)
+	b := policytest.Bundle(3000)
 	before, err := b.Split(0)
 	g.Expect(err).NotTo(HaveOccurred())
 	b.Policies[1234].Spec.Rules[2].Multifactor.RememberFor = nil
@@ -110,21 +93,21 @@ func TestOnePolicyEditChangesOneShard(t *testing.T) {
 
 func TestBucketsKeepTheirCountUntilHalfWouldDo(t *testing.T) {
 	g := NewWithT(t)
-	st, err := shardedBundle(3000).Split(0)
+	st, err := policytest.Bundle(3000).Split(0)
 	g.Expect(err).NotTo(HaveOccurred())
 	n := st.Manifest.Buckets
 	// A smaller bundle that would fit in fewer buckets but not in half of
 	// the target keeps the count.
-	smaller, err := shardedBundle(2000).Split(n)
+	smaller, err := policytest.Bundle(2000).Split(n)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(smaller.Manifest.Buckets).To(Equal(n))
-	tiny, err := shardedBundle(10).Split(n)
+	tiny, err := policytest.Bundle(10).Split(n)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(tiny.Manifest.Buckets).To(Equal(1))
 }
 
 func TestReadStoredRefusesAMissingOrCorruptShard(t *testing.T) {
-	st, err := shardedBundle(3000).Split(0)
+	st, err := policytest.Bundle(3000).Split(0)
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	victim := st.Shards[1].Name
 	for _, c := range []struct {
@@ -154,7 +137,7 @@ func TestParseManifestRefusesAShardNotNamedAfterItsHash(t *testing.T) {
 
 func TestReadStoredReadsASingleKeyBundle(t *testing.T) {
 	g := NewWithT(t)
-	data, hash, err := shardedBundle(3).Marshal()
+	data, hash, err := policytest.Bundle(3).Marshal()
 	g.Expect(err).NotTo(HaveOccurred())
 	b, m, got, err := ReadStored(map[string][]byte{BundleKey: data, BundleHashKey: []byte(hash)}, nil, nil)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -167,7 +150,7 @@ func TestReadStoredReadsASingleKeyBundle(t *testing.T) {
 
 func TestMemoFetchesOnlyNewShards(t *testing.T) {
 	g := NewWithT(t)
-	b := shardedBundle(3000)
+	b := policytest.Bundle(3000)
 	st, err := b.Split(0)
 	g.Expect(err).NotTo(HaveOccurred())
 	manifest, shards := storedData(t, st)

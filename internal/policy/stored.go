@@ -96,12 +96,14 @@ func (m *Manifest) Assemble(fetch ShardFetcher, memo *ShardMemo) (*Bundle, error
 	return b, nil
 }
 
-// ShardMemo keeps the decoded shards of the last manifest read, by
-// content hash, so that a new manifest fetches only its new shards. A nil
-// memo keeps nothing.
+// ShardMemo keeps the decoded shards of the last two manifests read, by
+// content hash, so that a new manifest fetches only its new shards. What
+// it holds is verified content and is never modified. A nil memo keeps
+// nothing.
 type ShardMemo struct {
 	mu     sync.Mutex
 	shards map[string][]BundlePolicy
+	last   map[string]bool
 }
 
 func (m *ShardMemo) get(sha string) ([]BundlePolicy, bool) {
@@ -146,10 +148,11 @@ func (m *ShardMemo) keepOnly(keep map[string]bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for sha := range m.shards {
-		if !keep[sha] {
+		if !keep[sha] && !m.last[sha] {
 			delete(m.shards, sha)
 		}
 	}
+	m.last = keep
 }
 
 // gunzip decompresses data, refusing more than limit bytes.
