@@ -165,6 +165,7 @@ func TestBundleSwitchIsAtomicOnEveryReplica(t *testing.T) {
 	eventually(t, time.Minute, "the bundle of the v1 policies", func() bool { return bundleSecretHash(t, env) == oldHash })
 	old := bundleManifest(t, env)
 	g.Expect(len(old.Shards)).To(BeNumerically(">=", 3), "the bundle is held in several shards")
+	t.Logf("the v1 bundle: %d shards in %d buckets", len(old.Shards), old.Buckets)
 
 	var replicas []string
 	for _, name := range []string{"replica-a", "replica-b", "replica-c"} {
