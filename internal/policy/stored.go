@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // ShardFetcher returns the data (ShardKey) of the shard Secret of that
@@ -56,9 +57,47 @@ func ReadStored(data map[string][]byte, fetch ShardFetcher, memo *ShardMemo) (*B
 	return b, m, hash, nil
 }
 
-// Assemble reads every shard of the manifest and returns the bundle they
+// fetchWorkers is how many shards Assemble reads and decodes at once.
+const fetchWorkers = 4
+
+// Assemble reads every shard of the manifest (those memo does not hold,
+// a few at a time; fetch must allow that) and returns the bundle they
 // make, or the first shard missing or not verified.
 func (m *Manifest) Assemble(fetch ShardFetcher, memo *ShardMemo) (*Bundle, error) {
+	decoded := make([][]BundlePolicy, len(m.Shards))
+	var todo []int
+	for i, r := range m.Shards {
+		if p, ok := memo.get(r.SHA256); ok {
+			decoded[i] = p
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) > 0 && fetch == nil {
+		return nil, fmt.Errorf("bundle shard %s: no way to read shards here", m.Shards[todo[0]].Name)
+	}
+	errs := make([]error, len(m.Shards))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(fetchWorkers, len(todo)) {
+		wg.Go(func() {
+			for k := int(next.Add(1)) - 1; k < len(todo); k = int(next.Add(1)) - 1 {
+				i := todo[k]
+				r := m.Shards[i]
+				data, err := fetch(r.Name)
+				if err != nil {
+					errs[i] = fmt.Errorf("bundle shard %s (%d policies): %w", r.Name, r.Policies, err)
+					continue
+				}
+				decoded[i], errs[i] = DecodeShard(r, data)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
 	total := 0
 	for _, r := range m.Shards {
 		total += r.Policies
@@ -66,30 +105,17 @@ func (m *Manifest) Assemble(fetch ShardFetcher, memo *ShardMemo) (*Bundle, error
 	b := &Bundle{Policies: make([]BundlePolicy, 0, total), Providers: m.Providers}
 	seen := make(map[string]bool, total)
 	keep := make(map[string]bool, len(m.Shards))
-	for _, r := range m.Shards {
-		policies, ok := memo.get(r.SHA256)
-		if !ok {
-			if fetch == nil {
-				return nil, fmt.Errorf("bundle shard %s: no way to read shards here", r.Name)
+	for i, r := range m.Shards {
+		for k := range decoded[i] {
+			key := decoded[i][k].Key()
+			if seen[key] {
+				return nil, fmt.Errorf("bundle shard %s: MFAPolicy %s is in two shards", r.Name, key)
 			}
-			data, err := fetch(r.Name)
-			if err != nil {
-				return nil, fmt.Errorf("bundle shard %s (%d policies): %w", r.Name, r.Policies, err)
-			}
-			if policies, err = DecodeShard(r, data); err != nil {
-				return nil, err
-			}
+			seen[key] = true
 		}
-		for i := range policies {
-			k := policies[i].Key()
-			if seen[k] {
-				return nil, fmt.Errorf("bundle shard %s: MFAPolicy %s is in two shards", r.Name, k)
-			}
-			seen[k] = true
-		}
-		b.Policies = append(b.Policies, policies...)
+		b.Policies = append(b.Policies, decoded[i]...)
 		keep[r.SHA256] = true
-		memo.put(r.SHA256, policies)
+		memo.put(r.SHA256, decoded[i])
 	}
 	memo.keepOnly(keep)
 	sortBundle(b)

@@ -210,11 +210,14 @@ func readBundle(ctx context.Context, c client.Reader, sec *corev1.Secret, memo *
 		st.bytes += len(v)
 	}
 	st.largest = st.bytes
+	var mu sync.Mutex
 	fetch := func(name string) ([]byte, error) {
 		var shard corev1.Secret
 		if err := c.Get(ctx, client.ObjectKey{Namespace: sec.Namespace, Name: name}, &shard); err != nil {
 			return nil, err
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		sizes[name] = len(shard.Data[policy.ShardKey])
 		return shard.Data[policy.ShardKey], nil
 	}

@@ -43,7 +43,11 @@ go build -o "$tools/bundleedit" ./hack/bench/bundleedit
 
 cluster=(env DEMO_STATE="$SCALE_WORK/cluster" KUBEBUILDER_ASSETS="$KUBEBUILDER_ASSETS")
 cleanup() {
-  STATE=$SCALE_WORK/state stop_proc controller 2>/dev/null || true
+  local pid=""
+  [ ! -s "$STATE/pids/controller.pid" ] || read -r pid <"$STATE/pids/controller.pid"
+  stop_proc controller 2>/dev/null || true
+  # start_proc may have failed before it recorded the process.
+  [ -z "$pid" ] || ! running "$pid" || kill "$pid" 2>/dev/null || true
   "${cluster[@]}" "$root/hack/cluster.sh" clean >>"$SCALE_WORK/cluster.log" 2>&1 || true
 }
 trap cleanup EXIT
@@ -61,7 +65,7 @@ kubectl=(env KUBECONFIG="$kc" "$KUBEBUILDER_ASSETS/kubectl")
 "${kubectl[@]}" create namespace mfa-system >/dev/null
 
 probe=$(free_port)
-start_proc controller env KUBECONFIG="$kc" "$BIN" controller --namespace mfa-system \
+start_proc controller "$BIN" controller --namespace mfa-system \
   --trusted-proxies 127.0.0.1/32 --insecure-cookies --manage-deployment=false \
   --kubeconfig "$kc" --metrics-bind-address 0 --health-probe-bind-address "127.0.0.1:$probe"
 wait_for controller "the controller's /readyz" 120 http_ok "http://127.0.0.1:$probe/readyz"
