@@ -44,6 +44,7 @@ func main() {
 	workers := flag.Int("workers", 8, "concurrent creates")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	operatorPID := flag.Int("operator-pid", 0, "give up as soon as this process (the operator) has exited")
+	bundleOnly := flag.Bool("bundle-only", false, "wait for the bundle to hold every policy, not for every policy to be Ready")
 	flag.Parse()
 	log.SetLogger(logr.Discard())
 
@@ -52,13 +53,13 @@ func main() {
 	if *operatorPID > 0 {
 		ctx = watchProcess(ctx, *operatorPID)
 	}
-	if err := run(ctx, *kubeconfig, *n, *operatorNS, *workers); err != nil {
+	if err := run(ctx, *kubeconfig, *n, *operatorNS, *workers, *bundleOnly); err != nil {
 		fmt.Fprintf(os.Stderr, "ctrlbench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, kubeconfig string, n int, operatorNS string, workers int) error {
+func run(ctx context.Context, kubeconfig string, n int, operatorNS string, workers int, bundleOnly bool) error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return fmt.Errorf("reading kubeconfig %q: %w", kubeconfig, err)
@@ -147,7 +148,7 @@ func run(ctx context.Context, kubeconfig string, n int, operatorNS string, worke
 	sizes := map[string]int{}
 	lastReport := time.Now()
 	err = poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		if allReady == 0 {
+		if allReady == 0 && !bundleOnly {
 			var list v1alpha1.MFAPolicyList
 			if err := informers.List(ctx, &list, client.InNamespace(benchpolicy.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 				return false, err
@@ -184,7 +185,7 @@ func run(ctx context.Context, kubeconfig string, n int, operatorNS string, worke
 				}
 			}
 		}
-		return allReady > 0 && bundled > 0, nil
+		return (allReady > 0 || bundleOnly) && bundled > 0, nil
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for %d Ready MFAPolicies and a bundle holding them (bundle holds %d): %w", n, bundlePolicies, err)
