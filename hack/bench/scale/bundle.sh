@@ -49,7 +49,7 @@ cleanup() {
   [ ! -s "$STATE/pids/controller.pid" ] || read -r pid <"$STATE/pids/controller.pid"
   stop_proc controller 2>/dev/null || true
   # start_proc may have failed before it recorded the process.
-  [ -z "$pid" ] || ! running "$pid" || kill "$pid" 2>/dev/null || true
+  [ -z "$pid" ] || ! running "$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
   "${cluster[@]}" "$root/hack/cluster.sh" clean >>"$SCALE_WORK/cluster.log" 2>&1 || true
 }
 trap cleanup EXIT
