@@ -109,7 +109,7 @@ func serves(t *testing.T, base string, n int, version string) bool {
 	return true
 }
 
-// bundleShards is the manifest in force of the bundle Secret.
+// bundleManifest is the manifest in force in the bundle Secret.
 func bundleManifest(t *testing.T, env *harness.Env) *policy.Manifest {
 	t.Helper()
 	m, err := policy.ParseManifest([]byte(decodeB64(t, secretData(t, env, policy.BundleSecretName)[policy.ManifestKey])))
