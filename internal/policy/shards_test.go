@@ -3,6 +3,8 @@ package policy_test
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -155,19 +157,29 @@ func TestMemoFetchesOnlyNewShards(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	manifest, shards := storedData(t, st)
 	memo := &ShardMemo{}
-	fetched := 0
-	fetch := func(name string) ([]byte, error) { fetched++; return fetchFrom(shards)(name) }
+	// fetch may be called from several goroutines at once.
+	var fetched atomic.Int64
+	var mu sync.Mutex
+	fetch := func(name string) ([]byte, error) {
+		fetched.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		return fetchFrom(shards)(name)
+	}
 	_, _, _, err = ReadStored(manifest, fetch, memo)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(fetched).To(Equal(len(st.Shards)))
+	g.Expect(fetched.Load()).To(BeEquivalentTo(len(st.Shards)))
 
 	b.Policies[7].Generation = 9
 	st2, err := b.Split(st.Manifest.Buckets)
 	g.Expect(err).NotTo(HaveOccurred())
 	manifest2, shards2 := storedData(t, st2)
-	fetched, shards = 0, shards2
+	fetched.Store(0)
+	mu.Lock()
+	shards = shards2
+	mu.Unlock()
 	read, _, _, err := ReadStored(manifest2, fetch, memo)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(fetched).To(Equal(1))
+	g.Expect(fetched.Load()).To(BeEquivalentTo(1))
 	g.Expect(read.Policies).To(HaveLen(3000))
 }
