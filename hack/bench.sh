@@ -966,7 +966,7 @@ and stops when every policy has Ready=True at its generation and the
 | creating the $POLICIES objects | ${R[ctrl_apply_s]} s |
 | all Ready | ${R[ctrl_ready_s]} s |
 | bundle holding all of them | ${R[ctrl_bundle_s]} s |
-| bundle size (bundle.json) | ${R[ctrl_bundle_bytes]} bytes |
+| bundle size (manifest and shards) | ${R[ctrl_bundle_bytes]} bytes |
 | operator CPU time during the test | ${R[ctrl_cpu_s]} s |
 | operator RSS afterwards | $(mb "${R[ctrl_rss_kb]}") MB |
 
