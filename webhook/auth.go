@@ -136,10 +136,10 @@ type decision struct {
 	entry    *policyEntry
 	counters *decisionCounters
 	rule     *policy.CompiledRule
-	// user and multifactor are set when allowed; answer holds them and
+	// user and multifactor are set when allowed; signed holds them and
 	// the signed assertion, when there is one.
 	user, multifactor string
-	answer            *[3]string
+	signed            *signedAssertion
 	// location is the challenge URL of a 401.
 	location string
 	// reason explains a refusal or an error (logged; the body of a 403).
@@ -269,7 +269,7 @@ func (a *authHandler) decide(r *http.Request, ns, name string, dl *dialect, st *
 	}
 	d.user = id.User.ID
 	if sa := a.assertions.sign(snap.Keyring, e.key, id.User.ID, orig.host, d.multifactor, now); sa != nil {
-		d.answer = &sa.answer
+		d.signed = sa
 	}
 	return d
 }
@@ -307,14 +307,14 @@ func respond(w http.ResponseWriter, d decision) {
 		// The values come from the assertion cache, shared and never
 		// modified; without an assertion, one allocation for both.
 		var vs []string
-		if d.answer != nil {
-			vs = d.answer[:]
+		if d.signed != nil {
+			vs = d.signed.answer[:]
 		} else {
 			vs = []string{d.user, visibleMultifactor(d.multifactor)}
 		}
 		h[headerUser] = vs[0:1:1]
 		h[headerMultifactor] = vs[1:2:2]
-		if d.answer != nil {
+		if d.signed != nil {
 			h[headerAssertion] = vs[2:3:3]
 		}
 		w.WriteHeader(http.StatusOK)

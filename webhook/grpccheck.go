@@ -275,27 +275,21 @@ func checkResponse(d *decision, r *http.Request) *authv3.CheckResponse {
 
 // allowedCheck is the OK CheckResponse of an allowed request: the X-MFA-*
 // headers set, replacing what the client sent. Its messages are allocated
-// at once; the values come from the assertion cache (shared, never
-// modified) when there is an assertion.
+// at once; with an assertion, the headers are those of its cache entry,
+// made once and shared by every answer that carries it (messages are only
+// read once made: gRPC marshals them concurrently, as protobuf allows).
 func allowedCheck(d *decision) *authv3.CheckResponse {
 	m := new(allowedCheckMessages)
-	m.values[0] = corev3.HeaderValue{Key: "x-mfa-user", Value: d.user}
-	m.values[1] = corev3.HeaderValue{Key: "x-mfa-multifactor", Value: visibleMultifactor(d.multifactor)}
-	n := 2
-	if d.answer != nil {
-		m.values[0].Value, m.values[1].Value = d.answer[0], d.answer[1]
-		m.values[2] = corev3.HeaderValue{Key: "x-mfa-assertion", Value: d.answer[2]}
-		n = 3
+	if d.signed != nil {
+		m.ok.Headers = d.signed.checkHeaderOptions()
 	} else {
+		m.ok.Headers = []*corev3.HeaderValueOption{
+			setHeader("x-mfa-user", d.user),
+			setHeader("x-mfa-multifactor", visibleMultifactor(d.multifactor)),
+		}
 		// Whatever the client sent as an assertion must not reach the app.
 		m.ok.HeadersToRemove = removeAssertion
 	}
-	for i := range n {
-		m.options[i].Header = &m.values[i]
-		m.options[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-		m.headers[i] = &m.options[i]
-	}
-	m.ok.Headers = m.headers[:n:n]
 	m.oneof.OkResponse = &m.ok
 	m.status.Code = int32(codes.OK)
 	m.resp.Status, m.resp.HttpResponse = &m.status, &m.oneof
@@ -303,15 +297,30 @@ func allowedCheck(d *decision) *authv3.CheckResponse {
 }
 
 // allowedCheckMessages are the messages of allowedCheck's answer, in one
-// allocation instead of eleven.
+// allocation.
 type allowedCheckMessages struct {
-	resp    authv3.CheckResponse
-	status  status.Status
-	oneof   authv3.CheckResponse_OkResponse
-	ok      authv3.OkHttpResponse
-	headers [3]*corev3.HeaderValueOption
-	options [3]corev3.HeaderValueOption
-	values  [3]corev3.HeaderValue
+	resp   authv3.CheckResponse
+	status status.Status
+	oneof  authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
+}
+
+// checkHeaderOptions are X-MFA-User, X-MFA-Multifactor and
+// X-MFA-Assertion of sa as a Check sets them; made at the first call (two
+// concurrent first calls make the same, and one is kept).
+func (sa *signedAssertion) checkHeaderOptions() []*corev3.HeaderValueOption {
+	hs := sa.checkHeaders.Load()
+	if hs == nil {
+		hs = &[3]*corev3.HeaderValueOption{
+			setHeader("x-mfa-user", sa.answer[0]),
+			setHeader("x-mfa-multifactor", sa.answer[1]),
+			setHeader("x-mfa-assertion", sa.answer[2]),
+		}
+		if !sa.checkHeaders.CompareAndSwap(nil, hs) {
+			hs = sa.checkHeaders.Load()
+		}
+	}
+	return hs[:]
 }
 
 // removeAssertion is OkHttpResponse.headers_to_remove without an
