@@ -116,6 +116,8 @@ type whenCache struct {
 	// previous hold period; rotate moves recent to older and drops older.
 	recent, older map[string]*compiledWhen
 	rotation      *time.Timer
+	// compiles counts the expressions compiled (not found in the cache).
+	compiles int
 }
 
 func newWhenCache(env *cel.Env, hold time.Duration) *whenCache {
@@ -138,6 +140,7 @@ func (c *whenCache) get(expr string) *compiledWhen {
 			return kept
 		}
 	}
+	c.compiles++
 	c.live[expr] = weak.Make(w)
 	runtime.AddCleanup(w, c.forget, expr)
 	c.holdLocked(expr, w)
