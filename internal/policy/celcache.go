@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common"
+
+	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
 
 // compiledWhen is a `when` expression compiled in one environment: what
@@ -201,4 +204,39 @@ func (c *whenCache) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.live)
+}
+
+// Precompile compiles the `when` of every rule of policies on every CPU,
+// each text once, so that CompilePolicy and CheckPolicy find them
+// compiled (they are held for whenHold at least): a load of many policies
+// whose texts are new then compiles on every CPU although it checks its
+// policies one after the other.
+func Precompile(policies []v1alpha1.MFAPolicy) {
+	if _, err := Env(); err != nil {
+		return // CompilePolicy reports it
+	}
+	seen := map[string]bool{}
+	var texts []string
+	for i := range policies {
+		for _, r := range policies[i].Spec.Rules {
+			if !seen[r.When] {
+				seen[r.When] = true
+				texts = append(texts, r.When)
+			}
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(texts)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(texts) {
+					return
+				}
+				whens.get(texts[i])
+			}
+		})
+	}
+	wg.Wait()
 }

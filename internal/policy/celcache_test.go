@@ -223,3 +223,32 @@ func TestNativeRuleBuildsItsProgramOnFirstUse(t *testing.T) {
 		g.Expect(inCEL).To(Equal(inGo), path)
 	}
 }
+
+// TestPrecompileCompilesEachTextOnce: after Precompile, compiling the
+// policies compiles nothing more, and each text was compiled once.
+func TestPrecompileCompilesEachTextOnce(t *testing.T) {
+	g := NewWithT(t)
+	var pols []v1alpha1.MFAPolicy
+	for i := range 40 {
+		p := v1alpha1.MFAPolicy{}
+		p.Namespace, p.Name = "apps", fmt.Sprintf("p%d", i)
+		p.Spec.Rules = []v1alpha1.Rule{
+			{Name: "own", When: fmt.Sprintf(`request.path.startsWith("/precompile-%d/")`, i), Action: v1alpha1.ActionAllow},
+			{Name: "common", When: `request.path.startsWith("/precompile-common/")`, Action: v1alpha1.ActionDeny},
+		}
+		pols = append(pols, p)
+	}
+	compiles := func() int {
+		whens.mu.Lock()
+		defer whens.mu.Unlock()
+		return whens.compiles
+	}
+	before := compiles()
+	Precompile(pols)
+	g.Expect(compiles() - before).To(Equal(41))
+	for i := range pols {
+		_, err := CompilePolicy(pols[i].Namespace, pols[i].Name, &pols[i].Spec)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Expect(compiles() - before).To(Equal(41))
+}

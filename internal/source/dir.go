@@ -95,6 +95,7 @@ func (d *Dir) Reload(sink Sink) {
 		sink.RefuseBundle(fmt.Errorf("config directory %s refused: %w", d.ConfigDir, err))
 		return
 	}
+	policy.Precompile(objs.policies)
 	b, verdicts := objs.BuildWith(d.last, policy.BuildOptions{IdentityHeaders: d.IdentityHeaders, GeoIP: d.GeoIP})
 	refused := d.logVerdicts(verdicts)
 	if objSink, ok := sink.(ObjectSink); ok {
