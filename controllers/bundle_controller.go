@@ -9,7 +9,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -86,10 +85,13 @@ type BundleReconciler struct {
 	// known is what this controller last read or wrote, to write a
 	// deleted Secret back as it was.
 	known knownSecrets
+	// shards are the stored bundle's shards this controller read or
+	// wrote (see bundle_store.go).
+	shards shardsSeen
 }
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",namespace=mfa-system,resources=secrets,verbs=create;update;patch
+// +kubebuilder:rbac:groups="",namespace=mfa-system,resources=secrets,verbs=create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=mfa-system,resources=services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,namespace=mfa-system,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=policy,namespace=mfa-system,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
@@ -131,7 +133,7 @@ func (r *BundleReconciler) request() reconcile.Request {
 // requestsForSecret wakes the reconciler for its own Secrets and for the
 // Secrets providers read, not for every Secret of the cluster.
 func (r *BundleReconciler) requestsForSecret(ctx context.Context, s client.Object) []reconcile.Request {
-	if s.GetNamespace() == r.Options.Namespace && (s.GetName() == policy.BundleSecretName || s.GetName() == policy.KeyringSecretName) {
+	if s.GetNamespace() == r.Options.Namespace && (s.GetName() == policy.BundleSecretName || s.GetName() == policy.KeyringSecretName || isShard(s)) {
 		return []reconcile.Request{r.request()}
 	}
 	providers, err := providersUsingSecret(ctx, r.Client, s)
@@ -171,28 +173,6 @@ func (r *BundleReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.
 		}
 	}
 	return ctrl.Result{}, keyringErr
-}
-
-// readBundle reads the bundle Secret and the bundle in force. When the
-// Secret is missing or does not parse, the last bundle this controller
-// read or wrote stands in as "last good", so that a deleted bundle Secret
-// is written back as it was, policies kept in force by their last good
-// entry included. Only a controller started since then builds afresh.
-func (r *BundleReconciler) readBundle(ctx context.Context) (*corev1.Secret, *policy.Bundle, error) {
-	s := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, r.request().NamespacedName, s); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, r.known.lastBundle(), nil
-		}
-		return nil, nil, fmt.Errorf("reading the bundle Secret: %w", err)
-	}
-	b, err := policy.ParseBundle(s.Data[policy.BundleKey])
-	if err != nil {
-		log.FromContext(ctx).Error(err, "ignoring the bundle in force: it does not parse", "secret", client.ObjectKeyFromObject(s))
-		return s, r.known.lastBundle(), nil
-	}
-	r.known.setBundle(b)
-	return s, b, nil
 }
 
 // build lists every policy, provider and the Secrets providers read, and
@@ -259,36 +239,6 @@ func logVerdicts(ctx context.Context, v policy.Verdicts) {
 			l.Info("MFAProvider not in force as is", "provider", k, "reason", statusMessage(err))
 		}
 	}
-}
-
-// writeBundle writes the bundle Secret when its content changed. The hash
-// goes into the Secret and the log; nothing else depends on it.
-func (r *BundleReconciler) writeBundle(ctx context.Context, current *corev1.Secret, b *policy.Bundle) error {
-	data, hash, err := b.Marshal()
-	if err != nil {
-		return fmt.Errorf("encoding the bundle: %w", err)
-	}
-	desired := BundleSecret(r.Options.Namespace, data, hash)
-	switch {
-	case current == nil:
-		if err := r.Create(ctx, desired); err != nil {
-			return fmt.Errorf("creating the bundle Secret: %w", err)
-		}
-	case string(current.Data[policy.BundleHashKey]) == hash && string(current.Data[policy.BundleKey]) == string(data):
-		r.known.setBundle(b)
-		return nil
-	default:
-		current.Labels = mergeMaps(current.Labels, desired.Labels)
-		current.Data = desired.Data
-		// Update carries the resourceVersion read: a concurrent writer makes
-		// it fail and the reconcile starts over from what is really there.
-		if err := r.Update(ctx, current); err != nil {
-			return fmt.Errorf("updating the bundle Secret: %w", err)
-		}
-	}
-	r.known.setBundle(b)
-	log.FromContext(ctx).Info("bundle written", "hash", hash, "policies", len(b.Policies), "providers", len(b.Providers), "created", current == nil)
-	return nil
 }
 
 // applyChallengeServer creates or repairs the challenge Deployment, Service

@@ -249,12 +249,26 @@ func MergeDisruptionBudget(existing, desired *policyv1.PodDisruptionBudget) {
 	existing.Spec.Selector = desired.Spec.Selector
 }
 
-// BundleSecret is the Secret holding the bundle and its hash.
-func BundleSecret(namespace string, data []byte, hash string) *corev1.Secret {
+// BundleSecret is the Secret holding the bundle's manifest and hash.
+func BundleSecret(namespace string, manifest []byte, hash string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: policy.BundleSecretName, Namespace: namespace, Labels: labels(ChallengeName, "bundle")},
 		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{policy.BundleKey: data, policy.BundleHashKey: []byte(hash)},
+		Data:       map[string][]byte{policy.ManifestKey: manifest, policy.BundleHashKey: []byte(hash)},
+	}
+}
+
+// ShardSecret is a bundle shard Secret: named after its content, and
+// immutable, so that what a manifest names never changes under it.
+func ShardSecret(namespace, name string, data []byte) *corev1.Secret {
+	l := labels(ChallengeName, "bundle-shard")
+	l[policy.ShardLabel] = "true"
+	immutable := true
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: l},
+		Type:       corev1.SecretTypeOpaque,
+		Immutable:  &immutable,
+		Data:       map[string][]byte{policy.ShardKey: data},
 	}
 }
 

@@ -40,6 +40,7 @@ type bundleClaims struct {
 	mu      sync.Mutex
 	version string
 	claims  []hostname.Claim
+	shards  shardClaims
 }
 
 // get returns the claims of the bundle Secret key (none while there is no
@@ -57,22 +58,77 @@ func (b *bundleClaims) get(ctx context.Context, c client.Reader, key types.Names
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s.ResourceVersion != b.version || b.version == "" {
-		b.version, b.claims = s.ResourceVersion, claimsOfBundle(s)
+		claims, ok := b.shards.of(ctx, c, s)
+		b.claims = claims
+		if b.version = ""; ok {
+			b.version = s.ResourceVersion
+		}
 	}
 	return b.claims, nil
 }
 
-// claimsOfBundle returns the host claims of every policy of a bundle
-// Secret; a bundle that does not parse claims nothing (the challenge
-// server does not load it either).
-func claimsOfBundle(s *corev1.Secret) []hostname.Claim {
-	b, err := policy.ParseBundle(s.Data[policy.BundleKey])
-	if err != nil {
-		return nil
+// shardClaims keeps the host claims of each bundle shard read, by content
+// hash, for the last two manifests: a new manifest reads its new shards
+// only.
+type shardClaims struct {
+	mu       sync.Mutex
+	bySHA    map[string][]hostname.Claim
+	previous map[string]bool
+}
+
+// of returns the host claims of every policy of a bundle Secret (a
+// manifest and its shards, read through c, or a single-key bundle), and
+// whether it could be read whole; a bundle that cannot claims nothing (the
+// challenge server does not load it either).
+func (sc *shardClaims) of(ctx context.Context, c client.Reader, s *corev1.Secret) ([]hostname.Claim, bool) {
+	if raw, ok := s.Data[policy.BundleKey]; ok {
+		b, err := policy.ParseBundle(raw)
+		if err != nil {
+			return nil, false
+		}
+		return claimsOf(b.Policies), true
 	}
+	m, err := policy.ParseManifest(s.Data[policy.ManifestKey])
+	if err != nil {
+		return nil, false
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
 	var claims []hostname.Claim
-	for i := range b.Policies {
-		p := &b.Policies[i]
+	keep := map[string]bool{}
+	for _, ref := range m.Shards {
+		cs, ok := sc.bySHA[ref.SHA256]
+		if !ok {
+			shard := &corev1.Secret{}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: ref.Name}, shard); err != nil {
+				return nil, false
+			}
+			policies, err := policy.DecodeShard(ref, shard.Data[policy.ShardKey])
+			if err != nil {
+				return nil, false
+			}
+			cs = claimsOf(policies)
+		}
+		keep[ref.SHA256] = true
+		claims = append(claims, cs...)
+		if sc.bySHA == nil {
+			sc.bySHA = map[string][]hostname.Claim{}
+		}
+		sc.bySHA[ref.SHA256] = cs
+	}
+	for sha := range sc.bySHA {
+		if !keep[sha] && !sc.previous[sha] {
+			delete(sc.bySHA, sha)
+		}
+	}
+	sc.previous = keep
+	return claims, true
+}
+
+func claimsOf(policies []policy.BundlePolicy) []hostname.Claim {
+	var claims []hostname.Claim
+	for i := range policies {
+		p := &policies[i]
 		cs, _ := hostname.ClaimsOf(p.Namespace, p.Name, p.Spec.Hosts)
 		claims = append(claims, cs...)
 	}
@@ -109,14 +165,18 @@ func (r *MFAPolicyReconciler) hostConflicts(ctx context.Context, obj *v1alpha1.M
 
 // requestsForHostConflicts maps the bundle Secret to the policies that are
 // in a host conflict in it. An update maps the old and the new bundle, so
-// a conflict that appears or clears is checked again on both sides.
-func requestsForHostConflicts(namespace string) handler.MapFunc {
+// a conflict that appears or clears is checked again on both sides. The
+// shards are read through c (the cache, which has seen a manifest's
+// shards before the manifest: they are written first, and one informer
+// delivers the Secrets' events in order).
+func requestsForHostConflicts(namespace string, c client.Reader) handler.MapFunc {
+	var shards shardClaims
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		s, ok := o.(*corev1.Secret)
 		if !ok || s.Namespace != namespace || s.Name != policy.BundleSecretName {
 			return nil
 		}
-		claims := claimsOfBundle(s)
+		claims, _ := shards.of(ctx, c, s)
 		index := hostname.NewClaims(claims)
 		seen := map[string]bool{}
 		var reqs []reconcile.Request

@@ -58,7 +58,7 @@ func (r *MFAPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.MFAProvider{}, handler.EnqueueRequestsFromMapFunc(requestsForProvider(mgr.GetClient()))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(requestsForNamespace(mgr.GetClient())),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForHostConflicts(r.Options.Namespace))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForHostConflicts(r.Options.Namespace, mgr.GetClient()))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestsForPolicySecret(mgr.GetClient())))
 	if r.Gateway == nil {
 		return b.Complete(r)

@@ -330,13 +330,24 @@ func expectNoWarningEvents(t *testing.T, ns string, names ...string) {
 	}
 }
 
-// bundleInForce reads and parses the bundle Secret.
+// bundleInForce reads the bundle Secret and its shards.
 func bundleInForce(g Gomega) (*policy.Bundle, string) {
 	s := &corev1.Secret{}
 	g.Expect(k8sClient.Get(ctx, bundleKey, s)).To(Succeed())
-	b, err := policy.ParseBundle(s.Data[policy.BundleKey])
+	b, _, hash, err := policy.ReadStored(s.Data, fetchShard(bundleKey.Namespace), nil)
 	g.Expect(err).NotTo(HaveOccurred())
-	return b, string(s.Data[policy.BundleHashKey])
+	return b, hash
+}
+
+// fetchShard reads bundle shards from the API server.
+func fetchShard(namespace string) policy.ShardFetcher {
+	return func(name string) ([]byte, error) {
+		s := &corev1.Secret{}
+		if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, s); err != nil {
+			return nil, err
+		}
+		return s.Data[policy.ShardKey], nil
+	}
 }
 
 func bundlePolicy(b *policy.Bundle, ns, name string) *policy.BundlePolicy {

@@ -18,6 +18,10 @@
 #                             oauth2-proxy's /oauth2/ (its callback and start)
 #   SSO_USER [ana] SSO_USER2 [bob]   users (email USER@example.com); their
 #   SSO_PASSWORD, SSO_PASSWORD2 [random]   passwords
+#   SSO_USER3 [carol] SSO_PASSWORD3 [random]   a user whose login at the IdP
+#                             asks for a one-time code too (glewlwyd's OTP
+#                             scheme, TOTP secret SSO_TOTP_SECRET3 in sso.env):
+#                             her ID tokens say "amr": ["password", "otp"]
 #   SSO_COOKIE_EXPIRE [8h]    oauth2-proxy's session lifetime
 set -euo pipefail
 
@@ -62,6 +66,8 @@ sso_up() {
   IDP=http://127.0.0.1:$idp_port
   local issuer=$IDP/api/oidc user1=${SSO_USER:-ana} user2=${SSO_USER2:-bob}
   local pw1=${SSO_PASSWORD:-$(rand_hex 8)} pw2=${SSO_PASSWORD2:-$(rand_hex 8)}
+  local user3=${SSO_USER3:-carol} pw3=${SSO_PASSWORD3:-$(rand_hex 8)} totp3
+  totp3=$(head -c 20 /dev/urandom | base32)
   local secret admin_pw
   secret=$(rand_hex 16)
   admin_pw=$(rand_hex 12)
@@ -101,33 +107,46 @@ print(json.dumps({"module": "oidc", "name": "oidc", "display_name": "OpenID Conn
     "auth-type-none-enabled": False, "auth-type-password-enabled": False, "auth-type-client-enabled": False,
     "auth-type-refresh-enabled": True, "scope": [], "additional-parameters": [], "claims": [], "jwks-show": True,
     "secret-type": "public", "name-claim": "mandatory", "email-claim": "mandatory", "scope-claim": "no",
-    "allowed-scope": ["openid"], "address-claim": {"type": "no"}, "pkce-allowed": True,
+    "allowed-scope": ["openid", "otp-login"], "address-claim": {"type": "no"}, "pkce-allowed": True,
     "session-management-allowed": False, "request-parameter-allow": False, "encrypt-out-token-allow": False}}))
 EOF
 )" "$jar"
   # A login for the openid scope is a password login.
   api PUT /scope/openid '{"display_name":"Open ID","description":"Open ID Connect scope","password_required":true,"password_max_age":0,"scheme":{}}' "$jar"
+  # A second factor at the IdP: glewlwyd's OTP scheme (TOTP, 6 digits, 30 s),
+  # and a scope whose login needs it besides the password. glewlwyd puts
+  # the scheme module of every factor of the login in the ID token's amr:
+  # "password" for the password, "otp" for this one.
+  api POST /mod/scheme/ '{"module":"otp","name":"authenticator","display_name":"Authenticator app","expiration":600,"max_use":0,"allow_user_register":false,"parameters":{"otp-length":6,"issuer":"glewlwyd","secret-minimum-size":16,"hotp-allow":false,"totp-allow":true,"totp-window":30,"totp-start-offset":0}}' "$jar"
+  api POST /scope/ '{"name":"otp-login","display_name":"Login with a one-time code","description":"The password and a code of an authenticator app","password_required":true,"password_max_age":0,"scheme":{"otp":[{"scheme_type":"otp","scheme_name":"authenticator"}]}}' "$jar"
   local client="{\"client_id\":\"mfa-demo\",\"name\":\"mfa-operator demo\",\"confidential\":true,\"client_secret\":\"$secret\",\"redirect_uri\":[\"$app_url/oauth2/callback\"],\"authorization_type\":[\"code\",\"refresh_token\"],\"scope\":[\"openid\"],\"token_endpoint_auth_method\":[\"client_secret_basic\",\"client_secret_post\"],\"enabled\":true}"
   api POST /client/ "$client" "$jar"
   api PUT /client/mfa-demo/password "{\"password\":\"$secret\"}" "$jar"
-  local u pw ujar
-  for u in "$user1:$pw1" "$user2:$pw2"; do
+  local u pw scopes scopes_json ujar
+  for u in "$user1:$pw1:openid" "$user2:$pw2:openid" "$user3:$pw3:openid otp-login"; do
+    scopes=${u##*:} u=${u%:*}
     pw=${u#*:} u=${u%%:*}
-    api POST /user/ "{\"username\":\"$u\",\"name\":\"$u\",\"email\":\"$u@example.com\",\"password\":\"$pw\",\"scope\":[\"openid\"],\"enabled\":true}" "$jar"
+    # shellcheck disable=SC2086 # one word per scope
+    scopes_json=$(printf '"%s",' $scopes)
+    api POST /user/ "{\"username\":\"$u\",\"name\":\"$u\",\"email\":\"$u@example.com\",\"password\":\"$pw\",\"scope\":[${scopes_json%,}],\"enabled\":true}" "$jar"
     # Consent given once, as a user would on the first login.
     ujar=$dir/$u.cookies
     rm -f "$ujar"
     api POST /auth/ "{\"username\":\"$u\",\"password\":\"$pw\"}" "$ujar"
-    api PUT /auth/grant/mfa-demo '{"scope":"openid"}' "$ujar"
+    api PUT /auth/grant/mfa-demo "{\"scope\":\"$scopes\"}" "$ujar"
     rm -f "$ujar"
   done
+  # The third user's authenticator app, registered by the administrator.
+  api POST "/delegate/$user3/profile/scheme/register/" "{\"username\":\"$user3\",\"scheme_type\":\"otp\",\"scheme_name\":\"authenticator\",\"value\":{\"type\":\"TOTP\",\"secret\":\"$totp3\",\"time_step_size\":30}}" "$jar"
   rm -f "$jar"
 
   local host=${app_url#*://}
+  # It asks for otp-login too: glewlwyd grants it to the users who have it,
+  # and asks them for their code; the others sign in with the password.
   setsid "$O2P" --provider=oidc --oidc-issuer-url="$issuer" --client-id=mfa-demo --client-secret="$secret" \
     --redirect-url="$app_url/oauth2/callback" --http-address="127.0.0.1:$proxy_port" \
     --cookie-secret="$(rand_hex 16)" --cookie-secure=false --cookie-expire="${SSO_COOKIE_EXPIRE:-8h}" \
-    --email-domain="*" --scope=openid --insecure-oidc-allow-unverified-email=true --insecure-oidc-skip-nonce=false --code-challenge-method=S256 \
+    --email-domain="*" --scope="openid otp-login" --insecure-oidc-allow-unverified-email=true --insecure-oidc-skip-nonce=false --code-challenge-method=S256 \
     --set-xauthrequest=true --set-authorization-header=true --reverse-proxy=true \
     --trusted-proxy-ip=127.0.0.1/32 --upstream=static://202 --whitelist-domain="$host" --skip-provider-button=true \
     >"$dir/oauth2-proxy.log" 2>&1 </dev/null &
@@ -145,6 +164,9 @@ SSO_USER='$user1'
 SSO_PASSWORD='$pw1'
 SSO_USER2='$user2'
 SSO_PASSWORD2='$pw2'
+SSO_USER3='$user3'
+SSO_PASSWORD3='$pw3'
+SSO_TOTP_SECRET3='$totp3'
 SSO_ADMIN_PASSWORD='$admin_pw'
 EOF
 }

@@ -90,7 +90,7 @@ type pageOptions struct {
 }
 
 func newChallengePages(o pageOptions) *challengePages {
-	kit := &pageKit{log: o.log, now: o.now, metrics: o.metrics, proxies: o.proxies, sessions: o.sessions, audit: o.audit}
+	kit := &pageKit{log: o.log, now: o.now, metrics: o.metrics, proxies: o.proxies, sessions: o.sessions, audit: o.audit, remembered: o.store}
 	publicHost, publicURL := "", ""
 	if o.publicURL != nil {
 		kit.publicPath, publicHost, publicURL = o.publicURL.Path, o.publicURL.Host, o.publicURL.String()

@@ -27,6 +27,9 @@ type pageKit struct {
 	audit *audit.Logger
 	// publicPath prefixes the pages' paths (the public URL's path).
 	publicPath string
+	// remembered keeps the record of the users' remembered browsers (the
+	// enrolment store), written when a browser is remembered.
+	remembered store.Store
 }
 
 // pagePath is the path of a challenge page of the policy; suffix is "" or
@@ -117,8 +120,12 @@ func (k *pageKit) issueSession(w http.ResponseWriter, r *http.Request, cr *chall
 	remember := !ignoreCookie && mode == session.Verified
 	u := session.User{ID: id.User.ID, AuthTime: id.AuthTime}
 	f := session.Factor{Provider: providerKey, Multifactor: prov.Spec.MultifactorName(), Mode: mode, Method: cr.method}
-	if err := k.sessions.Issue(w, r, kr, &u, f, k.now(), lifetime, remember); err != nil {
+	issued, err := k.sessions.IssueBrowser(w, r, kr, &u, f, k.now(), lifetime, remember)
+	if err != nil {
 		k.log.Error("encoding MFA session", "error", err)
+	}
+	if remember && err == nil {
+		k.rememberBrowser(r, cr, issued)
 	}
 	p := cr.policy
 	k.log.Info("MFA session issued", "user", id.User.ID, "policy", p.Namespace+"/"+p.Name, "provider", providerKey,

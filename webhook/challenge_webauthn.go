@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
+	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/passkey"
 	"github.com/mfa-operator/mfa-operator/internal/session"
 	"github.com/mfa-operator/mfa-operator/internal/store"
@@ -139,6 +140,9 @@ func (c *challengePages) handleWebAuthnRegister(w http.ResponseWriter, r *http.R
 	}
 	cr.method = amrMethod(&res.Credential)
 	c.accepted(w, r, cr, "new WebAuthn key "+fmt.Sprintf("%q", name))
+	if c.isSecurityURL(cr.rd) {
+		c.auditEvent(r, cr, audit.EventFactorAdded, audit.OutcomeSuccess, "self-service: WebAuthn key")
+	}
 	if len(res.RecoveryCodes) == 0 {
 		http.Redirect(w, r, cr.rd, http.StatusSeeOther)
 		return

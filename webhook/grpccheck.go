@@ -3,11 +3,13 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/textproto"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -55,13 +57,14 @@ func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp
 			resp, err = deniedCheck(codes.PermissionDenied, typev3.StatusCode_Forbidden, "forbidden: the policy could not be evaluated (see the challenge server's log)\n"), nil
 		}
 	}()
-	st := new(authState)
+	sc := checkScratches.Get().(*checkScratch)
+	defer sc.release()
 	var d decision
-	r, ns, name, why := checkHTTPRequest(ctx, req)
+	r, ns, name, why := checkHTTPRequest(ctx, req, sc)
 	if why != "" {
 		d = decision{result: decisionRefused, reason: why}
 	} else {
-		d = a.decide(r, ns, name, dialectCheck, st, start)
+		d = a.decide(r, ns, name, dialectCheck, &sc.authState, start)
 	}
 	if d.entry != nil && d.entry.audit {
 		a.recordAudit(r, &d)
@@ -79,13 +82,47 @@ func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp
 	return resp, nil
 }
 
+// checkScratch is a Check's per-request state: the decision's, and the
+// header map and values its view of the request is built in. Recycled, like
+// the decision state of the HTTP dialects: nothing of it outlives the Check
+// (the decision keeps strings, and the http.Request that points at the map
+// is dropped when the Check returns).
+type checkScratch struct {
+	authState
+	header http.Header
+	values []string
+}
+
+// checkScratches recycles checkScratch; a map or a value list grown by an
+// unusually large request is dropped instead, so that clearing stays cheap.
+var checkScratches = sync.Pool{New: func() any {
+	return &checkScratch{header: make(http.Header, maxPooledCheckHeaders), values: make([]string, 0, maxPooledCheckHeaders)}
+}}
+
+const maxPooledCheckHeaders = 32
+
+// release clears sc, so that the pool keeps nothing of the request, and
+// returns it to the pool.
+func (sc *checkScratch) release() {
+	sc.authState = authState{}
+	if len(sc.header) > maxPooledCheckHeaders || cap(sc.values) > 4*maxPooledCheckHeaders {
+		sc.header, sc.values = make(http.Header, maxPooledCheckHeaders), make([]string, 0, maxPooledCheckHeaders)
+	} else {
+		clear(sc.header)
+		clear(sc.values[:cap(sc.values)])
+		sc.values = sc.values[:0]
+	}
+	checkScratches.Put(sc)
+}
+
 // checkHTTPRequest is the request a Check asks about, in the form the
 // decision reads (an http.Request, as the HTTP dialects get it): the
 // original method, path and query, host and headers, the scheme in
 // X-Forwarded-Proto, and the client Envoy saw (attributes.source) at the
 // right of X-Forwarded-For, as one more hop. The peer is Envoy itself,
 // which must be in --trusted-proxies. why says why it cannot be judged.
-func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest) (r *http.Request, ns, name, why string) {
+// The headers are built in sc's map and values.
+func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest, sc *checkScratch) (r *http.Request, ns, name, why string) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	if h == nil {
@@ -98,9 +135,9 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest) (r *http.Re
 			return nil, "", "", "the context extension " + policyExtension + " must be namespace/name, not " + fmt.Sprintf("%q", ext)
 		}
 	}
-	header := make(http.Header, len(h.GetHeaders())+2)
-	// One backing array for the values of the headers map.
-	values := make([]string, 0, len(h.GetHeaders()))
+	header, values := sc.header, sc.values
+	// Each header's values are a slice of values, full to its capacity, so
+	// that an append to one can never write into the next.
 	for k, v := range h.GetHeaders() {
 		if k == "" || k[0] == ':' {
 			continue
@@ -122,16 +159,21 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest) (r *http.Re
 		}
 	}
 	if s := h.GetScheme(); s != "" {
-		header["X-Forwarded-Proto"] = []string{s}
+		values = append(values, s)
+		header["X-Forwarded-Proto"] = values[len(values)-1 : len(values) : len(values)]
 	}
-	if src := socketAddr(attrs.GetSource().GetAddress()); src.IsValid() {
-		if xff := header["X-Forwarded-For"]; len(xff) > 0 {
-			header["X-Forwarded-For"] = append(xff[:len(xff):len(xff)], src.String())
-		} else {
-			header["X-Forwarded-For"] = []string{src.String()}
+	if text := attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(); text != "" {
+		if src, err := netip.ParseAddr(text); err == nil {
+			// The address's own text when it is canonical, as most are.
+			src = src.Unmap()
+			from := len(values)
+			values = append(values, header["X-Forwarded-For"]...)
+			values = append(values, addrText(src, text))
+			header["X-Forwarded-For"] = values[from:len(values):len(values)]
 		}
 	}
-	r = &http.Request{
+	sc.values = values
+	view := http.Request{
 		Method:     h.GetMethod(),
 		Host:       h.GetHost(),
 		RequestURI: h.GetPath(),
@@ -139,9 +181,19 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest) (r *http.Re
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		r.RemoteAddr = p.Addr.String()
+		view.RemoteAddr = peerText(p.Addr)
 	}
-	return r.WithContext(ctx), ns, name, ""
+	return view.WithContext(ctx), ns, name, ""
+}
+
+// peerText is the text of the gRPC peer's address, as net/http would give
+// it in RemoteAddr; one allocation for a TCP peer.
+func peerText(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		ap := tcp.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return a.String()
 }
 
 // canonicalCheckHeader is the canonical name of a header of a
@@ -172,16 +224,6 @@ var canonicalCheckHeaders = func() map[string]string {
 	return m
 }()
 
-// socketAddr is the IP address of an Envoy address; invalid for a pipe or
-// anything that is not an IP.
-func socketAddr(a *corev3.Address) netip.Addr {
-	ip, err := netip.ParseAddr(a.GetSocketAddress().GetAddress())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ip.Unmap()
-}
-
 // parseCheck reads the original request of a Check: its path is the
 // request-target as sent, query included (attributes.request.http.path).
 func parseCheck(r *http.Request, paths pathMode, o *originalRequest) error {
@@ -205,21 +247,7 @@ func auditCheckResponse() *authv3.CheckResponse {
 func checkResponse(d *decision, r *http.Request) *authv3.CheckResponse {
 	switch d.result {
 	case decisionAllow:
-		ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{
-			setHeader("x-mfa-user", d.user),
-			setHeader("x-mfa-multifactor", visibleMultifactor(d.multifactor)),
-		}}
-		if d.answer != nil {
-			ok.Headers[0].Header.Value, ok.Headers[1].Header.Value = d.answer[0], d.answer[1]
-			ok.Headers = append(ok.Headers, setHeader("x-mfa-assertion", d.answer[2]))
-		} else {
-			// Whatever the client sent as an assertion must not reach the app.
-			ok.HeadersToRemove = []string{"x-mfa-assertion"}
-		}
-		return &authv3.CheckResponse{
-			Status:       &status.Status{Code: int32(codes.OK)},
-			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		}
+		return allowedCheck(d)
 	case decisionChallenge:
 		switch {
 		case r != nil && !browserNavigation(r.Header):
@@ -244,6 +272,60 @@ func checkResponse(d *decision, r *http.Request) *authv3.CheckResponse {
 	}
 	return deniedCheck(codes.PermissionDenied, typev3.StatusCode_Forbidden, "forbidden\n")
 }
+
+// allowedCheck is the OK CheckResponse of an allowed request: the X-MFA-*
+// headers set, replacing what the client sent. Its messages are allocated
+// at once; with an assertion, the headers are those of its cache entry,
+// made once and shared by every answer that carries it (messages are only
+// read once made: gRPC marshals them concurrently, as protobuf allows).
+func allowedCheck(d *decision) *authv3.CheckResponse {
+	m := new(allowedCheckMessages)
+	if d.signed != nil {
+		m.ok.Headers = d.signed.checkHeaderOptions()
+	} else {
+		m.ok.Headers = []*corev3.HeaderValueOption{
+			setHeader("x-mfa-user", d.user),
+			setHeader("x-mfa-multifactor", visibleMultifactor(d.multifactor)),
+		}
+		// Whatever the client sent as an assertion must not reach the app.
+		m.ok.HeadersToRemove = removeAssertion
+	}
+	m.oneof.OkResponse = &m.ok
+	m.status.Code = int32(codes.OK)
+	m.resp.Status, m.resp.HttpResponse = &m.status, &m.oneof
+	return &m.resp
+}
+
+// allowedCheckMessages are the messages of allowedCheck's answer, in one
+// allocation.
+type allowedCheckMessages struct {
+	resp   authv3.CheckResponse
+	status status.Status
+	oneof  authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
+}
+
+// checkHeaderOptions are X-MFA-User, X-MFA-Multifactor and
+// X-MFA-Assertion of sa as a Check sets them; made at the first call (two
+// concurrent first calls make the same, and one is kept).
+func (sa *signedAssertion) checkHeaderOptions() []*corev3.HeaderValueOption {
+	hs := sa.checkHeaders.Load()
+	if hs == nil {
+		hs = &[3]*corev3.HeaderValueOption{
+			setHeader("x-mfa-user", sa.answer[0]),
+			setHeader("x-mfa-multifactor", sa.answer[1]),
+			setHeader("x-mfa-assertion", sa.answer[2]),
+		}
+		if !sa.checkHeaders.CompareAndSwap(nil, hs) {
+			hs = sa.checkHeaders.Load()
+		}
+	}
+	return hs[:]
+}
+
+// removeAssertion is OkHttpResponse.headers_to_remove without an
+// assertion; shared, only ever read.
+var removeAssertion = []string{"x-mfa-assertion"}
 
 // deniedCheck is a denial with the HTTP status and body Envoy answers the
 // client with.

@@ -1,14 +1,35 @@
 package webhook
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 )
 
-// peerAddr is the address of the TCP peer.
+// peerContextKey keys the TCP peer's address in a connection's context
+// (withPeer).
+type peerContextKey struct{}
+
+// withPeer is the http.Server's ConnContext: it records the peer's
+// address, taken from the connection itself, in the connection's context,
+// so that the requests of a keep-alive connection do not each parse
+// RemoteAddr (the same address, as text) again.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	if tcp, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return context.WithValue(ctx, peerContextKey{}, tcp.AddrPort().Addr().Unmap())
+	}
+	return ctx
+}
+
+// peerAddr is the address of the TCP peer: the one withPeer recorded,
+// else RemoteAddr's.
 func peerAddr(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(peerContextKey{}).(netip.Addr); ok {
+		return a
+	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		// RemoteAddr without a port (some test harnesses, unix sockets).
@@ -113,6 +134,12 @@ func (px *proxies) envoyExternalAddress(r *http.Request) string {
 func addrText(a netip.Addr, raw string) string {
 	if !a.IsValid() {
 		return ""
+	}
+	// An IPv4 address parsed from text without ":" was written in dotted
+	// decimal, the only IPv4 form netip.ParseAddr takes (four fields, no
+	// leading zeros): its canonical text.
+	if a.Is4() && raw != "" && strings.IndexByte(raw, ':') < 0 {
+		return raw
 	}
 	var buf [64]byte
 	if b := a.AppendTo(buf[:0]); string(b) == raw {

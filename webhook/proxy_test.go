@@ -88,3 +88,54 @@ func TestSpoofedHeadersFromUntrustedPeerCannotReachAnAllowRule(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusForbidden))
 	g.Expect(w.Header().Get(headerUser)).To(BeEmpty())
 }
+
+// TestAddrTextIsTheCanonicalText: the text a client address is given to
+// the rules in is the address's canonical text, whatever form it came in
+// (the header's own text is kept only when it already is that text).
+func TestAddrTextIsTheCanonicalText(t *testing.T) {
+	g := NewWithT(t)
+	for _, raw := range []string{
+		"192.0.2.10", "0.0.0.0", "255.255.255.255", "10.9.0.2",
+		"::ffff:192.0.2.10", "::FFFF:192.0.2.10", "2001:db8::1", "2001:DB8:0:0::1", "2001:0db8::1",
+		"fe80::1%eth0", "::1", "::ffff:0:0", "64:ff9b::192.0.2.10",
+	} {
+		a, err := netip.ParseAddr(raw)
+		g.Expect(err).NotTo(HaveOccurred(), raw)
+		a = a.Unmap()
+		g.Expect(addrText(a, raw)).To(Equal(a.String()), raw)
+	}
+	g.Expect(addrText(netip.MustParseAddr("192.0.2.10"), "")).To(Equal("192.0.2.10"))
+	g.Expect(addrText(netip.Addr{}, "192.0.2.10")).To(BeEmpty())
+}
+
+// TestPeerAddrOfAConnectionIsRemoteAddrs: the peer address a connection's
+// context records is the one RemoteAddr names, for every request of a
+// keep-alive connection, and a request without it (built by hand, or by
+// another server) is read from RemoteAddr.
+func TestPeerAddrOfAConnectionIsRemoteAddrs(t *testing.T) {
+	g := NewWithT(t)
+	type seen struct {
+		fromContext bool
+		peer, text  netip.Addr
+	}
+	got := make(chan seen, 3)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := r.Context().Value(peerContextKey{}).(netip.Addr)
+		got <- seen{fromContext: ok, peer: peerAddr(r), text: netip.MustParseAddrPort(r.RemoteAddr).Addr().Unmap()}
+	}))
+	srv.Config.ConnContext = withPeer
+	srv.Start()
+	defer srv.Close()
+	for range 3 {
+		resp, err := srv.Client().Get(srv.URL)
+		g.Expect(err).NotTo(HaveOccurred())
+		_ = resp.Body.Close()
+		s := <-got
+		g.Expect(s.fromContext).To(BeTrue())
+		g.Expect(s.peer).To(Equal(s.text))
+		g.Expect(s.peer.IsLoopback()).To(BeTrue())
+	}
+	r := httptest.NewRequest(http.MethodGet, "/auth", nil)
+	r.RemoteAddr = "[::ffff:10.9.0.2]:41000"
+	g.Expect(peerAddr(r)).To(Equal(netip.MustParseAddr("10.9.0.2")))
+}

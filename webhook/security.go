@@ -2,13 +2,11 @@ package webhook
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/audit"
 	"github.com/mfa-operator/mfa-operator/internal/store"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
@@ -21,31 +19,45 @@ import (
 //	POST /security/{namespace}/{policy}/codes    new recovery codes; the old ones die
 //	POST /security/{namespace}/{policy}/remove   remove a method, unless it is the last
 //	POST /security/{namespace}/{policy}/signout  sign out of every other browser
+//	POST /security/{namespace}/{policy}/signout-browser  sign out of one (security_browsers.go)
 //
 // Adding an authenticator is the enrolment page of a provider the user has
-// not enrolled with, back here afterwards.
+// not enrolled with (an authenticator app, a first security key or
+// passkey), or the page adding another key to a WebAuthn provider, back
+// here afterwards.
 const (
 	pageSecurity = "security.html"
 	stepUpWithin = 5 * time.Minute
+	// dateLayout is how the page writes an instant.
+	dateLayout = "2 January 2006 15:04 UTC"
 )
 
 // securityView is what the Security page shows.
 type securityView struct {
 	Factors         []securityFactor
 	Add             []choice
+	Browsers        []securityBrowser
 	RememberedUntil string
 	CanRemove       bool
 	CanSignOut      bool
-	Codes           []string
-	Notice          string
+	// CanSignOutBrowser: one browser can be signed out alone.
+	CanSignOutBrowser bool
+	Codes             []string
+	Notice            string
+	// this is this browser's id, when read before a revocation; else
+	// showSecurity reads it.
+	this string
 }
 
 type securityFactor struct {
 	Label, Detail, Provider string
 	Created, LastUsed       string
 	CodesLeft               string
-	// Enrolled: a TOTP enrolment this page can act on.
+	// Enrolled: an enrolment (authenticator app, keys) this page can act on.
 	Enrolled bool
+	// Keys are a WebAuthn provider's keys; AddKeyURL registers another.
+	Keys      []securityKey
+	AddKeyURL string
 }
 
 func (c *challengePages) registerSecurity(mux *http.ServeMux) {
@@ -53,6 +65,7 @@ func (c *challengePages) registerSecurity(mux *http.ServeMux) {
 	mux.HandleFunc("POST /security/{namespace}/{policy}/codes", c.post(c.steppedUp(c.handleNewCodes)))
 	mux.HandleFunc("POST /security/{namespace}/{policy}/remove", c.post(c.steppedUp(c.handleRemove)))
 	mux.HandleFunc("POST /security/{namespace}/{policy}/signout", c.post(c.steppedUp(c.handleSignOut)))
+	mux.HandleFunc("POST /security/{namespace}/{policy}/signout-browser", c.post(c.steppedUp(c.handleSignOutBrowser)))
 }
 
 // securityURL is the Security page of the policy of r, absolute: the
@@ -115,45 +128,41 @@ func (c *challengePages) steppedUp(next func(http.ResponseWriter, *http.Request,
 
 // showSecurity renders the page for cr's user.
 func (c *challengePages) showSecurity(w http.ResponseWriter, r *http.Request, cr *challengeRequest, v *securityView, problem string, status int) {
+	es, err := c.userEnrollments(r, cr)
+	if err != nil {
+		c.renderFailure(w, cr, err)
+		return
+	}
 	methods := 0
-	for _, bp := range cr.choices {
-		f := securityFactor{Label: providerLabel(bp), Detail: providerDetail(bp), Provider: choiceName(cr.policy, bp)}
-		if bp.Spec.Type != v1alpha1.ProviderTOTP {
-			methods++ // Duo enrols at Duo: always there
-			v.Factors = append(v.Factors, f)
-			continue
-		}
-		e, err := c.store.Get(r.Context(), store.Key{Provider: bp.Key(), User: cr.user(), ProviderCreated: bp.Created})
-		if err != nil {
-			c.renderFailure(w, cr, err)
-			return
-		}
-		if e.TOTP == nil {
-			add := *cr
-			add.provider = bp
-			v.Add = append(v.Add, choice{URL: c.pageURL(&add, choiceName(cr.policy, bp), ""), Label: providerLabel(bp), Detail: bp.Spec.TOTP.GetIssuer()})
+	for i, bp := range cr.choices {
+		f, add := c.securityFactor(cr, bp, es[i])
+		if add != nil {
+			v.Add = append(v.Add, *add)
 			continue
 		}
 		methods++
-		f.Enrolled = true
-		f.Created = e.TOTP.Created.UTC().Format("2 January 2006 15:04 UTC")
-		if e.TOTP.LastStep > 0 && e.TOTP.PeriodSeconds > 0 {
-			f.LastUsed = time.Unix(e.TOTP.LastStep*int64(e.TOTP.PeriodSeconds), 0).UTC().Format("2 January 2006 15:04 UTC")
-		}
-		f.CodesLeft = fmt.Sprintf("%d recovery codes left", len(e.RecoveryCodeHashes))
 		v.Factors = append(v.Factors, f)
 	}
+	now := c.now()
 	v.CanRemove = methods > 1
 	v.CanSignOut = c.revoker != nil
-	if until := c.sessions.RememberedUntil(r, cr.snap.Keyring, cr.user(), c.now()); !until.IsZero() {
-		v.RememberedUntil = until.UTC().Format("2 January 2006 15:04 UTC")
+	_, v.CanSignOutBrowser = c.revoker.(browserRevoker)
+	if v.this == "" {
+		v.this = c.sessions.BrowserID(r, cr.snap.Keyring, cr.user(), now)
 	}
-	p := c.formPage(w, r, cr)
+	v.Browsers = rememberedBrowsers(es, v.this, now)
+	if until := c.sessions.RememberedUntil(r, cr.snap.Keyring, cr.user(), now); !until.IsZero() {
+		v.RememberedUntil = until.UTC().Format(dateLayout)
+	}
+	// The forms name a provider: the one chosen, else the rule's first
+	// (a page offering several providers has none chosen).
+	shown := *cr
+	if shown.provider == nil && len(shown.choices) > 0 {
+		shown.provider = shown.choices[0]
+	}
+	p := c.formPage(w, r, &shown)
 	p.Title = "Security"
 	p.Action = c.publicPath + "/security/" + url.PathEscape(cr.policy.Namespace) + "/" + url.PathEscape(cr.policy.Name)
-	if cr.provider == nil && len(cr.choices) > 0 {
-		p.Provider = choiceName(cr.policy, cr.choices[0])
-	}
 	p.Error = problem
 	p.Security = v
 	c.render(w, status, pageSecurity, p, "")
@@ -167,14 +176,14 @@ func (c *challengePages) handleNewCodes(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	_, err = c.store.Update(r.Context(), cr.enrollment(), func(e *store.Enrollment) error {
-		if e.TOTP == nil {
+		if !holdsCodes(cr.provider, e) {
 			return totp.ErrNotEnrolled
 		}
 		e.RecoveryCodeHashes = hashes
 		return nil
 	})
 	if errors.Is(err, totp.ErrNotEnrolled) {
-		c.showSecurity(w, r, cr, &securityView{}, "There is no authenticator app to make recovery codes for.", http.StatusConflict)
+		c.showSecurity(w, r, cr, &securityView{}, "There is no authenticator app or key to make recovery codes for.", http.StatusConflict)
 		return
 	}
 	if err != nil {
@@ -185,32 +194,32 @@ func (c *challengePages) handleNewCodes(w http.ResponseWriter, r *http.Request, 
 	c.showSecurity(w, r, cr, &securityView{Codes: codes, Notice: "New recovery codes made."}, "", http.StatusOK)
 }
 
-// handleRemove removes the chosen provider's authenticator app, unless it
-// is the user's last verification method.
+// handleRemove removes the chosen provider's authenticator app or keys,
+// unless it is the user's last verification method.
 func (c *challengePages) handleRemove(w http.ResponseWriter, r *http.Request, cr *challengeRequest) {
-	others := 0
-	for _, bp := range cr.choices {
-		if bp == cr.provider {
-			continue
-		}
-		if bp.Spec.Type != v1alpha1.ProviderTOTP {
-			others++
-			continue
-		}
-		e, err := c.store.Get(r.Context(), store.Key{Provider: bp.Key(), User: cr.user(), ProviderCreated: bp.Created})
-		if err != nil {
-			c.renderFailure(w, cr, err)
-			return
-		}
-		if e.TOTP != nil {
+	es, err := c.userEnrollments(r, cr)
+	if err != nil {
+		c.renderFailure(w, cr, err)
+		return
+	}
+	others, removable := 0, false
+	for i, bp := range cr.choices {
+		switch {
+		case bp == cr.provider:
+			removable = holdsCodes(bp, es[i])
+		case hasMethod(bp, es[i]):
 			others++
 		}
+	}
+	if !removable {
+		c.showSecurity(w, r, cr, &securityView{}, "There is no authenticator app or key of this kind to remove.", http.StatusConflict)
+		return
 	}
 	if others == 0 {
 		c.showSecurity(w, r, cr, &securityView{}, "This is your only verification method: add another one before removing it.", http.StatusConflict)
 		return
 	}
-	if err := c.authenticator(cr).Reset(r.Context(), cr.enrollment()); err != nil {
+	if err := c.removeMethod(r, cr); err != nil {
 		c.renderFailure(w, cr, err)
 		return
 	}
@@ -227,6 +236,7 @@ func (c *challengePages) handleSignOut(w http.ResponseWriter, r *http.Request, c
 		return
 	}
 	now := c.now()
+	this := c.sessions.BrowserID(r, cr.snap.Keyring, cr.user(), now)
 	if err := c.revoker.Revoke(r.Context(), cr.user(), now); err != nil {
 		c.log.Error("revoking the user's other browsers failed", "user", cr.user(), "error", err)
 		c.showSecurity(w, r, cr, &securityView{}, "Your other browsers could not be signed out. Try again in a moment.", http.StatusServiceUnavailable)
@@ -234,5 +244,6 @@ func (c *challengePages) handleSignOut(w http.ResponseWriter, r *http.Request, c
 	}
 	c.sessions.Reissue(w, r, cr.snap.Keyring, cr.user(), now)
 	c.auditEvent(r, cr, audit.EventRevocation, audit.OutcomeSuccess, "self-service: sign out of all other browsers")
-	c.showSecurity(w, r, cr, &securityView{Notice: "Every other browser is signed out. This one stays signed in."}, "", http.StatusOK)
+	c.forgetOtherBrowsers(r, cr, this)
+	c.showSecurity(w, r, cr, &securityView{Notice: "Every other browser is signed out. This one stays signed in.", this: this}, "", http.StatusOK)
 }

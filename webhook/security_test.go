@@ -20,8 +20,13 @@ const securityPage = "/security/apps/admin"
 // its data directory, loaded (as a running server's poller would) by
 // reloadRevocations.
 func newSecurityFixture(t *testing.T) (*challengeFixture, func()) {
+	return newSecurityFixtureWith(t, challengeConfigYAML)
+}
+
+// newSecurityFixtureWith is newSecurityFixture serving objectsYAML.
+func newSecurityFixtureWith(t *testing.T, objectsYAML string) (*challengeFixture, func()) {
 	var rs *revocation.FileStore
-	f := newChallengeFixtureWith(t, challengeConfigYAML, func(o *Options, dataDir string) {
+	f := newChallengeFixtureWith(t, objectsYAML, func(o *Options, dataDir string) {
 		rs = revocation.NewFileStore(dataDir, discardLogger())
 		o.Revocations = rs
 	})

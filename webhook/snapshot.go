@@ -144,10 +144,11 @@ func (sb *snapshotBuilder) build(b *policy.Bundle, hash string, kr *keyring.Keyr
 		sb.metrics.challenges.WithLabelValues(p.Key(), "success")
 		sb.metrics.challenges.WithLabelValues(p.Key(), "failure")
 	}
+	compiled := compilePolicies(b.Policies)
 	var claims []hostClaim
 	for i := range b.Policies {
 		bp := &b.Policies[i]
-		cp, err := policy.CompilePolicy(bp.Namespace, bp.Name, &bp.Spec)
+		cp, err := compiled[i].cp, compiled[i].err
 		if err != nil {
 			return nil, fmt.Errorf("MFAPolicy %s: %w", bp.Key(), err)
 		}

@@ -67,44 +67,60 @@ type Row struct {
 	Detail string
 	// LockedUntil is set while the user is locked out.
 	LockedUntil time.Time
+	// RememberedBrowsers is how many browsers the user has remembered
+	// (recorded when remembered; see browsers.go), the same on every row
+	// of the user.
+	RememberedBrowsers int
 }
 
 // Users lists the factors of every enrolled user; only those of providers
-// when providers is not nil.
+// when providers is not nil. The store is read a page at a time and only
+// the rows are kept, so memory grows with the rows shown, not with the
+// stored records.
 func (a *Admin) Users(ctx context.Context, providers []string) ([]Row, error) {
-	all, err := a.Lister.List(ctx)
+	now := a.Now()
+	var rows []Row
+	browsers := newBrowserCounter(now)
+	err := a.Lister.Each(ctx, func(e *store.Enrollment) error {
+		if providers != nil && !slices.Contains(providers, e.Provider) {
+			return nil
+		}
+		browsers.add(e)
+		rows = append(rows, userRows(e, now)...)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	now := a.Now()
-	var rows []Row
-	for _, e := range all {
-		if providers != nil && !slices.Contains(providers, e.Provider) {
-			continue
-		}
-		var locked time.Time
-		if e.LockedUntil.After(now) {
-			locked = e.LockedUntil
-		}
-		n := len(rows)
-		if t := e.TOTP; t != nil {
-			r := Row{User: e.User, Provider: e.Provider, Factor: FactorTOTP, Created: t.Created, LockedUntil: locked}
-			if t.LastStep > 0 && t.PeriodSeconds > 0 {
-				r.LastUsed = time.Unix(t.LastStep*int64(t.PeriodSeconds), 0).UTC()
-			}
-			rows = append(rows, r)
-		}
-		if c := len(e.RecoveryCodeHashes); c > 0 {
-			rows = append(rows, Row{User: e.User, Provider: e.Provider, Factor: FactorRecoveryCodes, Detail: fmt.Sprintf("%d left", c), LockedUntil: locked})
-		}
-		if len(rows) == n && !locked.IsZero() {
-			rows = append(rows, Row{User: e.User, Provider: e.Provider, Factor: "-", LockedUntil: locked})
-		}
-	}
+	browsers.apply(rows)
 	slices.SortFunc(rows, func(x, y Row) int {
 		return strings.Compare(x.User+"\x00"+x.Provider+"\x00"+x.Factor, y.User+"\x00"+y.Provider+"\x00"+y.Factor)
 	})
 	return rows, nil
+}
+
+// userRows are the rows of one enrolment: one per factor, or one "-" row
+// for a user locked out with no factor left.
+func userRows(e *store.Enrollment, now time.Time) []Row {
+	var locked time.Time
+	if e.LockedUntil.After(now) {
+		locked = e.LockedUntil
+	}
+	var rows []Row
+	if t := e.TOTP; t != nil {
+		r := Row{User: e.User, Provider: e.Provider, Factor: FactorTOTP, Created: t.Created, LockedUntil: locked}
+		if t.LastStep > 0 && t.PeriodSeconds > 0 {
+			r.LastUsed = time.Unix(t.LastStep*int64(t.PeriodSeconds), 0).UTC()
+		}
+		rows = append(rows, r)
+	}
+	if c := len(e.RecoveryCodeHashes); c > 0 {
+		rows = append(rows, Row{User: e.User, Provider: e.Provider, Factor: FactorRecoveryCodes, Detail: fmt.Sprintf("%d left", c), LockedUntil: locked})
+	}
+	if len(rows) == 0 && !locked.IsZero() {
+		rows = append(rows, Row{User: e.User, Provider: e.Provider, Factor: "-", LockedUntil: locked})
+	}
+	return rows
 }
 
 // ErrUnknownFactor is a --factor that names no factor.

@@ -114,6 +114,13 @@ func setUpCluster(t *testing.T) client.Client {
 			if u == ana {
 				e.LockedUntil, e.Lockouts = time.Now().Add(time.Hour), 1
 			}
+			if u == bob {
+				now := time.Now()
+				for i, until := range []time.Duration{time.Hour, 2 * time.Hour, -time.Minute} {
+					e.Browsers = append(e.Browsers, store.RememberedBrowser{ID: fmt.Sprintf("%032x", i), Created: now.Add(-3 * time.Hour),
+						Issued: now.Add(-3 * time.Hour), Expires: now.Add(until)})
+				}
+			}
 			return nil
 		})
 		g.Expect(err).NotTo(HaveOccurred())
@@ -161,9 +168,9 @@ func TestHelpdeskCommandsWithTheHelpdeskRole(t *testing.T) {
 	code, out, errOut := runCLI("users", "--kubeconfig", kc)
 	t.Log(out)
 	g.Expect(code).To(BeZero(), errOut)
-	g.Expect(out).To(MatchRegexp(`(?m)^USER\s+PROVIDER\s+FACTOR\s+CREATED\s+LAST USED\s+LOCKED UNTIL$`))
-	g.Expect(out).To(MatchRegexp(`(?m)^` + ana + `\s+` + provider + `\s+totp\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+\d{4}-\S+Z$`))
-	g.Expect(out).To(MatchRegexp(`(?m)^` + bob + `\s+` + provider + `\s+recovery-codes \(2 left\)\s+-\s+-\s+-$`))
+	g.Expect(out).To(MatchRegexp(`(?m)^USER\s+PROVIDER\s+FACTOR\s+CREATED\s+LAST USED\s+LOCKED UNTIL\s+BROWSERS$`))
+	g.Expect(out).To(MatchRegexp(`(?m)^` + ana + `\s+` + provider + `\s+totp\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+0$`))
+	g.Expect(out).To(MatchRegexp(`(?m)^`+bob+`\s+`+provider+`\s+recovery-codes \(2 left\)\s+-\s+-\s+-\s+2$`), "two browsers remembered, one expired")
 
 	code, out, errOut = runCLI("users", "--policy", "apps/missing", "--kubeconfig", kc)
 	g.Expect(code).To(Equal(1))

@@ -23,7 +23,8 @@ const HelpdeskRBAC = "config/rbac/helpdesk_role.yaml"
 const usageText = `Usage: %[1]s COMMAND [USER] [flags]
 
 Commands:
-  users [--policy NS/NAME]                          enrolled users: factors (created, last used) and lockouts
+  users [--policy NS/NAME]                          enrolled users: factors (created, last used), lockouts and
+                                                    how many browsers each user has remembered
   reset USER [--provider NS/NAME] [--factor NAME]   remove the enrolment(s): the user enrols again at the next
                                                     visit; every session and remembered browser is revoked
   revoke USER                                       sign USER out of every session and remembered browser;
@@ -165,7 +166,7 @@ func listUsers(ctx context.Context, a *Admin, resolve PolicyProviders, policyRef
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tPROVIDER\tFACTOR\tCREATED\tLAST USED\tLOCKED UNTIL")
+	fmt.Fprintln(tw, "USER\tPROVIDER\tFACTOR\tCREATED\tLAST USED\tLOCKED UNTIL\tBROWSERS")
 	stamp := func(t time.Time, alt string) string {
 		if t.IsZero() {
 			return alt
@@ -177,7 +178,7 @@ func listUsers(ctx context.Context, a *Admin, resolve PolicyProviders, policyRef
 		if r.Detail != "" {
 			factor += " (" + r.Detail + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.User, r.Provider, factor, stamp(r.Created, "-"), stamp(r.LastUsed, "-"), stamp(r.LockedUntil, "-"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.User, r.Provider, factor, stamp(r.Created, "-"), stamp(r.LastUsed, "-"), stamp(r.LockedUntil, "-"), r.RememberedBrowsers)
 	}
 	return tw.Flush()
 }

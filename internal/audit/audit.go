@@ -42,6 +42,9 @@ const (
 	EventFactorRemoved = "factor_removed"
 	// EventRecoveryCodesRegenerated: new recovery codes; the old ones died.
 	EventRecoveryCodesRegenerated = "recovery_codes_regenerated"
+	// EventBrowserRevocation: the user signed one remembered browser out
+	// on the Security page; the user's other browsers stay signed in.
+	EventBrowserRevocation = "browser_revocation"
 )
 
 // Events are all event names, in the order README.md lists them.
@@ -49,6 +52,7 @@ var Events = []string{
 	EventEnrollment, EventVerification, EventVerificationFailure, EventLockout,
 	EventRecoveryCodeUse, EventReset, EventRevocation, EventUnlock,
 	EventFactorAdded, EventFactorRemoved, EventRecoveryCodesRegenerated,
+	EventBrowserRevocation,
 }
 
 // Outcomes, the `outcome` field.

@@ -211,15 +211,22 @@ func normalizeName(name string) (string, error) {
 	// One pass: the characters, the labels' lengths and whether a label is
 	// an internationalised one ("xn--"), so that an ordinary name costs no
 	// second look.
-	ascii, upper, idn, badLabel := true, false, false, false
+	// (Runs of letters, digits and hyphens, nearly all of every name, are
+	// skipped by plainRun; "xn--" is looked for where labels start.)
+	ascii, upper, badLabel := true, false, false
+	idn := hasIDNPrefix(name)
 	label := 0
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch nameClass[c] {
-		case className:
+		run := plainRun(name[i:])
+		label += run
+		if i += run; i == len(name) {
+			break
+		}
+		switch c := name[i]; nameClass[c] {
 		case classDot:
 			badLabel = badLabel || label == 0 || label > maxLabel
 			label = 0
+			idn = idn || hasIDNPrefix(name[i+1:])
 			continue
 		case classUpper:
 			upper = true
@@ -227,9 +234,6 @@ func normalizeName(name string) (string, error) {
 			ascii = false
 		default:
 			return "", fmt.Errorf("the host has a character %q that no host name has", c)
-		}
-		if label == 0 && c|0x20 == 'x' && i+3 < len(name) && name[i+1]|0x20 == 'n' && name[i+2] == '-' && name[i+3] == '-' {
-			idn = true
 		}
 		label++
 	}
@@ -256,6 +260,22 @@ func normalizeName(name string) (string, error) {
 		}
 	}
 	return name, nil
+}
+
+// plainRun is the length of the run of className bytes at the start of s.
+func plainRun(s string) int {
+	for i := 0; i < len(s); i++ {
+		if nameClass[s[i]] != className {
+			return i
+		}
+	}
+	return len(s)
+}
+
+// hasIDNPrefix says whether the label at the start of s is an
+// internationalised one: "xn--", in any case.
+func hasIDNPrefix(s string) bool {
+	return len(s) >= 4 && s[0]|0x20 == 'x' && s[1]|0x20 == 'n' && s[2] == '-' && s[3] == '-'
 }
 
 func normalizeIPv6(name string) (string, error) {

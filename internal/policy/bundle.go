@@ -5,14 +5,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 )
 
 // Names of the Secrets the controller writes in its namespace and the
-// challenge server reads.
+// challenge server reads. A bundle Secret holds a manifest (ManifestKey,
+// see shards.go) or, written by earlier versions and still read, the
+// whole bundle under BundleKey.
 const (
 	BundleSecretName  = "mfa-bundle"
 	BundleKey         = "bundle.json"
@@ -72,14 +73,7 @@ func (p *BundleProvider) Key() string { return p.Namespace + "/" + p.Name }
 // Marshal returns the bundle's canonical JSON (sorted by namespace/name)
 // and its content hash.
 func (b *Bundle) Marshal() (data []byte, hash string, err error) {
-	sort.Slice(b.Policies, func(i, j int) bool { return b.Policies[i].Key() < b.Policies[j].Key() })
-	sort.Slice(b.Providers, func(i, j int) bool { return b.Providers[i].Key() < b.Providers[j].Key() })
-	if b.Policies == nil {
-		b.Policies = []BundlePolicy{}
-	}
-	if b.Providers == nil {
-		b.Providers = []BundleProvider{}
-	}
+	sortBundle(b)
 	data, err = json.Marshal(b)
 	if err != nil {
 		return nil, "", err

@@ -77,6 +77,8 @@ var (
 	envOnce sync.Once
 	env     *cel.Env
 	envErr  error
+	// whens are the expressions compiled in env.
+	whens *whenCache
 )
 
 // Env returns the CEL environment of a rule's `when`. It is built once and
@@ -87,6 +89,9 @@ var (
 func Env() (*cel.Env, error) {
 	envOnce.Do(func() {
 		env, envErr = newEnv(directFields())
+		if envErr == nil {
+			whens = newWhenCache(env, whenHold)
+		}
 	})
 	return env, envErr
 }
@@ -145,40 +150,25 @@ func Compile(expr string) (cel.Program, error) {
 // compileWhen is Compile, with the expression's Go evaluation when it has
 // one (see nativeWhen).
 func compileWhen(expr string) (cel.Program, nativeCheck, error) {
-	prg, ast, err := compileChecked(expr)
+	w, err := compileShared(expr)
 	if err != nil {
 		return nil, nil, err
 	}
-	return prg, nativeWhen(ast), nil
-}
-
-// compileChecked is Compile, with the type-checked expression.
-func compileChecked(expr string) (cel.Program, *cel.Ast, error) {
-	e, err := Env()
-	if err != nil {
-		return nil, nil, fmt.Errorf("building CEL environment: %w", err)
-	}
-	ast, iss := e.Compile(expr)
-	if iss.Err() != nil {
-		ce := &CompileError{Message: formatIssues(expr, iss.Errors())}
-		ce.Line, ce.Column = firstPosition(iss.Errors())
-		return nil, nil, ce
-	}
-	if ast.OutputType() != cel.BoolType {
-		return nil, nil, &CompileError{Message: fmt.Sprintf("expression must be of type bool, not %s", ast.OutputType())}
-	}
-	est, err := e.EstimateCost(ast, &costEstimator{})
-	if err != nil {
-		return nil, nil, &CompileError{Message: fmt.Sprintf("estimating cost: %v", err)}
-	}
-	if est.Max > MaxEstimatedCost {
-		return nil, nil, &CompileError{Message: fmt.Sprintf("expression is too expensive: estimated cost %d exceeds the limit %d; simplify it (fewer regexes or list comprehensions over request data)", est.Max, MaxEstimatedCost)}
-	}
-	prg, err := e.Program(ast, programOptions(est.Max)...)
+	prg, err := w.program()
 	if err != nil {
 		return nil, nil, &CompileError{Message: err.Error()}
 	}
-	return prg, ast, nil
+	return prg, w.native, nil
+}
+
+// compileShared compiles a `when` in Env, sharing the result with every
+// other rule of the same text (see whenCache).
+func compileShared(expr string) (*compiledWhen, error) {
+	if _, err := Env(); err != nil {
+		return nil, fmt.Errorf("building CEL environment: %w", err)
+	}
+	w := whens.get(expr)
+	return w, w.compileError()
 }
 
 // programOptions are the options of a program whose estimated worst-case

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
@@ -20,7 +19,8 @@ type CompiledRule struct {
 	Providers    []string
 	RememberFor  time.Duration
 	IgnoreCookie bool
-	program      cel.Program
+	// when is the compiled `when`, shared by every rule of the same text.
+	when *compiledWhen
 	// native evaluates the same `when` in Go, when it is one of the forms
 	// nativeWhen knows; nil otherwise.
 	native nativeCheck
@@ -37,7 +37,11 @@ func (r *CompiledRule) Matches(vars *Vars) (bool, error) {
 	if r.native != nil && vars.User != nil && vars.Request != nil {
 		return r.native(vars)
 	}
-	return Eval(r.program, vars)
+	prg, err := r.when.program()
+	if err != nil {
+		return false, err
+	}
+	return Eval(prg, vars)
 }
 
 // CompiledPolicy is a policy whose rules all compiled.
@@ -91,7 +95,7 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 			return nil, &FieldError{Field: field + ".name", Rule: r.Name, Reason: v1alpha1.ReasonInvalidSpec, Message: "duplicate rule name"}
 		}
 		seen[r.Name] = true
-		prg, ast, err := compileChecked(r.When)
+		w, err := compileShared(r.When)
 		if err != nil {
 			var ce *CompileError
 			if errors.As(err, &ce) {
@@ -99,7 +103,7 @@ func CompilePolicy(namespace, name string, spec *v1alpha1.MFAPolicySpec) (*Compi
 			}
 			return nil, err
 		}
-		cr := CompiledRule{Name: r.Name, Action: r.Action, program: prg, native: nativeWhen(ast), claimsAt: claimsRead(ast), geoAt: geoRead(ast)}
+		cr := CompiledRule{Name: r.Name, Action: r.Action, when: w, native: w.native, claimsAt: w.claimsAt, geoAt: w.geoAt}
 		cp.readsGeo = cp.readsGeo || cr.geoAt != nil
 		if r.Action == v1alpha1.ActionRequireMFA {
 			if r.Multifactor == nil || len(r.Multifactor.Providers) == 0 {

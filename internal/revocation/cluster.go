@@ -64,7 +64,10 @@ func decodeEntry(v string) (user string, at int64, ok bool) {
 func decodeShard(data map[string]string) (map[string]int64, int) {
 	out := make(map[string]int64, len(data))
 	bad := 0
-	for _, v := range data {
+	for k, v := range data {
+		if isBrowserKey(k) {
+			continue // decodeBrowsers
+		}
 		user, at, ok := decodeEntry(v)
 		if !ok {
 			bad++
@@ -97,15 +100,27 @@ func (s *ClusterStore) Revoke(ctx context.Context, user string, at time.Time) er
 	if user == "" {
 		return errors.New("revoking: empty user id")
 	}
-	name, key := ShardName(user), entryKey(user)
+	key := entryKey(user)
+	return s.updateShard(ctx, ShardName(user), func(cm *corev1.ConfigMap) {
+		if old, ok := cm.Data[key]; ok {
+			if u, prev, ok := decodeEntry(old); ok && u == user && prev > at.UnixNano() {
+				at = time.Unix(0, prev)
+			}
+		}
+		cm.Data[key] = encodeEntry(user, at.UnixNano())
+	})
+}
+
+// updateShard sets entries of the shard name with put, prunes it and
+// writes it with compare-and-swap (creating it when missing).
+func (s *ClusterStore) updateShard(ctx context.Context, name string, put func(cm *corev1.ConfigMap)) error {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		cm := &corev1.ConfigMap{}
 		err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, cm)
 		switch {
 		case apierrors.IsNotFound(err):
-			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: name,
-				Labels: map[string]string{KindLabel: KindRevocations, ManagedByLabel: ManagedByValue}}}
-			cm.Data = map[string]string{key: encodeEntry(user, at.UnixNano())}
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: name}}
+			s.put(cm, put)
 			err = s.Client.Create(ctx, cm)
 			if apierrors.IsAlreadyExists(err) {
 				continue
@@ -113,7 +128,7 @@ func (s *ClusterStore) Revoke(ctx context.Context, user string, at time.Time) er
 		case err != nil:
 			return fmt.Errorf("reading ConfigMap %s/%s: %w", s.Namespace, name, err)
 		default:
-			s.put(cm, key, user, at)
+			s.put(cm, put)
 			err = s.Client.Update(ctx, cm) // carries the resourceVersion read
 			if apierrors.IsConflict(err) {
 				continue
@@ -127,20 +142,21 @@ func (s *ClusterStore) Revoke(ctx context.Context, user string, at time.Time) er
 	return fmt.Errorf("ConfigMap %s/%s changed under %d consecutive updates; try again", s.Namespace, name, maxAttempts)
 }
 
-// put sets user's entry (keeping a later one) and prunes the shard.
-func (s *ClusterStore) put(cm *corev1.ConfigMap, key, user string, at time.Time) {
+// put sets entries with set and prunes the shard: user entries older than
+// MaxAge, browser entries past their expiry.
+func (s *ClusterStore) put(cm *corev1.ConfigMap, set func(cm *corev1.ConfigMap)) {
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
 	}
-	if old, ok := cm.Data[key]; ok {
-		if u, prev, ok := decodeEntry(old); ok && u == user && prev > at.UnixNano() {
-			at = time.Unix(0, prev)
-		}
-	}
-	cm.Data[key] = encodeEntry(user, at.UnixNano())
-	oldest := s.now().Add(-MaxAge).UnixNano()
+	set(cm)
+	now := s.now()
+	oldest := now.Add(-MaxAge).UnixNano()
 	for k, v := range cm.Data {
-		if _, t, ok := decodeEntry(v); ok && t < oldest {
+		limit := oldest
+		if isBrowserKey(k) {
+			limit = now.UnixNano()
+		}
+		if _, t, ok := decodeEntry(v); ok && t < limit {
 			delete(cm.Data, k)
 		}
 	}
@@ -188,9 +204,12 @@ func (s *ClusterStore) listWatch(ctx context.Context, wc client.WithWatch, l *Li
 		return err
 	}
 	all := map[string]map[string]int64{}
+	browsers := map[string]map[string]Browser{}
 	for i := range list.Items {
 		all[list.Items[i].Name] = s.decode(&list.Items[i])
+		browsers[list.Items[i].Name] = decodeBrowsers(list.Items[i].Data)
 	}
+	l.ReplaceAllBrowsers(browsers)
 	l.ReplaceAll(all)
 	w, err := wc.Watch(ctx, &corev1.ConfigMapList{}, &client.ListOptions{
 		Namespace:     s.Namespace,
@@ -215,8 +234,10 @@ func (s *ClusterStore) listWatch(ctx context.Context, wc client.WithWatch, l *Li
 				return fmt.Errorf("watch: %v", apierrors.FromObject(ev.Object))
 			case !isCM:
 			case ev.Type == watch.Added || ev.Type == watch.Modified:
+				l.ReplaceBrowsers(cm.Name, decodeBrowsers(cm.Data))
 				l.Replace(cm.Name, s.decode(cm))
 			case ev.Type == watch.Deleted:
+				l.ReplaceBrowsers(cm.Name, nil)
 				l.Replace(cm.Name, nil)
 			}
 		}

@@ -48,6 +48,19 @@ func (s *FileStore) Revoke(ctx context.Context, user string, at time.Time) error
 	if user == "" {
 		return errors.New("revoking: empty user id")
 	}
+	return s.locked(func() error {
+		entries, err := s.read()
+		if err != nil {
+			return err
+		}
+		entries[user] = max(entries[user], at.UnixNano())
+		prune(entries, s.now())
+		return writeJSON(s.Path, entries)
+	})
+}
+
+// locked runs fn holding the exclusive lock of the store's files.
+func (s *FileStore) locked(fn func() error) error {
 	lock, err := os.OpenFile(s.Path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", s.Path, err)
@@ -57,34 +70,34 @@ func (s *FileStore) Revoke(ctx context.Context, user string, at time.Time) error
 		return fmt.Errorf("locking %s: %w", s.Path, err)
 	}
 	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
-	entries, err := s.read()
+	return fn()
+}
+
+// writeJSON replaces the file at path with v, by renaming a new file over
+// it.
+func writeJSON(path string, v any) error {
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	entries[user] = max(entries[user], at.UnixNano())
-	prune(entries, s.now())
-	raw, err := json.Marshal(entries)
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
 	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.Path), FileName+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", s.Path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(raw); err != nil {
 		tmp.Close()
-		return fmt.Errorf("writing %s: %w", s.Path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("writing %s: %w", s.Path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", s.Path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), s.Path); err != nil {
-		return fmt.Errorf("writing %s: %w", s.Path, err)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }
@@ -105,39 +118,55 @@ func (s *FileStore) read() (map[string]int64, error) {
 	return entries, nil
 }
 
-// Load fills l from the file once.
+// Load fills l from the files once.
 func (s *FileStore) Load(l *List) error {
 	entries, err := s.read()
 	if err != nil {
 		return err
 	}
+	browsers, err := s.readBrowsers()
+	if err != nil {
+		return err
+	}
+	l.ReplaceAllBrowsers(map[string]map[string]Browser{BrowsersFileName: browsers})
 	l.ReplaceAll(map[string]map[string]int64{FileName: entries})
 	return nil
 }
 
-// Run fills l from the file and reloads it whenever it changes. A file
+// fileSeen is what Run last saw of a file.
+type fileSeen struct {
+	mod  time.Time
+	size int64
+	ok   bool
+}
+
+// changed looks at the file at path again and says whether it changed.
+func (f *fileSeen) changed(path string) bool {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		changed := f.ok
+		f.ok = false
+		return changed
+	case err == nil:
+		changed := !f.ok || !fi.ModTime().Equal(f.mod) || fi.Size() != f.size
+		f.mod, f.size, f.ok = fi.ModTime(), fi.Size(), true
+		return changed
+	}
+	return false
+}
+
+// Run fills l from the files and reloads them whenever one changes. A file
 // that cannot be read keeps what is in force (and, before the first
 // read, every cookie refused) and is logged.
 func (s *FileStore) Run(ctx context.Context, l *List) {
-	var seen struct {
-		mod  time.Time
-		size int64
-		ok   bool
-	}
+	var seen, seenBrowsers fileSeen
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for first := true; ; first = false {
-		fi, err := os.Stat(s.Path)
-		changed := first
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			changed = changed || seen.ok
-			seen.ok = false
-		case err == nil:
-			changed = changed || !seen.ok || !fi.ModTime().Equal(seen.mod) || fi.Size() != seen.size
-			seen.mod, seen.size, seen.ok = fi.ModTime(), fi.Size(), true
-		}
-		if changed {
+		changed := seen.changed(s.Path)
+		changed = seenBrowsers.changed(s.browsersPath()) || changed
+		if first || changed {
 			if err := s.Load(l); err != nil {
 				s.Log.Error("revocations not loaded", "error", err)
 			}

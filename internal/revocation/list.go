@@ -1,7 +1,9 @@
 // Package revocation keeps, for each user, a "not valid before" instant:
 // MFA sessions and remembered-browser cookies of the user issued before it
 // no longer count. An administrator's `reset` or `revoke`, and a user's
-// "sign out of all other browsers", write one.
+// "sign out of all other browsers", write one. A user signing out of one
+// browser from the Security page lists that browser's id instead, until
+// its cookies expire (browsers.go).
 //
 // Every challenge-server replica holds all of them in memory (a List) and
 // follows where they are kept: a few sharded ConfigMaps in a cluster
@@ -34,6 +36,11 @@ type List struct {
 
 	mu     sync.Mutex
 	shards map[string]map[string]int64
+
+	// browsers is the browsers revoked alone (browsers.go): browser id to
+	// user, swapped whole as cur; browserShards are their shards.
+	browsers      atomic.Pointer[map[string]string]
+	browserShards map[string]map[string]Browser
 }
 
 // NewList returns a List that answers "revoked" for every user until its
@@ -43,7 +50,7 @@ func NewList(now func() time.Time) *List {
 	if now == nil {
 		now = time.Now
 	}
-	return &List{now: now, shards: map[string]map[string]int64{}}
+	return &List{now: now, shards: map[string]map[string]int64{}, browserShards: map[string]map[string]Browser{}}
 }
 
 // NotBefore is the instant (Unix nanoseconds) before which user's cookies

@@ -107,6 +107,10 @@ type sealed struct {
 	// user's revocation; 0 in cookies issued before it was sealed.
 	IssuedAtNano int64  `json:"iatn,omitempty"`
 	ID           string `json:"sid"`
+	// Browser is the browser's id: one for both cookies of a browser, kept
+	// when they are issued again, so that this browser's cookies can be
+	// revoked alone (see BrowserRevocations); "" in cookies issued before.
+	Browser string `json:"bid,omitempty"`
 	// AuthTime is the identity's login time (JWT auth_time or iat) when
 	// the session was issued; 0 when unknown.
 	AuthTime int64 `json:"auth_time,omitempty"`
@@ -145,27 +149,43 @@ type Revocations interface {
 	NotBefore(user string) int64
 }
 
+// BrowserRevocations says whether the cookies of one of user's browsers
+// (their Browser id) were revoked alone. Revocations that implement it
+// are asked on every check too, so it must answer from memory.
+type BrowserRevocations interface {
+	BrowserRevoked(user, browser string) bool
+}
+
 // Jar reads and writes the MFA cookies of one cookie domain.
 type Jar struct {
 	domain string
 	secure bool
 	opened *lru.Cache[cookieKey, *opened]
 	// revocations, when set, refuses cookies issued before the user's
-	// revocation.
+	// revocation; browsers, when set, the cookies of a revoked browser.
 	revocations Revocations
+	browsers    BrowserRevocations
 }
 
 // SetRevocations makes the jar refuse a user's cookies issued before the
-// user's revocation in r. Call it before the jar serves requests.
-func (j *Jar) SetRevocations(r Revocations) { j.revocations = r }
+// user's revocation in r, and the cookies of a browser revoked alone when
+// r is also a BrowserRevocations. Call it before the jar serves requests.
+func (j *Jar) SetRevocations(r Revocations) {
+	j.revocations = r
+	j.browsers, _ = r.(BrowserRevocations)
+}
 
-// revoked says whether o was issued before its user's revocation.
+// revoked says whether o was issued before its user's revocation, or its
+// browser was revoked.
 func (j *Jar) revoked(o *opened) bool {
 	if j.revocations == nil {
 		return false
 	}
 	nb := j.revocations.NotBefore(o.User)
-	return nb != 0 && o.issuedNano() < nb
+	if nb != 0 && o.issuedNano() < nb {
+		return true
+	}
+	return o.Browser != "" && j.browsers != nil && j.browsers.BrowserRevoked(o.User, o.Browser)
 }
 
 // NewJar returns a jar for cookies of domain (empty: host-only); secure
@@ -264,23 +284,46 @@ func HasFactor(list, name string) bool {
 // providers already in u's cookie of the same name are kept. Only an
 // encoding error is returned; the cookies are set regardless of the other.
 func (j *Jar) Issue(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, u *User, f Factor, now time.Time, lifetime time.Duration, remember bool) error {
-	sf := sealedFactor{Provider: f.Provider, Multifactor: f.Multifactor, FailOpen: f.Mode == FailOpen, At: now.Unix(), Method: f.Method}
-	err := j.set(w, r, kr, CookieName, u, sf, now, lifetime, false)
-	if remember {
-		if rerr := j.set(w, r, kr, RememberCookieName, u, sf, now, lifetime, true); err == nil {
-			err = rerr
-		}
-	}
+	_, err := j.IssueBrowser(w, r, kr, u, f, now, lifetime, remember)
 	return err
 }
 
-func (j *Jar) set(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, name string, u *User, f sealedFactor, now time.Time, lifetime time.Duration, persistent bool) error {
+// Issued is what IssueBrowser set: the browser's id, the same in both
+// cookies (the one they already carried, else a new one), and when the
+// remembered-browser cookie expires (zero when none was set).
+type Issued struct {
+	Browser          string
+	RememberedExpiry time.Time
+}
+
+// IssueBrowser is Issue, and says which browser was issued the cookies.
+func (j *Jar) IssueBrowser(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, u *User, f Factor, now time.Time, lifetime time.Duration, remember bool) (Issued, error) {
+	sf := sealedFactor{Provider: f.Provider, Multifactor: f.Multifactor, FailOpen: f.Mode == FailOpen, At: now.Unix(), Method: f.Method}
+	out := Issued{Browser: j.BrowserID(r, kr, u.ID, now)}
+	if out.Browser == "" {
+		out.Browser = newID()
+	}
+	_, err := j.set(w, r, kr, CookieName, u, sf, now, lifetime, false, out.Browser)
+	if remember {
+		expiry, rerr := j.set(w, r, kr, RememberCookieName, u, sf, now, lifetime, true, out.Browser)
+		if err == nil {
+			err = rerr
+		}
+		if rerr == nil {
+			out.RememberedExpiry = expiry
+		}
+	}
+	return out, err
+}
+
+func (j *Jar) set(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, name string, u *User, f sealedFactor, now time.Time, lifetime time.Duration, persistent bool, browser string) (time.Time, error) {
 	sess := sealed{
 		Version:      sessionVersion,
 		User:         u.ID,
 		IssuedAt:     now.Unix(),
 		IssuedAtNano: now.UnixNano(),
 		ID:           newID(),
+		Browser:      browser,
 		Expiry:       now.Add(lifetime).Unix(),
 	}
 	if !u.AuthTime.IsZero() {
@@ -313,7 +356,7 @@ func (j *Jar) set(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, n
 	sess.Factors = append(sess.Factors, f)
 	plain, err := json.Marshal(&sess)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	c := &http.Cookie{
 		Name:     name,
@@ -328,7 +371,7 @@ func (j *Jar) set(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, n
 		c.MaxAge = int(sess.Expiry - now.Unix())
 	}
 	http.SetCookie(w, c)
-	return nil
+	return time.Unix(sess.Expiry, 0), nil
 }
 
 // Clear removes both MFA cookies (sign-out).

@@ -2,8 +2,7 @@ package source
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -23,9 +22,12 @@ import (
 const secretPollInterval = 10 * time.Second
 
 // Cluster follows the bundle and keyring Secrets in the challenge
-// server's namespace: listed, then watched (by name, nothing else in the
-// namespace is read), and listed again after any watch error. Each change
-// is loaded without a restart.
+// server's namespace: listed, then watched (by name), and listed again
+// after any watch error. Each change is loaded without a restart. The
+// bundle Secret is a manifest: the shard Secrets it names are read by
+// name (nothing else in the namespace is read), verified, and the bundle
+// is put in force only when all of them are; otherwise it is refused, the
+// bundle in force stays, and it is read again after a delay.
 type Cluster struct {
 	// Client reads the Secrets; one that can watch is watched, any other
 	// is polled.
@@ -34,6 +36,10 @@ type Cluster struct {
 	Namespace string
 	// Log receives failed reads.
 	Log *slog.Logger
+
+	// shards are the shards of the last manifests read: a new manifest
+	// reads only its new shards.
+	shards policy.ShardMemo
 }
 
 // Run implements Source.
@@ -93,7 +99,9 @@ func (c *Cluster) listWatch(ctx context.Context, sink Sink, wc client.WithWatch,
 		c.missing(sink, name)
 	}
 	for i := range list.Items {
-		ApplySecret(sink, &list.Items[i])
+		if err := c.apply(ctx, sink, &list.Items[i]); err != nil {
+			return err
+		}
 	}
 	w, err := wc.Watch(ctx, &corev1.SecretList{}, &client.ListOptions{
 		Namespace:     c.Namespace,
@@ -115,7 +123,9 @@ func (c *Cluster) listWatch(ctx context.Context, sink Sink, wc client.WithWatch,
 			switch ev.Type {
 			case watch.Added, watch.Modified:
 				if sec, ok := ev.Object.(*corev1.Secret); ok {
-					ApplySecret(sink, sec)
+					if err := c.apply(ctx, sink, sec); err != nil {
+						return err
+					}
 				}
 			case watch.Deleted:
 				c.missing(sink, name)
@@ -136,32 +146,43 @@ func (c *Cluster) get(ctx context.Context, sink Sink, name string) error {
 	if err != nil {
 		return err
 	}
-	ApplySecret(sink, &sec)
+	return c.apply(ctx, sink, &sec)
+}
+
+// apply hands a Secret read to sink. A manifest whose shards cannot all
+// be read and verified is refused (the bundle in force stays) and returned
+// as an error, so that it is read again after a delay: its shards may be
+// written back without the manifest changing.
+func (c *Cluster) apply(ctx context.Context, sink Sink, sec *corev1.Secret) error {
+	if sec.Name != policy.BundleSecretName {
+		ApplySecret(sink, sec)
+		return nil
+	}
+	err := applyBundle(sink, sec, c.fetchShard(ctx), &c.shards)
+	if _, sharded := sec.Data[policy.ManifestKey]; sharded {
+		return err
+	}
 	return nil
 }
 
+func (c *Cluster) fetchShard(ctx context.Context) policy.ShardFetcher {
+	return func(name string) ([]byte, error) {
+		var sec corev1.Secret
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, &sec); err != nil {
+			return nil, err
+		}
+		return sec.Data[policy.ShardKey], nil
+	}
+}
+
 // ApplySecret hands the bundle or keyring Secret to sink; other Secrets
-// are ignored.
+// are ignored. It reads no shards: a bundle Secret holding a manifest is
+// refused here (Cluster reads its shards).
 func ApplySecret(sink Sink, sec *corev1.Secret) {
 	origin := "Secret " + sec.Namespace + "/" + sec.Name
 	switch sec.Name {
 	case policy.BundleSecretName:
-		data, ok := sec.Data[policy.BundleKey]
-		if !ok {
-			sink.RefuseBundle(fmt.Errorf("%s has no key %q", origin, policy.BundleKey))
-			return
-		}
-		b, err := policy.ParseBundle(data)
-		if err != nil {
-			sink.RefuseBundle(fmt.Errorf("%s refused: %w", origin, err))
-			return
-		}
-		hash := string(sec.Data[policy.BundleHashKey])
-		if hash == "" {
-			sum := sha256.Sum256(data)
-			hash = hex.EncodeToString(sum[:])
-		}
-		_ = sink.ApplyBundle(b, hash, origin)
+		_ = applyBundle(sink, sec, nil, nil)
 	case policy.KeyringSecretName:
 		raw, ok := sec.Data[policy.KeyringKey]
 		if !ok {
@@ -170,6 +191,25 @@ func ApplySecret(sink Sink, sec *corev1.Secret) {
 		}
 		_ = sink.ApplyKeyring(raw, origin)
 	}
+}
+
+// applyBundle puts the bundle of a bundle Secret in force when all of it
+// reads and verifies, and refuses it otherwise.
+func applyBundle(sink Sink, sec *corev1.Secret, fetch policy.ShardFetcher, memo *policy.ShardMemo) error {
+	origin := "Secret " + sec.Namespace + "/" + sec.Name
+	b, _, hash, err := policy.ReadStored(sec.Data, fetch, memo)
+	switch {
+	case errors.Is(err, policy.ErrNotSharded):
+		err = fmt.Errorf("%s has no key %q (nor %q, the single-key form)", origin, policy.ManifestKey, policy.BundleKey)
+	case err != nil:
+		err = fmt.Errorf("%s refused: %w", origin, err)
+	}
+	if err != nil {
+		sink.RefuseBundle(err)
+		return err
+	}
+	_ = sink.ApplyBundle(b, hash, origin)
+	return nil
 }
 
 // missing keeps what is in force; before anything was loaded it says

@@ -1,26 +1,21 @@
 package source
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
@@ -100,6 +95,7 @@ func (d *Dir) Reload(sink Sink) {
 		sink.RefuseBundle(fmt.Errorf("config directory %s refused: %w", d.ConfigDir, err))
 		return
 	}
+	policy.Precompile(objs.policies)
 	b, verdicts := objs.BuildWith(d.last, policy.BuildOptions{IdentityHeaders: d.IdentityHeaders, GeoIP: d.GeoIP})
 	refused := d.logVerdicts(verdicts)
 	if objSink, ok := sink.(ObjectSink); ok {
@@ -252,71 +248,6 @@ func (o *Objects) Build(previous *policy.Bundle, identityHeaders []string) (*pol
 func (o *Objects) BuildWith(previous *policy.Bundle, opts policy.BuildOptions) (*policy.Bundle, policy.Verdicts) {
 	opts.NamespaceLabels = o.namespaceLabels
 	return policy.BuildBundle(o.policies, o.providers, o.secrets, previous, opts)
-}
-
-// readConfigDir reads every *.yaml, *.yml and *.json file of dir (not
-// sub-directories, not hidden files): one or more documents each, of kind
-// MFAPolicy, MFAProvider, Secret (data or stringData), Namespace (its
-// labels, for allowedNamespaceSelector) or List. A file that
-// does not parse refuses the whole directory; other kinds are skipped.
-func readConfigDir(dir string) (*Objects, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	objs := NewObjects()
-	for _, e := range entries {
-		name := e.Name()
-		ext := strings.ToLower(filepath.Ext(name))
-		if strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml" && ext != ".json") {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, err
-		}
-		if fi.IsDir() {
-			continue
-		}
-		if fi.Size() > maxConfigFileBytes {
-			return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFileBytes)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		if err := objs.AddFile(path, data); err != nil {
-			return nil, err
-		}
-	}
-	return objs, nil
-}
-
-// AddFile adds the objects of a file: one or more YAML or JSON documents
-// (see readConfigDir); path names the file in errors.
-func (o *Objects) AddFile(path string, data []byte) error {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for doc := 1; ; doc++ {
-		raw, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%s: document %d: %w", path, doc, err)
-		}
-		if len(bytes.TrimSpace(raw)) == 0 {
-			continue
-		}
-		js, err := yaml.YAMLToJSON(raw)
-		if err != nil {
-			return fmt.Errorf("%s: document %d: %w", path, doc, err)
-		}
-		o.at = Origin{File: path, Document: doc}
-		if err := o.addObject(js); err != nil {
-			return fmt.Errorf("%s: document %d: %w", path, doc, err)
-		}
-	}
 }
 
 func (o *Objects) addObject(js []byte) error {

@@ -195,7 +195,7 @@ func TestApplySecretHandsOnTheBundleAndTheKeyring(t *testing.T) {
 	ApplySecret(sink, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: "mfa-system"}})
 	g.Expect(sink.refused).To(HaveLen(3))
 	g.Expect(sink.refused[0].Error()).To(ContainSubstring("Secret mfa-system/mfa-bundle refused"))
-	g.Expect(sink.refused[1].Error()).To(ContainSubstring(`has no key "` + policy.BundleKey + `"`))
+	g.Expect(sink.refused[1].Error()).To(ContainSubstring(`has no key "` + policy.ManifestKey + `" (nor "` + policy.BundleKey + `"`))
 	g.Expect(sink.refused[2].Error()).To(ContainSubstring(`has no key "` + policy.KeyringKey + `"`))
 
 	ApplySecret(sink, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: policy.KeyringSecretName, Namespace: "mfa-system"},

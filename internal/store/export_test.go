@@ -30,3 +30,8 @@ func WriteLegacy(s Store, user string, raw []byte) error {
 	}
 	return fmt.Errorf("no legacy form for %T", s)
 }
+
+// EachPage is SecretStore.Each with pages of size n.
+func EachPage(s *SecretStore, ctx context.Context, n int64, fn func(e *Enrollment) error) error {
+	return s.eachPage(ctx, n, fn)
+}

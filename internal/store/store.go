@@ -2,8 +2,9 @@
 // provider: the
 // TOTP enrolment (secret sealed with the keyring, replay guard), recovery
 // code hashes, failed attempts and lockout, the Duo username and the Duo
-// pushes that recently issued a session (their replay guard), and the
-// WebAuthn credentials with their ceremonies in progress.
+// pushes that recently issued a session (their replay guard), the
+// WebAuthn credentials with their ceremonies in progress, and the
+// browsers remembered after answering the provider.
 //
 // Two implementations share one contract: SecretStore (one Secret per user,
 // compare-and-swap on resourceVersion, for replicas in a cluster) and
@@ -78,6 +79,9 @@ type Enrollment struct {
 	// WebAuthn holds the user's passkeys and security keys and the
 	// ceremonies in progress (webauthn.go); nil if none.
 	WebAuthn *WebAuthnEnrollment `json:"webauthn,omitempty"`
+	// Browsers are the browsers remembered after answering this provider
+	// (browsers.go): bounded, pruned past their cookies' expiry.
+	Browsers []RememberedBrowser `json:"browsers,omitempty"`
 }
 
 // UsedDuoPush is an approved Duo push that issued a session.

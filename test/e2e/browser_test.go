@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"context"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/gomega"
@@ -31,43 +29,15 @@ func TestBrowserEnrolsAndVerifies(t *testing.T) {
 	env.Apply(t, policyYAML(""))
 	env.MustKubectl(t, "", "-n", "apps", "wait", "--for=condition=Ready", "--timeout=60s", "mfapolicy/admin")
 
-	browser := harness.NewBrowser(t)
-	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	run := func(what string, a chromedp.Action[string]) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return v
-	}
-	screenshot := func(name string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		t.Logf("screenshot %s", harness.SaveArtifact(t, name, png))
-	}
+	tab := harness.NewTab(t)
 	phone := chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateScale(2), chromedp.EmulateMobile)
 	desktop := chromedp.EmulateViewport(desktopWidth, desktopHeight)
 
-	if err := harness.BasicLogin(browser, env.User, env.Password); err != nil {
+	if err := harness.BasicLogin(tab.Context(), env.User, env.Password); err != nil {
 		t.Fatal(err)
 	}
-	do("open the app", phone, chromedp.Navigate(env.URL+"/reports"), chromedp.WaitVisible(chromedp.CSS("img.qr")))
-	loc, err := url.Parse(run("location", chromedp.Location()))
+	tab.Do("open the app", phone, chromedp.Navigate(env.URL+"/reports"), chromedp.WaitVisible(chromedp.CSS("img.qr")))
+	loc, err := url.Parse(tab.Location())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(loc.Path).To(Equal("/challenge/apps/admin"))
 	g.Expect(loc.Query().Get("rd")).To(Equal(env.URL + "/reports"))
@@ -75,77 +45,63 @@ func TestBrowserEnrolsAndVerifies(t *testing.T) {
 	// it away on load); the viewport as the user first sees it is kept.
 	opensAtTop := func(name string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		y, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.scrollY`))
-		g.Expect(err).NotTo(HaveOccurred())
+		y := harness.Run(tab, "scroll position", chromedp.Evaluate[float64](`window.scrollY`))
 		g.Expect(y).To(BeZero(), "%s: the enrolment page opens scrolled to its top", name)
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		g.Expect(err).NotTo(HaveOccurred())
+		png := harness.Run(tab, "screenshot "+name, chromedp.CaptureScreenshot())
 		t.Logf("screenshot %s", harness.SaveArtifact(t, name, png))
 	}
 	opensAtTop("enroll-top-375.png")
-	screenshot("enroll-375.png")
-	do("desktop width", desktop, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("img.qr")))
+	tab.Screenshot("enroll-375.png")
+	tab.Do("desktop width", desktop, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("img.qr")))
 	opensAtTop("enroll-top-1280.png")
-	screenshot("enroll-1280.png")
-	do("phone width", phone)
+	tab.Screenshot("enroll-1280.png")
+	tab.Do("phone width", phone)
 
 	// The QR code as the page shows it, read like a phone camera would.
-	ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-	qr, err := chromedp.Run(ctx, chromedp.ScreenshotScale(chromedp.CSS("img.qr"), 2))
-	cancel()
-	g.Expect(err).NotTo(HaveOccurred())
+	qr := harness.Run(tab, "the QR code", chromedp.ScreenshotScale(chromedp.CSS("img.qr"), 2))
 	harness.SaveArtifact(t, "enroll-qr.png", qr)
 	otp := harness.ParseOTPAuth(t, harness.DecodeQR(t, qr))
 	g.Expect(otp.Account).To(Equal(env.User))
 	g.Expect(otp.Issuer).To(Equal("Example Corp"))
 
 	code, _ := otp.NextCode(t)
-	do("enter the first code",
+	tab.Do("enter the first code",
 		chromedp.SendKeys(chromedp.CSS("#code"), code),
 		chromedp.Click(chromedp.CSS(`form button[type="submit"], form button`)),
 		chromedp.WaitVisible(chromedp.CSS("ol.codes")))
-	screenshot("recovery-codes-375.png")
-	ctx, cancel = context.WithTimeout(browser, 30*time.Second)
-	codes, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("ol.codes li")].map(li => li.textContent.trim())`))
-	cancel()
-	g.Expect(err).NotTo(HaveOccurred())
+	tab.Screenshot("recovery-codes-375.png")
+	codes := harness.Run(tab, "the recovery codes", chromedp.Evaluate[[]string](`[...document.querySelectorAll("ol.codes li")].map(li => li.textContent.trim())`))
 	g.Expect(len(codes)).To(BeNumerically(">=", 5))
 
-	do("continue to the app",
+	tab.Do("continue to the app",
 		chromedp.Click(chromedp.CSS(`form button`)),
 		chromedp.WaitVisible(chromedp.CSS("#user")))
-	g.Expect(run("app location", chromedp.Location())).To(Equal(env.URL + "/reports"))
-	g.Expect(run("user", chromedp.Text(chromedp.CSS("#user")))).To(Equal(env.User))
-	g.Expect(run("multifactor", chromedp.Text(chromedp.CSS("#multifactor")))).To(Equal("google-authenticator"))
-	screenshot("app-375.png")
+	g.Expect(tab.Location()).To(Equal(env.URL + "/reports"))
+	g.Expect(tab.Text("#user")).To(Equal(env.User))
+	g.Expect(tab.Text("#multifactor")).To(Equal("google-authenticator"))
+	tab.Screenshot("app-375.png")
 
 	// A new browser session of an enrolled user: the code form.
-	if err := harness.ClearCookies(browser); err != nil {
+	if err := harness.ClearCookies(tab.Context()); err != nil {
 		t.Fatal(err)
 	}
-	do("open the app again", chromedp.Navigate(env.URL+"/reports"), chromedp.WaitVisible(chromedp.CSS("#code")))
-	ctx, cancel = context.WithTimeout(browser, 30*time.Second)
-	hasQR, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("img.qr") !== null`))
-	cancel()
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(hasQR).To(BeFalse(), "an enrolled user is asked for a code, not enrolled again")
-	screenshot("verify-375.png")
+	tab.Do("open the app again", chromedp.Navigate(env.URL+"/reports"), chromedp.WaitVisible(chromedp.CSS("#code")))
+	g.Expect(tab.Has("img.qr")).To(BeFalse(), "an enrolled user is asked for a code, not enrolled again")
+	tab.Screenshot("verify-375.png")
 
-	do("enter a wrong code",
+	tab.Do("enter a wrong code",
 		chromedp.SendKeys(chromedp.CSS("#code"), wrongCode(otp.CodeAt(t, otp.Last))),
 		chromedp.Click(chromedp.CSS(`form button`)),
 		chromedp.WaitVisible(chromedp.CSS(".alert")))
-	screenshot("verify-error-375.png")
+	tab.Screenshot("verify-error-375.png")
 
 	code, _ = otp.NextCode(t)
-	do("enter the next code",
+	tab.Do("enter the next code",
 		chromedp.SendKeys(chromedp.CSS("#code"), code),
 		chromedp.Click(chromedp.CSS(`form button`)),
 		chromedp.WaitVisible(chromedp.CSS("#user")))
-	g.Expect(run("user", chromedp.Text(chromedp.CSS("#user")))).To(Equal(env.User))
-	g.Expect(run("multifactor", chromedp.Text(chromedp.CSS("#multifactor")))).To(Equal("google-authenticator"))
+	g.Expect(tab.Text("#user")).To(Equal(env.User))
+	g.Expect(tab.Text("#multifactor")).To(Equal("google-authenticator"))
 }
 
 // wrongCode is a six-digit code that differs from code in every digit.

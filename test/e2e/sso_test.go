@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"html"
 	"net"
@@ -93,77 +92,35 @@ func TestSSOWalk(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	sso.Nginx(t, port, host, startEchoApp(t), whPort, "apps/sso")
 
-	browser := harness.NewBrowser(t)
-	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			dctx, dcancel := context.WithTimeout(browser, 10*time.Second)
-			defer dcancel()
-			loc, _ := chromedp.Run(dctx, chromedp.Location())
-			page, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`document.documentElement.outerHTML.slice(0, 4000)`))
-			t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, page)
-		}
-	}
-	run := func(what string, a chromedp.Action[string]) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return v
-	}
-	screenshot := func(name string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		t.Logf("screenshot %s", harness.SaveArtifact(t, name, png))
-	}
+	tab := harness.NewTab(t)
+	browser := tab.Context()
 	user, email := sso.Settings["SSO_USER"], sso.Settings["SSO_USER"]+"@example.com"
 
 	// 1. The app sends the browser to the IdP's login page.
 	start := time.Now()
-	do("open the app", chromedp.Navigate(appURL+"/reports"), chromedp.WaitVisible(chromedp.CSS("#username")))
-	screenshot("sso-idp-login.png")
-	do("sign in at the IdP",
-		chromedp.SendKeys(chromedp.CSS("#username"), user),
-		chromedp.SendKeys(chromedp.CSS("#password"), sso.Settings["SSO_PASSWORD"]),
-		chromedp.Click(chromedp.CSS("#loginbut")),
-		chromedp.WaitVisible(chromedp.CSS("button.btn-success")))
-	screenshot("sso-idp-continue.png")
+	tab.Do("open the app", chromedp.Navigate(appURL+"/reports"), chromedp.WaitVisible(chromedp.CSS("#username")))
+	tab.Screenshot("sso-idp-login.png")
+	sso.SignIn(tab, user, sso.Settings["SSO_PASSWORD"])
+	tab.Do("the IdP's Continue", chromedp.WaitVisible(chromedp.CSS("button.btn-success")))
+	tab.Screenshot("sso-idp-continue.png")
 	// 2. Back through the front door to the second factor: enrolment.
-	do("continue to the app", chromedp.Click(chromedp.CSS("button.btn-success")), chromedp.WaitVisible(chromedp.CSS("img.qr")))
-	screenshot("sso-enroll.png")
-	ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-	qr, err := chromedp.Run(ctx, chromedp.ScreenshotScale(chromedp.CSS("img.qr"), 2))
-	cancel()
-	g.Expect(err).NotTo(HaveOccurred())
-	otp := harness.ParseOTPAuth(t, harness.DecodeQR(t, qr))
+	sso.Continue(tab)
+	tab.Do("the enrolment page", chromedp.WaitVisible(chromedp.CSS("img.qr")))
+	tab.Screenshot("sso-enroll.png")
+	otp := tab.EnrolTOTP()
 	g.Expect(otp.Account).To(Equal(email), "the user is the IdP's")
-	code, _ := otp.NextCode(t)
-	do("enter the first code",
-		chromedp.SendKeys(chromedp.CSS("#code"), code),
-		chromedp.Click(chromedp.CSS(`form button[type="submit"], form button`)),
-		chromedp.WaitVisible(chromedp.CSS("ol.codes")))
-	do("continue to the app", chromedp.Click(chromedp.CSS(`form button`)), chromedp.WaitVisible(chromedp.CSS("#user")))
+	tab.Do("the app", chromedp.WaitVisible(chromedp.CSS("#user")))
 	t.Logf("the first walk (IdP login, back, enrolment, app) took %s", time.Since(start).Round(time.Millisecond))
-	g.Expect(run("app location", chromedp.Location())).To(Equal(appURL + "/reports"))
-	g.Expect(run("user", chromedp.Text(chromedp.CSS("#user")))).To(Equal(email))
-	g.Expect(run("multifactor", chromedp.Text(chromedp.CSS("#multifactor")))).To(Equal("google-authenticator"))
-	screenshot("sso-app.png")
+	g.Expect(tab.Location()).To(Equal(appURL + "/reports"))
+	g.Expect(tab.Text("#user")).To(Equal(email))
+	g.Expect(tab.Text("#multifactor")).To(Equal("google-authenticator"))
+	tab.Screenshot("sso-app.png")
 
 	// 3. A second visit: straight to the app.
 	start = time.Now()
-	do("visit again", chromedp.Navigate(appURL+"/other"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	tab.Do("visit again", chromedp.Navigate(appURL+"/other"), chromedp.WaitVisible(chromedp.CSS("#user")))
 	t.Logf("a remembered visit took %s", time.Since(start).Round(time.Millisecond))
-	g.Expect(run("app location", chromedp.Location())).To(Equal(appURL + "/other"))
+	g.Expect(tab.Location()).To(Equal(appURL + "/other"))
 
 	// 4. The oauth2-proxy session ends: the single sign-on again (the IdP
 	// still knows the browser: its Continue page), then the app without
@@ -171,39 +128,33 @@ func TestSSOWalk(t *testing.T) {
 	if err := harness.ForgetSSOSession(browser, appURL); err != nil {
 		t.Fatal(err)
 	}
-	do("visit after the session ended", chromedp.Navigate(appURL+"/again"), chromedp.WaitVisible(chromedp.CSS("button.btn-success")))
-	g.Expect(run("idp location", chromedp.Location())).To(HavePrefix(sso.Settings["SSO_ISSUER"][:len("http://127.0.0.1:")]))
-	do("continue at the IdP", chromedp.Click(chromedp.CSS("button.btn-success")), chromedp.WaitVisible(chromedp.CSS("#user")))
-	g.Expect(run("app location", chromedp.Location())).To(Equal(appURL + "/again"))
-	g.Expect(run("user", chromedp.Text(chromedp.CSS("#user")))).To(Equal(email))
-	g.Expect(run("multifactor", chromedp.Text(chromedp.CSS("#multifactor")))).To(Equal("google-authenticator"))
+	tab.Do("visit after the session ended", chromedp.Navigate(appURL+"/again"), chromedp.WaitVisible(chromedp.CSS("button.btn-success")))
+	g.Expect(tab.Location()).To(HavePrefix(sso.Settings["SSO_ISSUER"][:len("http://127.0.0.1:")]))
+	sso.Continue(tab)
+	tab.Do("the app", chromedp.WaitVisible(chromedp.CSS("#user")))
+	g.Expect(tab.Location()).To(Equal(appURL + "/again"))
+	g.Expect(tab.Text("#user")).To(Equal(email))
+	g.Expect(tab.Text("#multifactor")).To(Equal("google-authenticator"))
 
 	// 5. Another user of the IdP, whom a rule on a claim of the token lets
 	// through without a second factor.
 	if err := harness.ClearCookies(browser); err != nil {
 		t.Fatal(err)
 	}
-	do("open the app as another user", chromedp.Navigate(appURL+"/reports"), chromedp.WaitVisible(chromedp.CSS("#username")))
-	do("sign in at the IdP as the other user",
-		chromedp.SendKeys(chromedp.CSS("#username"), sso.Settings["SSO_USER2"]),
-		chromedp.SendKeys(chromedp.CSS("#password"), sso.Settings["SSO_PASSWORD2"]),
-		chromedp.Click(chromedp.CSS("#loginbut")),
-		chromedp.WaitVisible(chromedp.CSS("button.btn-success")))
-	do("continue to the app", chromedp.Click(chromedp.CSS("button.btn-success")), chromedp.WaitVisible(chromedp.CSS("#user")))
-	g.Expect(run("user", chromedp.Text(chromedp.CSS("#user")))).To(Equal(sso.Settings["SSO_USER2"] + "@example.com"))
-	g.Expect(run("multifactor", chromedp.Text(chromedp.CSS("#multifactor")))).To(BeEmpty())
+	tab.Do("open the app as another user", chromedp.Navigate(appURL+"/reports"))
+	sso.SignIn(tab, sso.Settings["SSO_USER2"], sso.Settings["SSO_PASSWORD2"])
+	sso.Continue(tab)
+	tab.Do("the app", chromedp.WaitVisible(chromedp.CSS("#user")))
+	g.Expect(tab.Text("#user")).To(Equal(sso.Settings["SSO_USER2"] + "@example.com"))
+	g.Expect(tab.Text("#multifactor")).To(BeEmpty())
 
 	// 6. The first factor stops: a clear page, never the app.
 	sso.Stop(t)
 	if err := harness.ForgetSSOSession(browser, appURL); err != nil {
 		t.Fatal(err)
 	}
-	do("visit with the first factor down", chromedp.Navigate(appURL+"/reports"), chromedp.WaitVisible(chromedp.CSS("h1")))
-	g.Expect(run("page", chromedp.Text(chromedp.CSS("body")))).To(ContainSubstring("single sign-on service cannot be reached"))
-	ctx, cancel = context.WithTimeout(browser, 30*time.Second)
-	hasApp, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#user") !== null`))
-	cancel()
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(hasApp).To(BeFalse())
-	screenshot("sso-down.png")
+	tab.Do("visit with the first factor down", chromedp.Navigate(appURL+"/reports"), chromedp.WaitVisible(chromedp.CSS("h1")))
+	g.Expect(tab.Text("body")).To(ContainSubstring("single sign-on service cannot be reached"))
+	g.Expect(tab.Has("#user")).To(BeFalse())
+	tab.Screenshot("sso-down.png")
 }

@@ -143,6 +143,7 @@ func TestCorruptSecrets(t *testing.T) {
 		stillServing(t)
 	}
 
+	missingShard := `{"buckets":1,"shards":[{"name":"mfa-bundle-00000000000000aa","bucket":0,"sha256":"00000000000000aa` + strings.Repeat("0", 48) + `","policies":1}],"providers":[]}`
 	brokenPolicy := `{"policies":[{"namespace":"apps","name":"admin","spec":{"identity":{"header":{}},"rules":[{"name":"r","when":"request.hots == 1","action":"Allow"}]}}],"providers":[]}`
 	for _, tc := range []struct {
 		name  string
@@ -153,10 +154,12 @@ func TestCorruptSecrets(t *testing.T) {
 			"warning: Secret mfa-system/mfa-bundle refused: decoding bundle: invalid character 'n'"},
 		{"bundle whose policy does not compile", map[string]string{"bundle.json": brokenPolicy, "hash": "y"},
 			`warning: bundle from Secret mfa-system/mfa-bundle refused: MFAPolicy apps/admin: rule "r" (spec.rules[0].when): ERROR: <input>:1:8: undefined field 'hots'`},
-		{"bundle Secret without bundle.json", map[string]string{"hash": goodHash},
-			`warning: Secret mfa-system/mfa-bundle has no key "bundle.json"`},
-		{"bundle truncated", map[string]string{"bundle.json": decodeB64(t, goodBundle["bundle.json"])[:40], "hash": "z"},
-			"warning: Secret mfa-system/mfa-bundle refused: decoding bundle: unexpected end of JSON input"},
+		{"bundle Secret without manifest.json or bundle.json", map[string]string{"hash": goodHash},
+			`warning: Secret mfa-system/mfa-bundle has no key "manifest.json" (nor "bundle.json", the single-key form)`},
+		{"bundle manifest truncated", map[string]string{"manifest.json": decodeB64(t, goodBundle["manifest.json"])[:40], "hash": "z"},
+			"warning: Secret mfa-system/mfa-bundle refused: decoding the bundle manifest: unexpected end of JSON input"},
+		{"bundle manifest naming a shard that does not exist", map[string]string{"manifest.json": missingShard, "hash": "w"},
+			`warning: Secret mfa-system/mfa-bundle refused: bundle shard mfa-bundle-00000000000000aa (1 policies): secrets "mfa-bundle-00000000000000aa" not found`},
 	} {
 		t.Run(tc.name+" is refused, the last good one stays", func(t *testing.T) {
 			setSecretData(t, env, "mfa-bundle", tc.data)

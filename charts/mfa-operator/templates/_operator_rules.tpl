@@ -110,6 +110,7 @@
   - secrets
   verbs:
   - create
+  - delete
   - patch
   - update
 - apiGroups:

@@ -26,6 +26,8 @@ import (
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+
+	"github.com/mfa-operator/mfa-operator/hack/bench/internal/challengepage"
 )
 
 type options struct {
@@ -114,7 +116,7 @@ func run(o *options) (string, error) {
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("step %d: %s %s answered %d: %s", step, method, next, resp.StatusCode, snippet(body))
+			return "", fmt.Errorf("step %d: %s %s answered %d: %s", step, method, next, resp.StatusCode, challengepage.Snippet(body))
 		}
 		page, err := html.Parse(bytes.NewReader(body))
 		if err != nil {
@@ -123,12 +125,13 @@ func run(o *options) (string, error) {
 		if err := b.readEnrolment(page); err != nil {
 			return "", fmt.Errorf("step %d: %w", step, err)
 		}
-		action, fields, hasCode, digits, ok := findForm(page)
+		f, ok := challengepage.FindForm(page)
+		action, fields, hasCode, digits := f.Action, f.Fields, f.HasCode, f.Digits
 		if !ok {
 			// A page that only offers choices: take the first.
-			href := firstChoice(page)
+			href := challengepage.FirstChoice(page)
 			if href == "" {
-				return "", fmt.Errorf("step %d: page %s has neither a form nor a choice: %s", step, next.Path, snippet(body))
+				return "", fmt.Errorf("step %d: page %s has neither a form nor a choice: %s", step, next.Path, challengepage.Snippet(body))
 			}
 			target, err := next.Parse(href)
 			if err != nil {
@@ -200,16 +203,17 @@ func (b *browser) do(method string, u *url.URL, form url.Values) (*http.Response
 // for manual entry and, when zbarimg is installed, the QR code, which must
 // agree with it and gives the algorithm and period.
 func (b *browser) readEnrolment(page *html.Node) error {
-	keyNode := find(page, func(n *html.Node) bool { return n.DataAtom == atom.Code && attr(n, "id") == "secret-key" })
-	if keyNode == nil {
+	shown := challengepage.ShownKey(page)
+	if shown == "" {
+		if challengepage.Find(page, func(n *html.Node) bool { return n.DataAtom == atom.Code && challengepage.Attr(n, "id") == "secret-key" }) != nil {
+			return errors.New("the enrolment page shows an empty key")
+		}
 		return nil
 	}
-	shown := strings.ToUpper(strings.Join(strings.Fields(text(keyNode)), ""))
-	if shown == "" {
-		return errors.New("the enrolment page shows an empty key")
-	}
 	b.secret = []byte(shown)
-	qr := find(page, func(n *html.Node) bool { return n.DataAtom == atom.Img && strings.Contains(attr(n, "class"), "qr") })
+	qr := challengepage.Find(page, func(n *html.Node) bool {
+		return n.DataAtom == atom.Img && strings.Contains(challengepage.Attr(n, "class"), "qr")
+	})
 	if qr == nil {
 		return nil
 	}
@@ -217,7 +221,7 @@ func (b *browser) readEnrolment(page *html.Node) error {
 		b.logf("zbarimg not installed: using the key shown on the page")
 		return nil
 	}
-	otpauth, err := decodeQR(attr(qr, "src"))
+	otpauth, err := decodeQR(challengepage.Attr(qr, "src"))
 	if err != nil {
 		return err
 	}
@@ -277,91 +281,6 @@ func (b *browser) code(digits int) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// findForm returns the first POST form's action and fields, whether it
-// asks for a code, and the code's length.
-func findForm(page *html.Node) (action string, fields url.Values, hasCode bool, digits int, ok bool) {
-	form := find(page, func(n *html.Node) bool {
-		return n.DataAtom == atom.Form && strings.EqualFold(attr(n, "method"), "post")
-	})
-	if form == nil {
-		return "", nil, false, 0, false
-	}
-	fields = url.Values{}
-	digits = 6
-	walk(form, func(n *html.Node) {
-		if n.DataAtom != atom.Input || attr(n, "name") == "" {
-			return
-		}
-		name := attr(n, "name")
-		if name == "code" {
-			hasCode = true
-			if d, err := strconv.Atoi(attr(n, "maxlength")); err == nil && d > 0 {
-				digits = d
-			}
-			return
-		}
-		fields.Set(name, attr(n, "value"))
-	})
-	return attr(form, "action"), fields, hasCode, digits, true
-}
-
-func firstChoice(page *html.Node) string {
-	list := find(page, func(n *html.Node) bool { return n.DataAtom == atom.Ul && strings.Contains(attr(n, "class"), "choices") })
-	if list == nil {
-		return ""
-	}
-	a := find(list, func(n *html.Node) bool { return n.DataAtom == atom.A })
-	if a == nil {
-		return ""
-	}
-	return attr(a, "href")
-}
-
-func find(n *html.Node, match func(*html.Node) bool) *html.Node {
-	if n.Type == html.ElementNode && match(n) {
-		return n
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if f := find(c, match); f != nil {
-			return f
-		}
-	}
-	return nil
-}
-
-func walk(n *html.Node, visit func(*html.Node)) {
-	if n.Type == html.ElementNode {
-		visit(n)
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		walk(c, visit)
-	}
-}
-
-func attr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-func text(n *html.Node) string {
-	var sb strings.Builder
-	var rec func(*html.Node)
-	rec = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			sb.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			rec(c)
-		}
-	}
-	rec(n)
-	return sb.String()
-}
-
 func (b *browser) cookieNames() string {
 	names := make([]string, 0, len(b.cookies))
 	for n := range b.cookies {
@@ -377,14 +296,6 @@ func (b *browser) logf(format string, args ...any) {
 	if b.o.verbose {
 		fmt.Fprintf(os.Stderr, "enroll: "+format+"\n", args...)
 	}
-}
-
-func snippet(body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
-	if len(s) > 300 {
-		s = s[:300] + "..."
-	}
-	return s
 }
 
 func fail(err error) {

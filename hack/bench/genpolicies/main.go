@@ -3,6 +3,11 @@
 // for kubectl apply -f.
 //
 //	genpolicies -n 1000 -out DIR      writes DIR/provider.yaml and DIR/policies.yaml
+//	genpolicies -n 10000 -out DIR     ... and DIR/policies-0002.yaml ... (1,000 a file)
+//	genpolicies -distinct ...         no two policies share a rule's text
+//
+// The policies are written 1,000 a file (-per-file) so that no file passes
+// the challenge server's limit on one config file.
 package main
 
 import (
@@ -20,8 +25,10 @@ import (
 func main() {
 	n := flag.Int("n", 1, "number of MFAPolicy objects")
 	out := flag.String("out", "", "directory to write provider.yaml and policies.yaml into")
+	perFile := flag.Int("per-file", 1000, "policies per file: policies.yaml, then policies-0002.yaml, ...")
+	distinct := flag.Bool("distinct", false, "give every policy rule texts of its own (a path prefix, a network, a host)")
 	flag.Parse()
-	if *out == "" || *n < 1 {
+	if *out == "" || *n < 1 || *perFile < 1 {
 		fmt.Fprintln(os.Stderr, "usage: genpolicies -n N -out DIR")
 		os.Exit(2)
 	}
@@ -32,12 +39,21 @@ func main() {
 		fail(err)
 	}
 	pols := benchpolicy.Policies(*n)
-	docs := make([]any, len(pols))
-	for i, p := range pols {
-		docs[i] = p
+	if *distinct {
+		pols = benchpolicy.DistinctPolicies(*n)
 	}
-	if err := write(filepath.Join(*out, "policies.yaml"), docs); err != nil {
-		fail(err)
+	for start := 0; start < len(pols); start += *perFile {
+		name := "policies.yaml"
+		if start > 0 {
+			name = fmt.Sprintf("policies-%04d.yaml", start / *perFile + 1)
+		}
+		var docs []any
+		for _, p := range pols[start:min(start+*perFile, len(pols))] {
+			docs = append(docs, p)
+		}
+		if err := write(filepath.Join(*out, name), docs); err != nil {
+			fail(err)
+		}
 	}
 }
 

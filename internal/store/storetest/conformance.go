@@ -60,6 +60,7 @@ func AcceptStep(step int64) func(e *store.Enrollment) error {
 // relies on.
 func RunConformance(t *testing.T, b Backend) {
 	runWebAuthn(t, b)
+	runBrowsers(t, b)
 	t.Run("get of an unknown user is an empty enrollment", func(t *testing.T) {
 		g := NewWithT(t)
 		s := b.Open(t, 1)[0]

@@ -2,17 +2,24 @@ package harness
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mfa-operator/mfa-operator/internal/jwks"
 )
 
 // SSO is a running single sign-on (hack/sso.sh): glewlwyd as the OpenID
@@ -52,6 +59,14 @@ func StartSSO(t testing.TB, appURL string) *SSO {
 	s.run(t, "up", s.Dir)
 	s.Settings = readSettings(t, filepath.Join(s.Dir, "sso.env"))
 	return s
+}
+
+// RunningSSO is the single sign-on that hack/sso.sh up started in dir
+// (the demo's is STATE/sso), read from its sso.env; the test does not
+// own it (its Stop is not for it).
+func RunningSSO(t testing.TB, dir string) *SSO {
+	t.Helper()
+	return &SSO{Dir: dir, Settings: readSettings(t, filepath.Join(dir, "sso.env")), root: RepoRoot(t)}
 }
 
 func (s *SSO) run(t testing.TB, args ...string) {
@@ -121,4 +136,97 @@ func WaitListening(t testing.TB, port int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// SignIn types a user's login into glewlwyd's login page, which the tab
+// shows, and submits it.
+func (s *SSO) SignIn(b *Tab, user, password string) {
+	b.t.Helper()
+	b.Do("sign in at the IdP as "+user,
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), user),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("#loginbut")))
+}
+
+// Continue presses glewlwyd's Continue button, which sends the browser
+// back to oauth2-proxy's callback with the authorization code.
+func (s *SSO) Continue(b *Tab) {
+	b.t.Helper()
+	b.Do("continue at the IdP", chromedp.WaitVisible(chromedp.CSS("button.btn-success")), chromedp.Click(chromedp.CSS("button.btn-success")))
+}
+
+// IDToken is the ID token oauth2-proxy hands the front door for the
+// browser's session: the Authorization header of its /oauth2/auth answer
+// (--set-authorization-header) to a request with the browser's cookies for
+// appURL. (The pages' Content-Security-Policy keeps scripts from asking
+// it themselves.) Its signature is checked against glewlwyd's JWKS, and
+// its issuer and audience; it returns the claims.
+func (s *SSO) IDToken(t testing.TB, b *Tab, appURL string) jwt.MapClaims {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	jar, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{appURL}})
+	if err != nil {
+		t.Fatalf("the browser's cookies: %v", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Settings["SSO_AUTH_URL"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range jar.Cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	answer, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("oauth2-proxy's /oauth2/auth: %v", err)
+	}
+	answer.Body.Close()
+	token, ok := strings.CutPrefix(answer.Header.Get("Authorization"), "Bearer ")
+	if answer.StatusCode != http.StatusAccepted || !ok {
+		t.Fatalf("oauth2-proxy's /oauth2/auth answered %d without a bearer token", answer.StatusCode)
+	}
+	resp, err := http.Get(s.Settings["SSO_JWKS_URL"])
+	if err != nil {
+		t.Fatalf("glewlwyd's JWKS: %v", err)
+	}
+	doc, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("glewlwyd's JWKS: %d %v", resp.StatusCode, err)
+	}
+	keys, err := jwks.Parse(doc)
+	if err != nil {
+		t.Fatalf("glewlwyd's JWKS: %v\n%s", err, doc)
+	}
+	claims := jwt.MapClaims{}
+	_, err = jwt.ParseWithClaims(token, claims, func(tok *jwt.Token) (any, error) {
+		kid, _ := tok.Header["kid"].(string)
+		k, ok := keys[kid]
+		if !ok {
+			return nil, fmt.Errorf("no key %q in glewlwyd's JWKS", kid)
+		}
+		return k.Key, nil
+	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(s.Settings["SSO_ISSUER"]),
+		jwt.WithAudience(s.Settings["SSO_CLIENT_ID"]), jwt.WithExpirationRequired())
+	if err != nil {
+		t.Fatalf("the ID token does not verify: %v", err)
+	}
+	return claims
+}
+
+// TOTP is the authenticator app of the third user (SSO_USER3), whose
+// login at the IdP asks for its code.
+func (s *SSO) TOTP() *OTP {
+	return &OTP{Account: s.Settings["SSO_USER3"], Secret: s.Settings["SSO_TOTP_SECRET3"], Algorithm: "SHA1", Digits: 6, Period: 30 * time.Second}
+}
+
+// EnterCode types a one-time code into glewlwyd's OTP form (the second
+// step of a login whose scope asks for it) and submits it.
+func (s *SSO) EnterCode(b *Tab, code string) {
+	b.t.Helper()
+	b.Do("enter the one-time code at the IdP",
+		chromedp.WaitVisible(chromedp.CSS("#otpSchemeForm #value")),
+		chromedp.SendKeys(chromedp.CSS("#otpSchemeForm #value"), code),
+		chromedp.Click(chromedp.CSS("#otpSchemeForm #but")))
 }

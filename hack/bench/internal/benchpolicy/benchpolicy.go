@@ -51,6 +51,28 @@ func Policies(n int) []*v1alpha1.MFAPolicy {
 	return out
 }
 
+// DistinctPolicies is Policies where no two policies share a rule's text:
+// policy i's rules name its own path prefix, network and host (see
+// DistinctPolicy). The rules decide a normal request as Policies' do.
+func DistinctPolicies(n int) []*v1alpha1.MFAPolicy {
+	out := Policies(n)
+	for i, p := range out {
+		p.Spec.Rules = distinctRules(i)
+	}
+	return out
+}
+
+// distinctRules are Policy's rules with texts of their own for policy i:
+// a path prefix /static-i/, the network 10.a.b.0/24 and a host no request
+// names, so that the last rule still decides a normal request.
+func distinctRules(i int) []v1alpha1.Rule {
+	rules := Policy("", "").Spec.Rules
+	rules[0].When = fmt.Sprintf(`request.path.startsWith("/static-%d/")`, i)
+	rules[1].When = fmt.Sprintf(`cidr("10.%d.%d.0/24").containsIP(ip(request.ip))`, i/256%256, i%256)
+	rules[2].When = fmt.Sprintf(`request.host != "unused-%d.invalid"`, i)
+	return rules
+}
+
 // Policy is one policy with header identity and three rules; for a normal
 // request from outside the office network the last one decides:
 // RequireMFA with the TOTP provider.
