@@ -23,11 +23,12 @@ import (
 // Factor names, as `users` shows them and `reset --factor` takes them.
 const (
 	FactorTOTP          = "totp"
+	FactorWebAuthn      = "webauthn"
 	FactorRecoveryCodes = "recovery-codes"
 )
 
 // Factors are the factor names reset --factor accepts.
-var Factors = []string{FactorTOTP, FactorRecoveryCodes}
+var Factors = []string{FactorTOTP, FactorWebAuthn, FactorRecoveryCodes}
 
 // Revoker records a user's revocation (revocation.ClusterStore or
 // revocation.FileStore).
@@ -114,6 +115,12 @@ func userRows(e *store.Enrollment, now time.Time) []Row {
 		}
 		rows = append(rows, r)
 	}
+	if w := e.WebAuthn; w != nil {
+		for _, c := range w.Credentials {
+			rows = append(rows, Row{User: e.User, Provider: e.Provider, Factor: FactorWebAuthn, Detail: keyDetail(c),
+				Created: c.Created, LastUsed: c.LastUsed, LockedUntil: locked})
+		}
+	}
 	if c := len(e.RecoveryCodeHashes); c > 0 {
 		rows = append(rows, Row{User: e.User, Provider: e.Provider, Factor: FactorRecoveryCodes, Detail: fmt.Sprintf("%d left", c), LockedUntil: locked})
 	}
@@ -121,6 +128,26 @@ func userRows(e *store.Enrollment, now time.Time) []Row {
 		rows = append(rows, Row{User: e.User, Provider: e.Provider, Factor: "-", LockedUntil: locked})
 	}
 	return rows
+}
+
+// keyDetail describes a WebAuthn key for `users`: its name (without
+// control characters, which a terminal would act on), and whether it may
+// be synced to other devices (a passkey) or is bound to one.
+func keyDetail(c store.WebAuthnCredential) string {
+	kind := "device-bound"
+	if c.BackupEligible {
+		kind = "synced passkey"
+	}
+	name := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, c.Name)
+	if name == "" {
+		return kind
+	}
+	return name + ", " + kind
 }
 
 // ErrUnknownFactor is a --factor that names no factor.
@@ -140,8 +167,22 @@ func (a *Admin) Reset(ctx context.Context, user, provider, factor string) ([]str
 	case "":
 	case FactorTOTP:
 		// The recovery codes were given with the authenticator app: they go too.
+		// A WebAuthn provider's record keeps its own.
 		clear = func(e *store.Enrollment) {
-			e.TOTP, e.Pending, e.LegacyPendingTOTP, e.RecoveryCodeHashes = nil, nil, nil, nil
+			if e.WebAuthn == nil {
+				e.RecoveryCodeHashes = nil
+			}
+			e.TOTP, e.Pending, e.LegacyPendingTOTP = nil, nil, nil
+		}
+	case FactorWebAuthn:
+		// Every key of the user, with the recovery codes given with the
+		// first; ceremonies in progress die with them. A TOTP provider's
+		// record keeps its own.
+		clear = func(e *store.Enrollment) {
+			if e.WebAuthn != nil {
+				e.RecoveryCodeHashes = nil
+			}
+			e.WebAuthn = nil
 		}
 	case FactorRecoveryCodes:
 		clear = func(e *store.Enrollment) { e.RecoveryCodeHashes = nil }

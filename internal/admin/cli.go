@@ -40,7 +40,7 @@ others need it stopped (it holds the enrolment store).
 
 Each action writes an audit line (JSON) on standard error and, in a
 cluster, an Event on the MFAProvider concerned. Factor names: totp,
-recovery-codes.
+webauthn (every key of the user), recovery-codes.
 `
 
 // Main runs one command line of the plugin (prog "kubectl mfa") or of
