@@ -255,5 +255,5 @@ func TestUsageErrors(t *testing.T) {
 	}
 	// An unknown factor is refused before anything is read.
 	_, err := (&Admin{}).Reset(context.Background(), ana, "", "sms")
-	g.Expect(err).To(MatchError(ContainSubstring(`unknown factor "sms": one of totp, recovery-codes`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`unknown factor "sms": one of totp, webauthn, recovery-codes`)))
 }
