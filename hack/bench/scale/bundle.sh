@@ -18,19 +18,10 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 cd "$root"
-SCALE_WORK=${SCALE_WORK:-$root/tmp/scale-bundle}
-mkdir -p "$SCALE_WORK"
-SCALE_WORK=$(cd "$SCALE_WORK" && pwd)
-STATE=$SCALE_WORK/state
-# shellcheck source=hack/lib/proc.sh
-. "$root/hack/lib/proc.sh"
-BIN=${BIN:-$root/bin/mfa-operator}
-if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
-  KUBEBUILDER_ASSETS=$root/bin/k8s/$(awk '$1 == "k8s.io/client-go" { sub(/^v0\./, "v1.", $2); print $2; exit }' go.mod)
-fi
-export KUBEBUILDER_ASSETS
+# shellcheck source=hack/lib/scale.sh
+. "$root/hack/lib/scale.sh"
+scale_init bundle
 POLICIES=${POLICIES:-10000}
-[ -x "$BIN" ] || die "$BIN is missing; run: make build"
 
 tools=$SCALE_WORK/tools
 mkdir -p "$tools"

@@ -26,21 +26,15 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 cd "$root"
-SCALE_WORK=${SCALE_WORK:-$root/tmp/scale-policies}
-mkdir -p "$SCALE_WORK"
-SCALE_WORK=$(cd "$SCALE_WORK" && pwd)
-STATE=$SCALE_WORK/state
-# shellcheck source=hack/lib/proc.sh
-. "$root/hack/lib/proc.sh"
-BIN=${BIN:-$root/bin/mfa-operator}
+# shellcheck source=hack/lib/scale.sh
+. "$root/hack/lib/scale.sh"
+scale_init policies
 POLICIES=${POLICIES:-10000}
 COMPARE=${COMPARE:-1000}
 STARTUP_RUNS=${STARTUP_RUNS:-5}
 SETTLE=${SETTLE:-5}
 RSS_GOAL_MB=300
 STARTUP_GOAL_MS=2000
-[ -x "$BIN" ] || die "$BIN is missing; run: make build"
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
 tool() { # tool NAME: the path of a built hack/bench tool
   if [ -n "${TOOLS:-}" ] && [ -x "$TOOLS/$1" ]; then
