@@ -12,18 +12,8 @@ import (
 // when it has none that is valid, unrevoked and carries one.
 func (j *Jar) BrowserID(r *http.Request, kr *keyring.Keyring, user string, now time.Time) string {
 	for _, name := range []string{RememberCookieName, CookieName} {
-		var b budget
-		c := cookieCursor{lines: r.Header["Cookie"]}
-		for !b.spent() {
-			part, ok := c.next()
-			if !ok {
-				break
-			}
-			v, ok := cookiePart(part, name)
-			if !ok {
-				continue
-			}
-			if o := j.open(kr, name, v, now, &b); o != nil && o.User == user && o.Browser != "" && !j.revoked(o) {
+		for o := range j.openAll(r, kr, name, now) {
+			if o.User == user && o.Browser != "" && !j.revoked(o) {
 				return o.Browser
 			}
 		}

@@ -3,6 +3,8 @@ package session
 import (
 	"encoding/base64"
 	"encoding/json"
+	"iter"
+	"net/http"
 	"strings"
 	"time"
 
@@ -33,6 +35,29 @@ type cookieKey struct{ name, value string }
 type budget struct{ looked, opened int }
 
 func (b *budget) spent() bool { return b.looked >= MaxValuesPerName }
+
+// openAll yields each of r's cookies called name that opens (see open),
+// in the order the browser sent them, within one budget. The pages use
+// it; Check, on the hot path, walks the cookies itself.
+func (j *Jar) openAll(r *http.Request, kr *keyring.Keyring, name string, now time.Time) iter.Seq[*opened] {
+	return func(yield func(*opened) bool) {
+		var b budget
+		c := cookieCursor{lines: r.Header["Cookie"]}
+		for !b.spent() {
+			part, ok := c.next()
+			if !ok {
+				return
+			}
+			v, ok := cookiePart(part, name)
+			if !ok {
+				continue
+			}
+			if o := j.open(kr, name, v, now, &b); o != nil && !yield(o) {
+				return
+			}
+		}
+	}
+}
 
 // open opens one value of a cookie called name, paying from b, the budget
 // of the request's cookies of that name. It answers from the cache when

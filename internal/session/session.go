@@ -330,19 +330,8 @@ func (j *Jar) set(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, n
 		sess.AuthTime = u.AuthTime.Unix()
 	}
 	// Keep this user's other factors from the current cookie.
-	var b budget
-	cur := cookieCursor{lines: r.Header["Cookie"]}
-	for !b.spent() {
-		part, ok := cur.next()
-		if !ok {
-			break
-		}
-		v, ok := cookiePart(part, name)
-		if !ok {
-			continue
-		}
-		old := j.open(kr, name, v, now, &b)
-		if old == nil || old.User != u.ID || j.revoked(old) {
+	for old := range j.openAll(r, kr, name, now) {
+		if old.User != u.ID || j.revoked(old) {
 			continue // a revoked cookie's factors are not carried over
 		}
 		for _, of := range old.Factors {

@@ -15,20 +15,9 @@ import (
 // within before now (a step-up for sensitive pages). Only the session
 // cookie counts: a remembered browser proves an answer of long ago.
 func (j *Jar) AnsweredWithin(r *http.Request, kr *keyring.Keyring, user string, providers []string, within time.Duration, now time.Time) (string, bool) {
-	var b budget
-	c := cookieCursor{lines: r.Header["Cookie"]}
 	oldest := now.Add(-within).Unix()
-	for !b.spent() {
-		part, ok := c.next()
-		if !ok {
-			break
-		}
-		v, ok := cookiePart(part, CookieName)
-		if !ok {
-			continue
-		}
-		o := j.open(kr, CookieName, v, now, &b)
-		if o == nil || o.User != user || j.revoked(o) {
+	for o := range j.openAll(r, kr, CookieName, now) {
+		if o.User != user || j.revoked(o) {
 			continue
 		}
 		for _, f := range o.Factors {
@@ -46,19 +35,8 @@ func (j *Jar) AnsweredWithin(r *http.Request, kr *keyring.Keyring, user string, 
 // cookie of another user, forged or expired is left as is.
 func (j *Jar) Reissue(w http.ResponseWriter, r *http.Request, kr *keyring.Keyring, user string, now time.Time) {
 	for _, name := range []string{CookieName, RememberCookieName} {
-		var b budget
-		c := cookieCursor{lines: r.Header["Cookie"]}
-		for !b.spent() {
-			part, ok := c.next()
-			if !ok {
-				break
-			}
-			v, ok := cookiePart(part, name)
-			if !ok {
-				continue
-			}
-			o := j.open(kr, name, v, now, &b)
-			if o == nil || o.User != user {
+		for o := range j.openAll(r, kr, name, now) {
+			if o.User != user {
 				continue
 			}
 			sess := o.sealed
@@ -83,17 +61,9 @@ func (j *Jar) Reissue(w http.ResponseWriter, r *http.Request, kr *keyring.Keyrin
 // RememberedUntil is when this browser's remembered-browser cookie of
 // user expires; zero when it has none.
 func (j *Jar) RememberedUntil(r *http.Request, kr *keyring.Keyring, user string, now time.Time) time.Time {
-	var b budget
-	c := cookieCursor{lines: r.Header["Cookie"]}
-	for !b.spent() {
-		part, ok := c.next()
-		if !ok {
-			break
-		}
-		if v, ok := cookiePart(part, RememberCookieName); ok {
-			if o := j.open(kr, RememberCookieName, v, now, &b); o != nil && o.User == user && !j.revoked(o) {
-				return o.expires
-			}
+	for o := range j.openAll(r, kr, RememberCookieName, now) {
+		if o.User == user && !j.revoked(o) {
+			return o.expires
 		}
 	}
 	return time.Time{}
