@@ -22,3 +22,33 @@ scale_init() {
   fi
   export KUBEBUILDER_ASSETS
 }
+
+cluster=()
+
+# scale_cluster_up starts etcd and kube-apiserver (hack/cluster.sh, state
+# in SCALE_WORK/cluster, ports free ones), installs the CRDs and creates
+# the namespace mfa-system. It sets cluster (the command prefix of
+# hack/cluster.sh, for scale_cluster_clean), kc (the kubeconfig) and
+# kubectl (a command with it).
+scale_cluster_up() {
+  cluster=(env DEMO_STATE="$SCALE_WORK/cluster" KUBEBUILDER_ASSETS="$KUBEBUILDER_ASSETS")
+  "${cluster[@]}" "$root/hack/cluster.sh" clean >/dev/null 2>&1 || true
+  cluster+=(DEMO_APISERVER_PORT="$(free_port)" DEMO_ETCD_PORT="$(free_port)" DEMO_ETCD_PEER_PORT="$(free_port)")
+  log "starting etcd and kube-apiserver (hack/cluster.sh)"
+  if ! "${cluster[@]}" "$root/hack/cluster.sh" up >"$SCALE_WORK/cluster.log" 2>&1; then
+    tail -n 20 "$SCALE_WORK/cluster.log" >&2
+    die "the local control plane did not start"
+  fi
+  kc=$SCALE_WORK/cluster/kubeconfig
+  kubectl=(env KUBECONFIG="$kc" "$KUBEBUILDER_ASSETS/kubectl")
+  "${kubectl[@]}" apply --server-side -f "$root/config/crd/bases" >/dev/null
+  "${kubectl[@]}" wait --for=condition=Established --timeout=60s crd/mfapolicies.mfa.operator.dev crd/mfaproviders.mfa.operator.dev >/dev/null
+  "${kubectl[@]}" create namespace mfa-system >/dev/null
+}
+
+# scale_cluster_clean stops the control plane scale_cluster_up started and
+# removes its state; nothing when it did not start.
+scale_cluster_clean() {
+  [ "${#cluster[@]}" -gt 0 ] || return 0
+  "${cluster[@]}" "$root/hack/cluster.sh" clean >>"$SCALE_WORK/cluster.log" 2>&1 || true
+}

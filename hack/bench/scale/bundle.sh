@@ -34,28 +34,17 @@ fi
 log "building hack/bench/bundleedit"
 go build -o "$tools/bundleedit" ./hack/bench/bundleedit
 
-cluster=(env DEMO_STATE="$SCALE_WORK/cluster" KUBEBUILDER_ASSETS="$KUBEBUILDER_ASSETS")
 cleanup() {
   local pid=""
   [ ! -s "$STATE/pids/controller.pid" ] || read -r pid <"$STATE/pids/controller.pid"
   stop_proc controller 2>/dev/null || true
   # start_proc may have failed before it recorded the process.
   [ -z "$pid" ] || ! running "$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-  "${cluster[@]}" "$root/hack/cluster.sh" clean >>"$SCALE_WORK/cluster.log" 2>&1 || true
+  scale_cluster_clean
 }
 trap cleanup EXIT
 
-log "starting etcd and kube-apiserver (hack/cluster.sh)"
-cluster+=(DEMO_APISERVER_PORT="$(free_port)" DEMO_ETCD_PORT="$(free_port)" DEMO_ETCD_PEER_PORT="$(free_port)")
-if ! "${cluster[@]}" "$root/hack/cluster.sh" up >"$SCALE_WORK/cluster.log" 2>&1; then
-  tail -n 20 "$SCALE_WORK/cluster.log" >&2
-  die "the local control plane did not start"
-fi
-kc=$SCALE_WORK/cluster/kubeconfig
-kubectl=(env KUBECONFIG="$kc" "$KUBEBUILDER_ASSETS/kubectl")
-"${kubectl[@]}" apply --server-side -f config/crd/bases >/dev/null
-"${kubectl[@]}" wait --for=condition=Established --timeout=60s crd/mfapolicies.mfa.operator.dev crd/mfaproviders.mfa.operator.dev >/dev/null
-"${kubectl[@]}" create namespace mfa-system >/dev/null
+scale_cluster_up
 
 probe=$(free_port)
 start_proc controller "$BIN" controller --namespace mfa-system \

@@ -41,29 +41,17 @@ if [ -z "$ctrlbench" ] || [ ! -x "$ctrlbench" ]; then
   ctrlbench=$SCALE_WORK/tools/ctrlbench
 fi
 
-cluster=(env DEMO_STATE="$SCALE_WORK/cluster" KUBEBUILDER_ASSETS="$KUBEBUILDER_ASSETS")
 cleanup() {
   local p
   for p in webhook-2 webhook-1 controller; do
     stop_proc "$p" 2>/dev/null || true
   done
-  "${cluster[@]}" "$root/hack/cluster.sh" clean >>"$SCALE_WORK/cluster.log" 2>&1 || true
+  scale_cluster_clean
 }
 trap cleanup EXIT
 
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (a busy machine makes every figure slower)"
-log "starting etcd and kube-apiserver (hack/cluster.sh)"
-"${cluster[@]}" "$root/hack/cluster.sh" clean >/dev/null 2>&1 || true
-cluster+=(DEMO_APISERVER_PORT="$(free_port)" DEMO_ETCD_PORT="$(free_port)" DEMO_ETCD_PEER_PORT="$(free_port)")
-if ! "${cluster[@]}" "$root/hack/cluster.sh" up >"$SCALE_WORK/cluster.log" 2>&1; then
-  tail -n 20 "$SCALE_WORK/cluster.log" >&2
-  die "the local control plane did not start"
-fi
-kc=$SCALE_WORK/cluster/kubeconfig
-kubectl=(env KUBECONFIG="$kc" "$KUBEBUILDER_ASSETS/kubectl")
-"${kubectl[@]}" apply --server-side -f config/crd/bases >/dev/null
-"${kubectl[@]}" wait --for=condition=Established --timeout=60s crd/mfapolicies.mfa.operator.dev crd/mfaproviders.mfa.operator.dev >/dev/null
-"${kubectl[@]}" create namespace mfa-system >/dev/null
+scale_cluster_up
 
 rm -rf "$STATE/logs"
 probe=$(free_port)
