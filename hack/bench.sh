@@ -86,27 +86,11 @@ fail_section() {
 # Processes: every process the script starts is recorded and stopped, by pid.
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mfa-bench.XXXXXX")
-pids=()
 cluster_started=false
 
-start_bg() { # start_bg NAME CMD [ARGS...]; sets STARTED_PID
-  local name=$1
-  shift
-  "$@" >>"$work/logs/$name.log" 2>&1 &
-  STARTED_PID=$!
-  pids+=("$STARTED_PID")
-}
-
-stop_bg() { # stop_bg PID
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=hack/lib/measure.sh
+source "$root/hack/lib/measure.sh"
+BG_LOGS=$work/logs
 
 cleanup() {
   local pid
@@ -150,10 +134,6 @@ wait_http() {
   done
 }
 
-cpu_ticks() { # utime + stime of PID, in clock ticks (fields 14 and 15 of /proc/PID/stat)
-  sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
 mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
 # start_webhook NAME POLICIES: a standalone challenge server with a fresh

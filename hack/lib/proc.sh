@@ -151,11 +151,13 @@ http_ok() {
   curl -fsS -o /dev/null --max-time 2 "$@" "$url"
 }
 
-# free_port prints a TCP port that nothing listens on at the moment.
+# free_port prints a TCP port that nothing listens on at the moment. It
+# is taken below Linux's default ephemeral range (32768-60999), so an
+# outgoing connection cannot take it before the server binds it.
 free_port() {
   local p
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0

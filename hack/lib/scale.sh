@@ -1,9 +1,12 @@
 # shellcheck shell=bash
 # What the scripts of hack/bench/scale share (sourced; root is the
-# repository's root): hack/lib/proc.sh, and scale_init.
+# repository's root): hack/lib/proc.sh, hack/lib/measure.sh, scale_init
+# and the control plane's start and clean-up.
 
 # shellcheck source=hack/lib/proc.sh
 . "$root/hack/lib/proc.sh"
+# shellcheck source=hack/lib/measure.sh
+. "$root/hack/lib/measure.sh"
 
 # scale_init NAME sets SCALE_WORK (default tmp/scale-NAME, made absolute),
 # STATE (SCALE_WORK/state), BIN (default bin/mfa-operator, absolute; it

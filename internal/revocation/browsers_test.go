@@ -7,7 +7,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -77,22 +76,7 @@ func TestFileStoreBrowserRevocationReachesARunningReader(t *testing.T) {
 
 func TestClusterStoreBrowserRevocationReachesEveryReplica(t *testing.T) {
 	g := NewWithT(t)
-	writerClient, err := client.New(rest.CopyConfig(cfg), client.Options{})
-	g.Expect(err).NotTo(HaveOccurred())
-	ns := newNamespace(t, writerClient)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var lists []*List
-	for range 2 {
-		c, err := client.NewWithWatch(rest.CopyConfig(cfg), client.Options{})
-		g.Expect(err).NotTo(HaveOccurred())
-		l := NewList(nil)
-		go (&ClusterStore{Client: c, Namespace: ns, Log: quiet}).Run(ctx, l)
-		lists = append(lists, l)
-	}
-	for _, l := range lists {
-		g.Eventually(l.Synced, 10*time.Second).Should(BeTrue())
-	}
+	writerClient, ns, lists := startReplicas(t, 2)
 	now := time.Now()
 	w := &ClusterStore{Client: writerClient, Namespace: ns, Log: quiet, Now: func() time.Time { return now }}
 	g.Expect(w.RevokeBrowser(context.Background(), "ana@example.com", browserB, now.Add(-time.Second))).To(Succeed())

@@ -105,15 +105,18 @@ func newNamespace(t *testing.T, c client.Client) string {
 	return name
 }
 
-func TestClusterStoreRevocationReachesEveryReplica(t *testing.T) {
+// startReplicas makes a namespace and n replicas' Lists, each kept by its
+// own ClusterStore watching it until the test ends, and waits until all
+// have read it; it returns a client for writing and the namespace.
+func startReplicas(t *testing.T, n int) (client.Client, string, []*List) {
 	g := NewWithT(t)
 	writerClient, err := client.New(rest.CopyConfig(cfg), client.Options{})
 	g.Expect(err).NotTo(HaveOccurred())
 	ns := newNamespace(t, writerClient)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var lists []*List
-	for range 3 {
+	t.Cleanup(cancel)
+	lists := make([]*List, 0, n)
+	for range n {
 		c, err := client.NewWithWatch(rest.CopyConfig(cfg), client.Options{})
 		g.Expect(err).NotTo(HaveOccurred())
 		l := NewList(nil)
@@ -123,6 +126,12 @@ func TestClusterStoreRevocationReachesEveryReplica(t *testing.T) {
 	for _, l := range lists {
 		g.Eventually(l.Synced, 10*time.Second).Should(BeTrue())
 	}
+	return writerClient, ns, lists
+}
+
+func TestClusterStoreRevocationReachesEveryReplica(t *testing.T) {
+	g := NewWithT(t)
+	writerClient, ns, lists := startReplicas(t, 3)
 	w := &ClusterStore{Client: writerClient, Namespace: ns, Log: quiet}
 	users := []string{"ana@example.com", "bob@example.com", "carol@example.com", "dave@example.com"}
 	// Concurrent writers on possibly one shard: compare-and-swap keeps all.

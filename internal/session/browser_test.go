@@ -110,31 +110,3 @@ func TestCheckWithBrowserRevocationsAllocatesNothing(t *testing.T) {
 		t.Fatalf("Check allocates %v times", n)
 	}
 }
-
-// BenchmarkCheckRememberedBrowsersRevoked is Check for a remembered
-// cookie already opened with 100,000 browsers revoked alone (none of them
-// this one): the revocation List's two lookups.
-func BenchmarkCheckRememberedBrowsersRevoked(b *testing.B) {
-	_, kr := newKeyring(b)
-	j := NewJar("example.com", true)
-	l := revocation.NewList(func() time.Time { return t0 })
-	l.ReplaceAll(map[string]map[string]int64{})
-	browsers := map[string]revocation.Browser{}
-	for range 100000 {
-		browsers[newID()] = revocation.Browser{User: "someone", Until: t0.Add(time.Hour).UnixNano()}
-	}
-	l.ReplaceAllBrowsers(map[string]map[string]revocation.Browser{"bench": browsers})
-	j.SetRevocations(l)
-	ana := User{ID: "ana"}
-	c := named(issue(b, j, kr, ana, totp, t0.Add(time.Second), true), RememberCookieName)
-	r := httptest.NewRequest(http.MethodGet, "/auth", nil)
-	r.AddCookie(c)
-	rule, now := anyTOTP, t0.Add(time.Hour)
-	if _, ok := j.Check(r, kr, &rule, &ana, now); !ok {
-		b.Fatal("not remembered")
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		j.Check(r, kr, &rule, &ana, now)
-	}
-}

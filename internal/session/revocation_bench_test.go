@@ -11,26 +11,42 @@ import (
 )
 
 // BenchmarkCheckRemembered is Check for a remembered cookie already
-// opened (the /auth hot path), without revocations, and with the one map
-// lookup of the revocation.List with 100,000 revoked users (none of them
-// this one).
+// opened (the /auth hot path): without revocations, and with the
+// revocation.List's lookups when 100,000 users, or 100,000 browsers of
+// one user, are revoked (none of them this one).
 func BenchmarkCheckRemembered(b *testing.B) {
-	for _, n := range []int{-1, 0, 100000} {
-		name := "revocations=off"
-		if n >= 0 {
-			name = fmt.Sprintf("revoked=%d", n)
+	revokedUsers := func(n int) *revocation.List {
+		others := map[string]int64{}
+		for i := range n {
+			others[fmt.Sprintf("user-%d@example.com", i)] = t0.UnixNano()
 		}
-		b.Run(name, func(b *testing.B) {
+		l := revocation.NewList(func() time.Time { return t0 })
+		l.ReplaceAll(map[string]map[string]int64{"bench": others})
+		return l
+	}
+	revokedBrowsers := func(n int) *revocation.List {
+		browsers := map[string]revocation.Browser{}
+		for range n {
+			browsers[newID()] = revocation.Browser{User: "someone", Until: t0.Add(time.Hour).UnixNano()}
+		}
+		l := revokedUsers(0)
+		l.ReplaceAllBrowsers(map[string]map[string]revocation.Browser{"bench": browsers})
+		return l
+	}
+	for _, bc := range []struct {
+		name string
+		list func() *revocation.List
+	}{
+		{"revocations=off", nil},
+		{"revoked=0", func() *revocation.List { return revokedUsers(0) }},
+		{"revoked=100000", func() *revocation.List { return revokedUsers(100000) }},
+		{"browsers-revoked=100000", func() *revocation.List { return revokedBrowsers(100000) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			_, kr := newKeyring(b)
 			j := NewJar("example.com", true)
-			if n >= 0 {
-				others := map[string]int64{}
-				for i := range n {
-					others[fmt.Sprintf("user-%d@example.com", i)] = t0.UnixNano()
-				}
-				l := revocation.NewList(func() time.Time { return t0 })
-				l.ReplaceAll(map[string]map[string]int64{"bench": others})
-				j.SetRevocations(l)
+			if bc.list != nil {
+				j.SetRevocations(bc.list())
 			}
 			ana := User{ID: "ana"}
 			c := named(issue(b, j, kr, ana, totp, t0.Add(time.Second), true), RememberCookieName)

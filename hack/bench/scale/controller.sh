@@ -63,7 +63,6 @@ wait_for controller "the controller's /readyz" 120 http_ok "http://127.0.0.1:$pr
 cpid=$(pid_of controller)
 ctrl_log=$STATE/logs/controller.log
 
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 

@@ -43,11 +43,11 @@ STATE=$SCALE_WORK/cluster
 KC=$STATE/kubeconfig
 KUBECTL=$KUBEBUILDER_ASSETS/kubectl
 
-log() { printf '%s users: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
+# shellcheck source=hack/lib/proc.sh
+. "$root/hack/lib/proc.sh"
+# shellcheck source=hack/lib/measure.sh
+. "$root/hack/lib/measure.sh"
+BG_LOGS=$SCALE_WORK/logs
 [ -x "$BIN" ] || die "$BIN is missing; run: make build"
 command -v curl >/dev/null || die "curl is missing"
 
@@ -56,23 +56,7 @@ figure() { printf 'FIGURE %s: %s (goal %s: %s)\n' "$1" "$2" "$3" "$([ "$4" = 1 ]
 # cmp_le A B: 1 when A <= B.
 cmp_le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? 1 : 0 }'; }
 mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
-rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-read_bytes() { awk '$1 == "rchar:" { print $2 }' "/proc/$1/io"; }
-now_ms() { date +%s%3N; }
 kubectl() { KUBECONFIG=$KC "$KUBECTL" "$@"; }
-
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port"
-}
 
 wait_http() { # URL TIMEOUT_S: until it answers 200
   local deadline=$((SECONDS + $2))
@@ -82,24 +66,6 @@ wait_http() { # URL TIMEOUT_S: until it answers 200
   done
 }
 
-pids=()
-start_bg() { # NAME CMD...: sets STARTED_PID
-  local name=$1
-  shift
-  "$@" >>"$SCALE_WORK/logs/$name.log" 2>&1 &
-  STARTED_PID=$!
-  pids+=("$STARTED_PID")
-}
-stop_bg() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local p
   for p in "${pids[@]}"; do stop_bg "$p"; done
