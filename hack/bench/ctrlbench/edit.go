@@ -9,10 +9,10 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -175,30 +175,18 @@ func shrink(ctx context.Context, c client.Client, n, to, workers int) error {
 	if to >= len(pols) {
 		return nil
 	}
-	gone := pols[to:]
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range max(workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(gone) || ctx.Err() != nil {
-					return
-				}
-				err := c.Delete(ctx, gone[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
-				if err != nil && !apierrors.IsNotFound(err) {
-					errs <- fmt.Errorf("deleting MFAPolicy %s/%s: %w", gone[i].Namespace, gone[i].Name, err)
-					return
-				}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	for _, p := range pols[to:] {
+		g.Go(func() error {
+			err := c.Delete(ctx, p, client.PropagationPolicy(metav1.DeletePropagationBackground))
+			if err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting MFAPolicy %s/%s: %w", p.Namespace, p.Name, err)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return g.Wait()
 }
 
 func slicesMax(ds []time.Duration) time.Duration {

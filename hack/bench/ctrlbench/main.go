@@ -26,12 +26,12 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -286,29 +286,18 @@ func readBundle(ctx context.Context, c client.Reader, sec *corev1.Secret, memo *
 // It returns when each create returned.
 func createAll(ctx context.Context, c client.Client, pols []*v1alpha1.MFAPolicy, workers int) ([]time.Time, error) {
 	createdAt := make([]time.Time, len(pols))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range max(workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(pols) || ctx.Err() != nil {
-					return
-				}
-				if err := c.Create(ctx, pols[i]); err != nil {
-					errs <- fmt.Errorf("creating MFAPolicy %s/%s: %w", pols[i].Namespace, pols[i].Name, err)
-					return
-				}
-				createdAt[i] = time.Now()
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	for i, p := range pols {
+		g.Go(func() error {
+			if err := c.Create(ctx, p); err != nil {
+				return fmt.Errorf("creating MFAPolicy %s/%s: %w", p.Namespace, p.Name, err)
 			}
-		}()
+			createdAt[i] = time.Now()
+			return nil
+		})
 	}
-	wg.Wait()
-	close(errs)
-	return createdAt, <-errs
+	return createdAt, g.Wait()
 }
 
 // readyAtGeneration: Ready=True and describing the current generation.
