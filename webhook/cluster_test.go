@@ -9,7 +9,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mfa-operator/mfa-operator/internal/keyring"
@@ -24,17 +23,9 @@ import (
 // change, refusing a corrupt bundle while keeping the last good one.
 func TestClusterFollowsBundleAndKeyringSecrets(t *testing.T) {
 	g := NewWithT(t)
-	env, cfg, err := storetest.StartControlPlane()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
-
-	scheme := runtime.NewScheme()
-	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
-	g.Expect(err).NotTo(HaveOccurred())
-	ctx, cancel := context.WithCancel(context.Background())
 	ns := "mfa-system"
-	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	c := storetest.CoreClient(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
 
 	f := newCoreServer(t, "")
 	s, err := NewServer(Options{

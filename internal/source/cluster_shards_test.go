@@ -10,7 +10,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mfa-operator/mfa-operator/internal/policy"
@@ -98,15 +97,8 @@ func (r *recorder) refusedWith(substr string) bool {
 // in force once its shard is right, without the manifest changing.
 func TestClusterPutsInForceOnlyWholeShardedBundles(t *testing.T) {
 	g := NewWithT(t)
-	env, cfg, err := storetest.StartControlPlane()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
-	scheme := runtime.NewScheme()
-	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
-	g.Expect(err).NotTo(HaveOccurred())
 	ns := "mfa-system"
-	g.Expect(c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	c := storetest.CoreClient(t, ns)
 	store := shardStore{t: t, c: c, ns: ns}
 
 	b := policytest.Bundle(1500)

@@ -4,12 +4,18 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -61,4 +67,28 @@ func StartControlPlane() (*envtest.Environment, *rest.Config, error) {
 		return nil, nil, fmt.Errorf("starting the control plane from %s: %w", dir, err)
 	}
 	return env, cfg, nil
+}
+
+// CoreClient starts a control plane for the test (stopped when it ends)
+// and returns a client of it that can watch the core types, with the
+// namespace ns created.
+func CoreClient(t testing.TB, ns string) client.WithWatch {
+	t.Helper()
+	env, cfg, err := StartControlPlane()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
