@@ -27,7 +27,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 
-	"github.com/mfa-operator/mfa-operator/hack/bench/internal/challengepage"
+	"github.com/mfa-operator/mfa-operator/test/challengepage"
 )
 
 type options struct {

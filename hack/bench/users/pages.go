@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/net/html"
 
-	"github.com/mfa-operator/mfa-operator/hack/bench/internal/challengepage"
 	"github.com/mfa-operator/mfa-operator/internal/totp"
+	"github.com/mfa-operator/mfa-operator/test/challengepage"
 )
 
 type pagesOptions struct {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"github.com/mfa-operator/mfa-operator/test/challengepage"
 )
 
 // Client goes through nginx as a browser would: a cookie jar, the
@@ -205,12 +207,12 @@ func (p *Page) Forms() []Form {
 		if n.Type == html.ElementNode {
 			switch n.Data {
 			case "form":
-				action := attr(n, "action")
+				action := challengepage.Attr(n, "action")
 				u, err := p.URL.Parse(action)
 				if err == nil {
 					action = u.String()
 				}
-				method := strings.ToUpper(attr(n, "method"))
+				method := strings.ToUpper(challengepage.Attr(n, "method"))
 				if method == "" {
 					method = http.MethodGet
 				}
@@ -222,8 +224,8 @@ func (p *Page) Forms() []Form {
 				cur = nil
 				return
 			case "input":
-				if cur != nil && attr(n, "name") != "" {
-					cur.Fields.Set(attr(n, "name"), attr(n, "value"))
+				if cur != nil && challengepage.Attr(n, "name") != "" {
+					cur.Fields.Set(challengepage.Attr(n, "name"), challengepage.Attr(n, "value"))
 				}
 			}
 		}
@@ -270,7 +272,7 @@ func (p *Page) Find(tag, class, attribute string) string {
 	if n == nil {
 		return ""
 	}
-	return attr(n, attribute)
+	return challengepage.Attr(n, attribute)
 }
 
 // Link returns the address (resolved against the page) of the first link
@@ -280,24 +282,16 @@ func (p *Page) Link(substr string) string {
 	if err != nil {
 		return ""
 	}
-	var href string
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if href != "" {
-			return
-		}
-		if n.Type == html.ElementNode && n.Data == "a" && strings.Contains(text(n), substr) {
-			href = attr(n, "href")
-			if u, err := p.URL.Parse(href); err == nil {
-				href = u.String()
-			}
-			return
-		}
-		for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
-			walk(ch)
-		}
+	a := challengepage.Find(doc, func(n *html.Node) bool {
+		return n.Data == "a" && strings.Contains(challengepage.Text(n), substr)
+	})
+	if a == nil {
+		return ""
 	}
-	walk(doc)
+	href := challengepage.Attr(a, "href")
+	if u, err := p.URL.Parse(href); err == nil {
+		href = u.String()
+	}
 	return href
 }
 
@@ -311,7 +305,7 @@ func (p *Page) Text(tag, class string) string {
 	if n == nil {
 		return ""
 	}
-	return strings.TrimSpace(text(n))
+	return strings.TrimSpace(challengepage.Text(n))
 }
 
 // Texts returns the text of every element tag inside the first element
@@ -325,7 +319,7 @@ func (p *Page) Texts(parentTag, parentClass, tag string) []string {
 	var walk func(*html.Node)
 	walk = func(n *html.Node) {
 		if n.Type == html.ElementNode && n.Data == tag {
-			out = append(out, strings.TrimSpace(text(n)))
+			out = append(out, strings.TrimSpace(challengepage.Text(n)))
 			return
 		}
 		for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
@@ -341,22 +335,9 @@ func (p *Page) find(tag, class string) *html.Node {
 	if err != nil {
 		return nil
 	}
-	var found *html.Node
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if found != nil {
-			return
-		}
-		if n.Type == html.ElementNode && n.Data == tag && (class == "" || hasClass(n, class)) {
-			found = n
-			return
-		}
-		for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
-			walk(ch)
-		}
-	}
-	walk(doc)
-	return found
+	return challengepage.Find(doc, func(n *html.Node) bool {
+		return n.Data == tag && (class == "" || hasClass(n, class))
+	})
 }
 
 // Image returns the bytes of an image the page shows: a data: URI, or a
@@ -388,35 +369,11 @@ func (c *Client) Image(t testing.TB, p *Page, src string) []byte {
 	return []byte(img.Body)
 }
 
-func attr(n *html.Node, name string) string {
-	for _, a := range n.Attr {
-		if a.Key == name {
-			return a.Val
-		}
-	}
-	return ""
-}
-
 func hasClass(n *html.Node, class string) bool {
-	for _, c := range strings.Fields(attr(n, "class")) {
+	for _, c := range strings.Fields(challengepage.Attr(n, "class")) {
 		if c == class {
 			return true
 		}
 	}
 	return false
-}
-
-func text(n *html.Node) string {
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
-			walk(ch)
-		}
-	}
-	walk(n)
-	return b.String()
 }

@@ -1,7 +1,8 @@
-// Package challengepage reads the challenge server's HTML pages the way the
-// benchmark clients need: the first POST form (its action, hidden fields
-// and code field), the TOTP key an enrolment page shows, and the choices of
-// a page that lists providers.
+// Package challengepage reads the challenge server's HTML pages for the
+// benchmark clients and the end-to-end harness: the first POST form (its
+// action, hidden fields and code field), the TOTP key an enrolment page
+// shows, the choices of a page that lists providers, and the element
+// helpers they are built on.
 package challengepage
 
 import (
