@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs every Go fuzz target of the repository (func FuzzXxx in a _test.go
-# file), one after the other, each for the same time.
+# file), one after the other, each for the same time or number of inputs.
 #
 #   hack/fuzz.sh [FUZZTIME]     FUZZTIME: 1m (default), 5s, 90s, 1h30m, or 5000x
 #
 # `make fuzz` runs it for a minute per target (FUZZTIME=10m make fuzz for
-# longer); `make test` for a few seconds each. Every target runs even when
-# one fails; the script fails when any did. An input that fails is written
-# by go test to the package's testdata/fuzz/FuzzXxx/: commit it with the
-# fix, so that it runs in every `go test` from then on.
+# longer); `make test` for 4,000 inputs each. A count, not a time: when
+# -fuzztime is a time, Go 1.26's coordinator (internal/fuzz, CoordinateFuzzing)
+# compares the deadline's error with its workers' context before that context
+# is cancelled, and can then fail a target that found nothing, printing only
+# "context deadline exceeded" and writing no input. A count has no deadline.
+# Every target runs even when one fails; the script fails when any did. An
+# input that fails is written by go test to the package's
+# testdata/fuzz/FuzzXxx/: commit it with the fix, so that it runs in every
+# `go test` from then on.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
