@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mfa-operator/mfa-operator/api/v1alpha1"
@@ -52,9 +52,9 @@ type signedAssertion struct {
 	// X-MFA-Assertion, so that an answer sets its headers without
 	// allocating. They are never modified once cached.
 	answer [3]string
-	// checkHeaders are the same headers as a Check sets them, made at the
-	// first Check that needs them (see allowedCheck).
-	checkHeaders atomic.Pointer[[3]*corev3.HeaderValueOption]
+	// checkAnswer is the allowed Check's answer that sets the same
+	// headers, made at the first Check that needs it (see allowedCheck).
+	checkAnswer atomic.Pointer[authv3.CheckResponse]
 }
 
 func newAssertionSigner(publicURL *url.URL, log *slog.Logger) *assertionSigner {

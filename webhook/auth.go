@@ -257,7 +257,7 @@ func (a *authHandler) decide(r *http.Request, ns, name string, dl *dialect, st *
 		st.user = session.User{ID: id.User.ID, AuthTime: id.AuthTime, AuthTimeVerified: id.Source == sourceJWT}
 		multifactor, ok := a.sessions.Check(r, snap.Keyring, &v.info.accepts, &st.user, now)
 		if !ok {
-			d.result, d.location, d.reason = decisionChallenge, e.challengeURL(orig.raw), "second factor required"
+			d.result, d.location, d.reason = decisionChallenge, e.challengeURL(orig.url()), "second factor required"
 			d.user = id.User.ID
 			return d
 		}
@@ -274,17 +274,19 @@ func (a *authHandler) decide(r *http.Request, ns, name string, dl *dialect, st *
 	return d
 }
 
-// buildRequest is the `request` variable: the original request. Headers
-// and query are only decoded for policies whose rules read them.
+// buildRequest is the `request` variable: the original request. Its URL,
+// headers and query are only written for policies whose rules read them.
 func buildRequest(r *http.Request, e *policyEntry, orig *originalRequest, ip string, now time.Time, req *policy.Request) {
 	*req = policy.Request{
 		Host:   orig.host,
 		Path:   orig.path,
 		Method: orig.method,
 		Scheme: orig.scheme,
-		URL:    orig.raw,
 		IP:     ip,
 		Time:   now,
+	}
+	if e.needsURL {
+		req.URL = orig.url()
 	}
 	if e.needsHeaders {
 		req.Headers = make(map[string]string, len(r.Header))

@@ -47,10 +47,13 @@ func extAuthzPath(target string) (ns, name, original string, ok bool) {
 		return "", "", "", false
 	}
 	name, original = rest, "/"
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		name, original = rest[:i], rest[i:]
-		if original[0] == '?' {
-			original = "/" + original
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; c == '/' || c == '?' {
+			name, original = rest[:i], rest[i:]
+			if c == '?' {
+				original = "/" + original
+			}
+			break
 		}
 	}
 	if !policySegment(ns) || !policySegment(name) {
@@ -99,12 +102,12 @@ func parseRequestLine(r *http.Request, original string, paths pathMode, o *origi
 	}
 	host := r.Host
 	switch {
-	case host == "" || strings.ContainsAny(host, "/\\@?#"):
+	case host == "" || notHost(host):
 		return errors.New("the original Host is missing or not a host")
 	case original == "" || original[0] != '/' || strings.HasPrefix(original, "//"):
 		return errors.New("the original path must start with a single /")
 	case r.Method == "":
 		return errors.New("the original method is missing")
 	}
-	return parseOriginalURL(scheme+"://"+host+original, r.Method, paths, o)
+	return parseOriginalParts(scheme, host, original, r.Method, paths, o)
 }

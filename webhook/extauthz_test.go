@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	. "github.com/onsi/gomega"
+	"google.golang.org/grpc/codes"
 
 	"github.com/mfa-operator/mfa-operator/internal/session"
 )
@@ -264,4 +266,69 @@ spec:
 	w = f.serve(extAuthzRequest(http.MethodGet, "/ext-authz/apps/admin/api/items", nil))
 	g.Expect(w.Code).To(Equal(http.StatusFound), w.Body.String())
 	g.Expect(strings.HasPrefix(w.Header().Get("Location"), challengeOf)).To(BeTrue())
+}
+
+// TestEveryDialectGivesTheRulesTheURL: request.url is the original URL
+// whichever dialect asked, also when it came in parts (Host and path,
+// X-Forwarded-Host and -Uri, a Check's attributes), and the challenge's
+// rd is that URL.
+func TestEveryDialectGivesTheRulesTheURL(t *testing.T) {
+	f := newCoreServer(t, coreProvidersYAML+`
+---
+apiVersion: mfa.operator.dev/v1alpha1
+kind: MFAPolicy
+metadata: { name: admin, namespace: apps }
+spec:
+  hosts: [admin.example.com]
+  identity: { header: {} }
+  rules:
+  - name: this-url
+    when: 'request.url == "https://admin.example.com/a/b?q=1&r=%2F"'
+    action: Allow
+  - name: plain-url
+    when: 'request.url == "https://admin.example.com:8443/reports?page=2"'
+    action: RequireMFA
+    multifactor: { providers: [google-authenticator] }
+  default: Deny
+`, trustLoopback)
+	const escaped, plain = "/a/b?q=1&r=%2F", "/reports?page=2"
+	client := authv3.NewAuthorizationClient(serveGRPC(t, f))
+	for _, tt := range []struct {
+		name string
+		ask  func(target, host string) int
+	}{
+		{"auth", func(target, host string) int {
+			return f.serve(authRequest("/auth/apps/admin", "https://"+host+target, map[string]string{"X-Auth-Request-Email": ana})).Code
+		}},
+		{"forward-auth", func(target, host string) int {
+			return f.serve(forwardAuthRequest("/forward-auth/apps/admin", map[string]string{"X-Forwarded-Host": host, "X-Forwarded-Uri": target, "Accept": "text/html", "X-Auth-Request-Email": ana})).Code
+		}},
+		{"ext-authz", func(target, host string) int {
+			return f.serve(extAuthzRequest(http.MethodGet, "/ext-authz/apps/admin"+target, map[string]string{"Host": host})).Code
+		}},
+		{"check", func(target, host string) int {
+			resp, err := client.Check(t.Context(), envoyCheck(target, map[string]string{":authority": host}, map[string]string{policyExtension: "apps/admin"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetStatus().GetCode() == int32(codes.OK) {
+				return http.StatusOK
+			}
+			return int(resp.GetDeniedResponse().GetStatus().GetCode())
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(tt.ask(escaped, "admin.example.com")).To(Equal(http.StatusOK))
+			challenged := http.StatusFound
+			if tt.name == "auth" {
+				challenged = http.StatusUnauthorized
+			}
+			g.Expect(tt.ask(plain, "admin.example.com:8443")).To(Equal(challenged))
+			g.Expect(tt.ask("/other", "admin.example.com")).To(Equal(http.StatusForbidden))
+		})
+	}
+	// The challenge's rd is the URL the front door asked about.
+	w := f.serve(extAuthzRequest(http.MethodGet, "/ext-authz/apps/admin"+plain, map[string]string{"Host": "admin.example.com:8443"}))
+	NewWithT(t).Expect(w.Header().Get("Location")).To(Equal(challengeOf + url.QueryEscape("https://admin.example.com:8443"+plain)))
 }

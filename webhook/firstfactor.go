@@ -318,7 +318,7 @@ func (f *firstFactor) call(ctx context.Context, r *http.Request, orig *originalR
 		}
 	}
 	if orig != nil {
-		req.Header.Set("X-Original-URL", orig.raw)
+		req.Header.Set("X-Original-URL", orig.url())
 		req.Header.Set("X-Original-Method", orig.method)
 		req.Header.Set("X-Forwarded-Method", orig.method)
 		req.Header.Set("X-Forwarded-Proto", orig.scheme)

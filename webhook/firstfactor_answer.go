@@ -25,7 +25,7 @@ import (
 //     to the front door, which would show its own error page or, for some
 //     front doors, be configurable to let the request through.
 func (e *policyEntry) withoutIdentity(d decision, err error, orig *originalRequest) decision {
-	d.result, d.err, d.location, d.reason = decisionChallenge, err, e.challengeURL(orig.raw), "no identity"
+	d.result, d.err, d.location, d.reason = decisionChallenge, err, e.challengeURL(orig.url()), "no identity"
 	if e.firstFactor == nil || err == nil {
 		return d
 	}
@@ -34,7 +34,7 @@ func (e *policyEntry) withoutIdentity(d decision, err error, orig *originalReque
 		d.err, d.reason = nil, "no first-factor session"
 		back := d.location
 		if e.hosts.listed {
-			back = orig.raw // the host is one the policy lists (checked before)
+			back = orig.url() // the host is one the policy lists (checked before)
 		}
 		if isAbsoluteURL(back) {
 			d.location = e.firstFactor.signinURL(back)

@@ -45,3 +45,44 @@ func FuzzExtAuthz(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOriginalPartsAgree: an original request read in parts (the Envoy
+// dialects and forward-auth) is judged exactly as the same request sent
+// whole in X-Original-URL: the same error or none, the same fields, and
+// the URL the parts make is that URL.
+func FuzzOriginalPartsAgree(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"admin.example.com", "/a/b?q=1"}, {"Admin.Example.COM:8443", "/"}, {"a.example.com.", "/x/../y"},
+		{"a.example.com", "/a%2Fb?c=%41"}, {"a_b.example.com", "/x"}, {"[::1]:8443", "/x"}, {"a.example.com:", "/x"},
+		{"a.example.com:99999", "/x"}, {"xn--caf-dma.example", "/%2e%2e/x"}, {"a.example.com", "/a b#f"},
+		{"a.example.com", "/?"}, {"1.2.3.4", "/x;y?z"}, {"a.example.com", "/a\\b"},
+	} {
+		f.Add("https", seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, scheme, authority, target string) {
+		if scheme != "http" && scheme != "https" || authority == "" || notHost(authority) ||
+			target == "" || target[0] != '/' || strings.HasPrefix(target, "//") {
+			return // refused before either is asked
+		}
+		for _, mode := range []pathMode{pathsStrict, pathsAmbiguousAllowed} {
+			var parts, whole originalRequest
+			errParts := parseOriginalParts(scheme, authority, target, http.MethodGet, mode, &parts)
+			raw := scheme + "://" + authority + target
+			errWhole := parseOriginalURL(raw, http.MethodGet, mode, &whole)
+			if (errParts == nil) != (errWhole == nil) || errParts != nil && errParts.Error() != errWhole.Error() {
+				t.Fatalf("%q: in parts %v, whole %v", raw, errParts, errWhole)
+			}
+			if errParts != nil {
+				continue
+			}
+			if parts.url() != raw {
+				t.Fatalf("%q: the parts make %q", raw, parts.url())
+			}
+			parts.raw, parts.authority, parts.target = "", "", ""
+			whole.raw, whole.authority, whole.target = "", "", ""
+			if parts != whole {
+				t.Fatalf("%q: in parts %+v, whole %+v", raw, parts, whole)
+			}
+		}
+	})
+}

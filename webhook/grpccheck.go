@@ -274,26 +274,23 @@ func checkResponse(d *decision, r *http.Request) *authv3.CheckResponse {
 }
 
 // allowedCheck is the OK CheckResponse of an allowed request: the X-MFA-*
-// headers set, replacing what the client sent. Its messages are allocated
-// at once; with an assertion, the headers are those of its cache entry,
-// made once and shared by every answer that carries it (messages are only
-// read once made: gRPC marshals them concurrently, as protobuf allows).
+// headers set, replacing what the client sent. With an assertion, it is
+// its cache entry's answer, made once and shared by every Check that
+// carries it: messages are only read once made (gRPC marshals them,
+// concurrently, as protobuf allows). Without one, its messages are
+// allocated at once.
 func allowedCheck(d *decision) *authv3.CheckResponse {
-	m := new(allowedCheckMessages)
 	if d.signed != nil {
-		m.ok.Headers = d.signed.checkHeaderOptions()
-	} else {
-		m.ok.Headers = []*corev3.HeaderValueOption{
-			setHeader("x-mfa-user", d.user),
-			setHeader("x-mfa-multifactor", visibleMultifactor(d.multifactor)),
-		}
-		// Whatever the client sent as an assertion must not reach the app.
-		m.ok.HeadersToRemove = removeAssertion
+		return d.signed.checkResponse()
 	}
-	m.oneof.OkResponse = &m.ok
-	m.status.Code = int32(codes.OK)
-	m.resp.Status, m.resp.HttpResponse = &m.status, &m.oneof
-	return &m.resp
+	m := new(allowedCheckMessages)
+	m.ok.Headers = []*corev3.HeaderValueOption{
+		setHeader("x-mfa-user", d.user),
+		setHeader("x-mfa-multifactor", visibleMultifactor(d.multifactor)),
+	}
+	// Whatever the client sent as an assertion must not reach the app.
+	m.ok.HeadersToRemove = removeAssertion
+	return m.response()
 }
 
 // allowedCheckMessages are the messages of allowedCheck's answer, in one
@@ -305,22 +302,31 @@ type allowedCheckMessages struct {
 	ok     authv3.OkHttpResponse
 }
 
-// checkHeaderOptions are X-MFA-User, X-MFA-Multifactor and
-// X-MFA-Assertion of sa as a Check sets them; made at the first call (two
-// concurrent first calls make the same, and one is kept).
-func (sa *signedAssertion) checkHeaderOptions() []*corev3.HeaderValueOption {
-	hs := sa.checkHeaders.Load()
-	if hs == nil {
-		hs = &[3]*corev3.HeaderValueOption{
-			setHeader("x-mfa-user", sa.answer[0]),
-			setHeader("x-mfa-multifactor", sa.answer[1]),
-			setHeader("x-mfa-assertion", sa.answer[2]),
-		}
-		if !sa.checkHeaders.CompareAndSwap(nil, hs) {
-			hs = sa.checkHeaders.Load()
-		}
+// response links m's messages into the OK answer.
+func (m *allowedCheckMessages) response() *authv3.CheckResponse {
+	m.oneof.OkResponse = &m.ok
+	m.status.Code = int32(codes.OK)
+	m.resp.Status, m.resp.HttpResponse = &m.status, &m.oneof
+	return &m.resp
+}
+
+// checkResponse is the OK answer of a Check allowed with sa: X-MFA-User,
+// X-MFA-Multifactor and X-MFA-Assertion set. Made at the first call (two
+// concurrent first calls make the same, and one is kept); never modified.
+func (sa *signedAssertion) checkResponse() *authv3.CheckResponse {
+	if resp := sa.checkAnswer.Load(); resp != nil {
+		return resp
 	}
-	return hs[:]
+	m := new(allowedCheckMessages)
+	m.ok.Headers = []*corev3.HeaderValueOption{
+		setHeader("x-mfa-user", sa.answer[0]),
+		setHeader("x-mfa-multifactor", sa.answer[1]),
+		setHeader("x-mfa-assertion", sa.answer[2]),
+	}
+	if !sa.checkAnswer.CompareAndSwap(nil, m.response()) {
+		return sa.checkAnswer.Load()
+	}
+	return &m.resp
 }
 
 // removeAssertion is OkHttpResponse.headers_to_remove without an

@@ -12,7 +12,12 @@ import (
 
 // originalRequest is the protected request an auth request asks about.
 type originalRequest struct {
-	raw string
+	// raw is the original URL as the front door sent it (X-Original-URL),
+	// or empty when it came in parts (authority and target, the path and
+	// query as sent): url() writes it then, only when asked, so that a
+	// remembered user's request allocates no URL nothing reads.
+	raw               string
+	authority, target string
 	// scheme is http or https; rawQuery is the query, undecoded.
 	scheme, rawQuery string
 	// host is the host name in its one form (internal/hostname), without
@@ -21,6 +26,14 @@ type originalRequest struct {
 	method string
 	// path is request.path (see pathView).
 	path string
+}
+
+// url is the original URL: http(s)://authority/path?query, as sent.
+func (o *originalRequest) url() string {
+	if o.raw != "" {
+		return o.raw
+	}
+	return o.scheme + "://" + o.authority + o.target
 }
 
 // parseOriginal reads X-Original-URL and X-Original-Method. The caller has
@@ -60,7 +73,7 @@ func parseForwarded(r *http.Request, paths pathMode, o *originalRequest) error {
 	switch {
 	case proto != "http" && proto != "https":
 		return errors.New("X-Forwarded-Proto must be http or https; configure the front door to send the original request")
-	case host == "" || strings.ContainsAny(host, "/\\@?#"):
+	case host == "" || notHost(host):
 		return errors.New("X-Forwarded-Host is missing or not a host")
 	case uri == "":
 		uri = "/"
@@ -70,7 +83,42 @@ func parseForwarded(r *http.Request, paths pathMode, o *originalRequest) error {
 	if method == "" {
 		return errors.New("X-Forwarded-Method is missing; configure the front door to send it")
 	}
-	return parseOriginalURL(proto+"://"+host+uri, method, paths, o)
+	return parseOriginalParts(proto, host, uri, method, paths, o)
+}
+
+// notHost: s holds a character that ends or leaves an authority ('/',
+// '\\', '?', '#') or names a user ('@'), so it is not a host.
+func notHost(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '/', '\\', '@', '?', '#':
+			return true
+		}
+	}
+	return false
+}
+
+// parseOriginalParts reads an original request that came in parts: the
+// scheme, the authority (checked by the caller to hold none of notHost's
+// characters) and the request-target (a path starting with a single '/',
+// and the query). It judges exactly what parseOriginalURL judges of
+// scheme://authority+target; in their common, plain form (splitPlainURL's)
+// the parts are read where they are, without writing the URL.
+func parseOriginalParts(scheme, authority, target, method string, paths pathMode, o *originalRequest) error {
+	path, query, ok := plainTarget(target)
+	if !ok || !plainHost(authority) {
+		return parseOriginalURL(scheme+"://"+authority+target, method, paths, o)
+	}
+	host, err := hostname.Normalize(authority, scheme)
+	if err != nil {
+		return fmt.Errorf("the original host %q is refused: %w", authority, err)
+	}
+	p, err := paths.view(path)
+	if err != nil {
+		return err
+	}
+	*o = originalRequest{authority: authority, target: target, scheme: scheme, rawQuery: query, method: method, host: hostname.Name(host), path: p}
+	return nil
 }
 
 // parseOriginalURL reads the original request's URL: scheme, host (in its
@@ -133,38 +181,54 @@ func splitPlainURL(raw string) (scheme, host, path, query string, ok bool) {
 		return "", "", "", "", false
 	}
 	end := len(rest)
-	colon := -1
 	for i := 0; i < len(rest); i++ {
-		c := rest[i]
-		if c == '/' || c == '?' {
+		if c := rest[i]; c == '/' || c == '?' {
 			end = i
 			break
 		}
-		switch {
+	}
+	host = rest[:end]
+	if !plainHost(host) {
+		return "", "", "", "", false
+	}
+	if path, query, ok = plainTarget(rest[end:]); !ok {
+		return "", "", "", "", false
+	}
+	return scheme, host, path, query, true
+}
+
+// plainHost: host is letters, digits, dots and dashes, with an optional
+// port (a colon and digits).
+func plainHost(host string) bool {
+	colon := -1
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '-':
 			if colon >= 0 && (c < '0' || c > '9') {
-				return "", "", "", "", false
+				return false
 			}
 		case c == ':' && colon < 0:
 			colon = i
 		default:
-			return "", "", "", "", false
+			return false
 		}
 	}
-	host, rest = rest[:end], rest[end:]
-	if host == "" || colon == 0 || colon == len(host)-1 {
-		return "", "", "", "", false
-	}
-	path = rest
-	if i := strings.IndexByte(rest, '?'); i >= 0 {
-		path, query = rest[:i], rest[i+1:]
-	}
-	for i := 0; i < len(rest); i++ {
-		if c := rest[i]; c <= ' ' || c >= 0x7f || c == '%' || c == '#' || c == '\\' {
-			return "", "", "", "", false
+	return host != "" && colon != 0 && colon != len(host)-1
+}
+
+// plainTarget splits a path and query of printable ASCII without percent
+// escapes, fragment or backslash at the first '?'.
+func plainTarget(target string) (path, query string, ok bool) {
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c >= 0x7f || c == '%' || c == '#' || c == '\\' {
+			return "", "", false
 		}
 	}
-	return scheme, host, path, query, true
+	path = target
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		path, query = target[:i], target[i+1:]
+	}
+	return path, query, true
 }
 
 // lowerASCII lower-cases s without allocating when it already is.

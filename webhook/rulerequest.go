@@ -19,6 +19,6 @@ func RuleRequest(rawURL, method string, header http.Header, ip string, now time.
 		return policy.Request{}, err
 	}
 	var req policy.Request
-	buildRequest(&http.Request{Header: header}, &policyEntry{needsHeaders: true, needsQuery: true}, &o, ip, now, &req)
+	buildRequest(&http.Request{Header: header}, &policyEntry{needsURL: true, needsHeaders: true, needsQuery: true}, &o, ip, now, &req)
 	return req, nil
 }

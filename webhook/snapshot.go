@@ -47,10 +47,11 @@ type policyEntry struct {
 	header      *headerSource
 	verifier    *jwtVerifier
 	firstFactor *firstFactor
-	// needsHeaders / needsQuery / needsInteractive: some rule reads
-	// request.headers / request.query / request.interactive, so they are
-	// decoded for it (and only then).
-	needsHeaders, needsQuery, needsInteractive bool
+	// needsURL / needsHeaders / needsQuery / needsInteractive: some rule
+	// may read request.url / request.headers / request.query /
+	// request.interactive (its text names it), so they are written for it
+	// (and only then).
+	needsURL, needsHeaders, needsQuery, needsInteractive bool
 	// needsGeo: some rule may read request.geo, so the client address is
 	// looked up in the GeoIP database for it (and only then).
 	needsGeo bool
@@ -210,6 +211,7 @@ func (sb *snapshotBuilder) newPolicyEntry(cp *policy.CompiledPolicy, providers m
 		return nil, fmt.Errorf("spec.identity: set one of header, jwt and forwardAuth")
 	}
 	for _, r := range cp.Spec.Rules {
+		e.needsURL = e.needsURL || strings.Contains(r.When, "url")
 		e.needsHeaders = e.needsHeaders || strings.Contains(r.When, "headers")
 		e.needsQuery = e.needsQuery || strings.Contains(r.When, "query")
 		e.needsInteractive = e.needsInteractive || strings.Contains(r.When, "interactive")
