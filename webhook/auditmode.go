@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 )
@@ -17,7 +18,7 @@ import (
 // list) was refused before the policy was known to be in Audit mode, and
 // stays refused.
 func (a *authHandler) audit(w http.ResponseWriter, r *http.Request, d *decision) {
-	a.recordAudit(r, d)
+	a.recordAudit(r.Context(), r, d)
 	w.Header()["Cache-Control"] = []string{"no-store"}
 	w.WriteHeader(http.StatusOK)
 }
@@ -25,7 +26,7 @@ func (a *authHandler) audit(w http.ResponseWriter, r *http.Request, d *decision)
 // recordAudit counts and logs the decision d of a policy in Audit mode,
 // then makes d the allow it is answered with: no user, no factor, no
 // assertion.
-func (a *authHandler) recordAudit(r *http.Request, d *decision) {
+func (a *authHandler) recordAudit(ctx context.Context, r *http.Request, d *decision) {
 	would, rule := d.result.String(), d.ruleLabel()
 	a.metrics.auditDecisions.WithLabelValues(d.entry.key, rule, would).Inc()
 	_, ip := a.proxies.forwardedClient(r) // the peer was checked by decide
@@ -47,7 +48,7 @@ func (a *authHandler) recordAudit(r *http.Request, d *decision) {
 	if d.err != nil {
 		attrs = append(attrs, slog.String("error", d.err.Error()))
 	}
-	a.log.LogAttrs(r.Context(), slog.LevelInfo, "audit decision: the policy is in Audit mode, the request was let through", attrs...)
+	a.log.LogAttrs(ctx, slog.LevelInfo, "audit decision: the policy is in Audit mode, the request was let through", attrs...)
 	*d = decision{result: decisionAllow, entry: d.entry, counters: d.counters, rule: d.rule, reason: "audit mode: would " + would}
 }
 

@@ -90,7 +90,7 @@ func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, 
 	defer a.recoverClosed(w)
 	st := authStates.Get().(*authState)
 	defer releaseAuthState(st)
-	d := a.decide(r, ns, name, dl, st, start)
+	d := a.decide(r.Context(), r, ns, name, dl, st, start)
 	switch {
 	case d.entry != nil && d.entry.audit:
 		a.audit(w, r, &d)
@@ -177,8 +177,10 @@ func releaseAuthState(st *authState) {
 type originalParser func(r *http.Request, paths pathMode, o *originalRequest) error
 
 // decide judges an auth request for the policy ns/name, or by host when ns
-// is empty; st is zeroed scratch space, start the time the request came in.
-func (a *authHandler) decide(r *http.Request, ns, name string, dl *dialect, st *authState, start time.Time) decision {
+// is empty; st is zeroed scratch space, start the time the request came in,
+// ctx the request's context (what an identity source that asks a server
+// uses; r's own may be none).
+func (a *authHandler) decide(ctx context.Context, r *http.Request, ns, name string, dl *dialect, st *authState, start time.Time) decision {
 	snap := a.config.snapshot()
 	if snap.Keyring == nil {
 		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
@@ -218,7 +220,7 @@ func (a *authHandler) decide(r *http.Request, ns, name string, dl *dialect, st *
 	}
 	d := decision{entry: e, counters: e.counters}
 
-	id, err := e.identify(r, &st.id, true, orig)
+	id, err := e.identify(ctx, r, &st.id, true, orig)
 	if err != nil || id == nil {
 		return e.withoutIdentity(d, err, orig)
 	}

@@ -85,7 +85,7 @@ func (c *challengePages) prepare(w http.ResponseWriter, r *http.Request, params 
 		cr.appHost = rdURL.Host
 	}
 
-	id, err := e.identify(r, nil, c.proxies.fromTrustedProxy(r), nil)
+	id, err := e.identify(r.Context(), r, nil, c.proxies.fromTrustedProxy(r), nil)
 	if e.firstFactor != nil && err != nil {
 		c.firstFactorMissing(w, r, cr, err)
 		return nil, false

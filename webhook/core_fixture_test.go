@@ -230,5 +230,5 @@ func reloadConfigDir(s *Server) { s.opts.Source.(*source.Dir).Reload(s.config) }
 
 // identifyAt identifies the user of r through e as the challenge pages do.
 func identifyAt(s *Server, r *http.Request, e *policyEntry) (*identity, error) {
-	return e.identify(r, nil, s.pages.proxies.fromTrustedProxy(r), nil)
+	return e.identify(r.Context(), r, nil, s.pages.proxies.fromTrustedProxy(r), nil)
 }

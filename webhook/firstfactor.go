@@ -174,7 +174,7 @@ func (f *firstFactor) signinURL(back string) string {
 // and pass headers; orig is the original request when known (nil on the
 // challenge pages). An answer is reused for the same credentials and host
 // for the cache TTL; 401s and failures never are.
-func (f *firstFactor) identify(r *http.Request, orig *originalRequest) (*identity, error) {
+func (f *firstFactor) identify(ctx context.Context, r *http.Request, orig *originalRequest) (*identity, error) {
 	host := ""
 	if orig != nil {
 		host = orig.host
@@ -191,7 +191,7 @@ func (f *firstFactor) identify(r *http.Request, orig *originalRequest) (*identit
 	}
 	// Concurrent requests of one browser share one call.
 	v, err, _ := f.calls.Do(string(key[:]), func() (any, error) {
-		id, err := f.ask(r, orig)
+		id, err := f.ask(ctx, r, orig)
 		if err == nil && f.ttl > 0 {
 			f.cache.Add(key, &firstFactorAnswer{id: id, expires: f.now().Add(f.ttl)})
 		}
@@ -266,11 +266,11 @@ func ownCookie(name string) bool {
 }
 
 // ask calls the first factor once, through the circuit breaker.
-func (f *firstFactor) ask(r *http.Request, orig *originalRequest) (*identity, error) {
+func (f *firstFactor) ask(ctx context.Context, r *http.Request, orig *originalRequest) (*identity, error) {
 	if !f.breaker.allow(f.now()) {
 		return nil, fmt.Errorf("%w: the circuit is open after repeated failures", errFirstFactorUnavailable)
 	}
-	resp, err := f.call(r.Context(), r, orig)
+	resp, err := f.call(ctx, r, orig)
 	if err != nil {
 		f.breaker.failure(f.now())
 		return nil, fmt.Errorf("%w: %v", errFirstFactorUnavailable, err)
@@ -292,7 +292,7 @@ func (f *firstFactor) ask(r *http.Request, orig *originalRequest) (*identity, er
 		return nil, fmt.Errorf("%w: it answered %d", errFirstFactorUnavailable, resp.StatusCode)
 	}
 	f.breaker.success()
-	return f.identityOf(r.Context(), resp.Header)
+	return f.identityOf(ctx, resp.Header)
 }
 
 // call sends the request: r's passed cookies and headers, and the original

@@ -153,7 +153,7 @@ func TestForwardAuthCacheNeverCrossesCookies(t *testing.T) {
 		var st authState
 		r := ssoAuth(cookie, more...)
 		g.Expect(parseOriginal(r, pathsStrict, &st.orig)).To(Succeed())
-		id, err := sn.entry("apps", "sso").identify(r, nil, true, &st.orig)
+		id, err := sn.entry("apps", "sso").identify(r.Context(), r, nil, true, &st.orig)
 		if err != nil {
 			return err.Error()
 		}
@@ -202,14 +202,14 @@ func TestForwardAuthCacheIsBounded(t *testing.T) {
 		c, want := "s"+itoa(i), "u"+itoa(i)+"@example.com"
 		ff.signIn(c, ssoUser{email: want})
 		r.Header.Set("Cookie", "_oauth2_proxy="+c)
-		if id, err := e.identify(r, nil, true, &st.orig); err != nil || id.User.ID != want {
+		if id, err := e.identify(r.Context(), r, nil, true, &st.orig); err != nil || id.User.ID != want {
 			t.Fatalf("cookie %d: identity %v, error %v; want %s", i, id, err, want)
 		}
 	}
 	g.Expect(e.firstFactor.cache.Len()).To(Equal(firstFactorCacheSize))
 	calls := ff.callCount()
 	r.Header.Set("Cookie", "_oauth2_proxy=s"+itoa(n-1))
-	id, err := e.identify(r, nil, true, &st.orig)
+	id, err := e.identify(r.Context(), r, nil, true, &st.orig)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id.User.ID).To(Equal("u" + itoa(n-1) + "@example.com"))
 	g.Expect(ff.callCount()).To(Equal(calls), "the latest answer is in the cache")

@@ -64,10 +64,10 @@ func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp
 	if why != "" {
 		d = decision{result: decisionRefused, reason: why}
 	} else {
-		d = a.decide(r, ns, name, dialectCheck, &sc.authState, start)
+		d = a.decide(ctx, r, ns, name, dialectCheck, &sc.authState, start)
 	}
 	if d.entry != nil && d.entry.audit {
-		a.recordAudit(r, &d)
+		a.recordAudit(ctx, r, &d)
 		resp = auditCheckResponse()
 	} else {
 		resp = checkResponse(&d, r)
@@ -82,13 +82,14 @@ func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp
 	return resp, nil
 }
 
-// checkScratch is a Check's per-request state: the decision's, and the
-// header map and values its view of the request is built in. Recycled, like
-// the decision state of the HTTP dialects: nothing of it outlives the Check
-// (the decision keeps strings, and the http.Request that points at the map
-// is dropped when the Check returns).
+// checkScratch is a Check's per-request state: the decision's, and its
+// view of the request with the header map and values it is built in.
+// Recycled, like the decision state of the HTTP dialects: nothing of it
+// outlives the Check (the decision keeps strings; nothing keeps the view).
+// The view carries no context: the Check's own is passed beside it.
 type checkScratch struct {
 	authState
+	req    http.Request
 	header http.Header
 	values []string
 }
@@ -104,7 +105,7 @@ const maxPooledCheckHeaders = 32
 // release clears sc, so that the pool keeps nothing of the request, and
 // returns it to the pool.
 func (sc *checkScratch) release() {
-	sc.authState = authState{}
+	sc.authState, sc.req = authState{}, http.Request{}
 	if len(sc.header) > maxPooledCheckHeaders || cap(sc.values) > 4*maxPooledCheckHeaders {
 		sc.header, sc.values = make(http.Header, maxPooledCheckHeaders), make([]string, 0, maxPooledCheckHeaders)
 	} else {
@@ -121,7 +122,8 @@ func (sc *checkScratch) release() {
 // X-Forwarded-Proto, and the client Envoy saw (attributes.source) at the
 // right of X-Forwarded-For, as one more hop. The peer is Envoy itself,
 // which must be in --trusted-proxies. why says why it cannot be judged.
-// The headers are built in sc's map and values.
+// The request is sc's, its headers built in sc's map and values; its
+// context is none (ctx is read only for the peer).
 func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest, sc *checkScratch) (r *http.Request, ns, name, why string) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
@@ -173,7 +175,7 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest, sc *checkSc
 		}
 	}
 	sc.values = values
-	view := http.Request{
+	sc.req = http.Request{
 		Method:     h.GetMethod(),
 		Host:       h.GetHost(),
 		RequestURI: h.GetPath(),
@@ -181,9 +183,9 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest, sc *checkSc
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		view.RemoteAddr = peerText(p.Addr)
+		sc.req.RemoteAddr = peerText(p.Addr)
 	}
-	return view.WithContext(ctx), ns, name, ""
+	return &sc.req, ns, name, ""
 }
 
 // peerText is the text of the gRPC peer's address, as net/http would give

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -54,7 +55,7 @@ func newHeaderSource(h *v1alpha1.HeaderIdentity) *headerSource {
 // being the original request when known. A header identity is put in buf
 // when given (the hot path's per-request state), so that it costs no
 // allocation of its own.
-func (e *policyEntry) identify(r *http.Request, buf *identity, trustedPeer bool, orig *originalRequest) (*identity, error) {
+func (e *policyEntry) identify(ctx context.Context, r *http.Request, buf *identity, trustedPeer bool, orig *originalRequest) (*identity, error) {
 	switch {
 	case e.header != nil:
 		if !trustedPeer {
@@ -68,9 +69,9 @@ func (e *policyEntry) identify(r *http.Request, buf *identity, trustedPeer bool,
 		}
 		return buf, nil
 	case e.verifier != nil:
-		return e.verifier.identify(r)
+		return e.verifier.identify(ctx, r)
 	case e.firstFactor != nil:
-		return e.firstFactor.identify(r, orig)
+		return e.firstFactor.identify(ctx, r, orig)
 	}
 	return nil, nil
 }

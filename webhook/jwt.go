@@ -146,12 +146,12 @@ func bearerToken(h string) string {
 
 // identify verifies the request's token; nil, nil when there is none. A
 // token seen before is answered from the cache until it expires.
-func (v *jwtVerifier) identify(r *http.Request) (*identity, error) {
+func (v *jwtVerifier) identify(ctx context.Context, r *http.Request) (*identity, error) {
 	t := v.token(r)
 	if t == "" {
 		return nil, nil
 	}
-	return v.identifyToken(r.Context(), t)
+	return v.identifyToken(ctx, t)
 }
 
 // identifyToken verifies a token, answering from the cache a token seen
