@@ -109,15 +109,10 @@ func parseOriginalParts(scheme, authority, target, method string, paths pathMode
 	if !ok || !plainHost(authority) {
 		return parseOriginalURL(scheme+"://"+authority+target, method, paths, o)
 	}
-	host, err := hostname.Normalize(authority, scheme)
-	if err != nil {
-		return fmt.Errorf("the original host %q is refused: %w", authority, err)
-	}
-	p, err := paths.view(path)
-	if err != nil {
+	if err := o.judge(scheme, authority, path, query, method, paths); err != nil {
 		return err
 	}
-	*o = originalRequest{authority: authority, target: target, scheme: scheme, rawQuery: query, method: method, host: hostname.Name(host), path: p}
+	o.authority, o.target = authority, target
 	return nil
 }
 
@@ -136,6 +131,17 @@ func parseOriginalURL(raw, method string, paths pathMode, o *originalRequest) er
 		scheme, query = u.Scheme, u.RawQuery
 		authority, rawPath = splitAuthority(raw)
 	}
+	if err := o.judge(scheme, authority, rawPath, query, method, paths); err != nil {
+		return err
+	}
+	o.raw = raw
+	return nil
+}
+
+// judge sets o from the original request's parts as sent: the host in its
+// one form and the path the rules see (pathView, with the server's path
+// mode). o's URL (raw, or authority and target) is the caller's to set.
+func (o *originalRequest) judge(scheme, authority, rawPath, query, method string, paths pathMode) error {
 	host, err := hostname.Normalize(authority, scheme)
 	if err != nil {
 		return fmt.Errorf("the original host %q is refused: %w", authority, err)
@@ -144,7 +150,7 @@ func parseOriginalURL(raw, method string, paths pathMode, o *originalRequest) er
 	if err != nil {
 		return err
 	}
-	*o = originalRequest{raw: raw, scheme: scheme, rawQuery: query, method: method, host: hostname.Name(host), path: p}
+	*o = originalRequest{scheme: scheme, rawQuery: query, method: method, host: hostname.Name(host), path: p}
 	return nil
 }
 
