@@ -69,7 +69,7 @@ type authHandler struct {
 //     RequireMFA rule none of whose providers is in force: 403, logged;
 //   - nothing loaded yet: 403.
 func (a *authHandler) handleAuth(w http.ResponseWriter, r *http.Request) {
-	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), dialectAuth)
+	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), "", dialectAuth)
 }
 
 // handleForwardAuth answers Traefik ForwardAuth and Caddy forward_auth:
@@ -80,17 +80,18 @@ func (a *authHandler) handleAuth(w http.ResponseWriter, r *http.Request) {
 // that is not a browser gets a 401 problem document instead
 // (respondAPIClient).
 func (a *authHandler) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
-	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), dialectForwardAuth)
+	a.serveDecision(w, r, r.PathValue("namespace"), r.PathValue("policy"), "", dialectForwardAuth)
 }
 
 // serveDecision answers an auth request for the policy ns/name, or for the
-// original request's host when ns is empty.
-func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, name string, dl *dialect) {
+// original request's host when ns is empty; target is the original
+// request-target when the auth request's own path carries it (ext-authz).
+func (a *authHandler) serveDecision(w http.ResponseWriter, r *http.Request, ns, name, target string, dl *dialect) {
 	start := time.Now()
 	defer a.recoverClosed(w)
 	st := authStates.Get().(*authState)
 	defer releaseAuthState(st)
-	d := a.decide(r.Context(), r, ns, name, dl, st, start)
+	d := a.decide(r.Context(), r, ns, name, target, dl, st, start)
 	switch {
 	case d.entry != nil && d.entry.audit:
 		a.audit(w, r, &d)
@@ -173,14 +174,17 @@ func releaseAuthState(st *authState) {
 	authStates.Put(st)
 }
 
-// originalParser reads what the front door says about the original request.
-type originalParser func(r *http.Request, paths pathMode, o *originalRequest) error
+// originalParser reads what the front door says about the original request;
+// target is its request-target (path and query, as sent) when the dialect
+// gives it apart from the auth request's headers, else empty.
+type originalParser func(r *http.Request, target string, paths pathMode, o *originalRequest) error
 
 // decide judges an auth request for the policy ns/name, or by host when ns
 // is empty; st is zeroed scratch space, start the time the request came in,
 // ctx the request's context (what an identity source that asks a server
-// uses; r's own may be none).
-func (a *authHandler) decide(ctx context.Context, r *http.Request, ns, name string, dl *dialect, st *authState, start time.Time) decision {
+// uses; r's own may be none), target the original request-target when the
+// dialect gives it apart (see originalParser).
+func (a *authHandler) decide(ctx context.Context, r *http.Request, ns, name, target string, dl *dialect, st *authState, start time.Time) decision {
 	snap := a.config.snapshot()
 	if snap.Keyring == nil {
 		return decision{result: decisionRefused, reason: "the challenge server has not loaded its bundle and keyring yet"}
@@ -193,7 +197,7 @@ func (a *authHandler) decide(ctx context.Context, r *http.Request, ns, name stri
 		return decision{result: decisionRefused, reason: errUntrustedPeer.Error()}
 	}
 	orig := &st.orig
-	if err := dl.parse(r, a.paths, orig); err != nil {
+	if err := dl.parse(r, target, a.paths, orig); err != nil {
 		return decision{result: decisionRefused, reason: err.Error()}
 	}
 

@@ -26,7 +26,7 @@ var (
 	// and the Gateway API ExternalAuth filter (HTTP).
 	// X-Envoy-External-Address is not read: nginx-based gateways (NGINX
 	// Gateway Fabric) pass it on from the client as it came.
-	dialectExtAuthz = &dialect{parse: parseExtAuthz, redirect: true}
+	dialectExtAuthz = &dialect{parse: parseRequestLine, redirect: true}
 	// dialectExtAuthzBadPath: an /ext-authz/ path that names no policy.
 	dialectExtAuthzBadPath = &dialect{parse: refuseExtAuthzPath, redirect: true}
 )

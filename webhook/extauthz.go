@@ -20,23 +20,25 @@ const extAuthzPrefix = "/ext-authz/"
 // as it is (a 401 problem document for an API client); a denial 403. The
 // decision is /auth's, with its guarantees.
 func (a *authHandler) handleExtAuthz(w http.ResponseWriter, r *http.Request) {
-	ns, name, _, ok := extAuthzPath(r.RequestURI)
+	ns, name, original, ok := extAuthzPath(r.RequestURI)
 	if !ok {
-		a.serveDecision(w, r, "", "", dialectExtAuthzBadPath)
+		a.serveDecision(w, r, "", "", "", dialectExtAuthzBadPath)
 		return
 	}
-	a.serveDecision(w, r, ns, name, dialectExtAuthz)
+	a.serveDecision(w, r, ns, name, original, dialectExtAuthz)
 }
 
 var errExtAuthzPath = errors.New("an ext-authz request's path must be /ext-authz/{namespace}/{policy} followed by the original path; configure the front door's path prefix as /ext-authz/{namespace}/{policy}")
 
 // refuseExtAuthzPath is the parser of a path that names no policy.
-func refuseExtAuthzPath(*http.Request, pathMode, *originalRequest) error { return errExtAuthzPath }
+func refuseExtAuthzPath(*http.Request, string, pathMode, *originalRequest) error {
+	return errExtAuthzPath
+}
 
 // extAuthzPath splits the request-target of an ext-authz request (as sent,
 // undecoded) into the policy it names and the original path and query
 // ("/" when none). The policy's segments are names (no escapes, no dots
-// alone); the original is judged by parseExtAuthz.
+// alone); the original is judged by parseRequestLine.
 func extAuthzPath(target string) (ns, name, original string, ok bool) {
 	rest, found := strings.CutPrefix(target, extAuthzPrefix)
 	if !found {
@@ -76,22 +78,12 @@ func policySegment(s string) bool {
 	return true
 }
 
-// parseExtAuthz reads the original request from an ext-authz request: the
-// method of the request itself, the path and query after the policy in
-// its request-target, the host from Host (:authority), and the scheme from
-// X-Forwarded-Proto (https when the front door does not say). The caller
-// has checked that the peer is trusted.
-func parseExtAuthz(r *http.Request, paths pathMode, o *originalRequest) error {
-	_, _, original, ok := extAuthzPath(r.RequestURI)
-	if !ok {
-		return errExtAuthzPath
-	}
-	return parseRequestLine(r, original, paths, o)
-}
-
-// parseRequestLine reads the original request of the Envoy dialects from
-// the method and Host of r and the original path and query (as sent).
-func parseRequestLine(r *http.Request, original string, paths pathMode, o *originalRequest) error {
+// parseRequestLine reads the original request of the Envoy dialects: the
+// method and Host of r, target its path and query as sent (after the
+// ext-authz prefix and policy; a Check's attributes.request.http.path),
+// and the scheme from X-Forwarded-Proto (https when the front door does
+// not say). The caller has checked that the peer is trusted.
+func parseRequestLine(r *http.Request, target string, paths pathMode, o *originalRequest) error {
 	scheme := "https"
 	if proto := firstHeader(r.Header, "X-Forwarded-Proto"); proto != "" {
 		if scheme = lowerASCII(proto); scheme != "http" && scheme != "https" {
@@ -104,10 +96,10 @@ func parseRequestLine(r *http.Request, original string, paths pathMode, o *origi
 	switch {
 	case host == "" || notHost(host):
 		return errors.New("the original Host is missing or not a host")
-	case original == "" || original[0] != '/' || strings.HasPrefix(original, "//"):
+	case target == "" || target[0] != '/' || strings.HasPrefix(target, "//"):
 		return errors.New("the original path must start with a single /")
 	case r.Method == "":
 		return errors.New("the original method is missing")
 	}
-	return parseOriginalParts(scheme, host, original, r.Method, paths, o)
+	return parseOriginalParts(scheme, host, target, r.Method, paths, o)
 }

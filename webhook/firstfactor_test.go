@@ -152,7 +152,7 @@ func TestForwardAuthCacheNeverCrossesCookies(t *testing.T) {
 		sn := f.s.config.snapshot()
 		var st authState
 		r := ssoAuth(cookie, more...)
-		g.Expect(parseOriginal(r, pathsStrict, &st.orig)).To(Succeed())
+		g.Expect(parseOriginal(r, "", pathsStrict, &st.orig)).To(Succeed())
 		id, err := sn.entry("apps", "sso").identify(r.Context(), r, nil, true, &st.orig)
 		if err != nil {
 			return err.Error()
@@ -196,7 +196,7 @@ func TestForwardAuthCacheIsBounded(t *testing.T) {
 	g := NewWithT(t)
 	var st authState
 	r := ssoAuth("")
-	g.Expect(parseOriginal(r, pathsStrict, &st.orig)).To(Succeed())
+	g.Expect(parseOriginal(r, "", pathsStrict, &st.orig)).To(Succeed())
 	const n = 100_000
 	for i := 0; i < n; i++ {
 		c, want := "s"+itoa(i), "u"+itoa(i)+"@example.com"

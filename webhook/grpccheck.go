@@ -27,7 +27,7 @@ import (
 const policyExtension = "mfa-policy"
 
 // dialectCheck: gRPC Check, from CheckRequest.attributes.request.http.
-var dialectCheck = &dialect{parse: parseCheck, redirect: true, envoyAddress: true}
+var dialectCheck = &dialect{parse: parseRequestLine, redirect: true, envoyAddress: true}
 
 // authzServer answers envoy.service.auth.v3.Authorization/Check with the
 // decision of /auth:
@@ -64,7 +64,7 @@ func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp
 	if why != "" {
 		d = decision{result: decisionRefused, reason: why}
 	} else {
-		d = a.decide(ctx, r, ns, name, dialectCheck, &sc.authState, start)
+		d = a.decide(ctx, r, ns, name, r.RequestURI, dialectCheck, &sc.authState, start)
 	}
 	if d.entry != nil && d.entry.audit {
 		a.recordAudit(ctx, r, &d)
@@ -226,14 +226,6 @@ var canonicalCheckHeaders = func() map[string]string {
 	return m
 }()
 
-// parseCheck reads the original request of a Check: its path is the
-// request-target as sent, query included (attributes.request.http.path).
-func parseCheck(r *http.Request, paths pathMode, o *originalRequest) error {
-	return parseRequestLine(r, r.RequestURI, paths, o)
-}
-
-// checkResponse is the CheckResponse of a decision; r is the request it
-// judged (nil when none could be read).
 // auditCheckResponse lets a request of a policy in Audit mode through, as
 // if no policy applied: OK, and the X-MFA-* headers the client may have
 // sent removed, since Envoy passes on what it is not told to replace.
@@ -246,6 +238,8 @@ func auditCheckResponse() *authv3.CheckResponse {
 	}
 }
 
+// checkResponse is the CheckResponse of a decision; r is the request it
+// judged (nil when none could be read).
 func checkResponse(d *decision, r *http.Request) *authv3.CheckResponse {
 	switch d.result {
 	case decisionAllow:

@@ -38,7 +38,7 @@ func (o *originalRequest) url() string {
 
 // parseOriginal reads X-Original-URL and X-Original-Method. The caller has
 // checked that the peer is trusted.
-func parseOriginal(r *http.Request, paths pathMode, o *originalRequest) error {
+func parseOriginal(r *http.Request, _ string, paths pathMode, o *originalRequest) error {
 	raw := firstHeader(r.Header, "X-Original-Url")
 	if raw == "" {
 		if len(r.Header["X-Original-Url"]) > 1 {
@@ -65,7 +65,7 @@ func errSentTwice(name string) error {
 // parseForwarded reads X-Forwarded-Proto, -Host, -Uri and -Method, as
 // Traefik and Caddy send them. The caller has checked that the peer is
 // trusted.
-func parseForwarded(r *http.Request, paths pathMode, o *originalRequest) error {
+func parseForwarded(r *http.Request, _ string, paths pathMode, o *originalRequest) error {
 	proto := lowerASCII(firstHeader(r.Header, "X-Forwarded-Proto"))
 	host := firstHeader(r.Header, "X-Forwarded-Host")
 	uri := firstHeader(r.Header, "X-Forwarded-Uri")

@@ -27,12 +27,12 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if rest, ok := strings.CutPrefix(p, "/auth"); ok {
 			if ns, name, ok := policyPath(rest); ok {
-				rt.auth.serveDecision(w, r, ns, name, dialectAuth)
+				rt.auth.serveDecision(w, r, ns, name, "", dialectAuth)
 				return
 			}
 		} else if rest, ok := strings.CutPrefix(p, "/forward-auth"); ok {
 			if ns, name, ok := policyPath(rest); ok {
-				rt.auth.serveDecision(w, r, ns, name, dialectForwardAuth)
+				rt.auth.serveDecision(w, r, ns, name, "", dialectForwardAuth)
 				return
 			}
 		}
