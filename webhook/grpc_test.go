@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/mfa-operator/mfa-operator/internal/session"
@@ -289,4 +290,27 @@ func TestGRPCServedWithHealth(t *testing.T) {
 	g.Eventually(done, 15*time.Second).Should(Receive(BeNil()))
 	_, err = net.DialTimeout("tcp", grpcLn.Addr().String(), time.Second)
 	g.Expect(err).To(HaveOccurred(), "the gRPC listener stops with the server")
+}
+
+// Each Check is judged by its own connection's peer: Checks from a trusted
+// proxy and from an untrusted peer, in turn on one server, each get their
+// own answer (the server remembers the last peer's address as text).
+func TestGRPCCheckJudgesEachCheckByItsOwnPeer(t *testing.T) {
+	g := NewWithT(t)
+	f := newCoreServer(t, coreAdminPolicyYAML)
+	srv := &authzServer{auth: f.s.handler.(*router).auth}
+	proxy, err := net.ResolveTCPAddr("tcp", coreProxyAddr)
+	g.Expect(err).NotTo(HaveOccurred())
+	stranger := &net.TCPAddr{IP: net.ParseIP("203.0.113.9"), Port: 41000}
+	req := envoyCheck("/public/", nil, map[string]string{"mfa-policy": "apps/admin"})
+	for i, from := range []*net.TCPAddr{proxy, stranger, proxy, stranger} {
+		resp, err := srv.Check(peer.NewContext(context.Background(), &peer.Peer{Addr: from}), req)
+		g.Expect(err).NotTo(HaveOccurred())
+		if from == proxy {
+			g.Expect(codes.Code(resp.GetStatus().GetCode())).To(Equal(codes.OK), "check %d, from %s", i, from)
+			continue
+		}
+		g.Expect(codes.Code(resp.GetStatus().GetCode())).To(Equal(codes.PermissionDenied), "check %d, from %s", i, from)
+		g.Expect(resp.GetDeniedResponse().GetBody()).To(ContainSubstring("--trusted-proxies"))
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -44,6 +45,18 @@ var dialectCheck = &dialect{parse: parseRequestLine, redirect: true, envoyAddres
 type authzServer struct {
 	authv3.UnimplementedAuthorizationServer
 	auth *authHandler
+	// peer is the text of the last TCP peer seen: Envoy keeps a few
+	// long-lived connections to the authorization cluster, whose address
+	// need not be written out for each Check.
+	peer atomic.Pointer[peerMemo]
+}
+
+// peerMemo is a TCP peer's address and its text. The address is the
+// connection's own (grpc-go gives each stream the same one), and is never
+// modified: while held here it cannot be another connection's.
+type peerMemo struct {
+	addr *net.TCPAddr
+	text string
 }
 
 // Check implements authv3.AuthorizationServer.
@@ -60,7 +73,7 @@ func (s *authzServer) Check(ctx context.Context, req *authv3.CheckRequest) (resp
 	sc := checkScratches.Get().(*checkScratch)
 	defer sc.release()
 	var d decision
-	r, ns, name, why := checkHTTPRequest(ctx, req, sc)
+	r, ns, name, why := s.checkHTTPRequest(ctx, req, sc)
 	if why != "" {
 		d = decision{result: decisionRefused, reason: why}
 	} else {
@@ -94,10 +107,12 @@ type checkScratch struct {
 	values []string
 }
 
-// checkScratches recycles checkScratch; a map or a value list grown by an
-// unusually large request is dropped instead, so that clearing stays cheap.
+// checkScratches recycles checkScratch. The header map starts at Go's
+// smallest (eight entries, cleared and filled without a table), grows
+// with the Checks that need more, and is dropped, like a value list, when
+// an unusually large request grew it, so that clearing stays cheap.
 var checkScratches = sync.Pool{New: func() any {
-	return &checkScratch{header: make(http.Header, maxPooledCheckHeaders), values: make([]string, 0, maxPooledCheckHeaders)}
+	return &checkScratch{header: make(http.Header), values: make([]string, 0, maxPooledCheckHeaders)}
 }}
 
 const maxPooledCheckHeaders = 32
@@ -107,7 +122,7 @@ const maxPooledCheckHeaders = 32
 func (sc *checkScratch) release() {
 	sc.authState, sc.req = authState{}, http.Request{}
 	if len(sc.header) > maxPooledCheckHeaders || cap(sc.values) > 4*maxPooledCheckHeaders {
-		sc.header, sc.values = make(http.Header, maxPooledCheckHeaders), make([]string, 0, maxPooledCheckHeaders)
+		sc.header, sc.values = make(http.Header), make([]string, 0, maxPooledCheckHeaders)
 	} else {
 		clear(sc.header)
 		clear(sc.values[:cap(sc.values)])
@@ -124,7 +139,7 @@ func (sc *checkScratch) release() {
 // which must be in --trusted-proxies. why says why it cannot be judged.
 // The request is sc's, its headers built in sc's map and values; its
 // context is none (ctx is read only for the peer).
-func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest, sc *checkScratch) (r *http.Request, ns, name, why string) {
+func (s *authzServer) checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest, sc *checkScratch) (r *http.Request, ns, name, why string) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	if h == nil {
@@ -183,19 +198,25 @@ func checkHTTPRequest(ctx context.Context, req *authv3.CheckRequest, sc *checkSc
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		sc.req.RemoteAddr = peerText(p.Addr)
+		sc.req.RemoteAddr = s.peerText(p.Addr)
 	}
 	return &sc.req, ns, name, ""
 }
 
 // peerText is the text of the gRPC peer's address, as net/http would give
-// it in RemoteAddr; one allocation for a TCP peer.
-func peerText(a net.Addr) string {
-	if tcp, ok := a.(*net.TCPAddr); ok {
-		ap := tcp.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+// it in RemoteAddr: the last TCP peer's remembered, else written out.
+func (s *authzServer) peerText(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
 	}
-	return a.String()
+	if m := s.peer.Load(); m != nil && m.addr == tcp {
+		return m.text
+	}
+	ap := tcp.AddrPort()
+	text := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	s.peer.Store(&peerMemo{addr: tcp, text: text})
+	return text
 }
 
 // canonicalCheckHeader is the canonical name of a header of a
